@@ -1,0 +1,3 @@
+//! sender binary.
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! server binary.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Sample-data generator. (Being written.)

@@ -1,0 +1,12 @@
+//! The traffic-globe domain library: what a traffic event is, how rows of traffic data are
+//! read from CSV, the pacing maths of a replay, the live aggregates, and the wire types that
+//! the sender, the server and the browser share.
+//!
+//! Pure and synchronous: no I/O beyond the `Read` a caller hands in, no async runtime.
+
+pub mod csv;
+pub mod event;
+pub mod generate;
+pub mod pacing;
+
+pub use event::{Event, Field, FieldError};

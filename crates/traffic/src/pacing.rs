@@ -1,0 +1,1 @@
+//! Pacing maths for replays. (Being written.)

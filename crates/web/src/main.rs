@@ -1,0 +1,3 @@
+//! web binary.
+
+fn main() {}
