@@ -4,9 +4,13 @@
 //!
 //! Pure and synchronous: no I/O beyond the `Read` a caller hands in, no async runtime.
 
+pub mod aggregates;
+pub mod countries;
 pub mod csv;
 pub mod event;
 pub mod generate;
+pub mod ingest;
 pub mod pacing;
 
+pub use aggregates::{Aggregates, AggregatesConfig, Place, Summary};
 pub use event::{Event, Field, FieldError};

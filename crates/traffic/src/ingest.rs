@@ -1,0 +1,479 @@
+//! The ingest contract: turning the body of `POST /api/events` into events, or into an error
+//! that names the item, the field and the reason.
+//!
+//! The body is one event object or an array of them. Field values are read leniently, with
+//! the same rules as the CSV reader (see [`crate::event`]): numbers may come as JSON numbers
+//! or numeric strings, the time as unix seconds/milliseconds or date-time text, the flag as a
+//! bool, 0/1 or text. Unknown fields are ignored; `suspicious` may be left out (false).
+//!
+//! Parsing borrows strings from the body and never builds a generic JSON tree, so it costs
+//! little more than the validation itself.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::event::{self, Event, Field, FieldError};
+
+/// Why a body was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IngestError {
+    /// Not JSON, or JSON that is neither an object nor an array (HTTP 400).
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// Well-formed JSON with an item that is not a usable event (HTTP 422).
+    #[error("item {item}: {problem}")]
+    Invalid {
+        /// Index of the item in the array; 0 for a single object.
+        item: usize,
+        /// What is wrong with it.
+        problem: ItemProblem,
+    },
+    /// More items than the server takes in one request (HTTP 413).
+    #[error("{count} items in one request; at most {max} are accepted")]
+    TooManyItems {
+        /// Items in the body.
+        count: usize,
+        /// The configured limit.
+        max: usize,
+    },
+}
+
+/// What is wrong with one item.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ItemProblem {
+    /// The item is not a JSON object.
+    #[error("expected an event object, found {0}")]
+    NotAnObject(&'static str),
+    /// A required field is absent (or null).
+    #[error("{0}: is missing")]
+    Missing(Field),
+    /// A field has a value that cannot be used.
+    #[error("{0}")]
+    Field(FieldError),
+}
+
+impl ItemProblem {
+    /// The field concerned, if the problem is with one field.
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            ItemProblem::NotAnObject(_) => None,
+            ItemProblem::Missing(field) => Some(*field),
+            ItemProblem::Field(e) => Some(e.field),
+        }
+    }
+
+    /// The reason without the field name.
+    pub fn reason(&self) -> String {
+        match self {
+            ItemProblem::NotAnObject(kind) => format!("expected an event object, found {kind}"),
+            ItemProblem::Missing(_) => "is missing".to_owned(),
+            ItemProblem::Field(e) => e.reason.clone(),
+        }
+    }
+}
+
+/// Parses a request body into events, all or nothing: the first bad item fails the whole body
+/// so a client never has to guess which of its events were kept.
+pub fn parse_body(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let items: Vec<RawItem<'_>> = match first {
+        Some(b'[') => serde_json::from_slice(body),
+        Some(b'{') => serde_json::from_slice::<RawItem<'_>>(body).map(|item| vec![item]),
+        Some(_) => {
+            return Err(IngestError::Malformed(
+                "expected an event object or an array of them".to_owned(),
+            ));
+        }
+        None => return Err(IngestError::Malformed("the body is empty".to_owned())),
+    }
+    .map_err(|e| IngestError::Malformed(e.to_string()))?;
+    if items.len() > max_items {
+        return Err(IngestError::TooManyItems {
+            count: items.len(),
+            max: max_items,
+        });
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(item, raw)| {
+            raw.validate()
+                .map_err(|problem| IngestError::Invalid { item, problem })
+        })
+        .collect()
+}
+
+/// A JSON scalar as sent, before validation.
+#[derive(Debug)]
+enum Value<'a> {
+    Null,
+    Bool(bool),
+    Number(f64),
+    Text(Cow<'a, str>),
+    /// An object or array where a scalar belongs.
+    Other(&'static str),
+}
+
+impl Value<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::Text(_) => "a string",
+            Value::Other(kind) => kind,
+        }
+    }
+}
+
+/// One array item as sent: an object with whatever known fields it has, or something else.
+#[derive(Debug, Default)]
+struct RawItem<'a> {
+    not_an_object: Option<&'static str>,
+    ip: Option<Value<'a>>,
+    latitude: Option<Value<'a>>,
+    longitude: Option<Value<'a>>,
+    timestamp: Option<Value<'a>>,
+    suspicious: Option<Value<'a>>,
+}
+
+impl RawItem<'_> {
+    fn validate(self) -> Result<Event, ItemProblem> {
+        if let Some(kind) = self.not_an_object {
+            return Err(ItemProblem::NotAnObject(kind));
+        }
+        let ip = match required(Field::Ip, self.ip)? {
+            Value::Text(text) => event::parse_ip(&text),
+            other => Err(wrong_type(Field::Ip, &other, "a string")),
+        };
+        let latitude = coordinate(Field::Latitude, required(Field::Latitude, self.latitude)?);
+        let longitude = coordinate(
+            Field::Longitude,
+            required(Field::Longitude, self.longitude)?,
+        );
+        let timestamp = match required(Field::Timestamp, self.timestamp)? {
+            Value::Number(n) => event::timestamp_from_number(n),
+            Value::Text(text) => event::parse_timestamp(&text),
+            other => Err(wrong_type(Field::Timestamp, &other, "a number or a string")),
+        };
+        let suspicious = match self.suspicious.unwrap_or(Value::Null) {
+            Value::Null => Ok(false),
+            Value::Bool(b) => Ok(b),
+            Value::Number(n) => event::suspicious_from_number(n),
+            Value::Text(text) => event::parse_suspicious(&text),
+            other => Err(wrong_type(Field::Suspicious, &other, "a boolean, 0 or 1")),
+        };
+        Ok(Event {
+            ip: ip.map_err(ItemProblem::Field)?,
+            latitude: latitude.map_err(ItemProblem::Field)?,
+            longitude: longitude.map_err(ItemProblem::Field)?,
+            timestamp: timestamp.map_err(ItemProblem::Field)?,
+            suspicious: suspicious.map_err(ItemProblem::Field)?,
+        })
+    }
+}
+
+fn required(field: Field, value: Option<Value<'_>>) -> Result<Value<'_>, ItemProblem> {
+    match value {
+        None | Some(Value::Null) => Err(ItemProblem::Missing(field)),
+        Some(value) => Ok(value),
+    }
+}
+
+fn wrong_type(field: Field, value: &Value<'_>, expected: &str) -> FieldError {
+    FieldError::new(
+        field,
+        format!("expected {expected}, found {}", value.kind()),
+    )
+}
+
+fn coordinate(field: Field, value: Value<'_>) -> Result<f64, FieldError> {
+    match value {
+        Value::Number(n) if field == Field::Latitude => event::check_latitude(n),
+        Value::Number(n) => event::check_longitude(n),
+        Value::Text(text) => event::parse_coordinate(field, &text),
+        other => Err(wrong_type(field, &other, "a number")),
+    }
+}
+
+impl<'de> Deserialize<'de> for Value<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Value::Number(v as f64))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Value::Number(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Value::Text(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Value::Other("an array"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Value::Other("an object"))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawItem<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl ItemVisitor {
+    fn not_an_object<'a>(kind: &'static str) -> RawItem<'a> {
+        RawItem {
+            not_an_object: Some(kind),
+            ..RawItem::default()
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = RawItem<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut item = RawItem::default();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let slot = match key.as_ref() {
+                "ip" => &mut item.ip,
+                "latitude" => &mut item.latitude,
+                "longitude" => &mut item.longitude,
+                "timestamp" => &mut item.timestamp,
+                "suspicious" => &mut item.suspicious,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(item)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Self::not_an_object("an array"))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("null"))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Self::not_an_object("a string"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"ip":"173.198.105.40","latitude":35.3696,"longitude":-119.0105,"timestamp":1736919120,"suspicious":0.0}"#;
+
+    fn invalid(body: &str) -> (usize, Option<Field>, String) {
+        match parse_body(body.as_bytes(), 1000) {
+            Err(IngestError::Invalid { item, problem }) => {
+                (item, problem.field(), problem.reason())
+            }
+            other => panic!("expected Invalid for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_single_object_is_one_event() {
+        let events = parse_body(GOOD.as_bytes(), 1000).unwrap();
+        assert_eq!(events.len(), 1);
+        let e = events[0];
+        assert_eq!(e.ip.to_string(), "173.198.105.40");
+        assert_eq!((e.latitude, e.longitude), (35.3696, -119.0105));
+        assert_eq!(e.timestamp, 1_736_919_120.0);
+        assert!(!e.suspicious);
+    }
+
+    #[test]
+    fn an_array_keeps_its_order_and_lenient_spellings_are_read() {
+        let body = r#"[
+            {"ip":"2001:4860::8888","latitude":"51.5","longitude":"-0.12","timestamp":"2025-01-15T05:32:00Z","suspicious":true,"bytes":512},
+            {"ip":"8.8.8.8","latitude":-33.9,"longitude":151.2,"timestamp":1736919121500,"suspicious":"1.0"},
+            {"ip":"1.1.1.1","latitude":0,"longitude":0,"timestamp":1736919122.25}
+        ]"#;
+        let events = parse_body(body.as_bytes(), 1000).unwrap();
+        assert_eq!(events.len(), 3);
+        assert!(events[0].ip.is_ipv6());
+        assert_eq!(events[0].latitude, 51.5);
+        assert!(events[0].suspicious);
+        assert_eq!(events[1].timestamp, 1_736_919_121.5);
+        assert!(events[1].suspicious);
+        assert_eq!(events[2].timestamp, 1_736_919_122.25);
+        assert!(!events[2].suspicious, "a missing flag means not suspicious");
+    }
+
+    #[test]
+    fn an_empty_array_is_accepted_as_nothing() {
+        assert!(parse_body(b" [ ] ", 1000).unwrap().is_empty());
+    }
+
+    #[test]
+    fn syntax_errors_and_non_event_bodies_are_malformed() {
+        for body in [
+            "",
+            "   ",
+            "{\"ip\":",
+            "[1,2",
+            "42",
+            "\"text\"",
+            "{} trailing",
+        ] {
+            assert!(
+                matches!(
+                    parse_body(body.as_bytes(), 1000),
+                    Err(IngestError::Malformed(_))
+                ),
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_item_is_named_by_index_field_and_reason() {
+        let body = format!(
+            r#"[{GOOD},{{"ip":"10.0.0.1","latitude":95,"longitude":1,"timestamp":1736919120}}]"#
+        );
+        let (item, field, reason) = invalid(&body);
+        assert_eq!((item, field), (1, Some(Field::Latitude)));
+        assert!(reason.contains("95"), "{reason}");
+    }
+
+    #[test]
+    fn each_field_rule_is_enforced() {
+        let cases = [
+            (
+                r#"{"latitude":1,"longitude":1,"timestamp":1736919120}"#,
+                Field::Ip,
+                "missing",
+            ),
+            (
+                r#"{"ip":"x.y","latitude":1,"longitude":1,"timestamp":1736919120}"#,
+                Field::Ip,
+                "not an IPv4",
+            ),
+            (
+                r#"{"ip":7,"latitude":1,"longitude":1,"timestamp":1736919120}"#,
+                Field::Ip,
+                "expected a string",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":null,"longitude":1,"timestamp":1736919120}"#,
+                Field::Latitude,
+                "missing",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":1,"longitude":-181,"timestamp":1736919120}"#,
+                Field::Longitude,
+                "out of range",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":1,"longitude":[1],"timestamp":1736919120}"#,
+                Field::Longitude,
+                "found an array",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":1,"longitude":1,"timestamp":"17369x9120"}"#,
+                Field::Timestamp,
+                "neither",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":1,"longitude":1,"timestamp":true}"#,
+                Field::Timestamp,
+                "found a boolean",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","latitude":1,"longitude":1,"timestamp":1736919120,"suspicious":2}"#,
+                Field::Suspicious,
+                "not 0 or 1",
+            ),
+        ];
+        for (body, want_field, want_reason) in cases {
+            let (item, field, reason) = invalid(body);
+            assert_eq!(item, 0, "{body}");
+            assert_eq!(field, Some(want_field), "{body}");
+            assert!(reason.contains(want_reason), "{body}: {reason}");
+        }
+    }
+
+    #[test]
+    fn a_non_object_item_is_invalid_not_malformed() {
+        let (item, field, reason) = invalid(&format!("[{GOOD}, 5]"));
+        assert_eq!((item, field), (1, None));
+        assert!(reason.contains("found a number"), "{reason}");
+    }
+
+    #[test]
+    fn too_many_items_are_refused_before_validation() {
+        let body = format!("[{GOOD},{GOOD},{GOOD}]");
+        assert_eq!(
+            parse_body(body.as_bytes(), 2),
+            Err(IngestError::TooManyItems { count: 3, max: 2 })
+        );
+    }
+
+    #[test]
+    fn escaped_strings_are_read_too() {
+        let body = r#"{"ip":"1.2.3.\u0034","latitude":1,"longitude":1,"timestamp":1736919120}"#;
+        assert_eq!(
+            parse_body(body.as_bytes(), 10).unwrap()[0].ip.to_string(),
+            "1.2.3.4"
+        );
+    }
+}
