@@ -92,7 +92,10 @@ pub fn parse_ip(text: &str) -> Result<IpAddr, FieldError> {
         if text.is_empty() {
             FieldError::new(Field::Ip, "is empty")
         } else {
-            FieldError::new(Field::Ip, format!("{text:?} is not an IPv4 or IPv6 address"))
+            FieldError::new(
+                Field::Ip,
+                format!("{text:?} is not an IPv4 or IPv6 address"),
+            )
         }
     })
 }
@@ -247,12 +250,23 @@ mod tests {
         assert_eq!(parse_timestamp("2025-01-15T05:32:00Z").unwrap(), want);
         assert_eq!(parse_timestamp("2025-01-15T06:32:00+01:00").unwrap(), want);
         assert_eq!(parse_timestamp("2025-01-15 05:32:00").unwrap(), want);
-        assert_eq!(parse_timestamp("2025-01-15T05:32:00.5").unwrap(), want + 0.5);
+        assert_eq!(
+            parse_timestamp("2025-01-15T05:32:00.5").unwrap(),
+            want + 0.5
+        );
     }
 
     #[test]
     fn mangled_or_implausible_timestamps_are_refused_with_a_reason() {
-        for bad in ["", "17369x9120", "yesterday", "12", "-1736919120", "NaN", "inf"] {
+        for bad in [
+            "",
+            "17369x9120",
+            "yesterday",
+            "12",
+            "-1736919120",
+            "NaN",
+            "inf",
+        ] {
             let err = parse_timestamp(bad).unwrap_err();
             assert_eq!(err.field, Field::Timestamp, "{bad:?}");
             assert!(!err.reason.is_empty());
