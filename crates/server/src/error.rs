@@ -1,0 +1,105 @@
+//! `ApiError`: every way a request can fail, as an HTTP status and a JSON body.
+//!
+//! Client errors say what to fix (`{"error": code, "message": text, ...}` plus `item`,
+//! `field` and `reason` when one event is at fault). Server errors are logged and answered
+//! with a generic message, never with internals.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use traffic::ingest::IngestError;
+
+/// A failed API request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not usable JSON (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// Wrong or missing `Content-Type` (415).
+    #[error("Content-Type must be application/json, got {0:?}")]
+    UnsupportedMediaType(String),
+    /// Body or batch too large (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// An event with an unusable field (422).
+    #[error("item {item}: {reason}")]
+    Invalid {
+        /// Index in the array (0 for a single object).
+        item: usize,
+        /// The field at fault, if one is.
+        field: Option<&'static str>,
+        /// Why.
+        reason: String,
+    },
+    /// No such route (404).
+    #[error("no such endpoint: {0}")]
+    NotFound(String),
+    /// Anything else (500); details are logged, not sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    item: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::Malformed(message) => ApiError::Malformed(message),
+            IngestError::TooManyItems { .. } => ApiError::TooLarge(e.to_string()),
+            IngestError::Invalid { item, problem } => ApiError::Invalid {
+                item,
+                field: problem.field().map(traffic::Field::name),
+                reason: problem.reason(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let message = match &self {
+            ApiError::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        };
+        let (item, field, reason) = match &self {
+            ApiError::Invalid {
+                item,
+                field,
+                reason,
+            } => (Some(*item), *field, Some(reason.as_str())),
+            _ => (None, None, None),
+        };
+        let body = Body {
+            error: code,
+            message,
+            item,
+            field,
+            reason,
+        };
+        (status, Json(body)).into_response()
+    }
+}

@@ -1,0 +1,598 @@
+//! The hub between ingest and the stream: it numbers events, keeps the aggregates and a ring
+//! of recent hits, and publishes ready-made SSE messages ("frames") to every client.
+//!
+//! Ingest handlers only append to a pending list (short lock, no serialization under it).
+//! One publisher task drains that list: it gives the events their sequence numbers, counts
+//! them in the aggregates, remembers them in the ring and broadcasts one frame per batch, all
+//! under one lock, so a client that subscribes under the same lock sees every event exactly
+//! once: either in its starting point (snapshot or resume) or in a later frame.
+//!
+//! Each hit is serialized once, in the ingest handler; frames are `Bytes` shared by all
+//! clients. A client that falls behind the broadcast buffer is sent a fresh snapshot rather
+//! than holding anything up.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+use tokio::sync::{Notify, broadcast};
+use tokio::time::Instant;
+use traffic::{Aggregates, AggregatesConfig, Event, Place, Summary};
+
+use crate::metrics::Metrics;
+
+/// Limits of the hub.
+#[derive(Debug, Clone, Copy)]
+pub struct HubConfig {
+    /// Recent hits kept for resumes and snapshots.
+    pub ring_capacity: usize,
+    /// Hits younger than this are "still visible" and go into snapshots.
+    pub visible: Duration,
+    /// Places and countries listed in stats.
+    pub top: usize,
+    /// Most hits in one frame.
+    pub frame_max_events: usize,
+    /// Frames buffered for clients; a client further behind is resynchronised.
+    pub client_buffer_frames: usize,
+    /// The aggregates' limits.
+    pub aggregates: AggregatesConfig,
+}
+
+/// What kind of message a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// New hits, `seq` being the last one's.
+    Hits,
+    /// Aggregates as of `seq`.
+    Stats,
+}
+
+/// One SSE message, ready to write.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The newest event sequence number the frame covers.
+    pub seq: u64,
+    /// Hits or stats.
+    pub kind: FrameKind,
+    /// `id: ...\nevent: ...\ndata: ...\n\n`.
+    pub bytes: Bytes,
+}
+
+/// An accepted event on its way to the publisher.
+pub struct Pending {
+    event: Event,
+    place: Arc<Place>,
+    received: Instant,
+    json: Bytes,
+}
+
+impl Pending {
+    /// Serializes the hit as clients will see it (once, here, in the ingest handler).
+    pub fn new(event: Event, place: Arc<Place>, received_ms: u64) -> Self {
+        let hit = HitJson {
+            ip: event.ip,
+            latitude: event.latitude,
+            longitude: event.longitude,
+            timestamp: event.timestamp,
+            suspicious: event.suspicious,
+            received: received_ms,
+            city: &place.city,
+            country_code: &place.country_code,
+            country: &place.country,
+        };
+        let mut json = BytesMut::with_capacity(256).writer();
+        // Writing plain fields into memory cannot fail.
+        let _ = serde_json::to_writer(&mut json, &hit);
+        Self {
+            event,
+            place,
+            received: Instant::now(),
+            json: json.into_inner().freeze(),
+        }
+    }
+}
+
+/// A hit as the stream sends it.
+#[derive(Serialize)]
+struct HitJson<'a> {
+    ip: std::net::IpAddr,
+    latitude: f64,
+    longitude: f64,
+    timestamp: f64,
+    suspicious: bool,
+    /// Server wall clock at receipt, unix milliseconds (lets a client age snapshot hits).
+    received: u64,
+    city: &'a str,
+    country_code: &'a str,
+    country: &'a str,
+}
+
+struct Recent {
+    seq: u64,
+    received: Instant,
+    json: Bytes,
+}
+
+/// The published state, guarded by one lock.
+struct Published {
+    /// Sequence number of the newest published event (0: none yet; ids start at 1).
+    seq: u64,
+    aggregates: Aggregates,
+    recent: VecDeque<Recent>,
+    /// Wall-clock rate samples: (when, total), one per stats tick.
+    rate_samples: VecDeque<(Instant, u64)>,
+    events_per_second: f64,
+}
+
+/// The hub. Shared by handlers and background tasks through [`crate::AppState`].
+pub struct Hub {
+    config: HubConfig,
+    /// Distinguishes this server run in event ids, so an id from before a restart is never
+    /// mistaken for a position in this run's sequence.
+    boot: String,
+    pending: Mutex<Vec<Pending>>,
+    wake: Notify,
+    published: Mutex<Published>,
+    frames: broadcast::Sender<Frame>,
+    metrics: Arc<Metrics>,
+}
+
+/// Where a new stream starts.
+pub struct Start {
+    /// Frames to send first: a snapshot, or the hits missed since `Last-Event-ID`.
+    pub initial: Vec<Bytes>,
+    /// The newest event id the initial frames cover.
+    pub seq: u64,
+    /// Live frames after that.
+    pub frames: broadcast::Receiver<Frame>,
+}
+
+/// Aggregates plus the server's own view, as `/api/stats` and stream messages show them.
+#[derive(Serialize)]
+pub struct Stats {
+    /// Id of the newest event counted.
+    pub seq: u64,
+    /// Server wall clock, unix milliseconds.
+    pub server_time: u64,
+    /// Events per second over the last few seconds of wall clock.
+    pub events_per_second: f64,
+    /// Ingest requests refused (malformed, invalid, too large, wrong content type).
+    pub rejected_requests: u64,
+    /// Clients connected to the stream.
+    pub clients: u64,
+    /// The aggregates.
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+impl Hub {
+    /// A new hub with nothing published.
+    pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
+        let boot = unix_ms(SystemTime::now());
+        let (frames, _) = broadcast::channel(config.client_buffer_frames.max(1));
+        Self {
+            config,
+            boot: format!("{boot:x}"),
+            pending: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+            published: Mutex::new(Published {
+                seq: 0,
+                aggregates: Aggregates::new(config.aggregates),
+                recent: VecDeque::with_capacity(config.ring_capacity.min(1 << 16)),
+                rate_samples: VecDeque::new(),
+                events_per_second: 0.0,
+            }),
+            frames,
+            metrics,
+        }
+    }
+
+    /// Queues accepted events for the publisher.
+    pub fn push(&self, batch: Vec<Pending>) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut pending = lock(&self.pending);
+        if pending.is_empty() {
+            *pending = batch;
+        } else {
+            pending.extend(batch);
+        }
+        drop(pending);
+        self.wake.notify_one();
+    }
+
+    /// Waits until something is pending.
+    pub async fn wait_for_pending(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Publishes everything pending: numbers it, counts it, broadcasts it. Returns how many
+    /// events were published.
+    pub fn publish(&self) -> usize {
+        let batch = std::mem::take(&mut *lock(&self.pending));
+        if batch.is_empty() {
+            return 0;
+        }
+        let mut published = lock(&self.published);
+        for chunk in batch.chunks(self.config.frame_max_events.max(1)) {
+            let first = published.seq + 1;
+            let last = published.seq + chunk.len() as u64;
+            let mut data =
+                BytesMut::with_capacity(32 + chunk.iter().map(|p| p.json.len() + 1).sum::<usize>());
+            data.extend_from_slice(format!("{{\"seq\":{first},\"hits\":[").as_bytes());
+            for (i, p) in chunk.iter().enumerate() {
+                if i > 0 {
+                    data.put_u8(b',');
+                }
+                data.extend_from_slice(&p.json);
+                published.aggregates.record(&p.event, &p.place);
+                if published.recent.len() == self.config.ring_capacity {
+                    published.recent.pop_front();
+                }
+                if self.config.ring_capacity > 0 {
+                    published.recent.push_back(Recent {
+                        seq: first + i as u64,
+                        received: p.received,
+                        json: p.json.clone(),
+                    });
+                }
+            }
+            data.extend_from_slice(b"]}");
+            published.seq = last;
+            let bytes = self.frame_bytes(last, "hits", &data);
+            self.broadcast(Frame {
+                seq: last,
+                kind: FrameKind::Hits,
+                bytes,
+            });
+        }
+        batch.len()
+    }
+
+    /// Samples the event rate and publishes a `stats` frame. Call once per stats interval.
+    pub fn publish_stats(&self) {
+        let mut published = lock(&self.published);
+        let now = Instant::now();
+        let total = published.aggregates.total();
+        published.rate_samples.push_back((now, total));
+        while published.rate_samples.len() > 6 {
+            published.rate_samples.pop_front();
+        }
+        let (then, before) = published.rate_samples[0];
+        let elapsed = now.duration_since(then).as_secs_f64();
+        published.events_per_second = if elapsed > 0.0 {
+            (total - before) as f64 / elapsed
+        } else {
+            0.0
+        };
+        let stats = self.stats_locked(&published);
+        let data = serde_json::to_vec(&stats).unwrap_or_default();
+        let bytes = self.frame_bytes(published.seq, "stats", &data);
+        self.broadcast(Frame {
+            seq: published.seq,
+            kind: FrameKind::Stats,
+            bytes,
+        });
+    }
+
+    /// The current stats.
+    pub fn stats(&self) -> Stats {
+        self.stats_locked(&lock(&self.published))
+    }
+
+    /// Id of the newest published event, and how many events the ring holds.
+    pub fn published(&self) -> (u64, usize) {
+        let published = lock(&self.published);
+        (published.seq, published.recent.len())
+    }
+
+    /// Starts a stream: from just after `last_event_id` if the ring still holds what came
+    /// after it, otherwise from a snapshot.
+    pub fn start(&self, last_event_id: Option<&str>) -> Start {
+        let published = lock(&self.published);
+        let frames = self.frames.subscribe();
+        let resume_from = last_event_id
+            .and_then(|id| self.parse_id(id))
+            .filter(|&seq| {
+                let oldest = published
+                    .recent
+                    .front()
+                    .map_or(published.seq + 1, |r| r.seq);
+                seq <= published.seq && seq + 1 >= oldest
+            });
+        let initial = match resume_from {
+            Some(seq) => {
+                self.metrics.resumes.fetch_add(1, Relaxed);
+                self.missed_frames(&published, seq)
+            }
+            None => {
+                self.metrics.snapshots.fetch_add(1, Relaxed);
+                vec![self.snapshot_locked(&published)]
+            }
+        };
+        Start {
+            initial,
+            seq: published.seq,
+            frames,
+        }
+    }
+
+    /// A fresh snapshot for a client that fell behind, and the id it covers.
+    pub fn resync(&self) -> (Bytes, u64) {
+        self.metrics.lag_resyncs.fetch_add(1, Relaxed);
+        let published = lock(&self.published);
+        (self.snapshot_locked(&published), published.seq)
+    }
+
+    fn missed_frames(&self, published: &Published, after: u64) -> Vec<Bytes> {
+        let skip = published.recent.partition_point(|r| r.seq <= after);
+        let missed: Vec<&Recent> = published.recent.range(skip..).collect();
+        missed
+            .chunks(self.config.frame_max_events.max(1))
+            .map(|chunk| {
+                let first = chunk[0].seq;
+                let last = first + chunk.len() as u64 - 1;
+                let mut data = format!("{{\"seq\":{first},\"hits\":[").into_bytes();
+                for (i, r) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        data.push(b',');
+                    }
+                    data.extend_from_slice(&r.json);
+                }
+                data.extend_from_slice(b"]}");
+                self.frame_bytes(last, "hits", &data)
+            })
+            .collect()
+    }
+
+    fn snapshot_locked(&self, published: &Published) -> Bytes {
+        let stats = self.stats_locked(published);
+        let now = Instant::now();
+        let visible = published
+            .recent
+            .partition_point(|r| now.duration_since(r.received) > self.config.visible);
+        let hits: Vec<&[u8]> = published
+            .recent
+            .range(visible..)
+            .map(|r| r.json.as_ref())
+            .collect();
+        let first_seq = published
+            .recent
+            .get(visible)
+            .map_or(published.seq + 1, |r| r.seq);
+        // Visible hits that the ring could not hold: everything newer than the visibility
+        // horizon that is not in the ring. Only non-zero when the ring is full of young hits.
+        let hits_truncated = if visible == 0 && published.recent.len() == self.config.ring_capacity
+        {
+            published.seq - published.recent.len() as u64
+        } else {
+            0
+        };
+        // {"stats":{..},"visible_secs":..,"first_seq":..,"hits_truncated":..,"hits":[..]},
+        // written by hand so the pre-serialized hits are copied, not re-parsed.
+        let mut data = br#"{"stats":"#.to_vec();
+        data.extend_from_slice(&serde_json::to_vec(&stats).unwrap_or_default());
+        data.extend_from_slice(
+            format!(
+                r#","visible_secs":{},"first_seq":{first_seq},"hits_truncated":{hits_truncated},"hits":["#,
+                self.config.visible.as_secs_f64()
+            )
+            .as_bytes(),
+        );
+        for (i, hit) in hits.iter().enumerate() {
+            if i > 0 {
+                data.push(b',');
+            }
+            data.extend_from_slice(hit);
+        }
+        data.extend_from_slice(b"]}");
+        self.frame_bytes(published.seq, "snapshot", &data)
+    }
+
+    fn stats_locked(&self, published: &Published) -> Stats {
+        Stats {
+            seq: published.seq,
+            server_time: unix_ms(SystemTime::now()),
+            events_per_second: published.events_per_second,
+            rejected_requests: self.metrics.requests_rejected(),
+            clients: self.metrics.clients_connected(),
+            summary: published.aggregates.summary(self.config.top),
+        }
+    }
+
+    fn broadcast(&self, frame: Frame) {
+        self.metrics.frames_published.fetch_add(1, Relaxed);
+        // No receivers is fine: nobody is watching yet.
+        let _ = self.frames.send(frame);
+    }
+
+    fn frame_bytes(&self, seq: u64, event: &str, data: &[u8]) -> Bytes {
+        let mut out = BytesMut::with_capacity(data.len() + 64);
+        out.extend_from_slice(
+            format!("id: {}-{seq}\nevent: {event}\ndata: ", self.boot).as_bytes(),
+        );
+        // serde_json never writes a raw newline (they are escaped in strings), so the
+        // payload is a single SSE data line.
+        out.extend_from_slice(data);
+        out.extend_from_slice(b"\n\n");
+        out.freeze()
+    }
+
+    /// The sequence number in an event id of this run, if it is one.
+    fn parse_id(&self, id: &str) -> Option<u64> {
+        let (boot, seq) = id.trim().split_once('-')?;
+        (boot == self.boot).then(|| seq.parse().ok()).flatten()
+    }
+}
+
+/// Unix milliseconds of a wall-clock time (0 before 1970, which a sane clock never shows).
+pub fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section here leaves the data consistent before anything that could
+    // panic, so a poisoned lock still guards good data; keep serving rather than crash.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::geo::Geocoder;
+
+    fn hub(ring: usize, buffer: usize) -> Hub {
+        Hub::new(
+            HubConfig {
+                ring_capacity: ring,
+                visible: Duration::from_secs(60),
+                top: 5,
+                frame_max_events: 3,
+                client_buffer_frames: buffer,
+                aggregates: AggregatesConfig::default(),
+            },
+            Arc::new(Metrics::default()),
+        )
+    }
+
+    fn pending(n: usize) -> Vec<Pending> {
+        let geo = Geocoder::shared();
+        (0..n)
+            .map(|i| {
+                let event = Event {
+                    ip: format!("192.0.2.{i}").parse().unwrap(),
+                    latitude: 48.8566,
+                    longitude: 2.3522,
+                    timestamp: 1_736_919_120.0 + i as f64,
+                    suspicious: i % 2 == 0,
+                };
+                Pending::new(event, geo.locate(event.latitude, event.longitude), 0)
+            })
+            .collect()
+    }
+
+    fn data(frame: &[u8]) -> serde_json::Value {
+        let text = std::str::from_utf8(frame).unwrap();
+        let line = text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
+    fn id(frame: &[u8]) -> String {
+        let text = std::str::from_utf8(frame).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("id: "))
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn publishing_numbers_events_in_order_and_splits_large_batches_into_frames() {
+        let hub = hub(100, 16);
+        let mut start = hub.start(None);
+        hub.push(pending(5));
+        assert_eq!(hub.publish(), 5);
+        let first = start.frames.try_recv().unwrap();
+        let second = start.frames.try_recv().unwrap();
+        assert_eq!((first.seq, second.seq), (3, 5));
+        assert_eq!(data(&first.bytes)["seq"], 1);
+        assert_eq!(data(&first.bytes)["hits"].as_array().unwrap().len(), 3);
+        assert_eq!(data(&second.bytes)["hits"][1]["ip"], "192.0.2.4");
+        assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
+        assert!(id(&second.bytes).ends_with("-5"));
+        assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn a_resume_gets_exactly_the_missed_hits_and_a_stale_id_gets_a_snapshot() {
+        let hub = hub(100, 16);
+        hub.push(pending(4));
+        hub.publish();
+        let after_two = format!("{}-2", hub.boot);
+        let start = hub.start(Some(&after_two));
+        assert_eq!(start.seq, 4);
+        assert_eq!(start.initial.len(), 1);
+        let missed = data(&start.initial[0]);
+        assert_eq!(missed["seq"], 3);
+        let ips: Vec<_> = missed["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["ip"].clone())
+            .collect();
+        assert_eq!(ips, ["192.0.2.2", "192.0.2.3"]);
+
+        for stale in ["0123-2", "garbage", &format!("{}-99", hub.boot)] {
+            let start = hub.start(Some(stale));
+            assert!(
+                std::str::from_utf8(&start.initial[0])
+                    .unwrap()
+                    .contains("event: snapshot"),
+                "{stale}"
+            );
+        }
+        // Up to date: nothing to send first.
+        assert!(
+            hub.start(Some(&format!("{}-4", hub.boot)))
+                .initial
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_id_older_than_the_ring_falls_back_to_a_snapshot() {
+        let hub = hub(3, 16);
+        hub.push(pending(6));
+        hub.publish();
+        let start = hub.start(Some(&format!("{}-1", hub.boot)));
+        assert!(
+            std::str::from_utf8(&start.initial[0])
+                .unwrap()
+                .contains("event: snapshot")
+        );
+        let start = hub.start(Some(&format!("{}-3", hub.boot)));
+        assert_eq!(
+            data(&start.initial[0])["seq"],
+            4,
+            "seq 4..6 are still in the ring"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_aggregates_and_the_visible_hits() {
+        let hub = hub(100, 16);
+        hub.push(pending(4));
+        hub.publish();
+        let start = hub.start(None);
+        let snap = data(&start.initial[0]);
+        assert_eq!(snap["stats"]["total"], 4);
+        assert_eq!(snap["stats"]["suspicious"], 2);
+        assert_eq!(snap["stats"]["seq"], 4);
+        assert_eq!(snap["first_seq"], 1);
+        assert_eq!(snap["hits"].as_array().unwrap().len(), 4);
+        assert_eq!(snap["stats"]["top_places"][0]["city"], "Paris");
+        assert_eq!(snap["stats"]["top_places"][0]["count"], 4);
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_is_told_it_lagged_and_memory_stays_bounded() {
+        let hub = hub(100, 2);
+        let mut start = hub.start(None);
+        for _ in 0..5 {
+            hub.push(pending(1));
+            hub.publish();
+        }
+        assert!(matches!(
+            start.frames.try_recv(),
+            Err(broadcast::error::TryRecvError::Lagged(3))
+        ));
+        let (snapshot, seq) = hub.resync();
+        assert_eq!(seq, 5);
+        assert_eq!(data(&snapshot)["stats"]["total"], 5);
+        assert_eq!(hub.frames.len(), 2, "the buffer holds at most its capacity");
+    }
+}

@@ -1,0 +1,151 @@
+//! traffic-globe server: validates ingested events, enriches them with a place, keeps live
+//! aggregates and fans everything out to browsers over Server-Sent Events.
+//!
+//! [`app`] builds the router (handler tests drive it with `oneshot`); [`serve`] runs it on a
+//! listener with the background tasks and graceful shutdown; [`run`] is what `main` calls.
+
+mod api;
+mod config;
+mod error;
+pub mod geo;
+pub mod hub;
+mod metrics;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use geo::Geocoder;
+pub use hub::Hub;
+pub use metrics::Metrics;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration the server started with.
+    pub config: Arc<Config>,
+    /// Coordinates to places.
+    pub geo: Arc<Geocoder>,
+    /// Sequencing, aggregates, fan-out.
+    pub hub: Arc<Hub>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on shutdown; ends open streams.
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// State for `config`, sharing the process-wide geocoder.
+    pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
+        Self {
+            config: Arc::new(config),
+            geo,
+            hub,
+            metrics,
+            shutdown,
+        }
+    }
+
+    /// Starts the publisher and the stats ticker; they stop when `shutdown` is cancelled.
+    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        let publisher = {
+            let hub = Arc::clone(&self.hub);
+            let interval = Duration::from_millis(self.config.publish_interval_ms);
+            let shutdown = self.shutdown.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = hub.wait_for_pending() => {}
+                    }
+                    hub.publish();
+                    // Throttle: what arrives meanwhile goes out together in the next frame.
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(interval) => {}
+                    }
+                }
+                hub.publish();
+            }
+        };
+        let ticker = {
+            let hub = Arc::clone(&self.hub);
+            let every = Duration::from_millis(self.config.stats_interval_ms);
+            let shutdown = self.shutdown.clone();
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        _ = tick.tick() => hub.publish_stats(),
+                    }
+                }
+            }
+        };
+        tokio::spawn(async move {
+            tokio::join!(publisher, ticker);
+        })
+    }
+}
+
+/// The router: the API under `/api`, plus `/healthz` and `/metrics`.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route(
+            "/api/events",
+            post(api::ingest).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route("/api/stream", get(stream::stream))
+        .route("/api/stats", get(api::stats))
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .fallback(api::not_found)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `state.shutdown` is cancelled, then drains.
+pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+    let background = state.spawn_background();
+    let shutdown = state.shutdown.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("while serving HTTP")?;
+    background
+        .await
+        .context("while stopping background tasks")?;
+    Ok(())
+}
+
+/// Loads the geocoder, binds `config.listen` and serves until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate()?;
+    let started = std::time::Instant::now();
+    let geo = tokio::task::spawn_blocking(Geocoder::shared)
+        .await
+        .context("while loading the bundled geodata")?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "geodata loaded"
+    );
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    serve(listener, AppState::new(config, geo, shutdown)).await
+}
