@@ -23,8 +23,10 @@ pub enum ApiError {
     #[error("{0}")]
     TooLarge(String),
     /// An event with an unusable field (422).
-    #[error("item {item}: {reason}")]
+    #[error("{message}")]
     Invalid {
+        /// The whole story, e.g. `item 3: latitude: 91 is out of range -90..=90`.
+        message: String,
         /// Index in the array (0 for a single object).
         item: usize,
         /// The field at fault, if one is.
@@ -57,7 +59,8 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Malformed(message) => ApiError::Malformed(message),
             IngestError::TooManyItems { .. } => ApiError::TooLarge(e.to_string()),
-            IngestError::Invalid { item, problem } => ApiError::Invalid {
+            IngestError::Invalid { item, ref problem } => ApiError::Invalid {
+                message: e.to_string(),
                 item,
                 field: problem.field().map(traffic::Field::name),
                 reason: problem.reason(),
@@ -90,6 +93,7 @@ impl IntoResponse for ApiError {
                 item,
                 field,
                 reason,
+                ..
             } => (Some(*item), *field, Some(reason.as_str())),
             _ => (None, None, None),
         };

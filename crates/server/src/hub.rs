@@ -125,6 +125,8 @@ struct Published {
     /// Wall-clock rate samples: (when, total), one per stats tick.
     rate_samples: VecDeque<(Instant, u64)>,
     events_per_second: f64,
+    /// What the last `stats` frame said: (seq, events per second, rejected requests).
+    last_stats: Option<(u64, f64, u64)>,
 }
 
 /// The hub. Shared by handlers and background tasks through [`crate::AppState`].
@@ -184,6 +186,7 @@ impl Hub {
                 recent: VecDeque::with_capacity(config.ring_capacity.min(1 << 16)),
                 rate_samples: VecDeque::new(),
                 events_per_second: 0.0,
+                last_stats: None,
             }),
             frames,
             metrics,
@@ -253,7 +256,8 @@ impl Hub {
         batch.len()
     }
 
-    /// Samples the event rate and publishes a `stats` frame. Call once per stats interval.
+    /// Samples the event rate and publishes a `stats` frame if anything changed since the
+    /// last one. Call once per stats interval.
     pub fn publish_stats(&self) {
         let mut published = lock(&self.published);
         let now = Instant::now();
@@ -269,6 +273,15 @@ impl Hub {
         } else {
             0.0
         };
+        let said = (
+            published.seq,
+            published.events_per_second,
+            self.metrics.requests_rejected(),
+        );
+        if published.last_stats == Some(said) {
+            return;
+        }
+        published.last_stats = Some(said);
         let stats = self.stats_locked(&published);
         let data = serde_json::to_vec(&stats).unwrap_or_default();
         let bytes = self.frame_bytes(published.seq, "stats", &data);
