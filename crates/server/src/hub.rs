@@ -334,10 +334,13 @@ impl Hub {
         }
     }
 
-    /// A fresh snapshot for a client that fell behind, and the id it covers.
-    pub fn resync(&self) -> (Bytes, u64) {
+    /// A fresh snapshot for a client that fell behind, and the id it covers. `frames` is
+    /// moved to the live end of the broadcast (under the same lock, so nothing published
+    /// after the snapshot is missed and nothing older is sent again).
+    pub fn resync(&self, frames: &mut broadcast::Receiver<Frame>) -> (Bytes, u64) {
         self.metrics.lag_resyncs.fetch_add(1, Relaxed);
         let published = lock(&self.published);
+        *frames = self.frames.subscribe();
         (self.snapshot_locked(&published), published.seq)
     }
 
@@ -603,9 +606,13 @@ mod tests {
             start.frames.try_recv(),
             Err(broadcast::error::TryRecvError::Lagged(3))
         ));
-        let (snapshot, seq) = hub.resync();
-        assert_eq!(seq, 5);
-        assert_eq!(data(&snapshot)["stats"]["total"], 5);
         assert_eq!(hub.frames.len(), 2, "the buffer holds at most its capacity");
+        let (snapshot, seq) = hub.resync(&mut start.frames);
+        assert_eq!(seq, 5);
+        assert!(
+            start.frames.try_recv().is_err(),
+            "the receiver now waits at the live end"
+        );
+        assert_eq!(data(&snapshot)["stats"]["total"], 5);
     }
 }

@@ -31,23 +31,7 @@ const CHUNK_LIMIT: usize = 256 * 1024;
 /// `GET /api/stream`.
 pub async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let start = state.hub.start(last_event_id);
-    state.metrics.clients_connected.fetch_add(1, Relaxed);
-    state.metrics.clients_total.fetch_add(1, Relaxed);
-    let keep_alive = Duration::from_secs(state.config.keep_alive_secs);
-    let mut keep_alive = interval_at(tokio::time::Instant::now() + keep_alive, keep_alive);
-    keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut initial: VecDeque<Bytes> = start.initial.into();
-    initial.push_front(Bytes::from_static(PREAMBLE));
-    let client = Client {
-        hub: Arc::clone(&state.hub),
-        _guard: ConnectedGuard(Arc::clone(&state.metrics)),
-        frames: start.frames,
-        seq: start.seq,
-        initial,
-        keep_alive,
-        shutdown: state.shutdown.clone(),
-    };
+    let client = Client::new(&state, last_event_id);
     let body = futures_util::stream::unfold(client, |mut client| async move {
         let chunk = client.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), client))
@@ -82,6 +66,26 @@ struct Client {
 }
 
 impl Client {
+    fn new(state: &AppState, last_event_id: Option<&str>) -> Self {
+        let start = state.hub.start(last_event_id);
+        state.metrics.clients_connected.fetch_add(1, Relaxed);
+        state.metrics.clients_total.fetch_add(1, Relaxed);
+        let period = Duration::from_secs(state.config.keep_alive_secs);
+        let mut keep_alive = interval_at(tokio::time::Instant::now() + period, period);
+        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut initial: VecDeque<Bytes> = start.initial.into();
+        initial.push_front(Bytes::from_static(PREAMBLE));
+        Client {
+            hub: Arc::clone(&state.hub),
+            _guard: ConnectedGuard(Arc::clone(&state.metrics)),
+            frames: start.frames,
+            seq: start.seq,
+            initial,
+            keep_alive,
+            shutdown: state.shutdown.clone(),
+        }
+    }
+
     /// The next bytes to write, or `None` to end the stream.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(first) = self.initial.pop_front() {
@@ -145,7 +149,7 @@ impl Client {
     }
 
     fn resync(&mut self) -> Bytes {
-        let (snapshot, seq) = self.hub.resync();
+        let (snapshot, seq) = self.hub.resync(&mut self.frames);
         tracing::debug!(seq, "stream client lagged; sent a fresh snapshot");
         self.seq = seq;
         snapshot
@@ -158,5 +162,97 @@ struct ConnectedGuard(Arc<Metrics>);
 impl Drop for ConnectedGuard {
     fn drop(&mut self) {
         self.0.clients_connected.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use tokio_util::sync::CancellationToken;
+    use traffic::Event;
+
+    use super::*;
+    use crate::hub::{Pending, unix_ms};
+    use crate::{Config, Geocoder};
+
+    fn state(client_buffer: usize) -> AppState {
+        let mut config = Config::default_for_tests();
+        config.client_buffer = client_buffer;
+        AppState::new(config, Geocoder::shared(), CancellationToken::new())
+    }
+
+    fn publish_one(state: &AppState, i: u8) {
+        let event = Event {
+            ip: std::net::IpAddr::from([192, 0, 2, i]),
+            latitude: 1.0,
+            longitude: 2.0,
+            timestamp: 1_736_919_120.0,
+            suspicious: false,
+        };
+        let place = state.geo.locate(event.latitude, event.longitude);
+        state
+            .hub
+            .push(vec![Pending::new(event, place, unix_ms(SystemTime::now()))]);
+        state.hub.publish();
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn ready_frames_are_written_as_one_chunk_in_order() {
+        let state = state(16);
+        let mut client = Client::new(&state, None);
+        assert!(text(&client.next_chunk().await.unwrap()).starts_with("retry: "));
+        assert!(text(&client.next_chunk().await.unwrap()).contains("event: snapshot"));
+        for i in 1..=3 {
+            publish_one(&state, i);
+        }
+        let chunk = client.next_chunk().await.unwrap();
+        let ids: Vec<&str> = text(&chunk)
+            .lines()
+            .filter_map(|l| l.strip_prefix("id: "))
+            .collect();
+        assert_eq!(ids.len(), 3);
+        assert!(ids[2].ends_with("-3"));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_fell_behind_gets_a_fresh_snapshot_then_only_newer_frames() {
+        let state = state(2);
+        let mut client = Client::new(&state, None);
+        client.next_chunk().await; // preamble
+        client.next_chunk().await; // first snapshot
+        for i in 1..=5 {
+            publish_one(&state, i);
+        }
+        let resync = client.next_chunk().await.unwrap();
+        assert!(
+            text(&resync).contains("event: snapshot"),
+            "{}",
+            text(&resync)
+        );
+        assert!(text(&resync).contains(r#""total":5"#));
+        publish_one(&state, 6);
+        let next = client.next_chunk().await.unwrap();
+        assert!(
+            text(&next).starts_with("id: ") && text(&next).contains("-6\nevent: hits"),
+            "{}",
+            text(&next)
+        );
+        assert_eq!(state.metrics.lag_resyncs.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn the_connected_gauge_follows_clients_coming_and_going() {
+        let state = state(4);
+        let a = Client::new(&state, None);
+        let b = Client::new(&state, None);
+        assert_eq!(state.metrics.clients_connected(), 2);
+        drop(a);
+        drop(b);
+        assert_eq!(state.metrics.clients_connected(), 0);
     }
 }
