@@ -1,8 +1,48 @@
-//! Streaming CSV reader for traffic rows. (Being written: see the API below.)
+//! Streaming CSV reader for traffic rows.
+//!
+//! [`CsvReader`] reads one record at a time into a reused buffer, so memory stays constant
+//! whatever the file's length. It maps the header onto the event's fields by name, then
+//! yields each row as a [`Row`] or, for a row it cannot use, a [`ReadError::Row`] naming the
+//! row's line and the reason, and goes on with the next row.
+//!
+//! # Header
+//! Names are matched ignoring case and surrounding whitespace, with spaces, underscores and
+//! hyphens interchangeable (`IP Address`, `ip_address` and `ip-address` are the same name).
+//! Columns may come in any order; columns with other names are ignored. Accepted names:
+//!
+//! | field        | names                                                                   |
+//! |--------------|-------------------------------------------------------------------------|
+//! | `ip`         | `ip`, `ip address`, `ipaddress`, `ip addr`, `address`, `source ip`, `src ip`, `source address`, `src addr`, `client ip`, `remote addr` |
+//! | `latitude`   | `lat`, `latitude`                                                       |
+//! | `longitude`  | `lon`, `lng`, `long`, `longitude`                                       |
+//! | `timestamp`  | `timestamp`, `time stamp`, `time`, `ts`, `datetime`, `date time`, `unix time` |
+//! | `suspicious` | `suspicious`, `is suspicious`, `flagged`, `is flagged`, `anomaly`, `is anomaly` |
+//!
+//! `suspicious` is optional (every row is then not flagged); the other four are required.
+//!
+//! # Cells
+//! Values follow the rules in [`crate::event`]: timestamps as unix seconds (integer or
+//! fractional), unix milliseconds, RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC); the flag as
+//! `0`, `1`, `0.0`, `1.0`, `true`, `false`. Cells may be quoted (also after a space:
+//! `a, "b"`) and are trimmed. A UTF-8 BOM, CRLF (or lone CR) line ends and blank lines are
+//! accepted; a line holding nothing but whitespace counts as blank. Rows are passed on in
+//! file order, never reordered.
+//!
+//! # Errors
+//! A row error ([`ReadError::Row`]) affects that row only: wrong number of fields, a field
+//! that does not parse, text that is not UTF-8. A header without the needed columns is a
+//! [`ReadError::Header`] from [`CsvReader::new`]; a failing reader is a [`ReadError::Io`],
+//! after which the iterator ends.
 
-use std::io::Read;
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
 
-use crate::event::Event;
+use ::csv::ByteRecord;
+
+use crate::event::{self, Event, Field, FieldError};
 
 /// One usable row of the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,22 +79,910 @@ impl ReadError {
     }
 }
 
+/// The header names accepted for each field, normalised (lower case, `_` as separator).
+const ALIASES: [(Field, &[&str]); 5] = [
+    (
+        Field::Ip,
+        &[
+            "ip",
+            "ip_address",
+            "ipaddress",
+            "ip_addr",
+            "address",
+            "source_ip",
+            "src_ip",
+            "source_address",
+            "src_addr",
+            "client_ip",
+            "remote_addr",
+        ],
+    ),
+    (Field::Latitude, &["lat", "latitude"]),
+    (Field::Longitude, &["lon", "lng", "long", "longitude"]),
+    (
+        Field::Timestamp,
+        &[
+            "timestamp",
+            "time_stamp",
+            "time",
+            "ts",
+            "datetime",
+            "date_time",
+            "unix_time",
+        ],
+    ),
+    (
+        Field::Suspicious,
+        &[
+            "suspicious",
+            "is_suspicious",
+            "flagged",
+            "is_flagged",
+            "anomaly",
+            "is_anomaly",
+        ],
+    ),
+];
+
+/// Lower case, trimmed, with runs of spaces, underscores and hyphens turned into one `_`.
+fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for part in name
+        .trim_start_matches('\u{feff}')
+        .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
+        .filter(|part| !part.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&part.to_lowercase());
+    }
+    out
+}
+
+/// The field a header name stands for, if any.
+fn field_named(name: &str) -> Option<Field> {
+    let name = normalize(name);
+    ALIASES
+        .iter()
+        .find(|(_, names)| names.contains(&name.as_str()))
+        .map(|&(field, _)| field)
+}
+
+/// The accepted names of `field`, for messages.
+fn names_of(field: Field) -> String {
+    ALIASES
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, names)| names.join(", "))
+        .unwrap_or_default()
+}
+
+/// A header column that feeds a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// 0-based position in the header.
+    pub index: usize,
+    /// The header cell as written (trimmed).
+    pub name: String,
+}
+
+/// Which header column feeds each field of an [`Event`]; see [`CsvReader::columns`].
+///
+/// Its `Display` is one line for a log, e.g.
+/// `ip="ip address" (col 1), latitude="Latitude" (col 2), ..., suspicious: none (all false)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    /// Column of the source address.
+    pub ip: Column,
+    /// Column of the latitude.
+    pub latitude: Column,
+    /// Column of the longitude.
+    pub longitude: Column,
+    /// Column of the time.
+    pub timestamp: Column,
+    /// Column of the flag; `None` when the file has none and every row counts as not flagged.
+    pub suspicious: Option<Column>,
+    /// Header cells that name no field, ignored.
+    pub ignored: Vec<String>,
+    /// Number of columns in the header; every row must have as many fields.
+    pub width: usize,
+}
+
+impl Columns {
+    /// The column feeding `field`, if the file has one.
+    pub fn get(&self, field: Field) -> Option<&Column> {
+        match field {
+            Field::Ip => Some(&self.ip),
+            Field::Latitude => Some(&self.latitude),
+            Field::Longitude => Some(&self.longitude),
+            Field::Timestamp => Some(&self.timestamp),
+            Field::Suspicious => self.suspicious.as_ref(),
+        }
+    }
+
+    /// Maps a header row onto the fields.
+    fn from_header(header: &[String]) -> Result<Self, ReadError> {
+        let fields = [
+            Field::Ip,
+            Field::Latitude,
+            Field::Longitude,
+            Field::Timestamp,
+            Field::Suspicious,
+        ];
+        let mut found: [Option<Column>; 5] = Default::default();
+        let mut ignored = Vec::new();
+        for (index, cell) in header.iter().enumerate() {
+            let name = cell.trim_start_matches('\u{feff}');
+            let name = String::from_utf8_lossy(loose_cell(name.as_bytes())).into_owned();
+            let Some(field) = field_named(&name) else {
+                ignored.push(name);
+                continue;
+            };
+            let slot = fields
+                .iter()
+                .position(|&f| f == field)
+                .and_then(|i| found.get_mut(i));
+            if let Some(slot) = slot {
+                if let Some(first) = slot {
+                    return Err(ReadError::Header(format!(
+                        "columns {} ({:?}) and {} ({:?}) both name the {field} field; keep one",
+                        first.index + 1,
+                        first.name,
+                        index + 1,
+                        name
+                    )));
+                }
+                *slot = Some(Column { index, name });
+            }
+        }
+        let [ip, latitude, longitude, timestamp, suspicious] = found;
+        match (ip, latitude, longitude, timestamp) {
+            (Some(ip), Some(latitude), Some(longitude), Some(timestamp)) => Ok(Columns {
+                ip,
+                latitude,
+                longitude,
+                timestamp,
+                suspicious,
+                ignored,
+                width: header.len(),
+            }),
+            (ip, latitude, longitude, timestamp) => {
+                let missing: Vec<String> = [
+                    (Field::Ip, ip.is_none()),
+                    (Field::Latitude, latitude.is_none()),
+                    (Field::Longitude, longitude.is_none()),
+                    (Field::Timestamp, timestamp.is_none()),
+                ]
+                .into_iter()
+                .filter(|&(_, missing)| missing)
+                .map(|(field, _)| format!("{field} (named one of: {})", names_of(field)))
+                .collect();
+                Err(ReadError::Header(format!(
+                    "missing column{} {}; found header {:?}",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join("; "),
+                    header
+                )))
+            }
+        }
+    }
+
+    /// Parses one record (already known not to be blank) into an event.
+    fn parse(&self, record: &ByteRecord) -> Result<Event, String> {
+        if record.len() != self.width {
+            return Err(format!(
+                "has {} field{}, the header has {}",
+                record.len(),
+                if record.len() == 1 { "" } else { "s" },
+                self.width
+            ));
+        }
+        let cell = |column: &Column, field: Field| -> Result<&str, FieldError> {
+            let bytes = loose_cell(record.get(column.index).unwrap_or_default());
+            std::str::from_utf8(bytes).map_err(|_| {
+                FieldError::new(
+                    field,
+                    format!("{:?} is not valid UTF-8", String::from_utf8_lossy(bytes)),
+                )
+            })
+        };
+        let parse = || -> Result<Event, FieldError> {
+            Ok(Event {
+                ip: event::parse_ip(cell(&self.ip, Field::Ip)?)?,
+                latitude: event::parse_coordinate(
+                    Field::Latitude,
+                    cell(&self.latitude, Field::Latitude)?,
+                )?,
+                longitude: event::parse_coordinate(
+                    Field::Longitude,
+                    cell(&self.longitude, Field::Longitude)?,
+                )?,
+                timestamp: event::parse_timestamp(cell(&self.timestamp, Field::Timestamp)?)?,
+                suspicious: match &self.suspicious {
+                    Some(column) => event::parse_suspicious(cell(column, Field::Suspicious)?)?,
+                    None => false,
+                },
+            })
+        };
+        parse().map_err(|e| e.to_string())
+    }
+}
+
+impl fmt::Display for Columns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (field, column) in [
+            (Field::Ip, &self.ip),
+            (Field::Latitude, &self.latitude),
+            (Field::Longitude, &self.longitude),
+            (Field::Timestamp, &self.timestamp),
+        ] {
+            write!(f, "{field}={:?} (col {}), ", column.name, column.index + 1)?;
+        }
+        match &self.suspicious {
+            Some(column) => write!(f, "suspicious={:?} (col {})", column.name, column.index + 1)?,
+            None => f.write_str("suspicious: none (all false)")?,
+        }
+        if !self.ignored.is_empty() {
+            write!(f, ", ignored {:?}", self.ignored)?;
+        }
+        Ok(())
+    }
+}
+
+/// Passes bytes through and notes where the line breaks are, to number lines.
+///
+/// The csv crate's `Position::line()` is not the line a record starts on: after CRLF it is
+/// one short (the LF is consumed with the next record), and it points at any blank lines
+/// skipped before a record rather than at the record. Its byte offset is exact, though, so
+/// the line is counted here from that offset. Only breaks not yet passed are kept: those in
+/// the current record and the read-ahead buffer, so memory stays bounded.
+struct LineCounter<R> {
+    inner: R,
+    /// Bytes read so far.
+    read: u64,
+    /// Offset and value of each `\r` and `\n` byte not yet passed.
+    marks: VecDeque<(u64, u8)>,
+    /// Line breaks passed so far.
+    breaks: u64,
+}
+
+impl<R> LineCounter<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            read: 0,
+            marks: VecDeque::new(),
+            breaks: 0,
+        }
+    }
+
+    /// The 1-based line of a record that the csv parser started reading at byte `offset`.
+    ///
+    /// The parser skips line ends (blank lines) before a record, so the record begins at the
+    /// first byte from `offset` on that is not `\r` or `\n`.
+    fn line_of_record_at(&mut self, offset: u64) -> u64 {
+        while self.marks.front().is_some_and(|&(at, _)| at < offset) {
+            self.pass_mark();
+        }
+        let mut start = offset;
+        while self.marks.front().is_some_and(|&(at, _)| at == start) {
+            self.pass_mark();
+            start += 1;
+        }
+        self.breaks + 1
+    }
+
+    fn pass_mark(&mut self) {
+        if let Some((at, byte)) = self.marks.pop_front() {
+            // CR LF is one break, counted at its LF; a lone CR (old Mac files) is a break too.
+            let cr_of_crlf = byte == b'\r' && self.marks.front() == Some(&(at + 1, b'\n'));
+            if !cr_of_crlf {
+                self.breaks += 1;
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let start = self.read;
+        self.marks.extend(
+            buf.iter()
+                .take(n)
+                .enumerate()
+                .filter(|&(_, &b)| b == b'\n' || b == b'\r')
+                .map(|(i, &b)| (start + i as u64, b)),
+        );
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads traffic rows one at a time, in constant memory.
+///
+/// An iterator of `Result<Row, ReadError>`: row errors can be logged and skipped; after a
+/// [`ReadError::Io`] the iterator ends.
 pub struct CsvReader<R: Read> {
-    _inner: R,
+    csv: ::csv::Reader<LineCounter<R>>,
+    record: ByteRecord,
+    columns: Columns,
+    done: bool,
 }
 
 impl<R: Read> CsvReader<R> {
     /// Reads and maps the header.
+    ///
+    /// Fails with [`ReadError::Header`] if the input is empty, a required column is missing,
+    /// or two columns name the same field; with [`ReadError::Io`] if reading fails.
     pub fn new(reader: R) -> Result<Self, ReadError> {
-        let _ = reader;
-        todo!("csv reader")
+        let mut csv = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(LineCounter::new(reader));
+        let mut record = ByteRecord::new();
+        let header: Vec<String> = loop {
+            match csv.read_byte_record(&mut record) {
+                Ok(true) if is_blank(&record) => continue,
+                Ok(true) => {
+                    break record
+                        .iter()
+                        .map(|cell| String::from_utf8_lossy(cell).into_owned())
+                        .collect();
+                }
+                Ok(false) => {
+                    return Err(ReadError::Header(
+                        "the input is empty; expected a header line such as \
+                         `ip address,Latitude,Longitude,Timestamp,suspicious`"
+                            .to_owned(),
+                    ));
+                }
+                Err(e) => return Err(fatal(e)),
+            }
+        };
+        let columns = Columns::from_header(&header)?;
+        Ok(Self {
+            csv,
+            record,
+            columns,
+            done: false,
+        })
+    }
+
+    /// Which header column feeds which field (for the log).
+    pub fn columns(&self) -> &Columns {
+        &self.columns
+    }
+}
+
+impl CsvReader<File> {
+    /// Opens the file at `path` and reads its header.
+    ///
+    /// I/O errors (opening or reading the header) carry the path in their message.
+    pub fn from_path(path: impl AsRef<Path>) -> Result<Self, ReadError> {
+        let path = path.as_ref();
+        let with_path = |e: io::Error| {
+            ReadError::Io(io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+        };
+        let file = File::open(path).map_err(with_path)?;
+        Self::new(file).map_err(|e| match e {
+            ReadError::Io(e) => with_path(e),
+            other => other,
+        })
     }
 }
 
 impl<R: Read> Iterator for CsvReader<R> {
     type Item = Result<Row, ReadError>;
+
     fn next(&mut self) -> Option<Self::Item> {
-        todo!("csv reader")
+        while !self.done {
+            match self.csv.read_byte_record(&mut self.record) {
+                Ok(false) => self.done = true,
+                Ok(true) if is_blank(&self.record) => {}
+                Ok(true) => {
+                    let offset = self.record.position().map_or(0, |p| p.byte());
+                    let line = self.csv.get_mut().line_of_record_at(offset);
+                    return Some(match self.columns.parse(&self.record) {
+                        Ok(event) => Ok(Row { line, event }),
+                        Err(reason) => Err(ReadError::Row { line, reason }),
+                    });
+                }
+                Err(e) => match e.position().map(|p| p.byte()) {
+                    // Not expected with a flexible byte reader, but if the csv crate refuses
+                    // one record it still knows where the record was: skip just that one.
+                    Some(offset) if !matches!(e.kind(), ::csv::ErrorKind::Io(_)) => {
+                        let line = self.csv.get_mut().line_of_record_at(offset);
+                        return Some(Err(ReadError::Row {
+                            line,
+                            reason: e.to_string(),
+                        }));
+                    }
+                    _ => {
+                        self.done = true;
+                        return Some(Err(fatal(e)));
+                    }
+                },
+            }
+        }
+        None
+    }
+}
+
+/// A record holding nothing but whitespace: a blank line.
+fn is_blank(record: &ByteRecord) -> bool {
+    record.len() == 1
+        && record
+            .get(0)
+            .is_some_and(|cell| cell.trim_ascii().is_empty())
+}
+
+/// A cell trimmed of whitespace and of quotes that the csv parser left in place because
+/// whitespace came before them (`a, "b"`): the CSV rules say such quotes are data, but no
+/// value of ours contains a quote and this is what the writer meant.
+fn loose_cell(cell: &[u8]) -> &[u8] {
+    let cell = cell.trim_ascii();
+    match cell {
+        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
+        _ => cell,
+    }
+}
+
+/// A csv error that ends reading.
+fn fatal(error: ::csv::Error) -> ReadError {
+    match error.into_kind() {
+        ::csv::ErrorKind::Io(e) => ReadError::Io(e),
+        other => ReadError::Io(io::Error::other(format!("{other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    const COURSE_HEADER: &str = "ip address,Latitude,Longitude,Timestamp,suspicious";
+
+    fn read(input: &[u8]) -> Vec<Result<Row, ReadError>> {
+        CsvReader::new(input).expect("header").collect()
+    }
+
+    /// Every row, panicking on any error.
+    fn events(input: &[u8]) -> Vec<Event> {
+        read(input)
+            .into_iter()
+            .map(|r| r.expect("row").event)
+            .collect()
+    }
+
+    /// `(line, Ok(ip) | Err(reason))` per item.
+    fn outcomes(input: &[u8]) -> Vec<(u64, Result<String, String>)> {
+        read(input)
+            .into_iter()
+            .map(|r| match r {
+                Ok(row) => (row.line, Ok(row.event.ip.to_string())),
+                Err(ReadError::Row { line, reason }) => (line, Err(reason)),
+                Err(other) => panic!("unexpected {other}"),
+            })
+            .collect()
+    }
+
+    fn lines(input: &[u8]) -> Vec<u64> {
+        outcomes(input).into_iter().map(|(line, _)| line).collect()
+    }
+
+    fn header_error(input: &[u8]) -> String {
+        match CsvReader::new(input) {
+            Err(ReadError::Header(message)) => message,
+            Err(other) => panic!("expected a header error, got {other}"),
+            Ok(_) => panic!("expected a header error, got a reader"),
+        }
+    }
+
+    fn ev(ip: &str, latitude: f64, longitude: f64, timestamp: f64, suspicious: bool) -> Event {
+        Event {
+            ip: ip.parse::<IpAddr>().unwrap(),
+            latitude,
+            longitude,
+            timestamp,
+            suspicious,
+        }
+    }
+
+    #[test]
+    fn course_header_and_rows_are_read_with_their_line_numbers() {
+        let input = format!(
+            "{COURSE_HEADER}\n\
+             173.198.105.40,35.3696,-119.0105,1736919120,0.0\n\
+             5.165.146.0,56.1089,47.4821,1736919121,1.0\n"
+        );
+        let rows: Vec<Row> = read(input.as_bytes())
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                Row {
+                    line: 2,
+                    event: ev("173.198.105.40", 35.3696, -119.0105, 1736919120.0, false)
+                },
+                Row {
+                    line: 3,
+                    event: ev("5.165.146.0", 56.1089, 47.4821, 1736919121.0, true)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn renamed_lower_case_header_reads_the_same_as_the_course_header() {
+        let body = "173.198.105.40,35.3696,-119.0105,1736919120,0.0\n";
+        let course = events(format!("{COURSE_HEADER}\n{body}").as_bytes());
+        let renamed =
+            events(format!("ip,latitude,longitude,timestamp,suspicious\n{body}").as_bytes());
+        assert_eq!(course, renamed);
+        assert_eq!(course.len(), 1);
+    }
+
+    #[test]
+    fn header_names_ignore_case_separators_and_accept_aliases() {
+        let want = [ev("1.2.3.4", 10.0, 20.0, 1736919120.0, true)];
+        for header in [
+            "IP,LAT,LON,TS,FLAGGED",
+            " Source-IP , Lat ,Lng,Date Time,Is_Suspicious",
+            "src_ip,latitude,long,datetime,anomaly",
+            "ip-address,Latitude,LONGITUDE,time,is-anomaly",
+            "Address,lat,longitude,Time  Stamp,is flagged",
+            "client ip,lat,lon,unix_time,suspicious",
+        ] {
+            let input = format!("{header}\n1.2.3.4,10,20,1736919120,1\n");
+            assert_eq!(events(input.as_bytes()), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn columns_in_any_order_with_extra_columns_are_mapped_by_name() {
+        let input = b"country,Timestamp,suspicious,Longitude,bytes,Latitude,ip address\n\
+                      DE,1736919120,1.0,8.68,512,50.11,2a00:1450::1\n";
+        let reader = CsvReader::new(&input[..]).unwrap();
+        let columns = reader.columns().clone();
+        assert_eq!(
+            columns.ip,
+            Column {
+                index: 6,
+                name: "ip address".into()
+            }
+        );
+        assert_eq!(columns.get(Field::Timestamp).unwrap().index, 1);
+        assert_eq!(columns.get(Field::Suspicious).unwrap().index, 2);
+        assert_eq!(columns.ignored, ["country", "bytes"]);
+        assert_eq!(columns.width, 7);
+        assert_eq!(
+            columns.to_string(),
+            "ip=\"ip address\" (col 7), latitude=\"Latitude\" (col 6), \
+             longitude=\"Longitude\" (col 4), timestamp=\"Timestamp\" (col 2), \
+             suspicious=\"suspicious\" (col 3), ignored [\"country\", \"bytes\"]"
+        );
+        let events: Vec<Event> = reader.map(|r| r.unwrap().event).collect();
+        assert_eq!(
+            events,
+            [ev("2a00:1450::1", 50.11, 8.68, 1736919120.0, true)]
+        );
+    }
+
+    #[test]
+    fn suspicious_column_is_optional_and_absent_means_not_flagged() {
+        let input = b"ip,lat,lon,timestamp\n1.2.3.4,1,2,1736919120\n";
+        let reader = CsvReader::new(&input[..]).unwrap();
+        assert_eq!(reader.columns().suspicious, None);
+        assert!(reader.columns().to_string().contains("suspicious: none"));
+        let events: Vec<Event> = reader.map(|r| r.unwrap().event).collect();
+        assert_eq!(events, [ev("1.2.3.4", 1.0, 2.0, 1736919120.0, false)]);
+    }
+
+    #[test]
+    fn missing_required_column_is_a_header_error_naming_it_and_the_header_found() {
+        let message = header_error(b"ip address,Latitude,Timestamp,suspicious\n1.2.3.4,1,2,3\n");
+        assert_eq!(
+            message,
+            "missing column longitude (named one of: lon, lng, long, longitude); \
+             found header [\"ip address\", \"Latitude\", \"Timestamp\", \"suspicious\"]"
+        );
+        let message = header_error(b"1.2.3.4,10,20,1736919120,0\n");
+        assert!(
+            message.starts_with("missing columns ip (named one of: ip, "),
+            "{message}"
+        );
+        for field in ["latitude", "longitude", "timestamp"] {
+            assert!(message.contains(&format!("; {field} (named")), "{message}");
+        }
+        assert!(
+            message.ends_with("found header [\"1.2.3.4\", \"10\", \"20\", \"1736919120\", \"0\"]")
+        );
+    }
+
+    #[test]
+    fn two_columns_for_one_field_is_a_header_error() {
+        let message = header_error(b"ip,lat,latitude,lon,ts\n");
+        assert_eq!(
+            message,
+            "columns 2 (\"lat\") and 3 (\"latitude\") both name the latitude field; keep one"
+        );
+    }
+
+    #[test]
+    fn empty_or_blank_input_is_a_header_error() {
+        for input in [&b""[..], b"\n\n", b"\r\n  \r\n"] {
+            assert!(header_error(input).starts_with("the input is empty"));
+        }
+    }
+
+    #[test]
+    fn header_only_yields_no_rows() {
+        assert!(read(format!("{COURSE_HEADER}\n").as_bytes()).is_empty());
+    }
+
+    #[test]
+    fn utf8_bom_before_the_header_is_ignored() {
+        let input = format!("\u{feff}{COURSE_HEADER}\n1.2.3.4,1,2,1736919120,0.0\n");
+        let reader = CsvReader::new(input.as_bytes()).unwrap();
+        assert_eq!(reader.columns().ip.name, "ip address");
+        assert_eq!(outcomes(input.as_bytes()), [(2, Ok("1.2.3.4".to_owned()))]);
+    }
+
+    #[test]
+    fn crlf_and_lone_cr_line_ends_give_the_same_rows_and_line_numbers() {
+        let lf = format!(
+            "{COURSE_HEADER}\n1.1.1.1,1,2,1736919120,0.0\n2.2.2.2,3,4,1736919121,1.0\n3.3.3.3,5,6,x,0\n"
+        );
+        let want = outcomes(lf.as_bytes());
+        assert_eq!(want.iter().map(|o| o.0).collect::<Vec<_>>(), [2, 3, 4]);
+        assert_eq!(outcomes(lf.replace('\n', "\r\n").as_bytes()), want);
+        assert_eq!(outcomes(lf.replace('\n', "\r").as_bytes()), want);
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_do_not_shift_line_numbers() {
+        // Line: 1 blank, 2 header, 3 row, 4 blank, 5 spaces only, 6 row, 7-8 blank, 9 row, 10-11 blank.
+        let lf = format!(
+            "\n{COURSE_HEADER}\n1.1.1.1,1,2,1736919120,0\n\n   \n2.2.2.2,1,2,1736919120,0\n\n\n3.3.3.3,1,2,1736919120,0\n\n\n"
+        );
+        assert_eq!(lines(lf.as_bytes()), [3, 6, 9]);
+        assert_eq!(lines(lf.replace('\n', "\r\n").as_bytes()), [3, 6, 9]);
+    }
+
+    #[test]
+    fn last_row_without_a_line_end_is_read() {
+        let input =
+            format!("{COURSE_HEADER}\r\n1.1.1.1,1,2,1736919120,0\r\n2.2.2.2,1,2,1736919120,1");
+        assert_eq!(
+            outcomes(input.as_bytes()),
+            [(2, Ok("1.1.1.1".into())), (3, Ok("2.2.2.2".into()))]
+        );
+    }
+
+    #[test]
+    fn cells_are_trimmed_and_may_be_quoted() {
+        let input = b"\"ip address\" , \"Latitude\",Longitude ,Timestamp,suspicious\n\
+                      \"1.2.3.4\",\" 10.5 \",  -20.25  ,\"1736919120\", 1.0 \n\
+                      \t5.6.7.8\t,\"1\",\"2\",\" 2025-01-15T05:32:00Z \",\"true\"\n";
+        assert_eq!(
+            events(input),
+            [
+                ev("1.2.3.4", 10.5, -20.25, 1736919120.0, true),
+                ev("5.6.7.8", 1.0, 2.0, 1736919120.0, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_multi_line_cell_keeps_line_numbers_right() {
+        // The note on line 2 spans lines 2-4; the damaged row starting on line 5 spans 5-6.
+        let lf = "ip,lat,lon,ts,suspicious,note\n\
+                  1.1.1.1,1,2,1736919120,0,\"first\nsecond\nthird\"\n\
+                  2.2.2.2,1,2,x,0,\"a\nb\"\n\
+                  3.3.3.3,1,2,1736919120,0,plain\n";
+        let want = [
+            (2, Ok("1.1.1.1".to_owned())),
+            (
+                5,
+                Err("timestamp: \"x\" is neither a unix time nor a date-time like 2025-01-15T05:32:00Z"
+                    .to_owned()),
+            ),
+            (7, Ok("3.3.3.3".to_owned())),
+        ];
+        assert_eq!(outcomes(lf.as_bytes()), want);
+        assert_eq!(outcomes(lf.replace('\n', "\r\n").as_bytes()), want);
+    }
+
+    #[test]
+    fn timestamps_in_every_accepted_format_are_read_as_unix_seconds() {
+        let input = b"ip,lat,lon,timestamp\n\
+                      1.1.1.1,0,0,1736919120\n\
+                      1.1.1.1,0,0,1736919120.5\n\
+                      1.1.1.1,0,0,1736919120000\n\
+                      1.1.1.1,0,0,2025-01-15T05:32:00Z\n\
+                      1.1.1.1,0,0,2025-01-15T06:32:00+01:00\n\
+                      1.1.1.1,0,0,2025-01-15 05:32:00\n";
+        let times: Vec<f64> = events(input).iter().map(|e| e.timestamp).collect();
+        let t = 1736919120.0;
+        assert_eq!(times, [t, t + 0.5, t, t, t, t]);
+    }
+
+    #[test]
+    fn suspicious_flag_in_every_accepted_spelling() {
+        let input = b"ip,lat,lon,timestamp,suspicious\n\
+                      1.1.1.1,0,0,1736919120,0\n\
+                      1.1.1.1,0,0,1736919120,1\n\
+                      1.1.1.1,0,0,1736919120,0.0\n\
+                      1.1.1.1,0,0,1736919120,1.0\n\
+                      1.1.1.1,0,0,1736919120,true\n\
+                      1.1.1.1,0,0,1736919120,False\n\
+                      1.1.1.1,0,0,1736919120,\n";
+        let flags: Vec<bool> = events(input).iter().map(|e| e.suspicious).collect();
+        assert_eq!(flags, [false, true, false, true, true, false, false]);
+    }
+
+    #[test]
+    fn damaged_rows_are_reported_with_line_and_reason_and_reading_goes_on() {
+        let input = format!(
+            "{COURSE_HEADER}\n\
+             1.1.1.1,1,2,1736919120,0.0\n\
+             2.2.2.2,1,2,17369x9120,0.0\n\
+             3.3.3.3,91.5,2,1736919120,0.0\n\
+             3.3.3.4,1,-180.5,1736919120,0.0\n\
+             not-an-ip,1,2,1736919120,0.0\n\
+             5.5.5.5,north,2,1736919120,0.0\n\
+             6.6.6.6,1,2,1736919120\n\
+             7.7.7.7,1,2,1736919120,0.0,extra\n\
+             8.8.8.8,1,2,1736919120,0.5\n\
+             ,1,2,1736919120,0.0\n\
+             9.9.9.9,1,2,1736919121,1.0\n"
+        );
+        let want: Vec<(u64, Result<String, String>)> = vec![
+            (2, Ok("1.1.1.1".into())),
+            (
+                3,
+                Err(
+                    "timestamp: \"17369x9120\" is neither a unix time nor a date-time like \
+                     2025-01-15T05:32:00Z"
+                        .into(),
+                ),
+            ),
+            (4, Err("latitude: 91.5 is out of range -90..=90".into())),
+            (
+                5,
+                Err("longitude: -180.5 is out of range -180..=180".into()),
+            ),
+            (
+                6,
+                Err("ip: \"not-an-ip\" is not an IPv4 or IPv6 address".into()),
+            ),
+            (7, Err("latitude: \"north\" is not a number".into())),
+            (8, Err("has 4 fields, the header has 5".into())),
+            (9, Err("has 6 fields, the header has 5".into())),
+            (10, Err("suspicious: 0.5 is not 0 or 1".into())),
+            (11, Err("ip: is empty".into())),
+            (12, Ok("9.9.9.9".into())),
+        ];
+        assert_eq!(outcomes(input.as_bytes()), want);
+        let first_error = read(input.as_bytes())
+            .into_iter()
+            .find_map(Result::err)
+            .unwrap();
+        assert!(first_error.is_row());
+        assert!(
+            first_error
+                .to_string()
+                .starts_with("line 3: timestamp: \"17369x9120\"")
+        );
+    }
+
+    #[test]
+    fn non_utf8_bytes_in_a_row_are_a_row_error_not_fatal() {
+        let mut input = format!("{COURSE_HEADER}\n1.1.1.1,1,2,1736919120,0\n").into_bytes();
+        input.extend_from_slice(b"2.2.2.\xff,1,2,1736919120,0\n3.3.3.3,1,2,1736919120,0\n");
+        assert_eq!(
+            outcomes(&input),
+            [
+                (2, Ok("1.1.1.1".into())),
+                (3, Err("ip: \"2.2.2.\u{fffd}\" is not valid UTF-8".into())),
+                (4, Ok("3.3.3.3".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_utf8_bytes_in_an_ignored_column_do_not_matter() {
+        let input = b"ip,lat,lon,ts,note\n4.4.4.4,1,2,1736919120,caf\xe9\n";
+        assert_eq!(outcomes(input), [(2, Ok("4.4.4.4".into()))]);
+    }
+
+    #[test]
+    fn rows_out_of_time_order_are_passed_on_in_file_order() {
+        let input = b"ip,lat,lon,ts\n\
+                      1.1.1.1,0,0,1736919130\n\
+                      2.2.2.2,0,0,1736919120\n\
+                      3.3.3.3,0,0,1736919125\n";
+        let times: Vec<f64> = events(input).iter().map(|e| e.timestamp).collect();
+        assert_eq!(times, [1736919130.0, 1736919120.0, 1736919125.0]);
+    }
+
+    #[test]
+    fn line_numbers_stay_right_across_read_buffer_boundaries() {
+        // Enough rows (~60 KB) to cross the csv crate's 8 KB buffer many times, with a blank
+        // line after every seventh row and CRLF ends.
+        let mut input = format!("{COURSE_HEADER}\r\n");
+        let mut want = Vec::new();
+        let mut line = 1;
+        for i in 0..1500u32 {
+            line += 1;
+            input.push_str(&format!(
+                "10.{}.{}.1,1.5,2.5,{},0.0\r\n",
+                i / 256,
+                i % 256,
+                1736919120 + i
+            ));
+            want.push(line);
+            if i % 7 == 6 {
+                input.push_str("\r\n");
+                line += 1;
+            }
+        }
+        let got = read(input.as_bytes());
+        assert!(got.iter().all(Result::is_ok));
+        assert_eq!(lines(input.as_bytes()), want);
+    }
+
+    /// Yields `data`, then fails.
+    struct FailingReader<'a> {
+        data: &'a [u8],
+    }
+
+    impl Read for FailingReader<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.data.is_empty() {
+                return Err(io::Error::other("disk on fire"));
+            }
+            let n = self.data.read(buf)?;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn io_error_is_reported_once_and_ends_the_rows() {
+        let data = format!("{COURSE_HEADER}\n1.1.1.1,1,2,1736919120,0\n");
+        let reader = CsvReader::new(FailingReader {
+            data: data.as_bytes(),
+        })
+        .unwrap();
+        let items: Vec<_> = reader.collect();
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0].as_ref().unwrap().line, 2);
+        match &items[1] {
+            Err(e @ ReadError::Io(_)) => {
+                assert!(!e.is_row());
+                assert_eq!(e.to_string(), "reading CSV: disk on fire");
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn io_error_while_reading_the_header_fails_new() {
+        let result = CsvReader::new(FailingReader { data: b"ip,la" });
+        assert!(matches!(result, Err(ReadError::Io(_))));
+    }
+
+    #[test]
+    fn from_path_names_the_path_when_the_file_cannot_be_opened() {
+        let path = "/nonexistent/traffic-globe/nothing.csv";
+        match CsvReader::from_path(path) {
+            Err(e @ ReadError::Io(_)) => assert!(e.to_string().contains(path), "{e}"),
+            Err(other) => panic!("expected an I/O error, got {other}"),
+            Ok(_) => panic!("expected an I/O error"),
+        }
     }
 }
