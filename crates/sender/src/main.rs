@@ -1,3 +1,46 @@
-//! sender binary.
+//! The `sender` binary: parses the command line, starts logging, runs the replay (or the
+//! generator) and maps the outcome to an exit code.
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+use sender::{Cli, Command};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = if cli.replay.quiet { "warn" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    match cli.command {
+        Some(Command::Generate(args)) => match sender::generate(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("{e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        None => {
+            let shutdown = CancellationToken::new();
+            sender::cancel_on_signals(shutdown.clone());
+            match sender::run(cli.replay, shutdown).await {
+                Ok(summary) if summary.all_accepted() => ExitCode::SUCCESS,
+                Ok(_) => {
+                    tracing::error!("not every usable row was accepted");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

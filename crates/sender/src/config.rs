@@ -1,0 +1,220 @@
+//! Command line and environment configuration of the sender (clap derive: the `///` comments
+//! below are the `--help` text).
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use reqwest::Url;
+
+/// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
+/// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
+///
+/// Exits 0 only if every usable row was accepted by the server, 1 otherwise, 2 on usage
+/// errors. Log level from RUST_LOG (default: info).
+#[derive(Debug, Parser)]
+#[command(name = "sender", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// Something other than replaying a file.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Replay options (used when no subcommand is given).
+    #[command(flatten)]
+    pub replay: Config,
+}
+
+/// Subcommands of the sender.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a synthetic traffic CSV (same columns as the course file) instead of replaying.
+    Generate(GenerateArgs),
+}
+
+/// How to replay a file.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// CSV file of traffic rows to replay (header: ip, latitude, longitude, timestamp,
+    /// suspicious; names and spellings as the reader accepts them).
+    #[arg(env = "SENDER_CSV", default_value = "data/sample.csv")]
+    pub csv: PathBuf,
+
+    /// Base URL of the server; rows are POSTed to {url}/api/events. Plain http:// only.
+    #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
+    pub url: Url,
+
+    /// Replay speed factor: 1 is real time, 60 plays one minute of data per second.
+    #[arg(long, env = "SENDER_SPEED", default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+
+    /// At the end of the file start over, continuing the data's clock, until stopped.
+    #[arg(long = "loop", env = "SENDER_LOOP")]
+    pub looping: bool,
+
+    /// Stop at the first unusable row instead of skipping it with a warning.
+    #[arg(long, env = "SENDER_STRICT")]
+    pub strict: bool,
+
+    /// Most rows in one POST; rows due together or overdue are sent together.
+    #[arg(long, env = "SENDER_MAX_BATCH", default_value = "1000")]
+    pub max_batch: NonZeroUsize,
+
+    /// Give up after the server has been unreachable or failing this long without a break
+    /// (seconds, or with a unit: 500ms, 90s, 2m).
+    #[arg(long, env = "SENDER_GIVE_UP_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub give_up_after: Duration,
+
+    /// Time limit for one request, after which it is retried (seconds, or 500ms, 10s, 1m).
+    #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// No progress bar or progress lines: warnings and the final summary only.
+    #[arg(long, short, env = "SENDER_QUIET")]
+    pub quiet: bool,
+}
+
+/// Options of `sender generate`.
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Number of rows to write.
+    #[arg(long, env = "SENDER_GENERATE_ROWS", default_value_t = 3000)]
+    pub rows: u64,
+
+    /// Seconds of traffic the rows are spread over.
+    #[arg(long, env = "SENDER_GENERATE_DURATION", default_value_t = 600)]
+    pub duration: u64,
+
+    /// Seed of the random generator: the same seed gives the same file.
+    #[arg(long, env = "SENDER_GENERATE_SEED", default_value_t = 42)]
+    pub seed: u64,
+
+    /// Unix time (seconds) of the first row.
+    #[arg(long, env = "SENDER_GENERATE_START", default_value_t = 1_767_225_600)]
+    pub start: i64,
+
+    /// Share of rows flagged suspicious, 0 to 1.
+    #[arg(long, env = "SENDER_GENERATE_SUSPICIOUS_SHARE", default_value_t = 0.03)]
+    pub suspicious_share: f64,
+
+    /// Write to this file instead of standard output.
+    #[arg(short, long, env = "SENDER_GENERATE_OUTPUT")]
+    pub output: Option<PathBuf>,
+}
+
+impl GenerateArgs {
+    /// The generator's configuration.
+    pub fn to_config(&self) -> traffic::generate::GenerateConfig {
+        traffic::generate::GenerateConfig {
+            rows: self.rows,
+            duration_secs: self.duration,
+            start: self.start,
+            seed: self.seed,
+            suspicious_share: self.suspicious_share,
+        }
+    }
+}
+
+/// Parses a server base URL: `http://host[:port][/prefix]`, no TLS, no query.
+pub fn parse_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(format!(
+                "{text:?}: https is not supported (this sender is built without TLS); \
+                 use http:// or put a TLS-terminating proxy in front of the server"
+            ));
+        }
+        other => return Err(format!("{text:?}: scheme {other:?} is not http")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?}: a base URL takes no query or fragment"));
+    }
+    Ok(url)
+}
+
+/// Parses a speed factor: finite and greater than 0.
+fn parse_speed(text: &str) -> Result<f64, String> {
+    let speed: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    traffic::pacing::Schedule::new(speed).map_err(|e| e.to_string())?;
+    Ok(speed)
+}
+
+/// Parses a duration: a number of seconds (`1.5`) or a number with a unit `ms`, `s`, `m`, `h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 1.5, 500ms, 90s or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1e3,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_plain_seconds_and_units() {
+        assert_eq!(parse_duration("60").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn base_urls_must_be_plain_http_with_a_host() {
+        assert!(parse_base_url("http://127.0.0.1:3000").is_ok());
+        assert!(parse_base_url("http://server/prefix/").is_ok());
+        let https = parse_base_url("https://example.com").unwrap_err();
+        assert!(https.contains("https is not supported"), "{https}");
+        assert!(parse_base_url("ftp://example.com").is_err());
+        assert!(parse_base_url("127.0.0.1:3000").is_err());
+        assert!(parse_base_url("http://h/?q=1").is_err());
+    }
+
+    #[test]
+    fn a_file_argument_and_the_generate_subcommand_both_parse() {
+        let cli = Cli::try_parse_from(["sender", "data.csv", "--speed", "60"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.replay.csv, PathBuf::from("data.csv"));
+        assert_eq!(cli.replay.speed, 60.0);
+        let cli = Cli::try_parse_from(["sender", "generate", "--rows", "10"]).unwrap();
+        let Some(Command::Generate(args)) = cli.command else {
+            panic!("generate not parsed");
+        };
+        assert_eq!(args.rows, 10);
+        let Some(Command::Generate(args)) = Cli::parse_from(["sender", "generate"]).command else {
+            panic!("generate not parsed");
+        };
+        assert_eq!(
+            args.to_config(),
+            traffic::generate::GenerateConfig::default(),
+            "defaults agree with the generator's"
+        );
+        assert!(Cli::try_parse_from(["sender", "--speed", "0"]).is_err());
+        assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! The traffic-globe sender: replays traffic rows from a CSV file to the server as JSON POSTs,
+//! each row at the instant its timestamp says (scaled by a speed factor).
+//!
+//! [`run`] is the whole program behind the binary's command line; [`replay::replay`] is the
+//! paced loop itself, generic over a [`Transport`] so that tests drive it on a paused clock.
+
+pub mod config;
+pub mod http;
+pub mod progress;
+pub mod replay;
+pub mod transport;
+
+use std::fs::File;
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use traffic::csv::{CsvReader, ReadError};
+use traffic::generate::write_csv;
+
+pub use config::{Cli, Command, Config, GenerateArgs};
+pub use http::HttpTransport;
+pub use progress::Progress;
+pub use replay::{Options, ReplayError, Summary, replay};
+pub use transport::{PostError, Transport};
+
+/// How long before a row is due the replay stops sleeping and spins: tokio's timers wake
+/// 1-3 ms late, measured.
+const SPIN: Duration = Duration::from_millis(3);
+
+/// Replays `config.csv` to the server at `config.url` until the file ends (or forever with
+/// `--loop`), or `shutdown` is cancelled. Prints the one-line summary on stderr in every case.
+///
+/// `Ok` carries the summary, which says whether every usable row was accepted; `Err` means
+/// the replay stopped early (unreadable file, server refusing or unreachable, strict mode).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
+    let mut transport = HttpTransport::new(&config.url, config.timeout)
+        .with_context(|| format!("while preparing to post to {}", config.url))?;
+    let path = config.csv.as_path();
+    // Open once up front so that a missing file or a bad header fails before anything is sent.
+    drop(open_csv(path).with_context(|| format!("while opening {}", path.display()))?);
+
+    let progress = if config.quiet {
+        Progress::off()
+    } else if std::io::stderr().is_terminal() {
+        // The bar's length is only known for a single pass; counting is a byte scan.
+        let total = if config.looping {
+            None
+        } else {
+            count_data_lines(path).ok()
+        };
+        Progress::bar(total)
+    } else {
+        Progress::log()
+    };
+    let options = Options {
+        speed: config.speed,
+        looping: config.looping,
+        strict: config.strict,
+        max_batch: config.max_batch,
+        give_up_after: config.give_up_after,
+        spin: SPIN,
+    };
+    info!(
+        csv = %path.display(),
+        endpoint = %transport.endpoint(),
+        speed = config.speed,
+        looping = config.looping,
+        "replaying"
+    );
+    let (summary, result) = replay(
+        || open_csv(path),
+        &mut transport,
+        &options,
+        progress,
+        &shutdown,
+    )
+    .await;
+    eprintln!("sender: {summary}");
+    if summary.cancelled {
+        warn!(not_sent = summary.not_sent, "stopped before the end");
+    }
+    result.with_context(|| format!("while replaying {}", path.display()))?;
+    Ok(summary)
+}
+
+/// Writes a synthetic traffic CSV as `sender generate` asks: to `args.output`, or stdout.
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let config = args.to_config();
+    let rows = match &args.output {
+        Some(path) => {
+            let file =
+                File::create(path).with_context(|| format!("while creating {}", path.display()))?;
+            write_csv(&config, file).with_context(|| format!("while writing {}", path.display()))?
+        }
+        None => write_csv(&config, std::io::stdout().lock()).context("while writing to stdout")?,
+    };
+    info!(
+        rows,
+        output = %args.output.as_deref().map_or("stdout".into(), |p| p.display().to_string()),
+        "generated"
+    );
+    Ok(())
+}
+
+/// Opens the CSV file and reads its header (the csv crate buffers its input itself).
+fn open_csv(path: &Path) -> Result<CsvReader<File>, ReadError> {
+    CsvReader::from_path(path)
+}
+
+/// Lines after the header, counted by a byte scan in constant memory (quoted line breaks
+/// would count double: this is for a progress bar, not for the summary).
+fn count_data_lines(path: &Path) -> std::io::Result<u64> {
+    let mut file = File::open(path)?;
+    let mut buffer = vec![0u8; 1 << 16];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        lines += buffer[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buffer[n - 1];
+    }
+    if last != b'\n' {
+        lines += 1;
+    }
+    Ok(lines.saturating_sub(1))
+}
+
+/// Cancels `shutdown` on ctrl-c or SIGTERM (what `docker stop` sends).
+pub fn cancel_on_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => info!("ctrl-c: stopping"),
+            () = terminate => info!("SIGTERM: stopping"),
+        }
+        shutdown.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_lines_are_counted_without_the_header() {
+        let dir = std::env::temp_dir().join(format!("sender-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_newline = dir.join("a.csv");
+        std::fs::write(&with_newline, "h\n1\n2\n").unwrap();
+        assert_eq!(count_data_lines(&with_newline).unwrap(), 2);
+        let without = dir.join("b.csv");
+        std::fs::write(&without, "h\r\n1\r\n2").unwrap();
+        assert_eq!(count_data_lines(&without).unwrap(), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

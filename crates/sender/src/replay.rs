@@ -1,0 +1,1093 @@
+//! The replay loop: reads rows one at a time, waits for each row's absolute due instant,
+//! and posts the rows that are due (one request in flight at a time, file order kept).
+//!
+//! Rows due at the same instant, or overdue because the server was slow or away, go together
+//! in one POST (up to `max_batch`). Failures are retried with exponential backoff while rows
+//! that come due join the pending batch; rows after an outage keep their original schedule.
+//! Generic over the [`Transport`] and the row source so that tests run it on tokio's paused
+//! clock against fakes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use traffic::Event;
+use traffic::csv::{ReadError, Row};
+use traffic::pacing::Schedule;
+
+use crate::progress::Progress;
+use crate::transport::{PostError, Transport};
+
+/// First wait after a failed POST.
+const BACKOFF_START: Duration = Duration::from_millis(50);
+/// Longest wait between two attempts.
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+
+/// How to replay, independent of where rows come from and go to.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Speed factor (> 0, finite).
+    pub speed: f64,
+    /// Start over at the end of the rows, continuing the data's clock.
+    pub looping: bool,
+    /// An unusable row stops the replay instead of being skipped.
+    pub strict: bool,
+    /// Most rows in one POST.
+    pub max_batch: NonZeroUsize,
+    /// Continuous failure after which the replay gives up.
+    pub give_up_after: Duration,
+    /// Wake this long before a row is due and spin (yielding) on the clock for the rest,
+    /// for sub-millisecond precision; tokio's timers alone wake up to ~2 ms late.
+    /// Zero: timers only, with due instants rounded up to the millisecond so that a timer
+    /// hits them exactly. Must be zero on tokio's paused clock, which does not move while
+    /// a task spins.
+    pub spin: Duration,
+}
+
+/// Why a replay stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The speed factor is not usable.
+    #[error(transparent)]
+    Speed(#[from] traffic::pacing::InvalidSpeed),
+    /// The file cannot be opened or read, or its header is unusable.
+    #[error(transparent)]
+    Read(ReadError),
+    /// An unusable row with `strict` set.
+    #[error("line {line}: {reason} (unusable row with --strict)")]
+    Strict {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with the row.
+        reason: String,
+    },
+    /// The server refused the request in a way that retrying cannot fix.
+    #[error("the server refused the events: {0}")]
+    Refused(String),
+    /// The server failed without a break for longer than allowed.
+    #[error(
+        "gave up after {:.1} s of failing to deliver ({last_error}): {undelivered} rows were not delivered",
+        failing_for.as_secs_f64()
+    )]
+    GaveUp {
+        /// How long it had been failing.
+        failing_for: Duration,
+        /// The last failure.
+        last_error: String,
+        /// Usable rows that did not reach the server (pending and not yet read, this pass).
+        undelivered: u64,
+    },
+    /// A row's due time is too far away for the clock (absurdly slow speed).
+    #[error("line {line}: due too far in the future for the clock (speed too slow?)")]
+    TooFar {
+        /// 1-based line number.
+        line: u64,
+    },
+}
+
+/// What a replay did; its `Display` is the one-line final summary.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Usable rows read from the file (all passes).
+    pub rows_read: u64,
+    /// Rows the server accepted.
+    pub accepted: u64,
+    /// Rows the server rejected as invalid (422), reported one by one.
+    pub rejected: u64,
+    /// Unusable rows skipped, by reason (the field at fault, or `malformed`).
+    pub skipped: BTreeMap<String, u64>,
+    /// Rows with a timestamp earlier than an already scheduled one, sent at once.
+    pub out_of_order: u64,
+    /// Successful or rejecting POSTs.
+    pub posts: u64,
+    /// POSTs that failed and were retried.
+    pub retries: u64,
+    /// Usable rows not delivered because the replay was stopped or gave up.
+    pub not_sent: u64,
+    /// Passes over the file started (more than 1 only with looping).
+    pub passes: u32,
+    /// Per-row lateness: send instant minus scheduled instant.
+    pub lateness: Lateness,
+    /// Time from the first row's due instant to the end.
+    pub elapsed: Duration,
+    /// Lateness of the last row delivered: the drift at the end of the schedule.
+    pub drift: Option<Duration>,
+    /// The replay was stopped by the shutdown token.
+    pub cancelled: bool,
+}
+
+/// Percentiles of per-row lateness.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lateness {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// Largest.
+    pub max: Duration,
+}
+
+impl Summary {
+    /// Rows skipped for any reason.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// True when every usable row read was accepted and nothing was left unsent.
+    pub fn all_accepted(&self) -> bool {
+        !self.cancelled
+            && self.not_sent == 0
+            && self.rejected == 0
+            && self.accepted == self.rows_read
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        write!(
+            f,
+            "rows read {}, sent {} (accepted {}), skipped {}",
+            self.rows_read,
+            self.accepted + self.rejected,
+            self.accepted,
+            self.skipped_total()
+        )?;
+        if !self.skipped.is_empty() {
+            let reasons: Vec<String> = self
+                .skipped
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            write!(f, " ({})", reasons.join(", "))?;
+        }
+        write!(
+            f,
+            ", rejected {}, out of order {}, not sent {}, posts {}, retries {}, passes {}, \
+             lateness p50 {:.3} ms p99 {:.3} ms max {:.3} ms, elapsed {:.3} s, drift at end {}",
+            self.rejected,
+            self.out_of_order,
+            self.not_sent,
+            self.posts,
+            self.retries,
+            self.passes,
+            ms(self.lateness.p50),
+            ms(self.lateness.p99),
+            ms(self.lateness.max),
+            self.elapsed.as_secs_f64(),
+            self.drift
+                .map_or_else(|| "n/a".to_owned(), |d| format!("{:.3} ms", ms(d))),
+        )?;
+        if self.cancelled {
+            f.write_str(", stopped early")?;
+        }
+        Ok(())
+    }
+}
+
+/// Replays the rows that `open` yields (called again for each pass when looping) through
+/// `transport`, until the rows end, the replay fails, or `shutdown` is cancelled.
+///
+/// Returns the summary in every case, and the error that stopped the replay if any.
+pub async fn replay<T, F, I>(
+    open: F,
+    transport: &mut T,
+    options: &Options,
+    progress: Progress,
+    shutdown: &CancellationToken,
+) -> (Summary, Result<(), ReplayError>)
+where
+    T: Transport,
+    F: FnMut() -> Result<I, ReadError>,
+    I: Iterator<Item = Result<Row, ReadError>>,
+{
+    let schedule = match Schedule::new(options.speed) {
+        Ok(schedule) => schedule,
+        Err(e) => return (Summary::default(), Err(e.into())),
+    };
+    let mut replay = Replay {
+        options,
+        transport,
+        shutdown,
+        progress,
+        source: Source {
+            open,
+            rows: None,
+            schedule,
+            start: None,
+            pass_rows: 0,
+            strict: options.strict,
+            looping: options.looping,
+            rest: 0,
+            spin: !options.spin.is_zero(),
+        },
+        next: None,
+        pending_events: Vec::with_capacity(options.max_batch.get()),
+        pending_rows: Vec::with_capacity(options.max_batch.get()),
+        cap: options.max_batch.get(),
+        backoff: BACKOFF_START,
+        failing_since: None,
+        // Microseconds from 1 µs to one hour, 3 significant digits: ~30 KB, constant.
+        lateness: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("constant histogram bounds are valid"),
+        max_lateness: Duration::ZERO,
+        summary: Summary::default(),
+    };
+    let result = replay.run().await;
+    let summary = replay.finish();
+    (summary, result)
+}
+
+/// A usable row with its due instants.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    line: u64,
+    event: Event,
+    /// `start + (t_i - t_0) / speed`, exactly.
+    exact: Instant,
+    /// When to send it: `exact` when spinning, otherwise `exact` rounded up to the
+    /// millisecond, the instant a tokio timer (millisecond resolution) can hit.
+    deadline: Instant,
+}
+
+/// Where rows come from: the file (reopened per pass) and the schedule.
+struct Source<F, I> {
+    open: F,
+    rows: Option<I>,
+    schedule: Schedule,
+    start: Option<Instant>,
+    pass_rows: u64,
+    strict: bool,
+    looping: bool,
+    /// Usable rows counted, unread, after stopping early.
+    rest: u64,
+    /// Due instants are exact (the replay spins), not rounded to the millisecond.
+    spin: bool,
+}
+
+impl<F, I> Source<F, I>
+where
+    F: FnMut() -> Result<I, ReadError>,
+    I: Iterator<Item = Result<Row, ReadError>>,
+{
+    /// The next usable row, scheduled; `None` at the end (of the last pass).
+    fn next(&mut self, summary: &mut Summary) -> Result<Option<Due>, ReplayError> {
+        loop {
+            let rows = match &mut self.rows {
+                Some(rows) => rows,
+                None => {
+                    if summary.passes > 0 {
+                        if !self.looping {
+                            return Ok(None);
+                        }
+                        if self.pass_rows == 0 {
+                            warn!("no usable rows in a whole pass, not looping");
+                            return Ok(None);
+                        }
+                        self.schedule.next_pass();
+                        info!(pass = self.schedule.pass() + 1, "starting over");
+                    }
+                    summary.passes += 1;
+                    self.pass_rows = 0;
+                    self.rows.insert((self.open)().map_err(ReplayError::Read)?)
+                }
+            };
+            match rows.next() {
+                Some(Ok(row)) => {
+                    summary.rows_read += 1;
+                    self.pass_rows += 1;
+                    return self.schedule_row(row, summary).map(Some);
+                }
+                Some(Err(ReadError::Row { line, reason })) => {
+                    if self.strict {
+                        return Err(ReplayError::Strict { line, reason });
+                    }
+                    warn!(line, reason = %reason, "row skipped");
+                    *summary.skipped.entry(reason_category(&reason)).or_default() += 1;
+                }
+                Some(Err(fatal)) => return Err(ReplayError::Read(fatal)),
+                None => self.rows = None,
+            }
+        }
+    }
+
+    fn schedule_row(&mut self, row: Row, summary: &mut Summary) -> Result<Due, ReplayError> {
+        let due = self.schedule.due(row.event.timestamp);
+        if due.out_of_order {
+            summary.out_of_order += 1;
+            debug!(line = row.line, "row out of order, due at once");
+        }
+        let start = *self.start.get_or_insert_with(Instant::now);
+        let on_timer = if self.spin {
+            due.offset
+        } else {
+            Duration::from_millis(
+                u64::try_from(due.offset.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX),
+            )
+        };
+        let too_far = || ReplayError::TooFar { line: row.line };
+        let exact = start.checked_add(due.offset).ok_or_else(too_far)?;
+        let deadline = start.checked_add(on_timer).ok_or_else(too_far)?;
+        Ok(Due {
+            line: row.line,
+            event: Event {
+                timestamp: due.timestamp,
+                ..row.event
+            },
+            exact,
+            deadline,
+        })
+    }
+
+    /// Usable rows left in the current pass (reads them once; used when stopping early).
+    fn count_rest(&mut self) -> u64 {
+        if let Some(rows) = self.rows.take() {
+            for row in rows {
+                match row {
+                    Ok(_) => self.rest += 1,
+                    Err(e) if e.is_row() => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        self.rest
+    }
+}
+
+/// The skip reason's category: the field named before the first `:`, or `malformed`.
+fn reason_category(reason: &str) -> String {
+    match reason.split_once(':') {
+        Some((field, _))
+            if !field.is_empty()
+                && field.len() <= 20
+                && field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
+            field.to_owned()
+        }
+        _ => "malformed".to_owned(),
+    }
+}
+
+struct Replay<'a, T, F, I> {
+    options: &'a Options,
+    transport: &'a mut T,
+    shutdown: &'a CancellationToken,
+    progress: Progress,
+    source: Source<F, I>,
+    /// The next row read but not yet due.
+    next: Option<Due>,
+    /// Rows due and not yet delivered, in file order (events and their bookkeeping).
+    pending_events: Vec<Event>,
+    pending_rows: Vec<Due>,
+    /// Largest batch the server takes (halved on 413).
+    cap: usize,
+    backoff: Duration,
+    failing_since: Option<Instant>,
+    /// Per-row lateness in microseconds.
+    lateness: Histogram<u64>,
+    /// Exact largest lateness (the histogram's max is rounded to its bucket).
+    max_lateness: Duration,
+    summary: Summary,
+}
+
+/// What happened to a wait or a request when shutdown was requested.
+struct Cancelled;
+
+impl<T, F, I> Replay<'_, T, F, I>
+where
+    T: Transport,
+    F: FnMut() -> Result<I, ReadError>,
+    I: Iterator<Item = Result<Row, ReadError>>,
+{
+    async fn run(&mut self) -> Result<(), ReplayError> {
+        loop {
+            if self.pending_rows.is_empty() {
+                let Some(deadline) = self.next_deadline()? else {
+                    return Ok(());
+                };
+                if self.wait_for_row(deadline).await.is_err() {
+                    return Ok(());
+                }
+            }
+            self.collect_due()?;
+            if self.attempt().await?.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The due instant of the next row not yet pending, reading it if needed.
+    fn next_deadline(&mut self) -> Result<Option<Instant>, ReplayError> {
+        if self.next.is_none() {
+            self.next = self.source.next(&mut self.summary)?;
+        }
+        Ok(self.next.map(|due| due.deadline))
+    }
+
+    /// Moves every row due by now into the pending batch, up to `max_batch`.
+    fn collect_due(&mut self) -> Result<(), ReplayError> {
+        let now = Instant::now();
+        while self.pending_rows.len() < self.options.max_batch.get() {
+            if self.next_deadline()?.is_none_or(|deadline| deadline > now) {
+                break;
+            }
+            if let Some(due) = self.next.take() {
+                self.pending_events.push(due.event);
+                self.pending_rows.push(due);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until a row's due instant, as precisely as `options.spin` allows.
+    async fn wait_for_row(&mut self, deadline: Instant) -> Result<(), Cancelled> {
+        let spin = self.options.spin;
+        if spin.is_zero() {
+            return self.sleep_until(deadline).await;
+        }
+        if let Some(early) = deadline.checked_sub(spin) {
+            self.sleep_until(early).await?;
+        }
+        while Instant::now() < deadline {
+            if self.shutdown.is_cancelled() {
+                return Err(Cancelled);
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+
+    /// Sleeps until `deadline` unless shutdown is requested first.
+    async fn sleep_until(&mut self, deadline: Instant) -> Result<(), Cancelled> {
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => Err(Cancelled),
+            () = sleep_until(deadline) => Ok(()),
+        }
+    }
+
+    /// Posts the head of the pending batch once and deals with the answer.
+    /// The outer `Err` stops the replay with an error, the inner one on shutdown.
+    async fn attempt(&mut self) -> Result<Result<(), Cancelled>, ReplayError> {
+        let count = self.pending_rows.len().min(self.cap);
+        if count == 0 {
+            return Ok(Ok(()));
+        }
+        let sent_at = Instant::now();
+        let result = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => return Ok(Err(Cancelled)),
+            result = self.transport.post(&self.pending_events[..count]) => result,
+        };
+        match result {
+            Ok(accepted) => {
+                self.recovered();
+                if accepted != count as u64 {
+                    warn!(
+                        sent = count,
+                        accepted, "server accepted a different number of rows"
+                    );
+                }
+                self.summary.accepted += accepted;
+                self.summary.posts += 1;
+                self.delivered(0..count, sent_at);
+                self.progress.on_delivered(count as u64, &self.summary);
+            }
+            Err(PostError::Invalid {
+                item: Some(item),
+                field,
+                reason,
+            }) if item < count => {
+                self.recovered();
+                self.summary.posts += 1;
+                self.summary.rejected += 1;
+                let row = self.pending_rows[item];
+                warn!(
+                    line = row.line,
+                    ip = %row.event.ip,
+                    field = field.as_deref().unwrap_or("?"),
+                    reason = %reason,
+                    "row rejected by server"
+                );
+                self.delivered(item..item + 1, sent_at);
+                self.progress.on_delivered(1, &self.summary);
+            }
+            Err(PostError::Invalid { item, reason, .. }) => {
+                return Err(ReplayError::Refused(format!(
+                    "422 for item {item:?} of a batch of {count}: {reason}"
+                )));
+            }
+            Err(PostError::TooLarge) if count > 1 => {
+                self.recovered();
+                self.cap = count / 2;
+                info!(
+                    max_batch = self.cap,
+                    "server says batch too large, splitting"
+                );
+            }
+            Err(PostError::TooLarge) => {
+                return Err(ReplayError::Refused(
+                    "413: even a single event is too large".into(),
+                ));
+            }
+            Err(PostError::Fatal(message)) => return Err(ReplayError::Refused(message)),
+            Err(PostError::Transient(message)) => return self.back_off(message).await,
+        }
+        Ok(Ok(()))
+    }
+
+    /// Removes delivered rows from the pending batch and records their lateness.
+    fn delivered(&mut self, rows: std::ops::Range<usize>, sent_at: Instant) {
+        for due in self.pending_rows.drain(rows.clone()) {
+            let late = sent_at.saturating_duration_since(due.exact);
+            let micros = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+            self.lateness.saturating_record(micros);
+            self.max_lateness = self.max_lateness.max(late);
+            self.summary.drift = Some(late);
+        }
+        self.pending_events.drain(rows);
+    }
+
+    fn recovered(&mut self) {
+        if let Some(since) = self.failing_since.take() {
+            info!(
+                after_ms = since.elapsed().as_millis() as u64,
+                pending = self.pending_rows.len(),
+                "server reachable again"
+            );
+        }
+        self.backoff = BACKOFF_START;
+    }
+
+    /// After a failed POST: give up, or wait (collecting rows that come due) and let the
+    /// caller try again.
+    async fn back_off(&mut self, message: String) -> Result<Result<(), Cancelled>, ReplayError> {
+        self.summary.retries += 1;
+        let now = Instant::now();
+        let since = *self.failing_since.get_or_insert(now);
+        let give_up_at = since + self.options.give_up_after;
+        if now >= give_up_at {
+            let undelivered = self.unsent();
+            return Err(ReplayError::GaveUp {
+                failing_for: now - since,
+                last_error: message,
+                undelivered,
+            });
+        }
+        if since == now {
+            warn!(error = %message, pending = self.pending_rows.len(), "POST failed, retrying");
+        } else {
+            debug!(error = %message, backoff_ms = self.backoff.as_millis() as u64, "POST failed again");
+        }
+        let retry_at = (now + self.backoff).min(give_up_at);
+        self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
+        loop {
+            self.collect_due()?;
+            let wake = match self.next.map(|due| due.deadline) {
+                Some(deadline)
+                    if deadline < retry_at
+                        && self.pending_rows.len() < self.options.max_batch.get() =>
+                {
+                    deadline
+                }
+                _ => retry_at,
+            };
+            if self.sleep_until(wake).await.is_err() {
+                return Ok(Err(Cancelled));
+            }
+            if Instant::now() >= retry_at {
+                self.collect_due()?;
+                return Ok(Ok(()));
+            }
+        }
+    }
+
+    /// Usable rows of this pass not delivered: pending, read ahead, and still in the file.
+    fn unsent(&mut self) -> u64 {
+        self.pending_rows.len() as u64 + u64::from(self.next.is_some()) + self.source.count_rest()
+    }
+
+    fn finish(mut self) -> Summary {
+        self.summary.cancelled = self.shutdown.is_cancelled();
+        self.summary.not_sent = self.unsent();
+        self.pending_rows.clear();
+        self.next = None;
+        let micros = |q: f64| Duration::from_micros(self.lateness.value_at_quantile(q));
+        if !self.lateness.is_empty() {
+            self.summary.lateness = Lateness {
+                p50: micros(0.5),
+                p99: micros(0.99),
+                max: self.max_lateness,
+            };
+        }
+        if let Some(start) = self.source.start {
+            self.summary.elapsed = start.elapsed();
+        }
+        self.progress.finish();
+        self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+
+    const T0: f64 = 1_736_919_120.0;
+
+    /// One POST as the fake server saw it.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Post {
+        at: Duration,
+        timestamps: Vec<f64>,
+    }
+
+    /// Records every POST with the paused clock's instant; answers from a script.
+    struct FakeServer {
+        start: Instant,
+        posts: Vec<Post>,
+        events: Vec<Event>,
+        /// Answers for the next POSTs in turn; success once it is empty.
+        script: VecDeque<Result<(), PostError>>,
+        /// Every POST takes this long.
+        delay: Duration,
+        /// Fail every POST with a transient error.
+        down: bool,
+    }
+
+    impl FakeServer {
+        fn new() -> Self {
+            Self {
+                start: Instant::now(),
+                posts: Vec::new(),
+                events: Vec::new(),
+                script: VecDeque::new(),
+                delay: Duration::ZERO,
+                down: false,
+            }
+        }
+
+        /// Events of the POSTs that the server answered with success, in order.
+        fn post_times(&self) -> Vec<(Duration, usize)> {
+            self.posts
+                .iter()
+                .map(|p| (p.at, p.timestamps.len()))
+                .collect()
+        }
+    }
+
+    impl Transport for FakeServer {
+        async fn post(&mut self, events: &[Event]) -> Result<u64, PostError> {
+            assert!(!events.is_empty(), "empty POST");
+            self.posts.push(Post {
+                at: Instant::now() - self.start,
+                timestamps: events.iter().map(|e| e.timestamp).collect(),
+            });
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if self.down {
+                return Err(PostError::Transient("connection refused".into()));
+            }
+            match self.script.pop_front() {
+                Some(Err(e)) => Err(e),
+                _ => {
+                    self.events.extend_from_slice(events);
+                    Ok(events.len() as u64)
+                }
+            }
+        }
+    }
+
+    fn event(timestamp: f64, n: u32) -> Event {
+        Event {
+            ip: std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
+            latitude: 10.0,
+            longitude: 20.0,
+            timestamp,
+            suspicious: false,
+        }
+    }
+
+    /// Rows at `T0 + offset` seconds, lines 2, 3, ...
+    fn rows(offsets: &[f64]) -> Vec<Row> {
+        offsets
+            .iter()
+            .zip(0u32..)
+            .map(|(&offset, n)| Row {
+                line: u64::from(n) + 2,
+                event: event(T0 + offset, n),
+            })
+            .collect()
+    }
+
+    type Rows = std::vec::IntoIter<Result<Row, ReadError>>;
+
+    fn source(rows: Vec<Row>) -> impl FnMut() -> Result<Rows, ReadError> {
+        move || Ok(rows.iter().cloned().map(Ok).collect::<Vec<_>>().into_iter())
+    }
+
+    fn options(speed: f64) -> Options {
+        Options {
+            speed,
+            looping: false,
+            strict: false,
+            max_batch: NonZeroUsize::new(1000).unwrap(),
+            give_up_after: Duration::from_secs(60),
+            spin: Duration::ZERO,
+        }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    async fn play(
+        rows: Vec<Row>,
+        server: &mut FakeServer,
+        options: &Options,
+    ) -> (Summary, Result<(), ReplayError>) {
+        let shutdown = CancellationToken::new();
+        replay(source(rows), server, options, Progress::off(), &shutdown).await
+    }
+
+    const COURSE_FILE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/ip_addresses.csv"
+    );
+
+    /// The course file, parsed here independently of the CSV reader, as the expected rows.
+    fn course_rows() -> Vec<Row> {
+        let text = std::fs::read_to_string(COURSE_FILE).unwrap_or_else(|e| {
+            panic!(
+                "the course file {COURSE_FILE} is needed for this test \
+                 (it lives beside the repository in ../shared): {e}"
+            )
+        });
+        text.lines()
+            .enumerate()
+            .skip(1)
+            .map(|(i, line)| {
+                let f: Vec<&str> = line.split(',').collect();
+                Row {
+                    line: i as u64 + 1,
+                    event: Event {
+                        ip: f[0].parse().unwrap(),
+                        latitude: f[1].parse().unwrap(),
+                        longitude: f[2].parse().unwrap(),
+                        timestamp: f[3].parse().unwrap(),
+                        suspicious: f[4].parse::<f64>().unwrap() != 0.0,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    async fn course_file_replays_on_schedule(speed: f64) {
+        let rows = course_rows();
+        assert_eq!(rows.len(), 2940);
+        let mut server = FakeServer::new();
+        let shutdown = CancellationToken::new();
+        let (summary, result) = replay(
+            || traffic::csv::CsvReader::from_path(COURSE_FILE),
+            &mut server,
+            &options(speed),
+            Progress::off(),
+            &shutdown,
+        )
+        .await;
+        result.unwrap();
+
+        // Every row exactly once, in file order.
+        let sent: Vec<Event> = server.events.clone();
+        let want: Vec<Event> = rows.iter().map(|r| r.event).collect();
+        assert_eq!(sent, want);
+
+        // Every row posted at start + (t_i - t_0) / speed, on tokio's millisecond timer grid.
+        let t0 = rows[0].event.timestamp;
+        let mut at_row = Vec::new();
+        for post in &server.posts {
+            at_row.extend(post.timestamps.iter().map(|_| post.at));
+        }
+        for (row, at) in rows.iter().zip(&at_row) {
+            let due_ms = ((row.event.timestamp - t0) * 1000.0 / speed).ceil();
+            assert_eq!(
+                *at,
+                Duration::from_millis(due_ms as u64),
+                "line {} at speed {speed}",
+                row.line
+            );
+        }
+        // No drift: the last row leaves at exactly (t_last - t_0) / speed.
+        let span = rows.last().unwrap().event.timestamp - t0;
+        assert_eq!(*at_row.last().unwrap(), secs(span / speed));
+        assert_eq!(summary.drift, Some(Duration::ZERO));
+        assert_eq!(summary.accepted, 2940);
+        assert!(summary.all_accepted(), "{summary}");
+        assert_eq!(summary.out_of_order, 0);
+        assert!(summary.lateness.max < Duration::from_millis(1), "{summary}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_course_file_at_speed_1_leaves_each_row_at_its_own_second() {
+        course_file_replays_on_schedule(1.0).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_course_file_at_speed_60_takes_ten_seconds_without_drift() {
+        course_file_replays_on_schedule(60.0).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_sharing_a_timestamp_go_in_one_post_and_a_lone_row_alone() {
+        let mut server = FakeServer::new();
+        let (summary, result) = play(rows(&[0.0, 0.0, 0.0, 1.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(server.post_times(), [(Duration::ZERO, 3), (secs(1.0), 1)]);
+        assert_eq!(summary.posts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rows_that_fall_due_while_the_server_is_slow_go_together_next() {
+        let mut server = FakeServer::new();
+        server.delay = secs(1.5);
+        let (_, result) = play(rows(&[0.0, 1.0, 2.0, 3.0, 4.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(
+            server.post_times(),
+            [
+                (secs(0.0), 1),
+                (secs(1.5), 1),
+                (secs(3.0), 2),
+                (secs(4.5), 1)
+            ]
+        );
+        let sent: Vec<f64> = server.events.iter().map(|e| e.timestamp - T0).collect();
+        assert_eq!(sent, [0.0, 1.0, 2.0, 3.0, 4.0], "file order");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_posts_are_retried_with_backoff_and_later_rows_keep_their_schedule() {
+        let mut server = FakeServer::new();
+        let fail = || Err(PostError::Transient("503".into()));
+        server.script = [fail(), fail(), fail()].into();
+        let (summary, result) =
+            play(rows(&[0.0, 0.1, 0.2, 1.0, 2.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        // 0: fails; +50 ms: fails; +100 ms (row 2 joins): fails; +200 ms (row 3 joins): ok.
+        assert_eq!(
+            server.post_times(),
+            [
+                (secs(0.0), 1),
+                (secs(0.05), 1),
+                (secs(0.15), 2),
+                (secs(0.35), 3),
+                (secs(1.0), 1),
+                (secs(2.0), 1)
+            ]
+        );
+        let want: Vec<Event> = rows(&[0.0, 0.1, 0.2, 1.0, 2.0])
+            .iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(server.events, want, "nothing lost or doubled, in order");
+        assert_eq!(summary.retries, 3);
+        assert!(summary.all_accepted());
+        assert_eq!(summary.lateness.max, secs(0.35));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_rejected_by_the_server_is_reported_and_the_rest_resent() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::Invalid {
+            item: Some(1),
+            field: Some("latitude".into()),
+            reason: "out of range".into(),
+        })]
+        .into();
+        let (summary, result) = play(rows(&[0.0, 0.0, 0.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(
+            server.post_times(),
+            [(Duration::ZERO, 3), (Duration::ZERO, 2)]
+        );
+        assert_eq!(server.posts[1].timestamps, [T0, T0]);
+        let ips: Vec<Event> = server.events.clone();
+        let want = rows(&[0.0, 0.0, 0.0]);
+        assert_eq!(ips, [want[0].event, want[2].event]);
+        assert_eq!((summary.accepted, summary.rejected), (2, 1));
+        assert!(!summary.all_accepted(), "a rejected row means exit 1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn too_large_batches_are_split_in_half() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::TooLarge)].into();
+        let (summary, result) = play(rows(&[0.0; 5]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        let sizes: Vec<usize> = server.post_times().iter().map(|p| p.1).collect();
+        assert_eq!(sizes, [5, 2, 2, 1]);
+        assert_eq!(server.events.len(), 5);
+        assert!(summary.all_accepted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_replay_gives_up_after_the_configured_time_and_says_how_many_rows_were_lost() {
+        let mut server = FakeServer::new();
+        server.down = true;
+        let mut opts = options(1.0);
+        opts.give_up_after = secs(5.0);
+        let offsets: Vec<f64> = (0..11).map(f64::from).collect();
+        let (summary, result) = play(rows(&offsets), &mut server, &opts).await;
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReplayError::GaveUp {
+                    undelivered: 11,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("11 rows were not delivered"),
+            "{err}"
+        );
+        assert_eq!(
+            server.posts.last().unwrap().at,
+            secs(5.0),
+            "gives up on time"
+        );
+        assert_eq!(summary.not_sent, 11);
+        assert!(!summary.all_accepted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusing_server_stops_the_replay() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::Fatal(
+            "server answered 404: not found".into(),
+        ))]
+        .into();
+        let (summary, result) = play(rows(&[0.0, 1.0]), &mut server, &options(1.0)).await;
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("404"), "{err}");
+        assert_eq!(summary.not_sent, 2);
+        assert_eq!(server.posts.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn looping_continues_the_data_clock_until_cancelled() {
+        let mut server = FakeServer::new();
+        let mut opts = options(1.0);
+        opts.looping = true;
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(secs(7.5)).await;
+            stop.cancel();
+        });
+        let (summary, result) = replay(
+            source(rows(&[0.0, 1.0, 2.0])),
+            &mut server,
+            &opts,
+            Progress::off(),
+            &shutdown,
+        )
+        .await;
+        result.unwrap();
+        // Span 2 s + 1 s gap: pass 2 starts at T0 + 3, pass 3 at T0 + 6.
+        let sent: Vec<f64> = server.events.iter().map(|e| e.timestamp - T0).collect();
+        assert_eq!(sent, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
+        let at: Vec<Duration> = server.posts.iter().map(|p| p.at).collect();
+        assert_eq!(at, (0..8).map(|s| secs(f64::from(s))).collect::<Vec<_>>());
+        assert!(summary.cancelled);
+        assert_eq!(summary.passes, 3);
+        assert_eq!(summary.not_sent, 1, "the row read ahead in pass 3");
+        assert!(!summary.all_accepted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn out_of_order_rows_go_at_once_and_are_counted() {
+        let mut server = FakeServer::new();
+        let (summary, result) = play(rows(&[0.0, 2.0, 1.0, 3.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(
+            server.post_times(),
+            [(secs(0.0), 1), (secs(2.0), 2), (secs(3.0), 1)]
+        );
+        assert_eq!(summary.out_of_order, 1);
+    }
+
+    fn with_bad_row() -> impl FnMut() -> Result<Rows, ReadError> {
+        || {
+            let good = rows(&[0.0, 1.0]);
+            Ok(vec![
+                Ok(good[0].clone()),
+                Err(ReadError::Row {
+                    line: 3,
+                    reason: "timestamp: \"17369x9120\" is not a time".into(),
+                }),
+                Ok(good[1].clone()),
+            ]
+            .into_iter())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unusable_rows_are_skipped_and_counted_by_field() {
+        let mut server = FakeServer::new();
+        let shutdown = CancellationToken::new();
+        let (summary, result) = replay(
+            with_bad_row(),
+            &mut server,
+            &options(1.0),
+            Progress::off(),
+            &shutdown,
+        )
+        .await;
+        result.unwrap();
+        assert_eq!(server.events.len(), 2);
+        assert_eq!(
+            summary.skipped,
+            BTreeMap::from([("timestamp".to_owned(), 1)])
+        );
+        assert!(summary.all_accepted(), "skipped rows are not usable rows");
+        assert!(
+            summary.to_string().contains("skipped 1 (timestamp 1)"),
+            "{summary}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_strict_an_unusable_row_stops_the_replay() {
+        let mut server = FakeServer::new();
+        let shutdown = CancellationToken::new();
+        let mut opts = options(1.0);
+        opts.strict = true;
+        let (_, result) = replay(
+            with_bad_row(),
+            &mut server,
+            &opts,
+            Progress::off(),
+            &shutdown,
+        )
+        .await;
+        let err = result.unwrap_err();
+        assert!(matches!(err, ReplayError::Strict { line: 3, .. }), "{err}");
+    }
+
+    #[test]
+    fn skip_reasons_are_grouped_by_field() {
+        assert_eq!(reason_category("latitude: 91 is out of range"), "latitude");
+        assert_eq!(reason_category("expected 5 fields, found 3"), "malformed");
+        assert_eq!(reason_category("Bad Thing: x"), "malformed");
+    }
+}
