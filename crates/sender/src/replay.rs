@@ -344,8 +344,9 @@ where
         })
     }
 
-    /// Usable rows left in the current pass (reads them once; used when stopping early).
-    fn count_rest(&mut self) -> u64 {
+    /// Usable rows left in the current pass, read (once) and counted as read but not sent;
+    /// used when stopping early.
+    fn count_rest(&mut self, summary: &mut Summary) -> u64 {
         if let Some(rows) = self.rows.take() {
             for row in rows {
                 match row {
@@ -354,6 +355,7 @@ where
                     Err(_) => break,
                 }
             }
+            summary.rows_read += self.rest;
         }
         self.rest
     }
@@ -609,7 +611,9 @@ where
 
     /// Usable rows of this pass not delivered: pending, read ahead, and still in the file.
     fn unsent(&mut self) -> u64 {
-        self.pending_rows.len() as u64 + u64::from(self.next.is_some()) + self.source.count_rest()
+        self.pending_rows.len() as u64
+            + u64::from(self.next.is_some())
+            + self.source.count_rest(&mut self.summary)
     }
 
     fn finish(mut self) -> Summary {
@@ -966,6 +970,7 @@ mod tests {
             "gives up on time"
         );
         assert_eq!(summary.not_sent, 11);
+        assert_eq!(summary.rows_read, 11, "rows left in the file count as read");
         assert!(!summary.all_accepted());
     }
 
