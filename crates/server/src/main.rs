@@ -15,6 +15,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
