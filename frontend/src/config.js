@@ -1,0 +1,35 @@
+// Constants shared by the scene and the UI: sizes, colours, limits. One place to tune.
+
+/** Globe radius in scene units. */
+export const GLOBE_RADIUS = 100;
+
+/** Okabe–Ito palette: distinguishable with every common form of colour blindness. */
+export const COLORS = {
+  normal: '#56b4e9', // sky blue
+  suspicious: '#e69f00', // orange
+  highlight: '#f0e442', // yellow
+  ocean: '#02081a',
+  land: '#0a1a33',
+  landDots: '#4a84c4',
+  borders: '#2a5688',
+  atmosphere: '#3a8dde',
+};
+
+/** Ring-buffer capacity for live hit points (one draw call). */
+export const POINT_CAPACITY = 1 << 17; // 131072
+
+/** Fade window, seconds. */
+export const FADE_DEFAULT = 10;
+export const FADE_MIN = 2;
+export const FADE_MAX = 60;
+
+/** Hits closer than this many degrees (same grid cell) merge into one marker. */
+export const MERGE_CELL_DEG = 0.75;
+/** Most merged markers drawn at once. */
+export const MARKER_CAPACITY = 8192;
+
+/** Timeline span, seconds of the data's clock. */
+export const TIMELINE_SECS = 600;
+
+/** How often panels refresh, milliseconds. */
+export const PANEL_INTERVAL_MS = 250;

@@ -1,0 +1,177 @@
+// The client's picture of the traffic: the server's authoritative stats plus the hits seen
+// since (ids above stats.seq), so numbers move smoothly between stats and end exactly right.
+// Pure: messages in, views out. A snapshot replaces everything.
+
+import { lastSeconds } from './timeline.js';
+
+/** @typedef {'all' | 'suspicious' | 'normal'} Filter */
+
+export function placeKey(cityName, countryCode) {
+  return `${cityName}\u0000${countryCode}`;
+}
+
+export class TrafficState {
+  constructor() {
+    this.reset();
+  }
+
+  reset() {
+    /** Latest stats from the server (null before the first snapshot). */
+    this.stats = null;
+    /** Newest event id applied. */
+    this.seq = 0;
+    /** Hits newer than stats.seq: {id, suspicious, key, city, country, country_code, lat, lon, second, timestamp}. */
+    this.extra = [];
+    this.visibleSecs = 60;
+    this.hitsTruncated = 0;
+    /** server clock minus local clock, milliseconds. */
+    this.clockOffsetMs = 0;
+  }
+
+  /**
+   * Replaces the state with a snapshot. Returns its hits (oldest first) with their ids.
+   * @param {object} snap snapshot message data
+   * @param {number} nowMs local wall clock (Date.now())
+   */
+  applySnapshot(snap, nowMs = Date.now()) {
+    this.reset();
+    this.stats = snap.stats;
+    this.seq = snap.stats.seq;
+    this.visibleSecs = snap.visible_secs ?? 60;
+    this.hitsTruncated = snap.hits_truncated ?? 0;
+    this.clockOffsetMs = snap.stats.server_time - nowMs;
+    return snap.hits.map((hit, i) => ({ ...hit, id: snap.first_seq + i }));
+  }
+
+  /**
+   * Applies a `hits` message. Returns the hits not seen before, with their ids.
+   */
+  applyHits(msg) {
+    const fresh = [];
+    for (let i = 0; i < msg.hits.length; i++) {
+      const id = msg.seq + i;
+      if (id <= this.seq) continue; // already covered (a resume can overlap)
+      const hit = msg.hits[i];
+      hit.id = id;
+      fresh.push(hit);
+      if (!this.stats || id > this.stats.seq) {
+        this.extra.push({
+          id,
+          suspicious: !!hit.suspicious,
+          key: placeKey(hit.city, hit.country_code),
+          city: hit.city,
+          country: hit.country,
+          country_code: hit.country_code,
+          lat: hit.latitude,
+          lon: hit.longitude,
+          second: Math.floor(hit.timestamp),
+          timestamp: hit.timestamp,
+        });
+      }
+    }
+    if (fresh.length) this.seq = Math.max(this.seq, fresh[fresh.length - 1].id);
+    return fresh;
+  }
+
+  /** Applies a `stats` message: authoritative counters as of stats.seq. */
+  applyStats(stats, nowMs = Date.now()) {
+    if (this.stats && stats.seq < this.stats.seq) return;
+    this.stats = stats;
+    this.clockOffsetMs = stats.server_time - nowMs;
+    this.seq = Math.max(this.seq, stats.seq);
+    if (this.extra.length) this.extra = this.extra.filter((e) => e.id > stats.seq);
+  }
+
+  /**
+   * Counters, top places and timeline under `filter`.
+   * @param {Filter} filter
+   * @param {{top?: number, span?: number}} options
+   */
+  view(filter = 'all', { top = 10, span = 600 } = {}) {
+    const s = this.stats;
+    let total = s ? s.total : 0;
+    let suspicious = s ? s.suspicious : 0;
+    let latest = s ? s.latest_timestamp : null;
+    const extraSeconds = new Map();
+    for (const e of this.extra) {
+      total += 1;
+      if (e.suspicious) suspicious += 1;
+      if (latest == null || e.timestamp > latest) latest = e.timestamp;
+      const bucket = extraSeconds.get(e.second) || [0, 0];
+      bucket[e.suspicious ? 1 : 0] += 1;
+      extraSeconds.set(e.second, bucket);
+    }
+    const shown =
+      filter === 'suspicious' ? suspicious : filter === 'normal' ? total - suspicious : total;
+    const shownSuspicious = filter === 'normal' ? 0 : suspicious;
+    const timeline = lastSeconds(s ? s.timeline : null, extraSeconds, span);
+    if (filter === 'suspicious') timeline.normal = timeline.normal.map(() => 0);
+    if (filter === 'normal') timeline.suspicious = timeline.suspicious.map(() => 0);
+    return {
+      total: shown,
+      allTotal: total,
+      suspicious: shownSuspicious,
+      share: total > 0 ? suspicious / total : 0,
+      rate: s ? s.events_per_second : 0,
+      clients: s ? s.clients : 0,
+      rejected: s ? s.rejected_requests : 0,
+      firstTimestamp: s ? s.first_timestamp : null,
+      latestTimestamp: latest,
+      places: s ? s.places : 0,
+      otherPlaces: s ? s.other_places : 0,
+      tooOld: s ? s.timeline.too_old : 0,
+      hitsTruncated: this.hitsTruncated,
+      top: this.topPlaces(filter, top),
+      timeline,
+    };
+  }
+
+  /** Busiest places under `filter`, stats plus hits since, each {city, country, country_code, lat, lon, count, suspicious, value}. */
+  topPlaces(filter, limit) {
+    const s = this.stats;
+    const source = !s ? [] : filter === 'suspicious' ? s.top_suspicious_places : s.top_places;
+    const byKey = new Map();
+    for (const p of source) {
+      byKey.set(placeKey(p.city, p.country_code), {
+        city: p.city,
+        region: p.region,
+        country: p.country,
+        country_code: p.country_code,
+        lat: p.latitude,
+        lon: p.longitude,
+        count: p.count,
+        suspicious: p.suspicious,
+      });
+    }
+    for (const e of this.extra) {
+      let p = byKey.get(e.key);
+      if (!p) {
+        p = {
+          city: e.city,
+          region: '',
+          country: e.country,
+          country_code: e.country_code,
+          lat: e.lat,
+          lon: e.lon,
+          count: 0,
+          suspicious: 0,
+        };
+        byKey.set(e.key, p);
+      }
+      p.count += 1;
+      if (e.suspicious) p.suspicious += 1;
+    }
+    const value = (p) =>
+      filter === 'suspicious' ? p.suspicious : filter === 'normal' ? p.count - p.suspicious : p.count;
+    return [...byKey.values()]
+      .map((p) => ({ ...p, value: value(p) }))
+      .filter((p) => p.value > 0)
+      .sort((a, b) => b.value - a.value || a.city.localeCompare(b.city))
+      .slice(0, limit);
+  }
+
+  /** Seconds since the server received `hit`, by the server's clock. */
+  ageSecs(hit, nowMs = Date.now()) {
+    return Math.max(0, (nowMs + this.clockOffsetMs - hit.received) / 1000);
+  }
+}

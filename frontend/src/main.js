@@ -1,0 +1,212 @@
+// Wires the parts together: the stream feeds the state (data/), the state feeds the scene
+// layers (scene/, driven by render/loop.js) and the panels (ui/).
+
+import './style.css';
+import { createLoop } from './render/loop.js';
+import { Globe } from './scene/globe.js';
+import { HitPoints } from './scene/points.js';
+import { Markers } from './scene/markers.js';
+import { Highlight } from './scene/highlight.js';
+import { TrafficState, placeKey } from './data/state.js';
+import { Clusters, cellKey, countFor } from './data/merge.js';
+import { connectStream } from './data/stream.js';
+import { createPanels } from './ui/panels.js';
+import { createTimeline } from './ui/timeline.js';
+import { createControls, createTooltip } from './ui/controls.js';
+import { formatDataTime, formatCount } from './ui/format.js';
+import { FADE_DEFAULT, MARKER_CAPACITY, PANEL_INTERVAL_MS } from './config.js';
+
+const view = {
+  filter: 'all',
+  fade: FADE_DEFAULT,
+  paused: false,
+  density: false,
+  selected: null, // a top place
+  selectedCell: null,
+};
+
+const state = new TrafficState();
+const clusters = new Clusters();
+const globeEl = document.getElementById('globe');
+
+let points = null;
+let markers = null;
+let globe = null;
+const loop = createLoop(globeEl, {
+  onPixelRatio(ratio) {
+    points?.update({ pixelRatio: ratio });
+    markers?.setPixelRatio(ratio);
+    globe?.setPixelRatio(ratio);
+  },
+});
+const ratio = loop.renderer.getPixelRatio();
+globe = new Globe({ pixelRatio: ratio });
+points = new HitPoints({ pixelRatio: ratio });
+markers = new Markers({ pixelRatio: ratio });
+const highlight = new Highlight();
+loop.add(globe);
+loop.add(markers);
+loop.add(points);
+loop.add(highlight);
+
+// On wide screens the activity panel covers the bottom: lift the globe above it.
+const activityEl = document.querySelector('.activity');
+function placeGlobe() {
+  const wide = window.matchMedia('(min-width: 981px)').matches;
+  const r = activityEl.getBoundingClientRect();
+  loop.setInsets(wide ? { bottom: window.innerHeight - r.top } : {});
+}
+window.addEventListener('resize', placeGlobe);
+placeGlobe();
+
+const panels = createPanels(document.body, { onPlaceClick: selectPlace });
+const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
+const tooltip = createTooltip(document.getElementById('tooltip'));
+
+createControls(document.body, {
+  filter(f) {
+    view.filter = f;
+    points.update({ filter: f });
+    refreshMarkers();
+    refreshPanels();
+  },
+  pause(on) {
+    view.paused = on;
+    loop.setPaused(on);
+    document.body.classList.toggle('paused', on);
+    if (!on) refreshMarkers();
+  },
+  fade(secs) {
+    view.fade = secs;
+    points.update({ fade: secs });
+    refreshMarkers();
+  },
+  autoRotate: (on) => loop.setAutoRotate(on),
+  density(on) {
+    view.density = on;
+    refreshMarkers();
+  },
+});
+
+function addHit(hit) {
+  // Every hit is placed at its age by the server's clock, so a page that joined late (or
+  // reconnected) shows the same fading picture as one that was there all along.
+  const spawn = loop.wallTime() - state.ageSecs(hit);
+  points.add(hit, spawn);
+  clusters.add(hit, spawn);
+}
+
+connectStream('/api/stream', {
+  snapshot(snap) {
+    const hits = state.applySnapshot(snap);
+    points.clear();
+    clusters.clear();
+    for (const hit of hits) addHit(hit);
+    refreshMarkers();
+    refreshPanels();
+  },
+  hits(msg) {
+    for (const hit of state.applyHits(msg)) addHit(hit);
+  },
+  stats(stats) {
+    state.applyStats(stats);
+  },
+  status(s) {
+    panels.status(s);
+    document.body.dataset.status = s;
+  },
+});
+
+function refreshMarkers() {
+  if (view.paused) return;
+  clusters.expire(loop.wallTime(), view.fade);
+  const list = clusters.list(view.filter, MARKER_CAPACITY);
+  markers.update(list, { filter: view.filter, selectedKey: view.selectedCell, density: view.density });
+}
+
+function refreshPanels() {
+  const v = state.view(view.filter, { top: 12 });
+  v.overwritten = points.overwrittenLive;
+  panels.render(v, view.filter);
+  timeline.render(v.timeline);
+}
+
+function selectPlace(place) {
+  view.selected = place;
+  view.selectedCell = cellKey(place.lat, place.lon);
+  panels.select(placeKey(place.city, place.country_code));
+  loop.flyTo(place.lat, place.lon);
+  highlight.update(place, loop.sceneTime());
+  refreshMarkers();
+  refreshPanels();
+}
+
+setInterval(() => {
+  refreshMarkers();
+  refreshPanels();
+}, PANEL_INTERVAL_MS);
+setInterval(() => panels.tickClock(), 1000);
+panels.tickClock();
+
+// Hover (or tap) a marker for its tooltip.
+let hoverFrame = 0;
+let pointer = null;
+function pick() {
+  hoverFrame = 0;
+  if (!pointer) return tooltip.hide();
+  let best = null;
+  let bestD = Infinity;
+  for (const m of markers.drawn) {
+    const p = loop.project(m.x, m.y, m.z);
+    if (!p.facing) continue;
+    const radius = (m.size * 300) / p.distance / 2 + 5;
+    const d = Math.hypot(p.x - pointer.x, p.y - pointer.y);
+    if (d < radius && d < bestD) {
+      best = m.cluster;
+      bestD = d;
+    }
+  }
+  if (!best) return tooltip.hide();
+  const n = countFor(best, view.filter);
+  const ips = best.ips.size;
+  tooltip.show(pointer.x, pointer.y, [
+    [best.city, best.country].filter(Boolean).join(', ') || 'Unknown place',
+    ips === 1 ? `IP ${best.latestIp}` : `${formatCount(n)} hits from ${formatCount(ips)} IPs`,
+    `latest ${formatDataTime(best.latestTimestamp)}`,
+    best.suspicious > 0 ? `${formatCount(best.suspicious)} suspicious` : 'none suspicious',
+  ]);
+}
+globeEl.addEventListener('pointermove', (e) => {
+  const r = globeEl.getBoundingClientRect();
+  pointer = { x: e.clientX - r.left, y: e.clientY - r.top };
+  if (!hoverFrame) hoverFrame = requestAnimationFrame(pick);
+});
+globeEl.addEventListener('pointerleave', () => {
+  pointer = null;
+  tooltip.hide();
+});
+
+// Keyboard: arrows rotate, +/- zoom, when the globe has focus.
+globeEl.addEventListener('keydown', (e) => {
+  const step = e.shiftKey ? 20 : 8;
+  const keys = {
+    ArrowLeft: [-step, 0, 1],
+    ArrowRight: [step, 0, 1],
+    ArrowUp: [0, step, 1],
+    ArrowDown: [0, -step, 1],
+    '+': [0, 0, 0.85],
+    '=': [0, 0, 0.85],
+    '-': [0, 0, 1.15],
+  };
+  const k = keys[e.key];
+  if (!k) return;
+  e.preventDefault();
+  loop.nudge(...k);
+});
+
+// A small hook for tests and the curious: camera and view state, read-only.
+window.__globe = {
+  camera: () => loop.cameraState(),
+  view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  points: () => ({ written: points.ring.written, overwrittenLive: points.overwrittenLive, liveClustered: clusters.live }),
+};

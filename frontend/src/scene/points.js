@@ -1,0 +1,103 @@
+// Live hits as one THREE.Points over a ring buffer: written once when they arrive (only the
+// new slots are uploaded), faded entirely on the GPU from their spawn time.
+
+import * as THREE from 'three';
+import { GLOBE_RADIUS, COLORS, POINT_CAPACITY, FADE_DEFAULT } from '../config.js';
+import { latLonToXyz } from '../data/geo.js';
+import { RingCursor } from '../data/ring.js';
+import vert from '../shaders/points.vert.glsl?raw';
+import frag from '../shaders/points.frag.glsl?raw';
+
+const NEVER = -1e9;
+
+export class HitPoints {
+  constructor({ capacity = POINT_CAPACITY, pixelRatio = 1 } = {}) {
+    this.capacity = capacity;
+    this.ring = new RingCursor(capacity);
+    this.positions = new Float32Array(capacity * 3);
+    this.spawns = new Float32Array(capacity).fill(NEVER);
+    this.kinds = new Float32Array(capacity);
+    /** Hits overwritten while still visible (the buffer was too small for the rate). */
+    this.overwrittenLive = 0;
+    this.now = 0;
+
+    const geo = new THREE.BufferGeometry();
+    this.posAttr = new THREE.BufferAttribute(this.positions, 3).setUsage(THREE.DynamicDrawUsage);
+    this.spawnAttr = new THREE.BufferAttribute(this.spawns, 1).setUsage(THREE.DynamicDrawUsage);
+    this.kindAttr = new THREE.BufferAttribute(this.kinds, 1).setUsage(THREE.DynamicDrawUsage);
+    geo.setAttribute('position', this.posAttr);
+    geo.setAttribute('aSpawn', this.spawnAttr);
+    geo.setAttribute('aKind', this.kindAttr);
+    geo.setDrawRange(0, 0);
+    this.geometry = geo;
+    this.material = new THREE.ShaderMaterial({
+      vertexShader: vert,
+      fragmentShader: frag,
+      uniforms: {
+        uTime: { value: 0 },
+        uFade: { value: FADE_DEFAULT },
+        uPixelRatio: { value: pixelRatio },
+        uShowNormal: { value: 1 },
+        uShowSuspicious: { value: 1 },
+        uNormalColor: { value: new THREE.Color(COLORS.normal) },
+        uSuspiciousColor: { value: new THREE.Color(COLORS.suspicious) },
+      },
+      transparent: true,
+      depthWrite: false,
+      blending: THREE.AdditiveBlending,
+    });
+    this.object = new THREE.Points(geo, this.material);
+    this.object.frustumCulled = false;
+    this.object.renderOrder = 2;
+  }
+
+  /** Adds a hit that appeared at scene time `spawn` (seconds). */
+  add(hit, spawn) {
+    const slot = this.ring.claim();
+    if (this.now - this.spawns[slot] < this.material.uniforms.uFade.value) this.overwrittenLive += 1;
+    const [x, y, z] = latLonToXyz(hit.latitude, hit.longitude, GLOBE_RADIUS * 1.004);
+    this.positions[slot * 3] = x;
+    this.positions[slot * 3 + 1] = y;
+    this.positions[slot * 3 + 2] = z;
+    this.spawns[slot] = spawn;
+    this.kinds[slot] = hit.suspicious ? 1 : 0;
+  }
+
+  /** Forgets every point (a snapshot replaced the state). */
+  clear() {
+    this.spawns.fill(NEVER);
+    this.ring.reset();
+    this.overwrittenLive = 0;
+  }
+
+  /** @param {{fade?: number, filter?: string, pixelRatio?: number}} options */
+  update({ fade, filter, pixelRatio } = {}) {
+    const u = this.material.uniforms;
+    if (fade != null) u.uFade.value = fade;
+    if (filter != null) {
+      u.uShowNormal.value = filter === 'suspicious' ? 0 : 1;
+      u.uShowSuspicious.value = filter === 'normal' ? 0 : 1;
+    }
+    if (pixelRatio != null) u.uPixelRatio.value = pixelRatio;
+  }
+
+  /** Uploads the slots written since the last frame and advances the clock. */
+  tick(time) {
+    this.now = time;
+    this.material.uniforms.uTime.value = time;
+    const ranges = this.ring.flush();
+    if (ranges.length) {
+      for (const attr of [this.posAttr, this.spawnAttr, this.kindAttr]) {
+        attr.clearUpdateRanges();
+        for (const [start, count] of ranges) attr.addUpdateRange(start * attr.itemSize, count * attr.itemSize);
+        attr.needsUpdate = true;
+      }
+      this.geometry.setDrawRange(0, Math.min(this.ring.written, this.capacity));
+    }
+  }
+
+  dispose() {
+    this.geometry.dispose();
+    this.material.dispose();
+  }
+}

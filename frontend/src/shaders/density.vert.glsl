@@ -1,0 +1,16 @@
+attribute float aSize;
+attribute float aHeat;
+
+uniform float uPixelRatio;
+
+varying float vHeat;
+varying float vFacing;
+
+void main() {
+  vec4 mv = modelViewMatrix * vec4(position, 1.0);
+  vec3 n = normalize(normalMatrix * normalize(position));
+  vFacing = dot(n, normalize(-mv.xyz));
+  vHeat = aHeat;
+  gl_PointSize = aSize * uPixelRatio * (300.0 / -mv.z);
+  gl_Position = projectionMatrix * mv;
+}

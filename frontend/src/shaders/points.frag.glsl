@@ -1,0 +1,24 @@
+uniform vec3 uNormalColor;
+uniform vec3 uSuspiciousColor;
+
+varying float vAlpha;
+varying float vPulse;
+varying float vKind;
+
+void main() {
+  vec2 p = gl_PointCoord - 0.5;
+  float grow = 1.0 + 3.0 * (1.0 - vPulse) * step(vPulse, 0.999);
+  // Distances in units of the settled dot (the sprite is `grow` times larger while rippling).
+  vec2 q = p * grow;
+  float r = vKind > 0.5 ? (abs(q.x) + abs(q.y)) * 0.85 : length(q); // suspicious: a diamond
+  float core = smoothstep(0.5, 0.15, r);
+  float halo = exp(-r * r * 9.0) * 0.6;
+  // Ripple ring expanding from the dot to the sprite's edge, fading as it goes.
+  float ringR = mix(0.25, 0.5 * grow, vPulse);
+  float ring = (1.0 - vPulse) * smoothstep(0.09, 0.0, abs(length(q) - ringR));
+  float a = (core + halo + ring) * vAlpha;
+  if (a < 0.004) discard;
+  vec3 color = vKind > 0.5 ? uSuspiciousColor : uNormalColor;
+  gl_FragColor = vec4(color * (1.0 + core * 0.6), a);
+  #include <colorspace_fragment>
+}

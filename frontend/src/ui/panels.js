@@ -1,0 +1,121 @@
+// The panels: counters, the top-locations list, the status line and the notes. Only DOM;
+// every text from the data is set with textContent.
+
+import { formatCount, formatRate, formatShare, formatDataTime } from './format.js';
+
+const $ = (root, sel) => root.querySelector(sel);
+
+export function createPanels(root, { onPlaceClick }) {
+  const el = {
+    total: $(root, '[data-testid="total"]'),
+    totalLabel: $(root, '#total-label'),
+    suspicious: $(root, '[data-testid="suspicious"]'),
+    share: $(root, '#share'),
+    rate: $(root, '[data-testid="rate"]'),
+    status: $(root, '[data-testid="status"]'),
+    statusDot: $(root, '#status-dot'),
+    dataClock: $(root, '#data-clock'),
+    wallClock: $(root, '#wall-clock'),
+    list: $(root, '[data-testid="top-locations"]'),
+    listTitle: $(root, '#top-title'),
+    notes: $(root, '#notes'),
+    places: $(root, '#places'),
+  };
+  let selectedKey = null;
+  let lastTop = [];
+
+  el.list.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-index]');
+    if (!button) return;
+    const place = lastTop[Number(button.dataset.index)];
+    if (place) onPlaceClick(place);
+  });
+
+  function renderList(top, filter) {
+    lastTop = top;
+    const max = top.length ? top[0].value : 1;
+    // Reuse rows: a list that updates 4x a second must not rebuild its DOM each time
+    // (it would also steal keyboard focus).
+    while (el.list.children.length > top.length) el.list.lastElementChild.remove();
+    while (el.list.children.length < top.length) el.list.appendChild(makeRow());
+    top.forEach((p, i) => {
+      const li = el.list.children[i];
+      const button = li.firstElementChild;
+      button.dataset.index = String(i);
+      const [name, country, count, susp, bar] = button.children;
+      name.textContent = p.city || 'Unknown place';
+      country.textContent = p.country || p.country_code || '';
+      count.textContent = formatCount(p.value);
+      susp.textContent = filter === 'normal' ? '' : `${formatCount(p.suspicious)} susp.`;
+      susp.hidden = filter === 'normal' || p.suspicious === 0;
+      const fill = bar.firstElementChild;
+      fill.style.width = `${Math.max(2, (100 * p.value) / max).toFixed(1)}%`;
+      fill.className = filter === 'suspicious' ? 'fill suspicious' : 'fill';
+      const key = `${p.city}\u0000${p.country_code}`;
+      li.classList.toggle('selected', key === selectedKey);
+      button.setAttribute(
+        'aria-label',
+        `${p.city}, ${p.country}: ${p.value} hits, ${p.suspicious} suspicious. Fly there.`,
+      );
+    });
+  }
+
+  return {
+    /** Paints a state view. */
+    render(view, filter) {
+      el.total.textContent = formatCount(view.total);
+      el.totalLabel.textContent =
+        filter === 'suspicious' ? 'suspicious received' : filter === 'normal' ? 'normal received' : 'total received';
+      el.suspicious.textContent = formatCount(view.suspicious);
+      el.share.textContent = filter === 'normal' ? '—' : formatShare(view.share);
+      el.rate.textContent = formatRate(view.rate);
+      el.dataClock.textContent = formatDataTime(view.latestTimestamp);
+      el.listTitle.textContent = filter === 'suspicious' ? 'Top suspicious locations' : 'Top locations';
+      el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
+      renderList(view.top, filter);
+      const notes = [];
+      if (view.hitsTruncated) notes.push(`${formatCount(view.hitsTruncated)} older hits not redrawn after joining`);
+      if (view.overwritten) notes.push(`${formatCount(view.overwritten)} hits faded early (point buffer full)`);
+      if (view.tooOld) notes.push(`${formatCount(view.tooOld)} hits older than the timeline`);
+      if (view.otherPlaces) notes.push(`${formatCount(view.otherPlaces)} hits at untracked places`);
+      if (view.rejected) notes.push(`${formatCount(view.rejected)} ingest requests rejected`);
+      el.notes.textContent = notes.join(' · ');
+      el.notes.hidden = notes.length === 0;
+    },
+    status(state) {
+      const text = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline — retrying' }[state] || state;
+      el.status.textContent = text;
+      el.statusDot.className = `dot ${state}`;
+    },
+    tickClock() {
+      el.wallClock.textContent = new Date().toLocaleTimeString([], { hour12: false });
+    },
+    select(key) {
+      selectedKey = key;
+    },
+  };
+}
+
+function makeRow() {
+  const li = document.createElement('li');
+  const button = document.createElement('button');
+  button.type = 'button';
+  const name = document.createElement('span');
+  name.className = 'name';
+  const country = document.createElement('span');
+  country.className = 'country';
+  const count = document.createElement('span');
+  count.className = 'count';
+  const susp = document.createElement('span');
+  susp.className = 'susp';
+  const bar = document.createElement('span');
+  bar.className = 'bar';
+  const fill = document.createElement('span');
+  fill.className = 'fill';
+  bar.appendChild(fill);
+  // Spaces between the parts keep the row's text readable ("Moscow Russia 432 4 susp.");
+  // the grid layout ignores them.
+  button.append(name, ' ', country, ' ', count, ' ', susp, bar);
+  li.appendChild(button);
+  return li;
+}

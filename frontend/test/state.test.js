@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrafficState } from '../src/data/state.js';
+
+const place = (city, count, suspicious, cc = 'US') => ({
+  city,
+  region: '',
+  country_code: cc,
+  country: cc === 'US' ? 'United States' : 'Russia',
+  latitude: 1,
+  longitude: 2,
+  count,
+  suspicious,
+});
+
+const stats = (over = {}) => ({
+  seq: 3,
+  server_time: 1_000_000,
+  events_per_second: 2.5,
+  rejected_requests: 0,
+  clients: 1,
+  total: 3,
+  suspicious: 1,
+  suspicious_share: 1 / 3,
+  first_timestamp: 100,
+  latest_timestamp: 101,
+  places: 2,
+  other_places: 0,
+  top_places: [place('Bakersfield', 2, 0), place('Cheboksary', 1, 1, 'RU')],
+  top_suspicious_places: [place('Cheboksary', 1, 1, 'RU')],
+  top_countries: [],
+  timeline: { start: 100, normal: [1, 1], suspicious: [0, 1], too_old: 0 },
+  ...over,
+});
+
+const hit = (city, suspicious, timestamp = 102, cc = 'US') => ({
+  ip: '1.2.3.4',
+  latitude: 35,
+  longitude: -119,
+  timestamp,
+  suspicious,
+  received: 999_000,
+  city,
+  country_code: cc,
+  country: 'x',
+});
+
+test('a snapshot sets the counters and numbers its hits from first_seq', () => {
+  const s = new TrafficState();
+  const hits = s.applySnapshot(
+    { stats: stats(), visible_secs: 60, first_seq: 2, hits_truncated: 0, hits: [hit('A', false), hit('B', true)] },
+    1_000_000,
+  );
+  assert.deepEqual(
+    hits.map((h) => h.id),
+    [2, 3],
+  );
+  const v = s.view();
+  assert.equal(v.total, 3);
+  assert.equal(v.suspicious, 1);
+  assert.equal(v.top[0].city, 'Bakersfield');
+});
+
+test('hits after the stats move the numbers; the next stats settle them exactly', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats(), visible_secs: 60, first_seq: 4, hits: [] });
+  s.applyHits({ seq: 4, hits: [hit('Cheboksary', true, 102, 'RU'), hit('Cheboksary', true, 102, 'RU')] });
+  let v = s.view();
+  assert.equal(v.total, 5);
+  assert.equal(v.suspicious, 3);
+  assert.equal(v.top[0].city, 'Cheboksary', 'now busiest: 3 against 2');
+  assert.equal(v.latestTimestamp, 102);
+  assert.deepEqual(v.timeline.normal, [1, 1, 0]);
+  assert.deepEqual(v.timeline.suspicious, [0, 1, 2]);
+
+  // The server counted one of them; the other is still only ours.
+  s.applyStats(
+    stats({ seq: 4, total: 4, suspicious: 2, top_places: [place('Cheboksary', 2, 2, 'RU'), place('Bakersfield', 2, 0)] }),
+  );
+  v = s.view();
+  assert.equal(v.total, 5);
+  assert.equal(v.top[0].count, 3);
+});
+
+test('a hit already covered is not counted twice', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats(), visible_secs: 60, first_seq: 4, hits: [] });
+  assert.equal(s.applyHits({ seq: 3, hits: [hit('A', false), hit('A', false)] }).length, 1);
+  assert.equal(s.view().total, 4);
+});
+
+test('filters change what is counted and listed', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats(), visible_secs: 60, first_seq: 4, hits: [] });
+  const susp = s.view('suspicious');
+  assert.equal(susp.total, 1);
+  assert.equal(susp.top.length, 1);
+  assert.equal(susp.top[0].city, 'Cheboksary');
+  assert.deepEqual(susp.timeline.normal, [0, 0]);
+  const normal = s.view('normal');
+  assert.equal(normal.total, 2);
+  assert.equal(normal.suspicious, 0);
+  assert.deepEqual(
+    normal.top.map((p) => p.city),
+    ['Bakersfield'],
+  );
+});
+
+test('a new snapshot replaces everything', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats(), visible_secs: 60, first_seq: 4, hits: [] });
+  s.applyHits({ seq: 4, hits: [hit('A', false)] });
+  s.applySnapshot({ stats: stats({ seq: 0, total: 0, suspicious: 0, top_places: [], top_suspicious_places: [] }), visible_secs: 60, first_seq: 1, hits: [] });
+  assert.equal(s.view().total, 0);
+  assert.equal(s.view().top.length, 0);
+});
+
+test('snapshot hits are aged by the server clock', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats({ server_time: 1_000_000 }), visible_secs: 60, first_seq: 4, hits: [] }, 500_000);
+  // Local clock runs 500 s behind the server; the hit was received 1 s before server_time.
+  assert.equal(s.ageSecs({ received: 999_000 }, 500_000), 1);
+});

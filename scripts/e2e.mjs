@@ -1,0 +1,300 @@
+#!/usr/bin/env node
+// End-to-end test of the whole pipeline in headless Chromium.
+//
+// Starts `server` and `web` on free loopback ports, opens the page, replays a known CSV
+// through `sender` (via web's /api forwarding), and checks what a person would see: the
+// counters equal the file's rows, the busiest place tops the list, clicking it moves the
+// camera, the suspicious-only filter changes the count, and a page opened after the replay
+// shows the same numbers as the one that watched it all. Saves screenshots to artifacts/.
+//
+// Usage: node scripts/e2e.mjs [CSV]    (default data/sample.csv)
+// Env:   E2E_SPEED (default 100), E2E_NO_BUILD=1 (use existing binaries and dist),
+//        CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'frontend', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const csvPath = resolve(process.argv[2] || join(root, 'data', 'sample.csv'));
+const speed = process.env.E2E_SPEED || '100';
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const artifacts = join(root, 'artifacts');
+mkdirSync(artifacts, { recursive: true });
+
+const started = Date.now();
+const children = [];
+const cleanups = [];
+let failed = false;
+
+function log(...args) {
+  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+  log(`ok: ${message}`);
+}
+
+function run(cmd, args, opts = {}) {
+  log('$', cmd, ...args);
+  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`);
+}
+
+function start(name, cmd, args) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+  const lines = [];
+  const keep = (d) => {
+    lines.push(d.toString());
+    if (lines.length > 200) lines.shift();
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  child.on('exit', (code, signal) => {
+    if (code !== null && code !== 0 && !failed) log(`${name} exited with ${code}:\n${lines.join('')}`);
+  });
+  children.push({ name, child, lines });
+  return child;
+}
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+    s.on('error', fail);
+  });
+}
+
+async function waitFor(what, fn, { timeout = 20000, every = 100 } = {}) {
+  const until = Date.now() + timeout;
+  let last;
+  while (Date.now() < until) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
+
+/** Rows, suspicious rows and the busiest coordinate of a CSV in the course's format. */
+function expectations(path) {
+  const lines = readFileSync(path, 'utf8').replace(/^\uFEFF/, '').split(/\r?\n/).filter((l) => l.trim());
+  const header = lines[0].split(',').map((h) => h.trim().toLowerCase().replace(/[_-]/g, ' '));
+  const col = (...names) => header.findIndex((h) => names.includes(h));
+  const lat = col('latitude', 'lat');
+  const lon = col('longitude', 'lon', 'lng', 'long');
+  const ts = col('timestamp', 'time', 'ts');
+  const susp = col('suspicious');
+  let rows = 0;
+  let suspicious = 0;
+  const byCoord = new Map();
+  for (const line of lines.slice(1)) {
+    const f = line.split(',');
+    const la = Number(f[lat]);
+    const lo = Number(f[lon]);
+    if (!Number.isFinite(la) || !Number.isFinite(lo) || !f[ts] || !f[ts].trim()) continue;
+    rows += 1;
+    const s = susp >= 0 ? f[susp].trim().toLowerCase() : '0';
+    if (s === '1' || s === '1.0' || s === 'true') suspicious += 1;
+    const key = `${la},${lo}`;
+    byCoord.set(key, (byCoord.get(key) || 0) + 1);
+  }
+  const [busiest] = [...byCoord.entries()].sort((a, b) => b[1] - a[1]);
+  const [bLat, bLon] = busiest[0].split(',').map(Number);
+  return { rows, suspicious, busiest: { lat: bLat, lon: bLon, rows: busiest[1] } };
+}
+
+function arcDegrees(lat1, lon1, lat2, lon2) {
+  const r = Math.PI / 180;
+  const c =
+    Math.sin(lat1 * r) * Math.sin(lat2 * r) + Math.cos(lat1 * r) * Math.cos(lat2 * r) * Math.cos((lon2 - lon1) * r);
+  return Math.acos(Math.max(-1, Math.min(1, c))) / r;
+}
+
+async function numberOf(page, testId) {
+  const text = await page.getByTestId(testId).textContent();
+  return Number(text.replace(/[^0-9.]/g, ''));
+}
+
+async function topTexts(page, n = 10) {
+  return (await page.getByTestId('top-locations').locator('li').allTextContents()).slice(0, n);
+}
+
+async function openPage(browser, base, name) {
+  const page = await browser.newPage({ viewport: { width: 1600, height: 900 }, deviceScaleFactor: 1 });
+  const problems = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  await page.goto(base, { waitUntil: 'load' });
+  await waitFor(`${name}: stream live`, async () => (await page.getByTestId('status').textContent()) === 'live');
+  await waitFor(`${name}: globe hook`, () => page.evaluate(() => !!window.__globe));
+  return { page, problems };
+}
+
+async function main() {
+  const expected = expectations(csvPath);
+  log(`csv ${csvPath}: ${expected.rows} rows, ${expected.suspicious} suspicious, busiest coordinate`, expected.busiest);
+
+  if (!process.env.E2E_NO_BUILD) {
+    run('cargo', ['build', '--locked', '-p', 'server', '-p', 'web', '-p', 'sender'], { cwd: root });
+    run('npm', ['run', 'build', '--silent'], { cwd: join(root, 'frontend') });
+  }
+  const bin = (name) => join(root, 'target', 'debug', name);
+
+  const serverPort = await freePort();
+  const webPort = await freePort();
+  const upstream = `http://127.0.0.1:${serverPort}`;
+  const base = `http://127.0.0.1:${webPort}`;
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`]);
+  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
+  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
+  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+  log('server and web up', { upstream, base });
+
+  const userDataDir = mkdtempSync(join(tmpdir(), 'e2e-chromium-'));
+  cleanups.push(() => rmSync(userDataDir, { recursive: true, force: true }));
+  const browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath,
+    headless: !process.env.E2E_HEADFUL,
+    viewport: { width: 1600, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // WebGL on the CPU: headless with no GPU needs SwiftShader explicitly.
+      '--use-angle=swiftshader',
+      '--enable-unsafe-swiftshader',
+    ],
+  });
+  cleanups.push(() => browser.close());
+
+  // Page A watches from before the first row.
+  const a = await openPage(browser, base, 'early page');
+  check((await numberOf(a.page, 'total')) === 0, 'the early page starts at zero');
+
+  // Replay through web, so ingest forwarding is exercised too.
+  const replayStart = Date.now();
+  const sender = spawnSync(bin('sender'), ['--url', base, '--speed', speed, csvPath], {
+    encoding: 'utf8',
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
+  log(`sender exited ${sender.status} after ${((Date.now() - replayStart) / 1000).toFixed(1)}s:`, (sender.stdout + sender.stderr).trim().split('\n').slice(-2).join(' | '));
+  check(sender.status === 0, 'the sender delivered every row');
+
+  await waitFor('early page total == rows', async () => (await numberOf(a.page, 'total')) === expected.rows, { timeout: 15000 });
+  check((await numberOf(a.page, 'total')) === expected.rows, `total shows ${expected.rows} (every row of the file)`);
+  check((await numberOf(a.page, 'suspicious')) === expected.suspicious, `suspicious shows ${expected.suspicious}`);
+
+  // Give the last stats a moment, then capture the picture while hits are still glowing.
+  await a.page.waitForTimeout(1200);
+  await a.page.screenshot({ path: join(artifacts, 'e2e-globe.png') });
+  log('screenshot artifacts/e2e-globe.png');
+
+  const stats = await (await fetch(`${base}/api/stats`)).json();
+  const busiest = stats.top_places[0];
+  check(stats.total === expected.rows, `/api/stats total is ${expected.rows}`);
+  check(
+    arcDegrees(busiest.latitude, busiest.longitude, expected.busiest.lat, expected.busiest.lon) < 1.5,
+    `the server's busiest place (${busiest.city}) is at the file's busiest coordinate`,
+  );
+  const firstItem = (await topTexts(a.page, 1))[0];
+  check(firstItem.startsWith(busiest.city), `the first top location is ${busiest.city} (got "${firstItem}")`);
+
+  // Click it: the camera flies there.
+  const before = await a.page.evaluate(() => window.__globe.camera());
+  await a.page.getByTestId('top-locations').locator('li').first().locator('button').click();
+  await waitFor('camera flight to end', () => a.page.evaluate(() => !window.__globe.camera().flying), { timeout: 5000 });
+  const after = await a.page.evaluate(() => window.__globe.camera());
+  const moved = arcDegrees(before.lat, before.lon, after.lat, after.lon);
+  const off = arcDegrees(after.lat, after.lon, busiest.latitude, busiest.longitude);
+  check(moved > 1, `clicking it moves the camera (${moved.toFixed(1)}° of arc)`);
+  check(off < 3, `the camera now looks at ${busiest.city} (${off.toFixed(2)}° off)`);
+  check(
+    (await a.page.getByTestId('top-locations').locator('li').first().getAttribute('class'))?.includes('selected'),
+    'the clicked place is highlighted in the list',
+  );
+  await a.page.screenshot({ path: join(artifacts, 'e2e-flyto.png') });
+
+  // Suspicious only: counted and listed differently.
+  await a.page.getByRole('button', { name: 'Suspicious', exact: true }).click();
+  await waitFor('filtered total', async () => (await numberOf(a.page, 'total')) === expected.suspicious);
+  check(expected.suspicious !== expected.rows, 'the file has normal rows too (so the filter can show a change)');
+  check((await numberOf(a.page, 'total')) === expected.suspicious, `suspicious only: total shows ${expected.suspicious}`);
+  const suspTop = (await topTexts(a.page, 1))[0];
+  check(suspTop.startsWith(stats.top_suspicious_places[0].city), `suspicious only: the list starts with ${stats.top_suspicious_places[0].city}`);
+  await a.page.screenshot({ path: join(artifacts, 'e2e-suspicious.png') });
+  await a.page.getByRole('button', { name: 'All', exact: true }).click();
+  await waitFor('unfiltered total', async () => (await numberOf(a.page, 'total')) === expected.rows);
+
+  // A page opened after the replay shows the same picture.
+  const b = await openPage(browser, base, 'late page');
+  await waitFor('late page total', async () => (await numberOf(b.page, 'total')) === expected.rows);
+  for (const id of ['total', 'suspicious']) {
+    const [x, y] = [await numberOf(a.page, id), await numberOf(b.page, id)];
+    check(x === y, `late and early pages agree on ${id} (${x})`);
+  }
+  const [topA, topB] = [await topTexts(a.page), await topTexts(b.page)];
+  check(JSON.stringify(topA) === JSON.stringify(topB), 'late and early pages list the same top locations with the same counts');
+  const clockA = await a.page.locator('#data-clock').textContent();
+  const clockB = await b.page.locator('#data-clock').textContent();
+  check(clockA === clockB && clockA !== '—', `late and early pages show the same data clock (${clockA})`);
+
+  for (const p of [a, b]) check(p.problems.length === 0, `no console errors or CSP violations${p.problems.length ? `: ${p.problems.join('; ')}` : ''}`);
+
+  const report = {
+    csv: csvPath,
+    rows: expected.rows,
+    suspicious: expected.suspicious,
+    busiest: busiest.city,
+    speed: Number(speed),
+    seconds: (Date.now() - started) / 1000,
+  };
+  writeFileSync(join(artifacts, 'e2e-report.json'), JSON.stringify(report, null, 2));
+  log('PASS', report);
+}
+
+async function cleanup() {
+  for (const f of cleanups.reverse()) {
+    try {
+      await f();
+    } catch {}
+  }
+  for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
+}
+
+main()
+  .then(cleanup)
+  .catch(async (e) => {
+    failed = true;
+    console.error(`[e2e] FAIL: ${e.message}`);
+    for (const { name, lines } of children) console.error(`--- ${name} (last output)\n${lines.slice(-20).join('')}`);
+    await cleanup();
+    process.exit(1);
+  });
