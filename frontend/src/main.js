@@ -14,7 +14,8 @@ import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount } from './ui/format.js';
-import { FADE_DEFAULT, MARKER_CAPACITY, PANEL_INTERVAL_MS } from './config.js';
+import { FADE_DEFAULT, GLOBE_RADIUS, MARKER_CAPACITY, PANEL_INTERVAL_MS } from './config.js';
+import { latLonToXyz } from './data/geo.js';
 
 const view = {
   filter: 'all',
@@ -40,11 +41,16 @@ const loop = createLoop(globeEl, {
   },
 });
 const ratio = loop.renderer.getPixelRatio();
-globe = new Globe({ pixelRatio: ratio });
 points = new HitPoints({ pixelRatio: ratio });
 markers = new Markers({ pixelRatio: ratio });
 const highlight = new Highlight();
-loop.add(globe);
+// The borders are the biggest part of the bundle: load them as their own chunk, so the
+// panels and the stream start at once and the globe fills in a moment later.
+import('world-atlas/countries-50m.json').then(({ default: countries }) => {
+  globe = new Globe({ countries, pixelRatio: loop.renderer.getPixelRatio() });
+  loop.add(globe);
+  document.body.classList.add('globe-ready');
+});
 loop.add(markers);
 loop.add(points);
 loop.add(highlight);
@@ -181,6 +187,13 @@ globeEl.addEventListener('pointermove', (e) => {
   pointer = { x: e.clientX - r.left, y: e.clientY - r.top };
   if (!hoverFrame) hoverFrame = requestAnimationFrame(pick);
 });
+// A tap on a touch screen shows the tooltip too.
+globeEl.addEventListener('pointerdown', (e) => {
+  if (e.pointerType !== 'touch') return;
+  const r = globeEl.getBoundingClientRect();
+  pointer = { x: e.clientX - r.left, y: e.clientY - r.top };
+  pick();
+});
 globeEl.addEventListener('pointerleave', () => {
   pointer = null;
   tooltip.hide();
@@ -207,6 +220,21 @@ globeEl.addEventListener('keydown', (e) => {
 // A small hook for tests and the curious: camera and view state, read-only.
 window.__globe = {
   camera: () => loop.cameraState(),
+  /** Where a lat/lon on the surface is on screen (CSS pixels in the globe element). */
+  screenOf(lat, lon) {
+    const p = loop.project(...latLonToXyz(lat, lon, GLOBE_RADIUS * 1.006));
+    const r = globeEl.getBoundingClientRect();
+    return { x: p.x + r.left, y: p.y + r.top, facing: p.facing };
+  },
+  frameStats: () => loop.frameStats(),
+  /** Draws n synthetic hits now (points only; counters untouched), for load checks. */
+  stress(n) {
+    const now = loop.wallTime();
+    for (let i = 0; i < n; i++) {
+      const lat = Math.asin(2 * Math.random() - 1) * (180 / Math.PI);
+      points.add({ latitude: lat, longitude: 360 * Math.random() - 180, suspicious: Math.random() < 0.05 }, now - Math.random());
+    }
+  },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
   points: () => ({ written: points.ring.written, overwrittenLive: points.overwrittenLive, liveClustered: clusters.live }),
 };

@@ -48,11 +48,11 @@ test('hits older than the window expire and empty markers disappear', () => {
   c.add(hit(35, -119, false, 'a'), 0);
   c.add(hit(35, -119, true, 'b'), 5);
   c.add(hit(56, 47), 9);
-  assert.equal(c.expire(12, 10), 1, 'only the hit at t=0 is older than 2 s');
+  assert.equal(c.expire(12, 10), -1, 'only the hit at t=0 is older than 2 s');
   let [bakersfield] = c.list('all').filter((m) => m.lat < 40);
   assert.equal(bakersfield.normal, 0);
   assert.equal(bakersfield.suspicious, 1);
-  assert.equal(c.expire(16, 10), 1);
+  assert.equal(c.expire(16, 10), -1);
   assert.equal(c.list().length, 1);
   assert.equal(c.live, 1);
 });
@@ -66,4 +66,28 @@ test('filters rank and hide markers by the matching count', () => {
   assert.ok(c.list('suspicious')[0].lat > 50);
   assert.equal(c.list('normal').length, 1);
   assert.equal(c.list('all', 1).length, 1);
+});
+
+test('widening the window brings back remembered hits; shrinking drops them again', () => {
+  const c = new Clusters(0.75, { maxWindow: 60, capacity: 100 });
+  c.add(hit(35, -119, false, 'a'), 0);
+  c.add(hit(56, 47, true, 'b'), 20);
+  assert.equal(c.expire(25, 10), -1);
+  assert.equal(c.list().length, 1);
+  assert.equal(c.expire(25, 60), 1, 'the hit at t=0 is back');
+  assert.equal(c.list().length, 2);
+  assert.equal(c.list('suspicious').length, 1);
+  assert.equal(c.expire(25, 10), -1);
+  assert.equal(c.live, 1);
+});
+
+test('hits older than the longest window, or beyond the capacity, are forgotten', () => {
+  const c = new Clusters(0.75, { maxWindow: 60, capacity: 3 });
+  for (let t = 0; t < 5; t++) c.add(hit(35, -119, false, `ip${t}`), t);
+  c.expire(5, 1); // counts only t >= 4
+  assert.equal(c.live, 1);
+  assert.equal(c.expire(5, 60), 2, 'only the newest three are remembered');
+  assert.equal(c.live, 3);
+  c.expire(100, 1);
+  assert.equal(c.expire(100, 60), 0, 'too old for any window');
 });

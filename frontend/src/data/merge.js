@@ -1,9 +1,10 @@
 // Merging of nearby hits into markers: hits in the same grid cell (about 80 km at the
 // equator) within the fade window become one marker whose size follows their count.
 // Pure and incremental: adding a hit and expiring old ones cost O(1) each, whatever the
-// number of live hits.
+// number of live hits. Hits are remembered for the longest fade window, so widening the
+// window brings back exactly the markers the GPU points show again.
 
-import { MERGE_CELL_DEG } from '../config.js';
+import { FADE_MAX, MERGE_CELL_DEG, POINT_CAPACITY } from '../config.js';
 
 /** The grid cell of a coordinate, as a number usable as a Map key. */
 export function cellKey(lat, lon, cellDeg = MERGE_CELL_DEG) {
@@ -29,19 +30,37 @@ export function cellKey(lat, lon, cellDeg = MERGE_CELL_DEG) {
  */
 
 export class Clusters {
-  constructor(cellDeg = MERGE_CELL_DEG) {
+  /**
+   * @param {number} cellDeg grid cell size in degrees
+   * @param {{maxWindow?: number, capacity?: number}} limits hits are remembered for up to
+   *   `maxWindow` seconds (so widening the fade window brings them back) and at most
+   *   `capacity` of them (memory stays bounded at any rate)
+   */
+  constructor(cellDeg = MERGE_CELL_DEG, { maxWindow = FADE_MAX, capacity = POINT_CAPACITY } = {}) {
     this.cellDeg = cellDeg;
+    this.maxWindow = maxWindow;
+    this.capacity = capacity;
     /** @type {Map<number, Cluster>} */
     this.byKey = new Map();
-    // Live hits in arrival order: parallel arrays used as a queue (no per-hit objects).
-    this.queue = [];
-    this.queueHead = 0;
+    // Remembered hits in arrival order, as parallel arrays used as a queue: times[i], hits[i].
+    // [head, windowHead) are remembered but outside the window; [windowHead, end) counted.
+    this.times = [];
+    this.hits = [];
+    this.head = 0;
+    this.windowHead = 0;
     /** Bumped on every change, so a renderer knows when to rebuild. */
     this.version = 0;
   }
 
-  /** Adds a hit seen at page time `t` (seconds). */
+  /** Adds a hit seen at page time `t` (seconds); it counts until the next expire says otherwise. */
   add(hit, t) {
+    this.times.push(t);
+    this.hits.push(hit);
+    this.#count(hit, 1);
+    this.version += 1;
+  }
+
+  #count(hit, sign) {
     const key = cellKey(hit.latitude, hit.longitude, this.cellDeg);
     let c = this.byKey.get(key);
     if (!c) {
@@ -60,52 +79,62 @@ export class Clusters {
       };
       this.byKey.set(key, c);
     }
-    // Running mean of the positions merged here (cells never straddle the antimeridian).
-    c.n += 1;
-    c.lat += (hit.latitude - c.lat) / c.n;
-    c.lon += (hit.longitude - c.lon) / c.n;
-    if (hit.suspicious) c.suspicious += 1;
-    else c.normal += 1;
-    c.ips.set(hit.ip, (c.ips.get(hit.ip) || 0) + 1);
-    if (!(hit.timestamp < c.latestTimestamp)) {
-      c.latestTimestamp = hit.timestamp;
-      c.latestIp = hit.ip;
-      if (hit.city) c.city = hit.city;
+    if (sign > 0) {
+      // Running mean of the positions merged here (cells never straddle the antimeridian).
+      c.n += 1;
+      c.lat += (hit.latitude - c.lat) / c.n;
+      c.lon += (hit.longitude - c.lon) / c.n;
+      if (!(hit.timestamp < c.latestTimestamp)) {
+        c.latestTimestamp = hit.timestamp;
+        c.latestIp = hit.ip;
+        if (hit.city) c.city = hit.city;
+      }
     }
-    this.queue.push(t, c, hit.suspicious, hit.ip);
-    this.version += 1;
+    if (hit.suspicious) c.suspicious += sign;
+    else c.normal += sign;
+    const left = (c.ips.get(hit.ip) || 0) + sign;
+    if (left > 0) c.ips.set(hit.ip, left);
+    else c.ips.delete(hit.ip);
+    if (c.normal + c.suspicious <= 0) this.byKey.delete(key);
   }
 
-  /** Drops hits seen before `now - window`. Returns how many were dropped. */
+  /**
+   * Counts exactly the hits seen in [now - window, now]: drops older ones from the counts,
+   * and brings back remembered ones when the window grew. Returns the change in live hits.
+   */
   expire(now, window) {
     const horizon = now - window;
-    let dropped = 0;
-    const q = this.queue;
-    while (this.queueHead < q.length && q[this.queueHead] < horizon) {
-      const c = q[this.queueHead + 1];
-      const suspicious = q[this.queueHead + 2];
-      const ip = q[this.queueHead + 3];
-      if (suspicious) c.suspicious -= 1;
-      else c.normal -= 1;
-      const left = c.ips.get(ip) - 1;
-      if (left > 0) c.ips.set(ip, left);
-      else c.ips.delete(ip);
-      if (c.normal + c.suspicious === 0) this.byKey.delete(c.key);
-      this.queueHead += 4;
-      dropped += 1;
+    const t = this.times;
+    let change = 0;
+    while (this.windowHead < t.length && t[this.windowHead] < horizon) {
+      this.#count(this.hits[this.windowHead], -1);
+      this.windowHead += 1;
+      change -= 1;
     }
-    // Compact the queue now and then so memory follows the live hits.
-    if (this.queueHead > 4096 && this.queueHead * 2 > q.length) {
-      this.queue = q.slice(this.queueHead);
-      this.queueHead = 0;
+    while (this.windowHead > this.head && t[this.windowHead - 1] >= horizon) {
+      this.windowHead -= 1;
+      this.#count(this.hits[this.windowHead], 1);
+      change += 1;
     }
-    if (dropped) this.version += 1;
-    return dropped;
+    // Forget what no window could show again, and anything beyond the capacity.
+    const forget = now - this.maxWindow;
+    while (this.head < this.windowHead && (t[this.head] < forget || t.length - this.head > this.capacity)) {
+      this.hits[this.head] = undefined;
+      this.head += 1;
+    }
+    if (this.head > 4096 && this.head * 2 > t.length) {
+      this.times = t.slice(this.head);
+      this.hits = this.hits.slice(this.head);
+      this.windowHead -= this.head;
+      this.head = 0;
+    }
+    if (change) this.version += 1;
+    return change;
   }
 
-  /** Live hits counted in all clusters. */
+  /** Hits counted in all clusters. */
   get live() {
-    return (this.queue.length - this.queueHead) / 4;
+    return this.times.length - this.windowHead;
   }
 
   /** Clusters with something to show under `filter` ('all' | 'suspicious' | 'normal'),
@@ -122,8 +151,10 @@ export class Clusters {
 
   clear() {
     this.byKey.clear();
-    this.queue = [];
-    this.queueHead = 0;
+    this.times = [];
+    this.hits = [];
+    this.head = 0;
+    this.windowHead = 0;
     this.version += 1;
   }
 }

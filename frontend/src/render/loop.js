@@ -69,6 +69,10 @@ export function createLoop(container, { onPixelRatio } = {}) {
   new ResizeObserver(resize).observe(container);
   resize();
 
+  // CPU time spent per frame in our code and in three's render call (not the GPU's time).
+  const cpuMs = new Float64Array(120);
+  let frames = 0;
+
   function frame() {
     const now = performance.now();
     if (flight) {
@@ -84,6 +88,7 @@ export function createLoop(container, { onPixelRatio } = {}) {
     const time = sceneTime();
     for (const layer of layers) layer.tick(time);
     renderer.render(scene, camera);
+    cpuMs[frames++ % cpuMs.length] = performance.now() - now;
   }
   renderer.setAnimationLoop(frame);
 
@@ -153,6 +158,17 @@ export function createLoop(container, { onPixelRatio } = {}) {
         facing,
         distance,
       };
+    },
+    /** Mean and worst CPU milliseconds per frame over the last 120 frames. */
+    frameStats() {
+      const n = Math.min(frames, cpuMs.length);
+      let sum = 0;
+      let max = 0;
+      for (let i = 0; i < n; i++) {
+        sum += cpuMs[i];
+        max = Math.max(max, cpuMs[i]);
+      }
+      return { frames, meanMs: n ? sum / n : 0, maxMs: max, drawCalls: renderer.info.render.calls };
     },
     dispose() {
       renderer.setAnimationLoop(null);

@@ -4,7 +4,6 @@
 
 import * as THREE from 'three';
 import { feature, mesh } from 'topojson-client';
-import countries from 'world-atlas/countries-50m.json';
 import { GLOBE_RADIUS, COLORS } from '../config.js';
 import { latLonToXyz } from '../data/geo.js';
 import globeVert from '../shaders/globe.vert.glsl?raw';
@@ -19,7 +18,8 @@ const MASK_H = 1024;
 const DOTS = 60000;
 
 export class Globe {
-  constructor({ pixelRatio = 1 } = {}) {
+  /** @param {{countries: object, pixelRatio?: number}} options countries: world-atlas topology */
+  constructor({ countries, pixelRatio = 1 }) {
     this.object = new THREE.Group();
     this.disposables = [];
     const land = feature(countries, countries.objects.land);

@@ -50,6 +50,7 @@ export class Markers {
       uniforms: {
         uPixelRatio: { value: pixelRatio },
         uTime: { value: 0 },
+        uDim: { value: 1 },
         uNormalColor: { value: new THREE.Color(COLORS.normal) },
         uSuspiciousColor: { value: new THREE.Color(COLORS.suspicious) },
         uHighlight: { value: new THREE.Color(COLORS.highlight) },
@@ -98,13 +99,15 @@ export class Markers {
       const total = c.normal + c.suspicious;
       m.aShare[i] = filter === 'suspicious' ? 1 : filter === 'normal' ? 0 : total ? c.suspicious / total : 0;
       m.aSelected[i] = c.key === selectedKey ? 1 : 0;
-      d.aSize[i] = 18 + 60 * Math.sqrt(count / max);
+      d.aSize[i] = 26 + 110 * Math.sqrt(count / max);
       d.aHeat[i] = Math.sqrt(count / max);
       this.drawn.push({ cluster: c, x, y, z, size });
     }
     upload(this.markers.geo, n);
     upload(this.density.geo, n);
     this.density.points.visible = density;
+    // In the density view the heat speaks; markers step back to faint rings.
+    this.markerMat.uniforms.uDim.value = density ? 0.35 : 1;
   }
 
   setPixelRatio(ratio) {

@@ -15,7 +15,7 @@ void main() {
   float r2 = dot(p, p) * 4.0;
   if (r2 > 1.0) discard;
   float g = exp(-r2 * 4.0);
-  float a = g * (0.25 + 0.6 * vHeat) * smoothstep(-0.05, 0.3, vFacing);
+  float a = g * (0.45 + 0.55 * vHeat) * smoothstep(-0.05, 0.3, vFacing);
   gl_FragColor = vec4(ramp(vHeat) * a, a);
   #include <colorspace_fragment>
 }

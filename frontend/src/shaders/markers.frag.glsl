@@ -2,6 +2,7 @@ uniform vec3 uNormalColor;
 uniform vec3 uSuspiciousColor;
 uniform vec3 uHighlight;
 uniform float uTime;
+uniform float uDim;
 
 varying float vShare;
 varying float vSelected;
@@ -26,7 +27,8 @@ void main() {
     c += uHighlight * halo;
     a += halo;
   }
-  a *= smoothstep(-0.05, 0.3, vFacing);
+  a *= smoothstep(-0.05, 0.3, vFacing) * max(uDim, vSelected);
+  c *= max(uDim, vSelected);
   gl_FragColor = vec4(c, clamp(a, 0.0, 1.0));
   #include <colorspace_fragment>
 }
