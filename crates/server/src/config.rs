@@ -66,6 +66,11 @@ pub struct Config {
     /// Most hits in one stream message.
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,
+
+    /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
+    /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub probe: Option<String>,
 }
 
 impl Config {

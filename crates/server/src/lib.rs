@@ -132,6 +132,37 @@ pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Asks a running server at `address` (`host:port`) whether it is healthy: `GET /healthz`
+/// must answer 200 within `timeout`.
+pub async fn probe(address: &str, timeout: Duration) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .with_context(|| format!("while connecting to {address}"))?;
+        let request =
+            format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .context("while sending the probe")?;
+        let mut head = [0u8; 12];
+        stream
+            .read_exact(&mut head)
+            .await
+            .context("while reading the answer")?;
+        anyhow::ensure!(
+            head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"),
+            "{address} answered {:?}",
+            String::from_utf8_lossy(&head)
+        );
+        Ok(())
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .with_context(|| format!("no answer from {address} within {timeout:?}"))?
+}
+
 /// Loads the geocoder, binds `config.listen` and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;

@@ -159,3 +159,19 @@ async fn shutdown_ends_open_streams_and_the_server_stops() {
     .await;
     assert!(ended.is_ok(), "the client's stream ended");
 }
+
+#[tokio::test]
+async fn the_probe_passes_against_a_running_server_and_fails_without_one() {
+    let server = TestServer::start(config()).await;
+    let address = server.addr.to_string();
+    server::probe(&address, Duration::from_secs(3))
+        .await
+        .unwrap();
+    server.shutdown.cancel();
+    server.task.await.unwrap().unwrap();
+    assert!(
+        server::probe(&address, Duration::from_secs(3))
+            .await
+            .is_err()
+    );
+}
