@@ -168,7 +168,8 @@ async function main() {
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
   start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`]);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
+  const webArgs = ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')];
+  let web = start('web', bin('web'), webArgs);
   await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
   await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
   log('server and web up', { upstream, base });
@@ -298,6 +299,14 @@ async function main() {
 
   check(a.problems.length === 0, `no console errors or CSP violations on the early page${a.problems.length ? `: ${a.problems.join('; ')}` : ''}`);
 
+  // Other screens: a phone and a wide monitor, for a look at the layout.
+  for (const [w, h, name] of [[390, 844, 'phone'], [2560, 1080, 'wide']]) {
+    await a.page.setViewportSize({ width: w, height: h });
+    await a.page.waitForTimeout(800);
+    await a.page.screenshot({ path: join(artifacts, `e2e-${name}.png`) });
+  }
+  await a.page.setViewportSize({ width: 1600, height: 900 });
+
   // Load: 100,000 live points in the ring, one draw call for all of them.
   const idle = await a.page.evaluate(() => window.__globe.frameStats());
   await a.page.evaluate(() => window.__globe.stress(100000));
@@ -306,6 +315,32 @@ async function main() {
   log('frame CPU time (ms, mean/max over the last 120 frames; software GL):', { idle, loaded });
   check(loaded.drawCalls === idle.drawCalls, `100,000 extra live points cost no extra draw calls (${loaded.drawCalls})`);
   await a.page.screenshot({ path: join(artifacts, 'e2e-stress.png') });
+
+  // Reconnect: web restarts while events arrive; the page resumes by Last-Event-ID (through
+  // web) and ends up with every event exactly once.
+  const starts = async (kind) => {
+    const text = await (await fetch(`${upstream}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`traffic_stream_starts_total{start="${kind}"}`));
+    return Number(line.split(' ').pop());
+  };
+  const resumesBefore = await starts('resume');
+  const exited = new Promise((ok) => web.on('exit', ok));
+  web.kill('SIGTERM');
+  await exited;
+  await waitFor('the page notices', async () => (await a.page.getByTestId('status').textContent()) !== 'live', { timeout: 10000 });
+  const extra = [
+    { ip: '198.51.100.7', latitude: 48.85, longitude: 2.35, timestamp: 1767226200, suspicious: false },
+    { ip: '198.51.100.8', latitude: -33.87, longitude: 151.21, timestamp: 1767226200, suspicious: true },
+    { ip: '2001:db8::1', latitude: 35.68, longitude: 139.69, timestamp: 1767226201, suspicious: false },
+  ];
+  const posted = await fetch(`${upstream}/api/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(extra) });
+  check(posted.status === 202, 'three more events posted while web is down');
+  web = start('web', bin('web'), webArgs);
+  await waitFor('page live again', async () => (await a.page.getByTestId('status').textContent()) === 'live', { timeout: 20000 });
+  await waitFor('total after resume', async () => (await numberOf(a.page, 'total')) === expected.rows + 3, { timeout: 10000 });
+  check((await numberOf(a.page, 'total')) === expected.rows + 3, `after web restarts the page counts ${expected.rows + 3}`);
+  check((await numberOf(a.page, 'suspicious')) === expected.suspicious + 1, `and ${expected.suspicious + 1} suspicious`);
+  check((await starts('resume')) > resumesBefore, 'the page resumed with Last-Event-ID rather than starting over');
 
   const report = {
     frameCpuMs: { idle: idle.meanMs, with100kPoints: loaded.meanMs },
