@@ -1,0 +1,902 @@
+//! Load benchmarks against the real `server` (and `sender`) binaries on 127.0.0.1.
+//!
+//! `scripts/bench` builds the release binaries and runs this; see BENCHMARKS.md for what each
+//! number means. Every scenario starts a fresh server process, drives it from this process
+//! (hand-written HTTP/1.1 over keep-alive sockets: no client library in the way), and reports
+//! the CPU both processes used, so a saturated load generator is visible in the table.
+//!
+//! ```text
+//! cargo bench -p server --bench load -- [--quick] [--smoke] [--only NAME[,NAME]] [--soak]
+//! ```
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+// ---------------------------------------------------------------------------------------
+// Settings
+
+#[derive(Clone)]
+struct Settings {
+    /// Seconds per throughput measurement.
+    secs: f64,
+    /// Fan-out client counts.
+    fanout_clients: Vec<usize>,
+    /// Fan-out measurement seconds.
+    fanout_secs: f64,
+    /// Pacing runs: (speed, seconds of data replayed from the start of the file).
+    pacing: Vec<(f64, Option<f64>)>,
+    /// End-to-end rates.
+    e2e_rates: Vec<u64>,
+    soak: Option<(Duration, u64, usize)>,
+    only: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let has = |flag: &str| args.iter().any(|a| a == flag);
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .map(|i| args[i + 1].split(',').map(str::to_owned).collect());
+        let mut s = if has("--smoke") {
+            // CI: proves every scenario still runs, in seconds; the numbers mean nothing.
+            Settings {
+                secs: 0.3,
+                fanout_clients: vec![10],
+                fanout_secs: 0.5,
+                pacing: vec![(1000.0, None)],
+                e2e_rates: vec![100],
+                soak: Some((Duration::from_secs(2), 200, 5)),
+                only: None,
+            }
+        } else if has("--quick") {
+            Settings {
+                secs: 3.0,
+                fanout_clients: vec![100, 1000],
+                fanout_secs: 4.0,
+                pacing: vec![(60.0, None), (1000.0, None)],
+                e2e_rates: vec![100, 5000],
+                soak: None,
+                only: None,
+            }
+        } else {
+            Settings {
+                secs: 8.0,
+                fanout_clients: vec![100, 1000, 5000],
+                fanout_secs: 10.0,
+                pacing: vec![(1.0, Some(60.0)), (60.0, None), (1000.0, None)],
+                e2e_rates: vec![100, 5000],
+                soak: None,
+                only: None,
+            }
+        };
+        if has("--soak") {
+            s.soak = Some((Duration::from_secs(600), 2000, 200));
+        }
+        s.only = only;
+        s
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == name))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Processes and /proc
+
+fn bin_dir() -> PathBuf {
+    // target/release/deps/load-<hash> → target/release
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    async fn start(extra: &[&str]) -> Self {
+        let port = free_port();
+        let path = bin_dir().join("server");
+        assert!(
+            path.exists(),
+            "{} missing: run `cargo build --release -p server -p sender` first",
+            path.display()
+        );
+        let child = Command::new(path)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let server = Server { child, port };
+        for _ in 0..200 {
+            if server
+                .get("/healthz")
+                .await
+                .is_some_and(|(status, _)| status == 200)
+            {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server did not come up");
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .ok()?;
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.ok()?;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.get(9..12)?.parse().ok()?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    async fn stats(&self) -> serde_json::Value {
+        let (_, body) = self.get("/api/stats").await.unwrap();
+        // Connection: close answers may be chunked; take the JSON object inside.
+        let start = body.find('{').unwrap();
+        let end = body.rfind('}').unwrap();
+        serde_json::from_str(&body[start..=end]).unwrap()
+    }
+
+    async fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.get("/metrics").await.unwrap();
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) a process has used, from /proc (clock ticks of 1/100 s).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Resident memory of a process in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU use of the server and of this process over a measured stretch, in cores.
+struct CpuMeter {
+    server: u32,
+    at: Instant,
+    server_cpu: f64,
+    own_cpu: f64,
+}
+
+impl CpuMeter {
+    fn start(server: u32) -> Self {
+        Self {
+            server,
+            at: Instant::now(),
+            server_cpu: cpu_secs(server),
+            own_cpu: cpu_secs(std::process::id()),
+        }
+    }
+    /// (server cores, load generator cores).
+    fn stop(&self) -> (f64, f64) {
+        let wall = self.at.elapsed().as_secs_f64();
+        (
+            (cpu_secs(self.server) - self.server_cpu) / wall,
+            (cpu_secs(std::process::id()) - self.own_cpu) / wall,
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A minimal HTTP/1.1 keep-alive client
+
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(port: u16) -> Self {
+        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Sends a prepared request and reads one response; returns its status.
+    async fn roundtrip(&mut self, request: &[u8]) -> u16 {
+        self.stream.write_all(request).await.unwrap();
+        self.buf.clear();
+        loop {
+            let mut chunk = [0u8; 4096];
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "server closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(head_end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..head_end]).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if self.buf.len() >= head_end + 4 + length {
+                    return head[9..12].parse().unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn post_request(body: &str) -> Vec<u8> {
+    format!(
+        "POST /api/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Coordinates of real traffic: the course file's rows (or the bundled sample's), in order.
+fn coordinates() -> &'static [(f64, f64)] {
+    static COORDINATES: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
+    COORDINATES.get_or_init(|| {
+        traffic::csv::CsvReader::from_path(data_file())
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|row| (row.event.latitude, row.event.longitude))
+            .collect()
+    })
+}
+
+/// A realistic event: `i` varies the IP and walks through real coordinates.
+fn event(i: u64) -> String {
+    let coordinates = coordinates();
+    let (lat, lon) = coordinates[i as usize % coordinates.len()];
+    format!(
+        r#"{{"ip":"{}.{}.{}.{}","latitude":{lat},"longitude":{lon},"timestamp":{},"suspicious":{}}}"#,
+        1 + (i >> 24) % 223,
+        (i >> 16) & 255,
+        (i >> 8) & 255,
+        i & 255,
+        1_736_919_120 + i / 1000,
+        i.is_multiple_of(33)
+    )
+}
+
+fn batch(first: u64, size: usize) -> String {
+    let items: Vec<String> = (first..first + size as u64).map(event).collect();
+    format!("[{}]", items.join(","))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reporting
+
+struct Report {
+    rows: Vec<[String; 4]>,
+}
+
+impl Report {
+    fn row(
+        &mut self,
+        scenario: impl Into<String>,
+        result: impl Into<String>,
+        detail: impl Into<String>,
+        target: impl Into<String>,
+    ) {
+        let row = [scenario.into(), result.into(), detail.into(), target.into()];
+        println!("{} | {} | {} | {}", row[0], row[1], row[2], row[3]);
+        self.rows.push(row);
+    }
+
+    fn table(&self) -> String {
+        let mut out = String::from("| scenario | result | detail | target |\n|---|---|---|---|\n");
+        for r in &self.rows {
+            let _ = writeln!(out, "| {} | {} | {} | {} |", r[0], r[1], r[2], r[3]);
+        }
+        out
+    }
+}
+
+fn ms(h: &Histogram<u64>, q: f64) -> String {
+    format!("{:.2}", h.value_at_quantile(q) as f64 / 1000.0)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).unwrap()
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------
+// Ingest
+
+/// `clients` connections each POSTing `batch_size` events per request, back to back.
+async fn ingest(settings: &Settings, report: &mut Report, clients: usize, batch_size: usize) {
+    let server = Server::start(&[]).await;
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..64u64)
+            .map(|k| {
+                if batch_size == 1 {
+                    post_request(&event(k))
+                } else {
+                    post_request(&batch(k * batch_size as u64, batch_size))
+                }
+            })
+            .collect(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let meter = CpuMeter::start(server.pid());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let requests = Arc::clone(&requests);
+            let stop = Arc::clone(&stop);
+            let port = server.port;
+            tokio::spawn(async move {
+                let mut conn = Conn::open(port).await;
+                let mut h = histogram();
+                let mut n = 0usize;
+                while !stop.load(Relaxed) {
+                    let t = Instant::now();
+                    let status = conn.roundtrip(&requests[(n + c) % requests.len()]).await;
+                    assert_eq!(status, 202);
+                    h.record(t.elapsed().as_micros().max(1) as u64).unwrap();
+                    n += 1;
+                }
+                h
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(settings.secs)).await;
+    stop.store(true, Relaxed);
+    let mut h = histogram();
+    for t in tasks {
+        h.add(t.await.unwrap()).unwrap();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (server_cpu, own_cpu) = meter.stop();
+    let posts = h.len() as f64 / wall;
+    let accepted = server.stats().await["total"].as_u64().unwrap_or(0);
+    let (name, result, target) = if batch_size == 1 {
+        (
+            format!("ingest: single-event POSTs, {clients} conn"),
+            format!("{} POSTs/s", thousands(posts)),
+            ">= 50,000 POSTs/s",
+        )
+    } else {
+        (
+            format!("ingest: batches of {batch_size}, {clients} conn"),
+            format!("{} events/s", thousands(posts * batch_size as f64)),
+            ">= 1,000,000 events/s",
+        )
+    };
+    report.row(
+        name,
+        result,
+        format!(
+            "latency p50 {} ms p99 {} ms; server {:.2} cores, load generator {:.2} cores; {} events counted",
+            ms(&h, 0.5),
+            ms(&h, 0.99),
+            server_cpu,
+            own_cpu,
+            thousands(accepted as f64)
+        ),
+        target,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// SSE clients
+
+/// Shared table: for event id `seq`, when its POST was accepted (µs since `epoch`).
+struct Accepted {
+    epoch: Instant,
+    at: Vec<AtomicU64>,
+}
+
+impl Accepted {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            at: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+/// Where a watching client records latencies: accept times by id, and the histogram.
+type LatencySink = (Arc<Accepted>, Arc<std::sync::Mutex<Histogram<u64>>>);
+
+/// Opens an SSE connection; `recv_buffer` shrinks the socket's receive buffer (for the
+/// stalled client).
+async fn open_stream(port: u16, recv_buffer: Option<u32>) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).unwrap();
+    }
+    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    stream
+        .write_all(b"GET /api/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// Reads a stream, counting delivered hits by the ids of `hits` messages; when `latency` is
+/// given, records (now - accepted) for each newly covered id.
+async fn watch(
+    mut stream: TcpStream,
+    delivered: Arc<AtomicU64>,
+    latency: Option<LatencySink>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut carry: Vec<u8> = Vec::new();
+    let mut last_seq: Option<u64> = None;
+    while !stop.load(Relaxed) {
+        let n = match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(n)) => n,
+            Err(_) => continue,
+        };
+        carry.extend_from_slice(&buf[..n]);
+        // Consume whole lines; ids look like "id: <boot>-<seq>".
+        let mut consumed = 0;
+        while let Some(nl) = carry[consumed..].iter().position(|&b| b == b'\n') {
+            let line = &carry[consumed..consumed + nl];
+            consumed += nl + 1;
+            if let Some(id) = line.strip_prefix(b"id: ") {
+                let seq: u64 = std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|s| s.rsplit_once('-'))
+                    .and_then(|(_, s)| s.parse().ok())
+                    .unwrap_or(0);
+                // The first id (the snapshot's) is the baseline; each later id covers the
+                // events since the previous one (stats messages repeat it: nothing new).
+                match last_seq {
+                    None => last_seq = Some(seq),
+                    Some(last) if seq > last => {
+                        delivered.fetch_add(seq - last, Relaxed);
+                        if let Some((accepted, h)) = &latency {
+                            let now = accepted.now();
+                            let mut h = h.lock().unwrap();
+                            for s in last + 1..=seq {
+                                let at = accepted.at.get(s as usize).map_or(0, |a| a.load(Relaxed));
+                                if at > 0 {
+                                    let _ = h.record(now.saturating_sub(at).max(1));
+                                }
+                            }
+                        }
+                        last_seq = Some(seq);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        carry.drain(..consumed);
+    }
+}
+
+/// Posts single events at `rate` per second for `secs`, recording accept times by id.
+/// Ids are sequential because one connection posts in order and nobody else posts.
+async fn post_at_rate(
+    port: u16,
+    rate: u64,
+    secs: f64,
+    accepted: Arc<Accepted>,
+    first_id: u64,
+) -> u64 {
+    let mut conn = Conn::open(port).await;
+    let start = tokio::time::Instant::now();
+    let total = (rate as f64 * secs) as u64;
+    // Post in ticks of 1 ms: at high rates several events per tick go as one array.
+    let mut sent = 0u64;
+    let mut id = first_id;
+    while sent < total {
+        let due_by = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
+        if due_by > sent {
+            let n = (due_by - sent) as usize;
+            let body = if n == 1 { event(id) } else { batch(id, n) };
+            let status = conn.roundtrip(&post_request(&body)).await;
+            assert_eq!(status, 202);
+            let now = accepted.now();
+            for k in 0..n as u64 {
+                if let Some(slot) = accepted.at.get((id + k) as usize) {
+                    slot.store(now, Relaxed);
+                }
+            }
+            id += n as u64;
+            sent = due_by;
+        }
+        tokio::time::sleep_until(start + Duration::from_secs_f64((sent + 1) as f64 / rate as f64))
+            .await;
+    }
+    sent
+}
+
+async fn fanout(settings: &Settings, report: &mut Report, clients: usize) {
+    let server = Server::start(&[]).await;
+    let rate = 1000;
+    let idle_rss = rss_kib(server.pid());
+    let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let accepted = Accepted::new((rate as f64 * (settings.fanout_secs + 5.0)) as usize + 10);
+    let h = Arc::new(std::sync::Mutex::new(histogram()));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let stream = open_stream(server.port, None).await;
+        // A sample of clients measures per-event latency; the rest only count.
+        let latency =
+            (c % (clients / 20).max(1) == 0).then(|| (Arc::clone(&accepted), Arc::clone(&h)));
+        tasks.push(tokio::spawn(watch(
+            stream,
+            Arc::clone(&delivered),
+            latency,
+            Arc::clone(&stop),
+        )));
+    }
+    // One client that never reads, with a tiny receive buffer.
+    let stalled = open_stream(server.port, Some(4096)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected_rss = rss_kib(server.pid());
+    let meter = CpuMeter::start(server.pid());
+    let started = Instant::now();
+    let posted = post_at_rate(
+        server.port,
+        rate,
+        settings.fanout_secs,
+        Arc::clone(&accepted),
+        1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (server_cpu, own_cpu) = meter.stop();
+    let wall = started.elapsed().as_secs_f64();
+    let end_rss = rss_kib(server.pid());
+    let resyncs = server.metric("traffic_stream_lag_resyncs_total").await;
+    stop.store(true, Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(stalled);
+    let got = delivered.load(Relaxed);
+    let h = h.lock().unwrap();
+    report.row(
+        format!("fan-out: {clients} SSE clients, 1,000 events/s"),
+        format!(
+            "{} of {} events delivered to each; {} deliveries/s",
+            thousands(got as f64 / clients as f64),
+            thousands(posted as f64),
+            thousands(got as f64 / wall)
+        ),
+        format!(
+            "latency p50 {} ms p99 {} ms; RSS {} KiB idle, {:.1} KiB per connected client, {} KiB at end; 1 stalled client: {} resyncs; server {:.2} cores, load generator {:.2} cores",
+            ms(&h, 0.5),
+            ms(&h, 0.99),
+            idle_rss,
+            (connected_rss.saturating_sub(idle_rss)) as f64 / clients as f64,
+            end_rss,
+            resyncs,
+            server_cpu,
+            own_cpu
+        ),
+        "thousands of clients; KiB per client; others unaffected by a stalled one",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// End to end
+
+async fn end_to_end(settings: &Settings, report: &mut Report, rate: u64) {
+    let server = Server::start(&[]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let secs = settings.fanout_secs.min(5.0);
+    let accepted = Accepted::new((rate as f64 * (secs + 5.0)) as usize + 10);
+    let h = Arc::new(std::sync::Mutex::new(histogram()));
+    let stream = open_stream(server.port, None).await;
+    let watcher = tokio::spawn(watch(
+        stream,
+        Arc::clone(&delivered),
+        Some((Arc::clone(&accepted), Arc::clone(&h))),
+        Arc::clone(&stop),
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let posted = post_at_rate(server.port, rate, secs, Arc::clone(&accepted), 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Relaxed);
+    let _ = watcher.await;
+    let h = h.lock().unwrap();
+    report.row(
+        format!("end to end: POST accepted → SSE client, {rate} events/s"),
+        format!("p50 {} ms, p99 {} ms", ms(&h, 0.5), ms(&h, 0.99)),
+        format!(
+            "{} of {} events received; max {} ms",
+            delivered.load(Relaxed),
+            posted,
+            ms(&h, 1.0)
+        ),
+        "measured (publish interval 10 ms batches under load)",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Pacing, with the real sender
+
+/// The course file when it is beside the repository, else our own sample.
+fn data_file() -> PathBuf {
+    let course =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ip_addresses.csv");
+    if course.exists() {
+        course
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample.csv")
+    }
+}
+
+/// The first `secs` of data of a CSV, as a new temporary file.
+fn head_of(path: &Path, secs: f64) -> PathBuf {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let mut out = format!("{header}\n");
+    let mut first = None;
+    for line in lines {
+        let t: f64 = line
+            .split(',')
+            .nth(3)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let t0 = *first.get_or_insert(t);
+        if t - t0 >= secs {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let dest = std::env::temp_dir().join(format!("traffic-bench-head-{}.csv", std::process::id()));
+    std::fs::write(&dest, out).unwrap();
+    dest
+}
+
+async fn pacing(report: &mut Report, speed: f64, head: Option<f64>) {
+    let server = Server::start(&[]).await;
+    let file = data_file();
+    let replayed = head.map_or_else(|| file.clone(), |secs| head_of(&file, secs));
+    let output = tokio::process::Command::new(bin_dir().join("sender"))
+        .args([
+            "--quiet",
+            "--speed",
+            &speed.to_string(),
+            "--url",
+            &format!("http://127.0.0.1:{}", server.port),
+        ])
+        .arg(&replayed)
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("sender: "))
+        .unwrap_or("(no summary)");
+    let pick = |key: &str| {
+        summary
+            .split_once(key)
+            .map(|(_, rest)| {
+                rest.split([',', ';'])
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .unwrap_or_default()
+    };
+    let what = head.map_or_else(|| "whole file".to_owned(), |s| format!("first {s} s"));
+    report.row(
+        format!(
+            "pacing: sender at speed {speed}, {what} of {}",
+            file.file_name().unwrap().to_string_lossy()
+        ),
+        format!("lateness {}", pick("lateness ")),
+        format!(
+            "drift at end {}; exit {}; elapsed {}",
+            pick("drift at end "),
+            output.status,
+            pick("elapsed ")
+        ),
+        "p99 <= 1 ms, no drift",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Soak
+
+async fn soak(report: &mut Report, length: Duration, rate: u64, clients: usize) {
+    let server = Server::start(&[]).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let stream = open_stream(server.port, None).await;
+        tasks.push(tokio::spawn(watch(
+            stream,
+            Arc::clone(&delivered),
+            None,
+            Arc::clone(&stop),
+        )));
+    }
+    let accepted = Accepted::new(0);
+    let poster = tokio::spawn(post_at_rate(
+        server.port,
+        rate,
+        length.as_secs_f64(),
+        accepted,
+        1,
+    ));
+    let mut samples = Vec::new();
+    let every = (length / 60)
+        .max(Duration::from_millis(250))
+        .min(Duration::from_secs(10));
+    let started = Instant::now();
+    while started.elapsed() < length {
+        tokio::time::sleep(every).await;
+        samples.push((started.elapsed().as_secs(), rss_kib(server.pid())));
+    }
+    let posted = poster.await.unwrap();
+    stop.store(true, Relaxed);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let after_first_minute = samples
+        .iter()
+        .find(|(t, _)| *t >= 60.min(length.as_secs() / 10))
+        .map_or(0, |s| s.1);
+    let last = samples.last().map_or(0, |s| s.1);
+    let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
+    let change = if after_first_minute > 0 {
+        (last as f64 / after_first_minute as f64 - 1.0) * 100.0
+    } else {
+        0.0
+    };
+    let series: Vec<String> = samples
+        .iter()
+        .step_by((samples.len() / 12).max(1))
+        .map(|(t, r)| format!("{t}s:{}MiB", r / 1024))
+        .collect();
+    report.row(
+        format!(
+            "soak: {} s at {rate} events/s, {clients} SSE clients",
+            length.as_secs()
+        ),
+        format!("RSS {:+.1}% from first minute to end", change),
+        format!(
+            "{} KiB after first minute, {} KiB at end, {} KiB max; {} events posted; samples {}",
+            after_first_minute,
+            last,
+            max,
+            posted,
+            series.join(" ")
+        ),
+        "flat: within 10% of its value after the first minute",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+
+fn main() {
+    let settings = Settings::from_args();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut report = Report { rows: Vec::new() };
+    println!("scenario | result | detail | target");
+    runtime.block_on(async {
+        if settings.wants("ingest") {
+            ingest(&settings, &mut report, 1, 1).await;
+            ingest(&settings, &mut report, 8, 1).await;
+            ingest(&settings, &mut report, 64, 1).await;
+            ingest(&settings, &mut report, 2, 100).await;
+            ingest(&settings, &mut report, 2, 1000).await;
+        }
+        if settings.wants("fanout") {
+            for &clients in &settings.fanout_clients {
+                fanout(&settings, &mut report, clients).await;
+            }
+        }
+        if settings.wants("e2e") {
+            for &rate in &settings.e2e_rates {
+                end_to_end(&settings, &mut report, rate).await;
+            }
+        }
+        if settings.wants("pacing") {
+            for &(speed, head) in &settings.pacing {
+                pacing(&mut report, speed, head).await;
+            }
+        }
+        if settings.wants("soak")
+            && let Some((length, rate, clients)) = settings.soak
+        {
+            soak(&mut report, length, rate, clients).await;
+        }
+    });
+    println!("\n{}", report.table());
+}
