@@ -17,7 +17,7 @@ export class Highlight {
     });
     this.object = new THREE.Mesh(this.geometry, this.material);
     this.object.visible = false;
-    this.object.renderOrder = 4;
+    this.object.renderOrder = 5;
     this.since = 0;
   }
 

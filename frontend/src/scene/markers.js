@@ -13,7 +13,7 @@ import densityFrag from '../shaders/density.frag.glsl?raw';
 
 /** Marker diameter (scene-scaled pixels) for `n` live hits: grows like sqrt, capped. */
 export function markerSize(n) {
-  return Math.min(34, 5 + 3.2 * Math.sqrt(n));
+  return Math.min(34, 3.5 + 2.6 * Math.sqrt(n));
 }
 
 function makeLayer(capacity, attrs, material) {
@@ -57,7 +57,9 @@ export class Markers {
       },
       transparent: true,
       depthWrite: false,
-      blending: THREE.AdditiveBlending,
+      // Normal blending: where many markers overlap (a busy region) they stay their own
+      // colour instead of adding up to a white blob.
+      blending: THREE.NormalBlending,
     });
     this.markers = makeLayer(MARKER_CAPACITY, ['aSize', 'aShare', 'aSelected'], this.markerMat);
     this.markers.points.renderOrder = 3;

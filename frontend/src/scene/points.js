@@ -48,7 +48,7 @@ export class HitPoints {
     });
     this.object = new THREE.Points(geo, this.material);
     this.object.frustumCulled = false;
-    this.object.renderOrder = 2;
+    this.object.renderOrder = 4;
   }
 
   /** Adds a hit that appeared at scene time `spawn` (seconds). */
