@@ -10,6 +10,8 @@
 // Usage: node scripts/e2e.mjs [CSV]    (default data/sample.csv)
 // Env:   E2E_SPEED (default 100), E2E_NO_BUILD=1 (use existing binaries and dist),
 //        E2E_BUSIEST (the busiest place's name, for a CSV other than the two we know),
+//        E2E_SCREENSHOTS=all (also the fly-to, tooltip, density, filter, phone and wide shots;
+//        software WebGL makes each one take seconds, so by default only the main one),
 //        CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1.
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -28,6 +30,11 @@ const csvPath = resolve(process.argv[2] || join(root, 'data', 'sample.csv'));
 const speed = process.env.E2E_SPEED || '100';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const artifacts = join(root, 'artifacts');
+const allShots = process.env.E2E_SCREENSHOTS === 'all';
+/** An extra screenshot, taken only with E2E_SCREENSHOTS=all. */
+async function shot(page, name) {
+  if (allShots) await page.screenshot({ path: join(artifacts, name) });
+}
 mkdirSync(artifacts, { recursive: true });
 
 const started = Date.now();
@@ -229,7 +236,7 @@ async function main() {
     // Mid-replay: the numbers move and hits ripple in.
     setTimeout(async () => {
       try {
-        await a.page.screenshot({ path: join(artifacts, 'e2e-live.png') });
+        await shot(a.page, 'e2e-live.png');
       } catch {}
     }, 3000);
   });
@@ -294,7 +301,7 @@ async function main() {
     (await a.page.getByTestId('top-locations').locator('li').first().getAttribute('class'))?.includes('selected'),
     'the clicked place is highlighted in the list',
   );
-  await a.page.screenshot({ path: join(artifacts, 'e2e-flyto.png') });
+  await shot(a.page, 'e2e-flyto.png');
 
   // Hover the place's marker: a tooltip names it.
   const spot = await a.page.evaluate(([lat, lon]) => window.__globe.screenOf(lat, lon), [busiest.latitude, busiest.longitude]);
@@ -303,13 +310,14 @@ async function main() {
   await waitFor('tooltip', () => a.page.locator('#tooltip').isVisible(), { timeout: 5000 });
   const tip = await a.page.locator('#tooltip').textContent();
   check(tip.includes(busiest.city), `hovering its marker shows a tooltip naming it ("${tip.trim().slice(0, 80)}")`);
-  await a.page.screenshot({ path: join(artifacts, 'e2e-tooltip.png') });
+  await shot(a.page, 'e2e-tooltip.png');
   await a.page.mouse.move(5, 450);
 
   // Density view on, off.
   await a.page.locator('#density').check();
+  check(await a.page.evaluate(() => window.__globe.view().density), 'the density view switches on');
   await a.page.waitForTimeout(600);
-  await a.page.screenshot({ path: join(artifacts, 'e2e-density.png') });
+  await shot(a.page, 'e2e-density.png');
   await a.page.locator('#density').uncheck();
 
   // Suspicious only: counted and listed differently.
@@ -319,28 +327,19 @@ async function main() {
   check((await numberOf(a.page, 'total')) === expected.suspicious, `suspicious only: total shows ${expected.suspicious}`);
   const suspTop = (await topTexts(a.page, 1))[0];
   check(suspTop.startsWith(stats.top_suspicious_places[0].city), `suspicious only: the list starts with ${stats.top_suspicious_places[0].city}`);
-  await a.page.screenshot({ path: join(artifacts, 'e2e-suspicious.png') });
+  await shot(a.page, 'e2e-suspicious.png');
   await a.page.getByRole('button', { name: 'All', exact: true }).click();
   await waitFor('unfiltered total', async () => (await numberOf(a.page, 'total')) === expected.rows);
 
   check(a.problems.length === 0, `no console errors or CSP violations on the early page${a.problems.length ? `: ${a.problems.join('; ')}` : ''}`);
 
   // Other screens: a phone and a wide monitor, for a look at the layout.
-  for (const [w, h, name] of [[390, 844, 'phone'], [2560, 1080, 'wide']]) {
+  for (const [w, h, name] of allShots ? [[390, 844, 'phone'], [2560, 1080, 'wide']] : []) {
     await a.page.setViewportSize({ width: w, height: h });
     await a.page.waitForTimeout(800);
     await a.page.screenshot({ path: join(artifacts, `e2e-${name}.png`) });
   }
-  await a.page.setViewportSize({ width: 1600, height: 900 });
-
-  // Load: 100,000 live points in the ring, one draw call for all of them.
-  const idle = await a.page.evaluate(() => window.__globe.frameStats());
-  await a.page.evaluate(() => window.__globe.stress(100000));
-  await a.page.waitForTimeout(3000);
-  const loaded = await a.page.evaluate(() => window.__globe.frameStats());
-  log('frame CPU time (ms, mean/max over the last 120 frames; software GL):', { idle, loaded });
-  check(loaded.drawCalls === idle.drawCalls, `100,000 extra live points cost no extra draw calls (${loaded.drawCalls})`);
-  await a.page.screenshot({ path: join(artifacts, 'e2e-stress.png') });
+  if (allShots) await a.page.setViewportSize({ width: 1600, height: 900 });
 
   // Reconnect: web restarts while events arrive; the page resumes by Last-Event-ID (through
   // web) and ends up with every event exactly once.
@@ -350,6 +349,9 @@ async function main() {
     return Number(line.split(' ').pop());
   };
   const resumesBefore = await starts('resume');
+  // Paused, the view holds still but the data keeps counting.
+  await a.page.getByRole('button', { name: 'Pause', exact: true }).click();
+  check(await a.page.evaluate(() => window.__globe.view().paused), 'the view pauses');
   const exited = new Promise((ok) => web.on('exit', ok));
   web.kill('SIGTERM');
   await exited;
@@ -364,9 +366,21 @@ async function main() {
   web = start('web', bin('web'), webArgs);
   await waitFor('page live again', async () => (await a.page.getByTestId('status').textContent()) === 'live', { timeout: 20000 });
   await waitFor('total after resume', async () => (await numberOf(a.page, 'total')) === expected.rows + 3, { timeout: 10000 });
-  check((await numberOf(a.page, 'total')) === expected.rows + 3, `after web restarts the page counts ${expected.rows + 3}`);
+  check((await numberOf(a.page, 'total')) === expected.rows + 3, `after web restarts the page counts ${expected.rows + 3} (while paused)`);
   check((await numberOf(a.page, 'suspicious')) === expected.suspicious + 1, `and ${expected.suspicious + 1} suspicious`);
   check((await starts('resume')) > resumesBefore, 'the page resumed with Last-Event-ID rather than starting over');
+  await a.page.getByRole('button', { name: 'Resume', exact: true }).click();
+  await waitFor('markers catch up', () => a.page.evaluate(() => window.__globe.points().liveClustered >= 3), { timeout: 5000 });
+  check(!(await a.page.evaluate(() => window.__globe.view().paused)), 'resume: the events that came in while paused are on the globe');
+
+  // Load: 100,000 live points in the ring, one draw call for all of them.
+  const idle = await a.page.evaluate(() => window.__globe.frameStats());
+  await a.page.evaluate(() => window.__globe.stress(100000));
+  await a.page.waitForTimeout(3000);
+  const loaded = await a.page.evaluate(() => window.__globe.frameStats());
+  log('frame CPU time (ms, mean/max over the last 120 frames; software GL):', { idle, loaded });
+  check(loaded.drawCalls === idle.drawCalls, `100,000 extra live points cost no extra draw calls (${loaded.drawCalls})`);
+  await shot(a.page, 'e2e-stress.png');
 
   const report = {
     frameCpuMs: { idle: idle.meanMs, with100kPoints: loaded.meanMs },

@@ -18,9 +18,8 @@ use tower_http::services::{ServeDir, ServeFile};
 /// Only our own origin: scripts, styles, images, workers and connections (the stream).
 /// No inline scripts or styles; Vite's build emits none and three.js needs none.
 pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self'; \
-    worker-src 'self' blob:; object-src 'none'; base-uri 'self'; form-action 'self'; \
-    frame-ancestors 'none'";
+    style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; worker-src 'self'; \
+    object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
 /// Vite puts content-hashed files here: their name changes when they do.
 const HASHED_PREFIX: &str = "/assets/";

@@ -141,6 +141,7 @@ async fn index_is_served_revalidated_and_under_a_same_origin_csp() {
     assert!(csp.contains("default-src 'self'"), "{csp}");
     assert!(csp.contains("script-src 'self';"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(!csp.contains("data:") && !csp.contains("*"), "{csp}");
     assert_eq!(header(&response, "x-content-type-options"), "nosniff");
     assert!(header(&response, "content-type").starts_with("text/html"));
     assert!(
