@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { latLonToXyz, xyzToLatLon, arcDegrees, wrapLon, slerp } from '../src/data/geo.js';
+import { latLonToXyz, latLonToXyzInto, xyzToLatLon, arcDegrees, wrapLon, slerp } from '../src/data/geo.js';
 
 const close = (a, b, eps = 1e-9) => assert.ok(Math.abs(a - b) < eps, `${a} ≉ ${b}`);
 
@@ -47,4 +47,12 @@ test('slerp keeps the radius between two points of the same length', () => {
   close(Math.hypot(...mid), 300, 1e-6);
   const end = slerp(a, b, 1);
   b.forEach((v, i) => close(end[i], v, 1e-6));
+});
+
+test('the in-place variant writes the same point at an offset', () => {
+  const out = new Float32Array(6);
+  latLonToXyzInto(out, 3, 35.3696, -119.0105, 100);
+  const expected = latLonToXyz(35.3696, -119.0105, 100);
+  expected.forEach((v, i) => close(out[3 + i], v, 1e-4));
+  assert.equal(out[0], 0);
 });

@@ -15,6 +15,17 @@ export function latLonToXyz(lat, lon, radius = 1) {
   return [radius * c * Math.sin(lambda), radius * Math.sin(phi), radius * c * Math.cos(lambda)];
 }
 
+/** latLonToXyz written into `out` at `offset` (no allocation, for hot paths). */
+export function latLonToXyzInto(out, offset, lat, lon, radius = 1) {
+  const phi = lat * DEG;
+  const lambda = lon * DEG;
+  const c = Math.cos(phi);
+  out[offset] = radius * c * Math.sin(lambda);
+  out[offset + 1] = radius * Math.sin(phi);
+  out[offset + 2] = radius * c * Math.cos(lambda);
+  return out;
+}
+
 /** The inverse of latLonToXyz: [lat, lon] in degrees for any non-zero vector. */
 export function xyzToLatLon(x, y, z) {
   const r = Math.hypot(x, y, z);

@@ -30,6 +30,9 @@ export function createLoop(container, { onPixelRatio } = {}) {
   controls.autoRotateSpeed = 0.35;
 
   const layers = [];
+  // Scratch vectors for project(), which runs for every marker on pointer moves.
+  const scratch = new THREE.Vector3();
+  const toCamera = new THREE.Vector3();
   let autoRotate = true;
   let interacting = false;
   let resumeAt = 0;
@@ -148,9 +151,10 @@ export function createLoop(container, { onPixelRatio } = {}) {
     },
     /** Screen position (CSS pixels in the container) of a scene point, and whether it faces us. */
     project(x, y, z) {
-      const v = new THREE.Vector3(x, y, z);
-      const facing = v.clone().normalize().dot(camera.position.clone().sub(v).normalize()) > 0.05;
-      const distance = camera.position.distanceTo(v);
+      const v = scratch.set(x, y, z);
+      toCamera.subVectors(camera.position, v);
+      const distance = toCamera.length();
+      const facing = v.dot(toCamera) / (v.length() * distance) > 0.05;
       v.project(camera);
       return {
         x: ((v.x + 1) / 2) * container.clientWidth,

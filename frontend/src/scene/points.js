@@ -3,7 +3,7 @@
 
 import * as THREE from 'three';
 import { GLOBE_RADIUS, COLORS, POINT_CAPACITY, FADE_DEFAULT } from '../config.js';
-import { latLonToXyz } from '../data/geo.js';
+import { latLonToXyzInto } from '../data/geo.js';
 import { RingCursor } from '../data/ring.js';
 import vert from '../shaders/points.vert.glsl?raw';
 import frag from '../shaders/points.frag.glsl?raw';
@@ -55,10 +55,7 @@ export class HitPoints {
   add(hit, spawn) {
     const slot = this.ring.claim();
     if (this.now - this.spawns[slot] < this.material.uniforms.uFade.value) this.overwrittenLive += 1;
-    const [x, y, z] = latLonToXyz(hit.latitude, hit.longitude, GLOBE_RADIUS * 1.004);
-    this.positions[slot * 3] = x;
-    this.positions[slot * 3 + 1] = y;
-    this.positions[slot * 3 + 2] = z;
+    latLonToXyzInto(this.positions, slot * 3, hit.latitude, hit.longitude, GLOBE_RADIUS * 1.004);
     this.spawns[slot] = spawn;
     this.kinds[slot] = hit.suspicious ? 1 : 0;
   }
