@@ -25,6 +25,11 @@ pub struct Config {
     /// Seconds to wait for a connection to the upstream before answering 502.
     #[arg(long, env = "WEB_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
     pub connect_timeout_secs: u64,
+
+    /// Instead of serving, check a running web: GET /healthz at this HOST:PORT and exit 0 if
+    /// it answers 200, 1 otherwise (for container health checks; no curl needed).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub probe: Option<String>,
 }
 
 impl Config {

@@ -99,6 +99,28 @@ pub async fn serve(
         .context("while serving HTTP")
 }
 
+/// Asks a running web at `address` (`host:port`) whether it is healthy: `GET /healthz` must
+/// answer 200 within `timeout`.
+pub async fn probe(address: &str, timeout: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(timeout)
+        .build()
+        .context("while building the probe's HTTP client")?;
+    let url = format!("http://{address}/healthz");
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("while asking {url}"))?;
+    anyhow::ensure!(
+        response.status() == reqwest::StatusCode::OK,
+        "{url} answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
 /// Checks the config, binds `config.listen` and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;

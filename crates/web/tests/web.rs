@@ -211,6 +211,19 @@ async fn healthz_answers_without_an_upstream() {
 }
 
 #[tokio::test]
+async fn the_probe_passes_against_a_running_web_and_fails_without_one() {
+    let web = start_web("http://127.0.0.1:9").await;
+    let address = web.base.trim_start_matches("http://").to_owned();
+    web::probe(&address, WAIT).await.expect("healthy");
+    web.shutdown.cancel();
+    web.task.await.expect("no panic").expect("clean shutdown");
+    let error = web::probe(&address, WAIT)
+        .await
+        .expect_err("nothing listens now");
+    assert!(format!("{error:#}").contains("/healthz"), "{error:#}");
+}
+
+#[tokio::test]
 async fn api_requests_are_forwarded_with_method_query_body_and_status() {
     let upstream = start_upstream().await;
     let web = start_web(&format!("http://{}", upstream.address)).await;
