@@ -94,6 +94,12 @@ createControls(document.body, {
   },
 });
 
+// Respect a wish for less motion: no auto-rotation unless switched on.
+if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) {
+  document.getElementById('autorotate').checked = false;
+  loop.setAutoRotate(false);
+}
+
 function addHit(hit) {
   // Every hit is placed at its age by the server's clock, so a page that joined late (or
   // reconnected) shows the same fading picture as one that was there all along.
