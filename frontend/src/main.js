@@ -129,16 +129,21 @@ connectStream('/api/stream', {
   },
 });
 
+let markersOmitted = 0;
 function refreshMarkers() {
   if (view.paused) return;
   clusters.expire(loop.wallTime(), view.fade);
-  const list = clusters.list(view.filter, MARKER_CAPACITY);
+  const all = clusters.list(view.filter);
+  // Places beyond the marker buffer keep their points; the panel says how many lack a ring.
+  markersOmitted = Math.max(0, all.length - MARKER_CAPACITY);
+  const list = markersOmitted ? all.slice(0, MARKER_CAPACITY) : all;
   markers.update(list, { filter: view.filter, selectedKey: view.selectedCell, density: view.density });
 }
 
 function refreshPanels() {
   const v = state.view(view.filter, { top: 12 });
   v.overwritten = points.overwrittenLive;
+  v.markersOmitted = markersOmitted;
   panels.render(v, view.filter);
   timeline.render(v.timeline);
 }
