@@ -28,6 +28,7 @@ const stats = (over = {}) => ({
   other_places: 0,
   top_places: [place('Bakersfield', 2, 0), place('Cheboksary', 1, 1, 'RU')],
   top_suspicious_places: [place('Cheboksary', 1, 1, 'RU')],
+  top_normal_places: [place('Bakersfield', 2, 0)],
   top_countries: [],
   timeline: { start: 100, normal: [1, 1], suspicious: [0, 1], too_old: 0 },
   ...over,
@@ -103,6 +104,16 @@ test('filters change what is counted and listed', () => {
   assert.deepEqual(
     normal.top.map((p) => p.city),
     ['Bakersfield'],
+  );
+});
+
+test('the normal-only list is the server\'s ranking by normal hits, not a re-cut of the overall top', () => {
+  const s = new TrafficState();
+  const top_normal_places = [place('Dayton', 5, 0), place('Bakersfield', 2, 0)];
+  s.applySnapshot({ stats: stats({ top_normal_places }), visible_secs: 60, first_seq: 4, hits: [] });
+  assert.deepEqual(
+    s.view('normal').top.map((p) => p.city),
+    ['Dayton', 'Bakersfield'],
   );
 });
 

@@ -112,6 +112,30 @@ async fn a_client_resuming_with_last_event_id_gets_exactly_what_it_missed() {
 }
 
 #[tokio::test]
+async fn a_new_connection_can_resume_by_query_when_it_cannot_send_the_header() {
+    let server = TestServer::start(config()).await;
+    let mut first = server.stream(None).await;
+    first.next_of("snapshot").await;
+    post_range(&server, 0..30).await;
+    let got = read_hits(&mut first, 1, 30).await;
+    let last_id = format!("{}-30", first_id_prefix(&server).await);
+    drop(first);
+    post_range(&server, 30..50).await;
+    let url = server.url(&format!("/api/stream?last_event_id={last_id}"));
+    let mut resumed = support::SseClient::connect(&url, None).await;
+    let rest = read_hits(&mut resumed, 31, 20).await;
+    let all: Vec<String> = got.into_iter().chain(rest).collect();
+    assert_eq!(all, (0..50).map(ip_of).collect::<Vec<_>>());
+}
+
+/// The run part of this server's event ids.
+async fn first_id_prefix(server: &TestServer) -> String {
+    let mut client = server.stream(None).await;
+    let id = client.next_of("snapshot").await.id.unwrap();
+    id.rsplit_once('-').unwrap().0.to_owned()
+}
+
+#[tokio::test]
 async fn a_late_joiner_gets_a_snapshot_that_matches_the_aggregates_and_visible_hits() {
     let server = TestServer::start(config()).await;
     let mut early = server.stream(None).await;

@@ -147,6 +147,15 @@ impl Aggregates {
             top,
             |(p, c)| (c.suspicious, &p.city, p.key),
         );
+        let top_normal = top_n(
+            &entries
+                .iter()
+                .copied()
+                .filter(|(_, c)| c.total > c.suspicious)
+                .collect::<Vec<_>>(),
+            top,
+            |(p, c)| (c.total - c.suspicious, &p.city, p.key),
+        );
         let countries: Vec<(&String, &Counts)> = self.countries.iter().collect();
         let top_countries = top_n(&countries, top, |(code, c)| (c.total, *code, 0));
         Summary {
@@ -159,6 +168,7 @@ impl Aggregates {
             other_places: self.other_places.total,
             top_places: top_places.into_iter().map(place_counts).collect(),
             top_suspicious_places: top_suspicious.into_iter().map(place_counts).collect(),
+            top_normal_places: top_normal.into_iter().map(place_counts).collect(),
             top_countries: top_countries
                 .into_iter()
                 .map(|(code, c)| CountryCount {
@@ -224,6 +234,8 @@ pub struct Summary {
     pub top_places: Vec<PlaceCount>,
     /// Busiest places by suspicious events.
     pub top_suspicious_places: Vec<PlaceCount>,
+    /// Busiest places by normal (not suspicious) events.
+    pub top_normal_places: Vec<PlaceCount>,
     /// Busiest countries by events.
     pub top_countries: Vec<CountryCount>,
     /// Events per second of the data's clock.
@@ -425,6 +437,16 @@ mod tests {
         assert_eq!(s.top_suspicious_places.len(), 1);
         assert_eq!(s.top_suspicious_places[0].place.city, "Cairo");
         assert_eq!(s.top_suspicious_places[0].suspicious, 2);
+        let normal: Vec<_> = s
+            .top_normal_places
+            .iter()
+            .map(|p| p.place.city.as_str())
+            .collect();
+        assert_eq!(
+            normal,
+            ["Berlin", "Austin"],
+            "Cairo has only suspicious hits"
+        );
         assert_eq!(s.top_countries[0].country_code, "DE");
         assert_eq!(s.top_countries[0].country, "Germany");
         assert_eq!(s.places, 3);

@@ -129,7 +129,8 @@ export class TrafficState {
   /** Busiest places under `filter`, stats plus hits since, each {city, country, country_code, lat, lon, count, suspicious, value}. */
   topPlaces(filter, limit) {
     const s = this.stats;
-    const source = !s ? [] : filter === 'suspicious' ? s.top_suspicious_places : s.top_places;
+    const ranked = { suspicious: s?.top_suspicious_places, normal: s?.top_normal_places };
+    const source = !s ? [] : (ranked[filter] ?? s.top_places);
     const byKey = new Map();
     for (const p of source) {
       byKey.set(placeKey(p.city, p.country_code), {

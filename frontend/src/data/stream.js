@@ -1,6 +1,8 @@
 // The live stream: EventSource on /api/stream (same origin). The browser resends the last
 // event id itself when it reconnects; if it gives up (e.g. the server answered 502), we
-// open a new stream after a pause and the server's snapshot repaints everything.
+// open a new stream after a pause, passing the last id as `?last_event_id=` (a new
+// EventSource cannot set the header), so the server resumes without loss when it still
+// can and sends a snapshot otherwise.
 
 const RETRY_MS = 2000;
 
@@ -13,6 +15,7 @@ export function connectStream(url, on) {
   let source = null;
   let timer = null;
   let closed = false;
+  let lastId = '';
 
   const parse = (handler) => (event) => {
     let data;
@@ -22,12 +25,13 @@ export function connectStream(url, on) {
       console.warn('stream: unreadable message', e);
       return;
     }
+    if (event.lastEventId) lastId = event.lastEventId;
     handler(data, event.lastEventId);
   };
 
   function open() {
     on.status('connecting');
-    source = new EventSource(url);
+    source = new EventSource(resumeUrl(url, lastId));
     source.addEventListener('open', () => on.status('live'));
     source.addEventListener('snapshot', parse(on.snapshot));
     source.addEventListener('hits', parse(on.hits));
@@ -51,4 +55,11 @@ export function connectStream(url, on) {
       if (source) source.close();
     },
   };
+}
+
+/** `url` with the id to resume after, if there is one. */
+export function resumeUrl(url, lastId) {
+  if (!lastId) return url;
+  const sep = url.includes('?') ? '&' : '?';
+  return `${url}${sep}last_event_id=${encodeURIComponent(lastId)}`;
 }

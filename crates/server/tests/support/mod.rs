@@ -91,6 +91,20 @@ pub struct SseClient {
 }
 
 impl SseClient {
+    pub async fn connect(url: &str, last_event_id: Option<&str>) -> Self {
+        let mut request = reqwest::Client::new().get(url);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        SseClient {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
     /// The next message with data (comments and `retry:` are skipped); `None` when the
     /// stream ends. Panics after 10 s of silence.
     pub async fn next(&mut self) -> Option<SseEvent> {
