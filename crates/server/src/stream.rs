@@ -28,9 +28,24 @@ const PREAMBLE: &[u8] = b"retry: 1000\n: traffic-globe stream\n\n";
 /// Most bytes written in one chunk when several frames are ready.
 const CHUNK_LIMIT: usize = 256 * 1024;
 
+/// Query of `GET /api/stream`.
+#[derive(Debug, serde::Deserialize)]
+pub struct StreamQuery {
+    /// Where to resume when the client cannot send a `Last-Event-ID` header (a new
+    /// `EventSource` can't); the header wins when both are present.
+    last_event_id: Option<String>,
+}
+
 /// `GET /api/stream`.
-pub async fn stream(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(query): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or(query.last_event_id.as_deref());
     let client = Client::new(&state, last_event_id);
     let body = futures_util::stream::unfold(client, |mut client| async move {
         let chunk = client.next_chunk().await?;

@@ -93,21 +93,20 @@ async fn a_client_resuming_with_last_event_id_gets_exactly_what_it_missed() {
     }
     drop(first);
     post_range(&server, 100..250).await;
+    // Everything is published before the resume, so only a true resume (not a snapshot
+    // followed by late frames) can pass the checks below.
+    server.wait_published(250).await;
 
     let mut resumed = server.stream(Some(&last_id)).await;
     let rest = read_hits(&mut resumed, seq_of(&last_id) + 1, 250 - seen.len()).await;
     seen.extend(rest);
     let want: Vec<String> = (0..250).map(ip_of).collect();
     assert_eq!(seen, want, "nothing lost, nothing duplicated");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("traffic_stream_starts_total{start=\"resume\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        server
+            .metric("traffic_stream_starts_total{start=\"resume\"}")
+            .await,
+        1
     );
 }
 
@@ -121,11 +120,18 @@ async fn a_new_connection_can_resume_by_query_when_it_cannot_send_the_header() {
     let last_id = format!("{}-30", first_id_prefix(&server).await);
     drop(first);
     post_range(&server, 30..50).await;
+    server.wait_published(50).await;
     let url = server.url(&format!("/api/stream?last_event_id={last_id}"));
     let mut resumed = support::SseClient::connect(&url, None).await;
     let rest = read_hits(&mut resumed, 31, 20).await;
     let all: Vec<String> = got.into_iter().chain(rest).collect();
     assert_eq!(all, (0..50).map(ip_of).collect::<Vec<_>>());
+    assert_eq!(
+        server
+            .metric("traffic_stream_starts_total{start=\"resume\"}")
+            .await,
+        1
+    );
 }
 
 /// The run part of this server's event ids.

@@ -34,6 +34,29 @@ impl TestServer {
         }
     }
 
+    /// Waits until the server has published `seq` events (so a new stream starts after them).
+    pub async fn wait_published(&self, seq: u64) {
+        for _ in 0..500 {
+            if self.stats().await["seq"].as_u64() == Some(seq) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the server did not publish {seq} events within 5 s");
+    }
+
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {text}"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
