@@ -131,32 +131,6 @@ fn count_data_lines(path: &Path) -> std::io::Result<u64> {
     Ok(lines.saturating_sub(1))
 }
 
-/// Cancels `shutdown` on ctrl-c or SIGTERM (what `docker stop` sends).
-pub fn cancel_on_signals(shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(e) => {
-                    warn!(error = %e, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
-        tokio::select! {
-            _ = ctrl_c => info!("ctrl-c: stopping"),
-            () = terminate => info!("SIGTERM: stopping"),
-        }
-        shutdown.cancel();
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,19 +6,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use sender::{Cli, Command};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = if cli.replay.quiet { "warn" } else { "info" };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    traffic::service::init_tracing(default_level);
 
     match cli.command {
         Some(Command::Generate(args)) => match sender::generate(&args) {
@@ -30,7 +23,7 @@ async fn main() -> ExitCode {
         },
         None => {
             let shutdown = CancellationToken::new();
-            sender::cancel_on_signals(shutdown.clone());
+            traffic::service::cancel_on_signals(shutdown.clone());
             match sender::run(cli.replay, shutdown).await {
                 Ok(summary) if summary.all_accepted() => ExitCode::SUCCESS,
                 Ok(_) => {

@@ -11,6 +11,8 @@ pub mod event;
 pub mod generate;
 pub mod ingest;
 pub mod pacing;
+#[cfg(feature = "service")]
+pub mod service;
 
 pub use aggregates::{Aggregates, AggregatesConfig, Place, Summary};
 pub use event::{Event, Field, FieldError};
