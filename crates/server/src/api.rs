@@ -62,13 +62,8 @@ fn accept(
     })?;
     let events = traffic::ingest::parse_body(&body, state.config.max_batch)?;
     let received = unix_ms(SystemTime::now());
-    let batch: Vec<Pending> = events
-        .into_iter()
-        .map(|event| {
-            let place = state.geo.locate(event.latitude, event.longitude);
-            Pending::new(event, place, received)
-        })
-        .collect();
+    let places = state.geo.locate_all(&events);
+    let batch = Pending::batch(events.into_iter().zip(places).collect(), received);
     let accepted = batch.len();
     state
         .metrics

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use country_boundaries::{BOUNDARIES_ODBL_360X180, CountryBoundaries, LatLon};
 use reverse_geocoder::{Record, ReverseGeocoder};
-use traffic::Place;
 use traffic::countries::country_name;
+use traffic::{Event, Place};
 
 /// Most remembered coordinate pairs; real feeds repeat a few thousand city centroids, so
 /// this is plenty, and the cache is simply cleared when it fills.
@@ -84,6 +84,28 @@ impl Geocoder {
         place
     }
 
+    /// The places of many events, taking the cache's lock once for all of them (new
+    /// coordinates are then resolved one by one).
+    pub fn locate_all(&self, events: &[Event]) -> Vec<Arc<Place>> {
+        let cached: Vec<Option<Arc<Place>>> = {
+            let known = self.lock();
+            events
+                .iter()
+                .map(|e| {
+                    known
+                        .coordinates
+                        .get(&(e.latitude.to_bits(), e.longitude.to_bits()))
+                        .cloned()
+                })
+                .collect()
+        };
+        events
+            .iter()
+            .zip(cached)
+            .map(|(e, place)| place.unwrap_or_else(|| self.locate(e.latitude, e.longitude)))
+            .collect()
+    }
+
     /// The country whose borders contain the point, if any.
     fn country_at(&self, latitude: f64, longitude: f64) -> Option<&str> {
         let position = LatLon::new(latitude, longitude).ok()?;
@@ -145,6 +167,27 @@ mod tests {
         let b = geo.locate(52.5201, 13.4049);
         assert!(Arc::ptr_eq(&a, &b));
         assert_ne!(a.key, geo.locate(-33.8688, 151.2093).key);
+    }
+
+    #[test]
+    fn locating_many_at_once_gives_each_its_own_place() {
+        let geo = Geocoder::shared();
+        let event = |latitude, longitude| Event {
+            ip: std::net::IpAddr::from([192, 0, 2, 1]),
+            latitude,
+            longitude,
+            timestamp: 1_736_919_120.0,
+            suspicious: false,
+        };
+        let events = [
+            event(48.8566, 2.3522),
+            event(35.6762, 139.6503),
+            event(48.8566, 2.3522),
+        ];
+        let places = geo.locate_all(&events);
+        let cities: Vec<&str> = places.iter().map(|p| p.city.as_str()).collect();
+        assert_eq!(cities, ["Paris", "Tokyo", "Paris"]);
+        assert!(Arc::ptr_eq(&places[0], &places[2]));
     }
 
     #[test]

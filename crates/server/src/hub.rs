@@ -70,28 +70,44 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// Serializes the hit as clients will see it (once, here, in the ingest handler).
-    pub fn new(event: Event, place: Arc<Place>, received_ms: u64) -> Self {
-        let hit = HitJson {
-            ip: event.ip,
-            latitude: event.latitude,
-            longitude: event.longitude,
-            timestamp: event.timestamp,
-            suspicious: event.suspicious,
-            received: received_ms,
-            city: &place.city,
-            country_code: &place.country_code,
-            country: &place.country,
-        };
-        let mut json = BytesMut::with_capacity(256).writer();
-        // Writing plain fields into memory cannot fail.
-        let _ = serde_json::to_writer(&mut json, &hit);
-        Self {
-            event,
-            place,
-            received: Instant::now(),
-            json: json.into_inner().freeze(),
+    /// Serializes a request's hits as clients will see them: once, here in the ingest
+    /// handler, into one buffer that the hits then share as slices.
+    pub fn batch(events: Vec<(Event, Arc<Place>)>, received_ms: u64) -> Vec<Pending> {
+        let received = Instant::now();
+        let mut buffer = Vec::with_capacity(events.len() * 224);
+        let mut ends = Vec::with_capacity(events.len());
+        for (event, place) in &events {
+            let hit = HitJson {
+                ip: event.ip,
+                latitude: event.latitude,
+                longitude: event.longitude,
+                timestamp: event.timestamp,
+                suspicious: event.suspicious,
+                received: received_ms,
+                city: &place.city,
+                country_code: &place.country_code,
+                country: &place.country,
+            };
+            // Writing plain fields into memory cannot fail.
+            let _ = serde_json::to_writer(&mut buffer, &hit);
+            ends.push(buffer.len());
         }
+        let buffer = Bytes::from(buffer);
+        let mut start = 0;
+        events
+            .into_iter()
+            .zip(ends)
+            .map(|((event, place), end)| {
+                let json = buffer.slice(start..end);
+                start = end;
+                Pending {
+                    event,
+                    place,
+                    received,
+                    json,
+                }
+            })
+            .collect()
     }
 }
 
@@ -478,7 +494,7 @@ mod tests {
 
     fn pending(n: usize) -> Vec<Pending> {
         let geo = Geocoder::shared();
-        (0..n)
+        let events = (0..n)
             .map(|i| {
                 let event = Event {
                     ip: format!("192.0.2.{i}").parse().unwrap(),
@@ -487,9 +503,10 @@ mod tests {
                     timestamp: 1_736_919_120.0 + i as f64,
                     suspicious: i % 2 == 0,
                 };
-                Pending::new(event, geo.locate(event.latitude, event.longitude), 0)
+                (event, geo.locate(event.latitude, event.longitude))
             })
-            .collect()
+            .collect::<Vec<_>>();
+        Pending::batch(events, 0)
     }
 
     fn data(frame: &[u8]) -> serde_json::Value {

@@ -206,9 +206,10 @@ mod tests {
             suspicious: false,
         };
         let place = state.geo.locate(event.latitude, event.longitude);
-        state
-            .hub
-            .push(vec![Pending::new(event, place, unix_ms(SystemTime::now()))]);
+        state.hub.push(Pending::batch(
+            vec![(event, place)],
+            unix_ms(SystemTime::now()),
+        ));
         state.hub.publish();
     }
 
