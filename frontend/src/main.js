@@ -108,7 +108,7 @@ function addHit(hit) {
   clusters.add(hit, spawn);
 }
 
-connectStream('/api/stream', {
+const streamHandlers = {
   snapshot(snap) {
     const hits = state.applySnapshot(snap);
     points.clear();
@@ -127,7 +127,8 @@ connectStream('/api/stream', {
     panels.status(s);
     document.body.dataset.status = s;
   },
-});
+};
+connectStream('/api/stream', streamHandlers);
 
 let markersOmitted = 0;
 function refreshMarkers() {
@@ -228,7 +229,8 @@ globeEl.addEventListener('keydown', (e) => {
   loop.nudge(...k);
 });
 
-// A small hook for tests and the curious: camera and view state, read-only.
+// A small hook for tests, benchmarks and the curious: camera and view state (read-only),
+// frame timings, and feed()/stress() to drive load through the real code paths.
 window.__globe = {
   camera: () => loop.cameraState(),
   /** Where a lat/lon on the surface is on screen (CSS pixels in the globe element). */
@@ -238,6 +240,10 @@ window.__globe = {
     return { x: p.x + r.left, y: p.y + r.top, facing: p.facing };
   },
   frameStats: () => loop.frameStats(),
+  /** Per-frame CPU milliseconds, oldest first (benchmarks). */
+  frameSamples: () => loop.frameSamples(),
+  /** Hands a parsed stream message to the same handler the stream uses ('hits', 'stats'; benchmarks). */
+  feed: (type, data) => streamHandlers[type](data),
   /** Draws n synthetic hits now (points only; counters untouched), for load checks. */
   stress(n) {
     const now = loop.wallTime();
@@ -247,5 +253,12 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
-  points: () => ({ written: points.ring.written, overwrittenLive: points.overwrittenLive, liveClustered: clusters.live }),
+  points: () => ({ written: points.ring.written, overwrittenLive: points.overwrittenLive, liveClustered: clusters.live, seq: state.seq }),
+  /** Ring slots still inside the fade window, i.e. drawn as visible (scans the ring; benchmarks). */
+  liveInRing() {
+    const since = loop.sceneTime() - view.fade;
+    let n = 0;
+    for (let i = 0; i < points.spawns.length; i++) if (points.spawns[i] >= since) n += 1;
+    return n;
+  },
 };

@@ -174,6 +174,13 @@ export function createLoop(container, { onPixelRatio } = {}) {
       }
       return { frames, meanMs: n ? sum / n : 0, maxMs: max, drawCalls: renderer.info.render.calls };
     },
+    /** The CPU milliseconds of the last (up to 120) frames, oldest first, and the frame count (for benchmarks). */
+    frameSamples() {
+      const n = Math.min(frames, cpuMs.length);
+      const ms = [];
+      for (let i = frames - n; i < frames; i++) ms.push(cpuMs[i % cpuMs.length]);
+      return { frames, ms };
+    },
     dispose() {
       renderer.setAnimationLoop(null);
       for (const layer of layers) layer.dispose();
