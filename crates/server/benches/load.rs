@@ -29,8 +29,8 @@ use tokio::net::{TcpSocket, TcpStream};
 struct Settings {
     /// Seconds per throughput measurement.
     secs: f64,
-    /// Fan-out client counts.
-    fanout_clients: Vec<usize>,
+    /// Fan-out runs: (clients, events per second).
+    fanout_clients: Vec<(usize, u64)>,
     /// Fan-out measurement seconds.
     fanout_secs: f64,
     /// Pacing runs: (speed, seconds of data replayed from the start of the file).
@@ -53,7 +53,7 @@ impl Settings {
             // CI: proves every scenario still runs, in seconds; the numbers mean nothing.
             Settings {
                 secs: 0.3,
-                fanout_clients: vec![10],
+                fanout_clients: vec![(10, 1000)],
                 fanout_secs: 0.5,
                 pacing: vec![(1000.0, None)],
                 e2e_rates: vec![100],
@@ -63,7 +63,7 @@ impl Settings {
         } else if has("--quick") {
             Settings {
                 secs: 3.0,
-                fanout_clients: vec![100, 1000],
+                fanout_clients: vec![(100, 1000), (1000, 1000)],
                 fanout_secs: 4.0,
                 pacing: vec![(60.0, None), (1000.0, None)],
                 e2e_rates: vec![100, 5000],
@@ -73,7 +73,7 @@ impl Settings {
         } else {
             Settings {
                 secs: 8.0,
-                fanout_clients: vec![100, 1000, 5000],
+                fanout_clients: vec![(100, 1000), (1000, 1000), (5000, 1000), (5000, 100)],
                 fanout_secs: 10.0,
                 pacing: vec![(1.0, Some(60.0)), (60.0, None), (1000.0, None)],
                 e2e_rates: vec![100, 5000],
@@ -553,6 +553,28 @@ async fn watch(
     }
 }
 
+/// Reads a stream for up to `limit` (stopping early once a second snapshot is seen) and
+/// counts the `snapshot` messages in it.
+async fn snapshots_read(mut stream: TcpStream, limit: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = 0;
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    while seen < 2 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tail.extend_from_slice(&buf[..n]);
+                seen += tail.windows(15).filter(|w| w == b"event: snapshot").count();
+                // Keep a few bytes in case the marker straddles two reads.
+                let keep = tail.len().min(14);
+                tail.drain(..tail.len() - keep);
+            }
+            _ => break,
+        }
+    }
+    seen
+}
+
 /// Posts single events at `rate` per second for `secs`, recording accept times by id.
 /// Ids are sequential because one connection posts in order and nobody else posts.
 async fn post_at_rate(
@@ -590,9 +612,16 @@ async fn post_at_rate(
     sent
 }
 
-async fn fanout(settings: &Settings, report: &mut Report, clients: usize) {
-    let server = Server::start(&[]).await;
-    let rate = 1000;
+/// `clients` SSE clients (plus one that never reads) while events arrive at `rate`.
+/// `server_args` tune the server, e.g. a smaller per-client buffer for the stall test.
+async fn fanout(
+    settings: &Settings,
+    report: &mut Report,
+    clients: usize,
+    rate: u64,
+    server_args: &[&str],
+) {
+    let server = Server::start(server_args).await;
     let idle_rss = rss_kib(server.pid());
     let stop = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -629,16 +658,22 @@ async fn fanout(settings: &Settings, report: &mut Report, clients: usize) {
     let (server_cpu, own_cpu) = meter.stop();
     let wall = started.elapsed().as_secs_f64();
     let end_rss = rss_kib(server.pid());
-    let resyncs = server.metric("traffic_stream_lag_resyncs_total").await;
     stop.store(true, Relaxed);
     for t in tasks {
         let _ = t.await;
     }
-    drop(stalled);
+    // The stalled client starts reading again: what it missed is no longer buffered, so it
+    // must be sent a fresh snapshot (a resync) rather than hold anything up meanwhile.
+    let resynced = snapshots_read(stalled, Duration::from_secs(5)).await > 1;
+    let resyncs = server.metric("traffic_stream_lag_resyncs_total").await;
     let got = delivered.load(Relaxed);
     let h = h.lock().unwrap();
     report.row(
-        format!("fan-out: {clients} SSE clients, 1,000 events/s"),
+        format!(
+            "fan-out: {clients} SSE clients, {} events/s{}",
+            thousands(rate as f64),
+            if server_args.is_empty() { String::new() } else { format!(" (server {})", server_args.join(" ")) }
+        ),
         format!(
             "{} of {} events delivered to each; {} deliveries/s",
             thousands(got as f64 / clients as f64),
@@ -646,12 +681,13 @@ async fn fanout(settings: &Settings, report: &mut Report, clients: usize) {
             thousands(got as f64 / wall)
         ),
         format!(
-            "latency p50 {} ms p99 {} ms; RSS {} KiB idle, {:.1} KiB per connected client, {} KiB at end; 1 stalled client: {} resyncs; server {:.2} cores, load generator {:.2} cores",
+            "latency p50 {} ms p99 {} ms; RSS {} KiB idle, {:.1} KiB per connected client, {} KiB at end; 1 stalled client: {}, {} resyncs; server {:.2} cores, load generator {:.2} cores",
             ms(&h, 0.5),
             ms(&h, 0.99),
             idle_rss,
             (connected_rss.saturating_sub(idle_rss)) as f64 / clients as f64,
             end_rss,
+            if resynced { "resynchronised by snapshot when it read again" } else { "not resynchronised" },
             resyncs,
             server_cpu,
             own_cpu
@@ -878,8 +914,22 @@ fn main() {
             ingest(&settings, &mut report, 2, 1000).await;
         }
         if settings.wants("fanout") {
-            for &clients in &settings.fanout_clients {
-                fanout(&settings, &mut report, clients).await;
+            for &(clients, rate) in &settings.fanout_clients {
+                fanout(&settings, &mut report, clients, rate, &[]).await;
+            }
+        }
+        if settings.wants("stall") {
+            // Enough traffic that the stalled client's socket buffers fill within the run,
+            // and a small per-client buffer, so the resynchronisation is seen.
+            for &(clients, _) in settings.fanout_clients.iter().take(1) {
+                fanout(
+                    &settings,
+                    &mut report,
+                    clients,
+                    20_000,
+                    &["--client-buffer", "64"],
+                )
+                .await;
             }
         }
         if settings.wants("e2e") {

@@ -1,9 +1,11 @@
 //! `GET /api/stream`: Server-Sent Events.
 //!
 //! A stream starts with a snapshot (or, given `Last-Event-ID`, the hits missed since), then
-//! relays the hub's frames. Frames arrive pre-serialized and shared, so a client costs a
-//! broadcast receiver and a socket, nothing per event. Several ready frames are written as
-//! one chunk. Streams end when the server shuts down.
+//! relays the hub's frames. Frames arrive pre-serialized and shared, and are handed to hyper
+//! as they are (never copied into a per-client buffer: with thousands of slow clients such
+//! copies were what filled memory), so a client costs a broadcast receiver and a socket.
+//! hyper writes the frames queued for a connection with one vectored write. Streams end
+//! when the server shuts down.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -14,8 +16,8 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use bytes::Bytes;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Interval, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
@@ -25,8 +27,6 @@ use crate::metrics::Metrics;
 
 /// Tells the browser how soon to reconnect after a drop.
 const PREAMBLE: &[u8] = b"retry: 1000\n: traffic-globe stream\n\n";
-/// Most bytes written in one chunk when several frames are ready.
-const CHUNK_LIMIT: usize = 256 * 1024;
 
 /// Query of `GET /api/stream`.
 #[derive(Debug, serde::Deserialize)]
@@ -118,7 +118,7 @@ impl Client {
                     let Some(first) = self.accept(frame) else {
                         continue;
                     };
-                    return Some(self.gather(first));
+                    return Some(first);
                 }
                 Err(RecvError::Lagged(_)) => return Some(self.resync()),
                 Err(RecvError::Closed) => return None,
@@ -138,29 +138,6 @@ impl Client {
         } else {
             None
         }
-    }
-
-    /// Appends any frames that are already waiting, so a busy stream costs fewer writes.
-    fn gather(&mut self, first: Bytes) -> Bytes {
-        let mut chunk: Option<BytesMut> = None;
-        loop {
-            let size = chunk.as_ref().map_or(first.len(), BytesMut::len);
-            if size >= CHUNK_LIMIT {
-                break;
-            }
-            match self.frames.try_recv() {
-                Ok(frame) => {
-                    if let Some(bytes) = self.accept(frame) {
-                        chunk
-                            .get_or_insert_with(|| BytesMut::from(first.as_ref()))
-                            .extend_from_slice(&bytes);
-                    }
-                }
-                Err(TryRecvError::Lagged(_)) => return self.resync(),
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-            }
-        }
-        chunk.map_or(first, BytesMut::freeze)
     }
 
     fn resync(&mut self) -> Bytes {
@@ -218,21 +195,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn ready_frames_are_written_as_one_chunk_in_order() {
+    async fn frames_are_passed_on_in_order_as_the_shared_bytes_the_hub_published() {
         let state = state(16);
         let mut client = Client::new(&state, None);
+        let mut other = state.hub.start(None).frames;
         assert!(text(&client.next_chunk().await.unwrap()).starts_with("retry: "));
         assert!(text(&client.next_chunk().await.unwrap()).contains("event: snapshot"));
         for i in 1..=3 {
             publish_one(&state, i);
         }
-        let chunk = client.next_chunk().await.unwrap();
-        let ids: Vec<&str> = text(&chunk)
-            .lines()
-            .filter_map(|l| l.strip_prefix("id: "))
-            .collect();
-        assert_eq!(ids.len(), 3);
-        assert!(ids[2].ends_with("-3"));
+        for i in 1..=3 {
+            let chunk = client.next_chunk().await.unwrap();
+            assert!(text(&chunk).starts_with("id: "));
+            assert!(
+                text(&chunk).contains(&format!("-{i}\nevent: hits")),
+                "{}",
+                text(&chunk)
+            );
+            let published = other.try_recv().unwrap().bytes;
+            assert_eq!(chunk.as_ptr(), published.as_ptr(), "not a per-client copy");
+        }
     }
 
     #[tokio::test]
