@@ -3,6 +3,9 @@
 //! Behind the `service` feature, so the domain library itself stays free of an async
 //! runtime; the binaries turn it on.
 
+use std::future::Future;
+use std::process::ExitCode;
+
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -42,4 +45,39 @@ pub fn cancel_on_signals(token: CancellationToken) {
         }
         token.cancel();
     });
+}
+
+/// The rest of a long-running service's `main` once its config is parsed and logging is
+/// on: given a `probe` (its `--probe` flag), check a running instance and exit 0 or 1;
+/// otherwise `run` until ctrl-c or SIGTERM, and map the outcome to the exit code.
+pub async fn run_service<P, R>(
+    name: &str,
+    probe: Option<P>,
+    run: impl FnOnce(CancellationToken) -> R,
+) -> ExitCode
+where
+    P: Future<Output = anyhow::Result<()>>,
+    R: Future<Output = anyhow::Result<()>>,
+{
+    if let Some(probe) = probe {
+        return match probe.await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+    match run(shutdown).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{name} failed");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,33 +1,17 @@
 //! The `web` binary: parse config, start tracing, run until ctrl-c or SIGTERM.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = web::Config::parse();
     traffic::service::init_tracing("info,tower_http=warn");
-    if let Some(address) = &config.probe {
-        return match web::probe(address, std::time::Duration::from_secs(3)).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("unhealthy: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let shutdown = CancellationToken::new();
-    traffic::service::cancel_on_signals(shutdown.clone());
-    match web::run(config, shutdown).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "web failed");
-            ExitCode::FAILURE
-        }
-    }
+    let probe = config
+        .probe
+        .clone()
+        .map(|address| async move { web::probe(&address, Duration::from_secs(3)).await });
+    traffic::service::run_service("web", probe, |shutdown| web::run(config, shutdown)).await
 }

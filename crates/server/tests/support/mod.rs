@@ -81,17 +81,7 @@ impl TestServer {
     }
 
     pub async fn stream(&self, last_event_id: Option<&str>) -> SseClient {
-        let mut request = reqwest::Client::new().get(self.url("/api/stream"));
-        if let Some(id) = last_event_id {
-            request = request.header("last-event-id", id);
-        }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        SseClient {
-            body: Box::pin(response.bytes_stream()),
-            buffer: String::new(),
-        }
+        SseClient::connect(&self.url("/api/stream"), last_event_id).await
     }
 }
 
