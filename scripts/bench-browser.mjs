@@ -21,13 +21,13 @@
 //        CHROMIUM (default /usr/bin/chromium).
 // Output: a Markdown table on stdout and artifacts/bench-browser.json.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+
+import { freePort, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -51,60 +51,11 @@ const PLACES = Number(process.env.BENCH_PLACES) || 5_000;
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const artifacts = join(root, 'artifacts');
 const started = Date.now();
-const children = [];
+const h = harness('bench-browser', console.error);
+const { log, run, start } = h;
 let browser = null;
 let userDataDir = null;
 
-function log(...args) {
-  console.error(`[bench-browser ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
-}
-
-function run(cmd, args, opts = {}) {
-  log('$', cmd, ...args);
-  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 30 * 60_000, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
-}
-
-function start(name, cmd, args) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
-  const lines = [];
-  const keep = (d) => {
-    lines.push(d.toString());
-    if (lines.length > 100) lines.shift();
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  children.push({ name, child, lines });
-  return child;
-}
-
-async function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
-}
-
-async function waitFor(what, fn, { timeout = 20_000, every = 100 } = {}) {
-  const until = Date.now() + timeout;
-  let last;
-  while (Date.now() < until) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
-
-/** Bounded page.evaluate: a hung page fails the run instead of hanging it. */
 async function evaluate(page, fn, arg, timeout = 30_000) {
   let timer;
   const limit = new Promise((_, fail) => {
@@ -482,13 +433,14 @@ async function cleanup() {
   if (browser) {
     await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 10_000))]);
   }
-  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  h.stopAll();
   if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
 }
 
 async function fail(e) {
+  h.failing = true;
   console.error(`[bench-browser] FAIL: ${e.message}`);
-  for (const { name, lines } of children) if (lines.length) console.error(`--- ${name} (last output)\n${lines.slice(-20).join('')}`);
+  h.dumpOutput();
   await cleanup();
   process.exit(1);
 }

@@ -14,13 +14,14 @@
 //        software WebGL makes each one take seconds, so by default only the main one),
 //        CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1.
 
-import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+
+import { freePort, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -38,68 +39,15 @@ async function shot(page, name) {
 mkdirSync(artifacts, { recursive: true });
 
 const started = Date.now();
-const children = [];
+const h = harness('e2e');
+const { log, run, start } = h;
 const cleanups = [];
-let failed = false;
-
-function log(...args) {
-  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
-}
 
 function check(condition, message) {
   if (!condition) throw new Error(`check failed: ${message}`);
   log(`ok: ${message}`);
 }
 
-function run(cmd, args, opts = {}) {
-  log('$', cmd, ...args);
-  const r = spawnSync(cmd, args, { stdio: 'inherit', ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status}`);
-}
-
-function start(name, cmd, args) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
-  const lines = [];
-  const keep = (d) => {
-    lines.push(d.toString());
-    if (lines.length > 200) lines.shift();
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  child.on('exit', (code, signal) => {
-    if (code !== null && code !== 0 && !failed) log(`${name} exited with ${code}:\n${lines.join('')}`);
-  });
-  children.push({ name, child, lines });
-  return child;
-}
-
-async function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-    s.on('error', fail);
-  });
-}
-
-async function waitFor(what, fn, { timeout = 20000, every = 100 } = {}) {
-  const until = Date.now() + timeout;
-  let last;
-  while (Date.now() < until) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, every));
-  }
-  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
-}
-
-/** Rows, suspicious rows and the busiest coordinate of a CSV in the course's format. */
 function expectations(path) {
   const lines = readFileSync(path, 'utf8').replace(/^\uFEFF/, '').split(/\r?\n/).filter((l) => l.trim());
   const header = lines[0].split(',').map((h) => h.trim().toLowerCase().replace(/[_-]/g, ' '));
@@ -401,15 +349,15 @@ async function cleanup() {
       await f();
     } catch {}
   }
-  for (const { child } of children) if (child.exitCode === null) child.kill('SIGTERM');
+  h.stopAll();
 }
 
 main()
   .then(cleanup)
   .catch(async (e) => {
-    failed = true;
+    h.failing = true;
     console.error(`[e2e] FAIL: ${e.message}`);
-    for (const { name, lines } of children) console.error(`--- ${name} (last output)\n${lines.slice(-20).join('')}`);
+    h.dumpOutput();
     await cleanup();
     process.exit(1);
   });

@@ -1,0 +1,83 @@
+// Process plumbing shared by the browser scripts (e2e.mjs, bench-browser.mjs): a tagged
+// log, running and starting commands (keeping the last lines of their output for failure
+// reports), free loopback ports, and waiting for a condition with a time limit.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/**
+ * @param {string} tag        prefix of log lines, e.g. 'e2e'
+ * @param {(...args: any[]) => void} write   where log lines go (console.log or console.error)
+ */
+export function harness(tag, write = console.log) {
+  const started = Date.now();
+  /** Started processes: {name, child, lines}. */
+  const children = [];
+  const h = {
+    children,
+    /** Set when the script is failing: children's exits are then not reported again. */
+    failing: false,
+    log(...args) {
+      write(`[${tag} ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
+    },
+    /** Runs a command to completion; throws unless it exits 0. */
+    run(cmd, args, opts = {}) {
+      h.log('$', cmd, ...args);
+      const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], timeout: 30 * 60_000, ...opts });
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited with ${r.status ?? r.signal}`);
+    },
+    /** Starts a long-running process (RUST_LOG=warn), reporting an unexpected exit. */
+    start(name, cmd, args) {
+      const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: 'warn' } });
+      const lines = [];
+      const keep = (d) => {
+        lines.push(d.toString());
+        if (lines.length > 200) lines.shift();
+      };
+      child.stdout.on('data', keep);
+      child.stderr.on('data', keep);
+      child.on('exit', (code) => {
+        if (code !== null && code !== 0 && !h.failing) h.log(`${name} exited with ${code}:\n${lines.join('')}`);
+      });
+      children.push({ name, child, lines });
+      return child;
+    },
+    /** Stops every started process that is still running. */
+    stopAll() {
+      for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+    /** Prints the last output of every started process (for a failure report). */
+    dumpOutput() {
+      for (const { name, lines } of children) if (lines.length) console.error(`--- ${name} (last output)\n${lines.slice(-20).join('')}`);
+    },
+  };
+  return h;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+    s.on('error', fail);
+  });
+}
+
+/** Polls `fn` until it returns something truthy, or throws after `timeout` ms. */
+export async function waitFor(what, fn, { timeout = 20_000, every = 100 } = {}) {
+  const until = Date.now() + timeout;
+  let last;
+  while (Date.now() < until) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+  throw new Error(`timed out waiting for ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+}
