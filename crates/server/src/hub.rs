@@ -143,6 +143,10 @@ struct Published {
     events_per_second: f64,
     /// What the last `stats` frame said: (seq, events per second, rejected requests).
     last_stats: Option<(u64, f64, u64)>,
+    /// Hits pushed out of the ring while possibly still visible, counted per 100 ms of
+    /// their receipt (oldest first, pruned past the visibility window): what a snapshot
+    /// cannot include.
+    evicted: VecDeque<(u64, u64)>,
 }
 
 /// The hub. Shared by handlers and background tasks through [`crate::AppState`].
@@ -151,6 +155,8 @@ pub struct Hub {
     /// Distinguishes this server run in event ids, so an id from before a restart is never
     /// mistaken for a position in this run's sequence.
     boot: String,
+    /// When the hub started: the origin of eviction time slots.
+    started: Instant,
     pending: Mutex<Vec<Pending>>,
     wake: Notify,
     published: Mutex<Published>,
@@ -194,6 +200,7 @@ impl Hub {
         Self {
             config,
             boot: format!("{boot:x}"),
+            started: Instant::now(),
             pending: Mutex::new(Vec::new()),
             wake: Notify::new(),
             published: Mutex::new(Published {
@@ -203,6 +210,7 @@ impl Hub {
                 rate_samples: VecDeque::new(),
                 events_per_second: 0.0,
                 last_stats: None,
+                evicted: VecDeque::new(),
             }),
             frames,
             metrics,
@@ -249,8 +257,14 @@ impl Hub {
                 }
                 data.extend_from_slice(&p.json);
                 published.aggregates.record(&p.event, &p.place);
-                if published.recent.len() == self.config.ring_capacity {
-                    published.recent.pop_front();
+                if published.recent.len() == self.config.ring_capacity
+                    && let Some(old) = published.recent.pop_front()
+                {
+                    let slot = self.slot_of(old.received);
+                    match published.evicted.back_mut() {
+                        Some((last, count)) if *last == slot => *count += 1,
+                        _ => published.evicted.push_back((slot, 1)),
+                    }
                 }
                 if self.config.ring_capacity > 0 {
                     published.recent.push_back(Recent {
@@ -289,6 +303,14 @@ impl Hub {
         } else {
             0.0
         };
+        let horizon = self.slot_of(now.checked_sub(self.config.visible).unwrap_or(self.started));
+        while published
+            .evicted
+            .front()
+            .is_some_and(|(slot, _)| *slot < horizon)
+        {
+            published.evicted.pop_front();
+        }
         let said = (
             published.seq,
             published.events_per_second,
@@ -396,14 +418,14 @@ impl Hub {
             .recent
             .get(visible)
             .map_or(published.seq + 1, |r| r.seq);
-        // Visible hits that the ring could not hold: everything newer than the visibility
-        // horizon that is not in the ring. Only non-zero when the ring is full of young hits.
-        let hits_truncated = if visible == 0 && published.recent.len() == self.config.ring_capacity
-        {
-            published.seq - published.recent.len() as u64
-        } else {
-            0
-        };
+        // Visible hits that the ring could not hold (to within 100 ms of the horizon).
+        let horizon = self.slot_of(now.checked_sub(self.config.visible).unwrap_or(self.started));
+        let hits_truncated: u64 = published
+            .evicted
+            .iter()
+            .filter(|(slot, _)| *slot >= horizon)
+            .map(|(_, count)| count)
+            .sum();
         // {"stats":{..},"visible_secs":..,"first_seq":..,"hits_truncated":..,"hits":[..]},
         // written by hand so the pre-serialized hits are copied, not re-parsed.
         let mut data = br#"{"stats":"#.to_vec();
@@ -434,6 +456,11 @@ impl Hub {
             clients: self.metrics.clients_connected(),
             summary: published.aggregates.summary(self.config.top),
         }
+    }
+
+    /// The 100 ms slot (since the hub started) an instant falls in.
+    fn slot_of(&self, at: Instant) -> u64 {
+        (at.saturating_duration_since(self.started).as_millis() / 100) as u64
     }
 
     fn broadcast(&self, frame: Frame) {
@@ -593,6 +620,33 @@ mod tests {
             4,
             "seq 4..6 are still in the ring"
         );
+    }
+
+    #[test]
+    fn a_snapshot_counts_the_visible_hits_the_ring_could_not_hold() {
+        let small = hub(3, 16);
+        small.push(pending(5));
+        small.publish();
+        let snap = data(&small.start(None).initial[0]);
+        assert_eq!(snap["hits"].as_array().unwrap().len(), 3);
+        assert_eq!(snap["first_seq"], 3);
+        assert_eq!(snap["hits_truncated"], 2, "seq 1 and 2 were still visible");
+        let roomy = hub(100, 16);
+        roomy.push(pending(5));
+        roomy.publish();
+        assert_eq!(data(&roomy.start(None).initial[0])["hits_truncated"], 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hits_that_would_have_faded_anyway_are_not_counted_as_left_out() {
+        let hub = hub(3, 16);
+        hub.push(pending(5));
+        hub.publish();
+        tokio::time::advance(Duration::from_secs(61)).await;
+        hub.publish_stats();
+        let snap = data(&hub.start(None).initial[0]);
+        assert_eq!(snap["hits"].as_array().unwrap().len(), 0, "all faded");
+        assert_eq!(snap["hits_truncated"], 0);
     }
 
     #[test]
