@@ -27,7 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -296,18 +296,7 @@ async function main() {
     headless: true,
     timeout: 60_000,
     viewport: { width: 1600, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-angle=swiftshader',
-      '--enable-unsafe-swiftshader',
-    ],
+    args: CHROMIUM_ARGS,
   });
   await browser.addInitScript(installBench, { places: PLACES, batch: BATCH });
   // The persistent context opens with a blank page; close it so it costs nothing.

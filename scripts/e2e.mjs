@@ -21,7 +21,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -145,19 +145,7 @@ async function main() {
     executablePath: chromiumPath,
     headless: !process.env.E2E_HEADFUL,
     viewport: { width: 1600, height: 900 },
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // WebGL on the CPU: headless with no GPU needs SwiftShader explicitly.
-      '--use-angle=swiftshader',
-      '--enable-unsafe-swiftshader',
-    ],
+    args: CHROMIUM_ARGS,
   });
   cleanups.push(() => browser.close());
 

@@ -54,6 +54,23 @@ export function harness(tag, write = console.log) {
   return h;
 }
 
+/**
+ * Chromium's flags on these machines: headless, no sandbox (root), no network beyond
+ * loopback, and WebGL on the CPU (SwiftShader), since there is no GPU.
+ */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-angle=swiftshader',
+  '--enable-unsafe-swiftshader',
+];
+
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export async function freePort() {
   return new Promise((ok, fail) => {
