@@ -7,7 +7,7 @@ import { Globe } from './scene/globe.js';
 import { HitPoints } from './scene/points.js';
 import { Markers } from './scene/markers.js';
 import { Highlight } from './scene/highlight.js';
-import { TrafficState, placeKey } from './data/state.js';
+import { TrafficState } from './data/state.js';
 import { Clusters, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
 import { createPanels } from './ui/panels.js';
@@ -152,7 +152,7 @@ function refreshPanels() {
 function selectPlace(place) {
   view.selected = place;
   view.selectedCell = cellKey(place.lat, place.lon);
-  panels.select(placeKey(place.city, place.country_code));
+  panels.select(place.key);
   loop.flyTo(place.lat, place.lon);
   highlight.update(place, loop.sceneTime());
   refreshMarkers();

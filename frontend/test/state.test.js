@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrafficState } from '../src/data/state.js';
 
-const place = (city, count, suspicious, cc = 'US') => ({
+// Place keys as the server gives them (its own numbering); one per name in these fixtures.
+const keys = new Map();
+const keyOf = (city) => {
+  if (!keys.has(city)) keys.set(city, 100 + keys.size);
+  return keys.get(city);
+};
+
+const place = (city, count, suspicious, cc = 'US', key = keyOf(city)) => ({
+  key,
   city,
   region: '',
   country_code: cc,
@@ -34,8 +42,9 @@ const stats = (over = {}) => ({
   ...over,
 });
 
-const hit = (city, suspicious, timestamp = 102, cc = 'US') => ({
+const hit = (city, suspicious, timestamp = 102, cc = 'US', key = keyOf(city)) => ({
   ip: '1.2.3.4',
+  place_key: key,
   latitude: 35,
   longitude: -119,
   timestamp,
@@ -131,4 +140,41 @@ test('snapshot hits are aged by the server clock', () => {
   s.applySnapshot({ stats: stats({ server_time: 1_000_000 }), visible_secs: 60, first_seq: 4, hits: [] }, 500_000);
   // Local clock runs 500 s behind the server; the hit was received 1 s before server_time.
   assert.equal(s.ageSecs({ received: 999_000 }, 500_000), 1);
+});
+
+test('two places that share a name in one country stay apart, in the list and as hits come in', () => {
+  // Springfield, Illinois (key 7) and Springfield, Missouri (key 8).
+  const il = { ...place('Springfield', 3, 0, 'US', 7), region: 'Illinois' };
+  const mo = { ...place('Springfield', 5, 1, 'US', 8), region: 'Missouri' };
+  const s = new TrafficState();
+  s.applySnapshot({
+    stats: stats({ top_places: [mo, il], top_suspicious_places: [mo], top_normal_places: [mo, il] }),
+    visible_secs: 60,
+    first_seq: 4,
+    hits: [],
+  });
+  let top = s.view().top;
+  assert.deepEqual(
+    top.map((p) => [p.key, p.region, p.count]),
+    [
+      [8, 'Missouri', 5],
+      [7, 'Illinois', 3],
+    ],
+  );
+  // Three more for Illinois: it is now the busier one, and Missouri keeps its own count.
+  s.applyHits({ seq: 4, hits: [1, 2, 3].map(() => hit('Springfield', false, 102, 'US', 7)) });
+  top = s.view().top;
+  assert.deepEqual(
+    top.map((p) => [p.key, p.count]),
+    [
+      [7, 6],
+      [8, 5],
+    ],
+  );
+  // A place first seen in hits (not yet in the stats) is its own row too.
+  s.applyHits({ seq: 7, hits: [hit('Springfield', true, 102, 'US', 9)] });
+  assert.deepEqual(
+    s.view().top.map((p) => p.key),
+    [7, 8, 9],
+  );
 });

@@ -84,6 +84,7 @@ impl Pending {
                 timestamp: event.timestamp,
                 suspicious: event.suspicious,
                 received: received_ms,
+                place_key: place.key,
                 city: &place.city,
                 country_code: &place.country_code,
                 country: &place.country,
@@ -121,6 +122,8 @@ struct HitJson<'a> {
     suspicious: bool,
     /// Server wall clock at receipt, unix milliseconds (lets a client age snapshot hits).
     received: u64,
+    /// The place's key, as `key` in the stats' places: names are not unique.
+    place_key: u64,
     city: &'a str,
     country_code: &'a str,
     country: &'a str,
@@ -565,6 +568,52 @@ mod tests {
         assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
         assert!(id(&second.bytes).ends_with("-5"));
         assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn hits_and_stats_carry_the_place_key_so_same_named_places_stay_apart() {
+        let hub = hub(100, 16);
+        let mut start = hub.start(None);
+        let geo = Geocoder::shared();
+        // Springfield, Illinois and Springfield, Missouri.
+        let events = [(39.7817, -89.6501), (37.2090, -93.2923)]
+            .into_iter()
+            .map(|(latitude, longitude)| {
+                let event = Event {
+                    ip: "192.0.2.1".parse().unwrap(),
+                    latitude,
+                    longitude,
+                    timestamp: 1_736_919_120.0,
+                    suspicious: false,
+                };
+                (event, geo.locate(latitude, longitude))
+            })
+            .collect();
+        hub.push(Pending::batch(events, 0));
+        hub.publish();
+        let hits = data(&start.frames.try_recv().unwrap().bytes)["hits"].clone();
+        assert_eq!(hits[0]["city"], "Springfield");
+        assert_eq!(hits[1]["city"], "Springfield");
+        assert_eq!(hits[0]["country_code"], hits[1]["country_code"]);
+        let keys: Vec<u64> = (0..2)
+            .map(|i| hits[i]["place_key"].as_u64().unwrap())
+            .collect();
+        assert_ne!(keys[0], keys[1]);
+        let snap = data(&hub.start(None).initial[0]);
+        let mut listed: Vec<u64> = snap["stats"]["top_places"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["key"].as_u64().unwrap())
+            .collect();
+        listed.sort_unstable();
+        let mut expected = keys.clone();
+        expected.sort_unstable();
+        assert_eq!(
+            listed, expected,
+            "the stats name the same places by the same keys"
+        );
+        assert_eq!(snap["hits"][0]["place_key"], keys[0]);
     }
 
     #[test]

@@ -16,8 +16,8 @@ use crate::event::Event;
 /// A named place an event was resolved to: the nearest city and the country it lies in.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Place {
-    /// Stable identity of the place within one gazetteer (e.g. its row number).
-    #[serde(skip)]
+    /// Stable identity of the place within one gazetteer (e.g. its row number); clients
+    /// tell places apart by it, since two towns can share a name within one country.
     pub key: u64,
     /// City (or town) name.
     pub city: String,

@@ -6,10 +6,6 @@ import { lastSeconds } from './timeline.js';
 
 /** @typedef {'all' | 'suspicious' | 'normal'} Filter */
 
-export function placeKey(cityName, countryCode) {
-  return `${cityName}\u0000${countryCode}`;
-}
-
 export class TrafficState {
   constructor() {
     this.reset();
@@ -20,7 +16,8 @@ export class TrafficState {
     this.stats = null;
     /** Newest event id applied. */
     this.seq = 0;
-    /** Hits newer than stats.seq: {id, suspicious, key, city, country, country_code, lat, lon, second, timestamp}. */
+    /** Hits newer than stats.seq: {id, suspicious, key, city, country, country_code, lat, lon, second, timestamp};
+     * `key` is the server's place key (names are not unique: two Springfields in the US). */
     this.extra = [];
     this.visibleSecs = 60;
     this.hitsTruncated = 0;
@@ -58,7 +55,7 @@ export class TrafficState {
         this.extra.push({
           id,
           suspicious: !!hit.suspicious,
-          key: placeKey(hit.city, hit.country_code),
+          key: hit.place_key,
           city: hit.city,
           country: hit.country,
           country_code: hit.country_code,
@@ -126,14 +123,16 @@ export class TrafficState {
     };
   }
 
-  /** Busiest places under `filter`, stats plus hits since, each {city, country, country_code, lat, lon, count, suspicious, value}. */
+  /** Busiest places under `filter`, stats plus hits since, each {key, city, country, country_code, lat, lon, count, suspicious, value},
+   * told apart by the server's place key, never by name. */
   topPlaces(filter, limit) {
     const s = this.stats;
     const ranked = { suspicious: s?.top_suspicious_places, normal: s?.top_normal_places };
     const source = !s ? [] : (ranked[filter] ?? s.top_places);
     const byKey = new Map();
     for (const p of source) {
-      byKey.set(placeKey(p.city, p.country_code), {
+      byKey.set(p.key, {
+        key: p.key,
         city: p.city,
         region: p.region,
         country: p.country,
@@ -148,6 +147,7 @@ export class TrafficState {
       let p = byKey.get(e.key);
       if (!p) {
         p = {
+          key: e.key,
           city: e.city,
           region: '',
           country: e.country,
@@ -167,7 +167,7 @@ export class TrafficState {
     return [...byKey.values()]
       .map((p) => ({ ...p, value: value(p) }))
       .filter((p) => p.value > 0)
-      .sort((a, b) => b.value - a.value || a.city.localeCompare(b.city))
+      .sort((a, b) => b.value - a.value || a.city.localeCompare(b.city) || a.key - b.key)
       .slice(0, limit);
   }
 

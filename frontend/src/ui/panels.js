@@ -38,12 +38,21 @@ export function createPanels(root, { onPlaceClick }) {
     // (it would also steal keyboard focus).
     while (el.list.children.length > top.length) el.list.lastElementChild.remove();
     while (el.list.children.length < top.length) el.list.appendChild(makeRow());
+    // Two listed places can share a name in one country (Springfield, IL and MO): name
+    // their region then, so the rows can be told apart.
+    const seen = new Map();
+    for (const p of top) {
+      const name = `${p.city}\u0000${p.country_code}`;
+      seen.set(name, (seen.get(name) || 0) + 1);
+    }
     top.forEach((p, i) => {
       const li = el.list.children[i];
       const button = li.firstElementChild;
       button.dataset.index = String(i);
       const [name, country, count, susp, bar] = button.children;
-      name.textContent = p.city || 'Unknown place';
+      const shared = seen.get(`${p.city}\u0000${p.country_code}`) > 1;
+      const city = shared && p.region ? `${p.city} (${p.region})` : p.city;
+      name.textContent = city || 'Unknown place';
       country.textContent = p.country || p.country_code || '';
       count.textContent = formatCount(p.value);
       susp.textContent = filter === 'normal' ? '' : `${formatCount(p.suspicious)} susp.`;
@@ -51,11 +60,10 @@ export function createPanels(root, { onPlaceClick }) {
       const fill = bar.firstElementChild;
       fill.style.width = `${Math.max(2, (100 * p.value) / max).toFixed(1)}%`;
       fill.className = filter === 'suspicious' ? 'fill suspicious' : 'fill';
-      const key = `${p.city}\u0000${p.country_code}`;
-      li.classList.toggle('selected', key === selectedKey);
+      li.classList.toggle('selected', p.key === selectedKey);
       button.setAttribute(
         'aria-label',
-        `${p.city}, ${p.country}: ${p.value} hits, ${p.suspicious} suspicious. Fly there.`,
+        `${city}, ${p.country}: ${p.value} hits, ${p.suspicious} suspicious. Fly there.`,
       );
     });
   }
