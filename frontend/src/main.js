@@ -8,13 +8,13 @@ import { HitPoints } from './scene/points.js';
 import { Markers } from './scene/markers.js';
 import { Highlight } from './scene/highlight.js';
 import { TrafficState } from './data/state.js';
-import { Clusters, cellKey, countFor } from './data/merge.js';
+import { Clusters, MarkerFeed, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount } from './ui/format.js';
-import { FADE_DEFAULT, GLOBE_RADIUS, MARKER_CAPACITY, PANEL_INTERVAL_MS } from './config.js';
+import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
 const view = {
@@ -28,6 +28,7 @@ const view = {
 
 const state = new TrafficState();
 const clusters = new Clusters();
+const feed = new MarkerFeed(clusters);
 const globeEl = document.getElementById('globe');
 
 let points = null;
@@ -78,6 +79,7 @@ createControls(document.body, {
   },
   pause(on) {
     view.paused = on;
+    feed.paused = on;
     loop.setPaused(on);
     document.body.classList.toggle('paused', on);
     if (!on) refreshMarkers();
@@ -130,21 +132,19 @@ const streamHandlers = {
 };
 connectStream('/api/stream', streamHandlers);
 
-let markersOmitted = 0;
 function refreshMarkers() {
-  if (view.paused) return;
-  clusters.expire(loop.wallTime(), view.fade);
-  const all = clusters.list(view.filter);
+  // Expiry runs while paused too (memory stays bounded); only the picture holds still.
+  const list = feed.refresh(loop.wallTime(), view);
+  if (!list) return;
   // Places beyond the marker buffer keep their points; the panel says how many lack a ring.
-  markersOmitted = Math.max(0, all.length - MARKER_CAPACITY);
-  const list = markersOmitted ? all.slice(0, MARKER_CAPACITY) : all;
   markers.update(list, { filter: view.filter, selectedKey: view.selectedCell, density: view.density });
 }
 
 function refreshPanels() {
   const v = state.view(view.filter, { top: 12 });
   v.overwritten = points.overwrittenLive;
-  v.markersOmitted = markersOmitted;
+  v.markersOmitted = feed.omitted;
+  v.mergeLeftOut = clusters.leftOut;
   panels.render(v, view.filter);
   timeline.render(v.timeline);
 }
@@ -253,7 +253,14 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
-  points: () => ({ written: points.ring.written, overwrittenLive: points.overwrittenLive, liveClustered: clusters.live, seq: state.seq }),
+  points: () => ({
+    written: points.ring.written,
+    overwrittenLive: points.overwrittenLive,
+    liveClustered: clusters.live,
+    retainedHits: clusters.retained,
+    leftOutOfMarkers: clusters.leftOut,
+    seq: state.seq,
+  }),
   /** Ring slots still inside the fade window, i.e. drawn as visible (scans the ring; benchmarks). */
   liveInRing() {
     const since = loop.sceneTime() - view.fade;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Clusters, cellKey } from '../src/data/merge.js';
+import { Clusters, MarkerFeed, cellKey } from '../src/data/merge.js';
+import { FADE_MAX, POINT_CAPACITY } from '../src/config.js';
 
 const hit = (lat, lon, suspicious = false, ip = '1.2.3.4', timestamp = 100) => ({
   latitude: lat,
@@ -90,4 +91,61 @@ test('hits older than the longest window, or beyond the capacity, are forgotten'
   assert.equal(c.live, 3);
   c.expire(100, 1);
   assert.equal(c.expire(100, 60), 0, 'too old for any window');
+});
+
+// The reported case: 10 minutes at 300 hits/s, 180,000 hits in all.
+const RATE = 300;
+const PAUSE_SECS = 600;
+
+test('through a 10-minute pause at 300 hits/s the feed keeps expiring: memory stays at the longest window, the picture holds still', () => {
+  const clusters = new Clusters();
+  const feed = new MarkerFeed(clusters);
+  const view = { fade: 10, filter: 'all' };
+  let now = 0; // a fake page clock, seconds
+  assert.ok(feed.refresh(now, view), 'drawn while running');
+  feed.paused = true;
+  let most = 0;
+  let n = 0;
+  // The page refreshes every 250 ms; hits arrive in between.
+  for (let tick = 1; tick <= PAUSE_SECS * 4; tick++) {
+    for (let i = 0; i < RATE / 4; i++) clusters.add(hit(35, -119, false, `ip${n++ % 1000}`), now + i / RATE);
+    now = tick / 4;
+    assert.equal(feed.refresh(now, view), null, 'nothing redrawn while paused');
+    most = Math.max(most, clusters.retained);
+  }
+  assert.equal(n, 180_000);
+  assert.ok(most <= (FADE_MAX + 0.25) * RATE, `held ${most} hits, at most the longest fade window's`);
+  assert.equal(clusters.live, view.fade * RATE, 'exactly the last fade window is counted');
+  assert.equal(clusters.leftOut, 0, 'nothing left out: the rest had faded');
+  feed.paused = false;
+  const drawn = feed.refresh(now, view);
+  assert.equal(drawn.length, 1);
+  assert.equal(drawn[0].normal, view.fade * RATE, 'resume draws the hits of the last fade window at once');
+});
+
+test('without any expiry (a paused or hidden page) the hits held never pass the capacity', () => {
+  const clusters = new Clusters();
+  clusters.expire(0, 10);
+  let n = 0;
+  for (let t = 0; t < PAUSE_SECS; t += 1 / RATE) clusters.add(hit(35, -119, n % 2 === 0, `ip${n++ % 1000}`), t);
+  assert.ok(n >= 180_000);
+  assert.equal(clusters.retained, POINT_CAPACITY);
+  assert.equal(clusters.leftOut, 0, 'what made room had long faded');
+  assert.equal(clusters.live, POINT_CAPACITY, 'counted until the next expiry');
+  clusters.expire(PAUSE_SECS, 10);
+  assert.ok(Math.abs(clusters.live - 10 * RATE) <= 1, 'the next expiry counts the last window');
+});
+
+test('more hits inside the window than the capacity: the oldest make room and are counted as left out', () => {
+  const clusters = new Clusters(0.75, { maxWindow: 60, capacity: 1000 });
+  clusters.expire(0, 10);
+  for (let i = 0; i < 3000; i++) clusters.add(hit(35, -119, false, `ip${i}`), i / 1000);
+  assert.equal(clusters.retained, 1000);
+  assert.equal(clusters.live, 1000);
+  assert.equal(clusters.leftOut, 2000);
+  const [marker] = clusters.list();
+  assert.equal(marker.normal, 1000, 'the marker counts what is held, the rest is reported');
+  assert.equal(marker.ips.size, 1000);
+  clusters.clear();
+  assert.equal(clusters.leftOut, 0, 'a snapshot starts the count over');
 });

@@ -2,9 +2,10 @@
 // equator) within the fade window become one marker whose size follows their count.
 // Pure and incremental: adding a hit and expiring old ones cost O(1) each, whatever the
 // number of live hits. Hits are remembered for the longest fade window, so widening the
-// window brings back exactly the markers the GPU points show again.
+// window brings back exactly the markers the GPU points show again, and never more than a
+// hard capacity of them, whatever the rate and whether or not anyone expires them.
 
-import { FADE_MAX, MERGE_CELL_DEG, POINT_CAPACITY } from '../config.js';
+import { FADE_MAX, MARKER_CAPACITY, MERGE_CELL_DEG, POINT_CAPACITY } from '../config.js';
 
 /** The grid cell of a coordinate, as a number usable as a Map key. */
 export function cellKey(lat, lon, cellDeg = MERGE_CELL_DEG) {
@@ -34,7 +35,8 @@ export class Clusters {
    * @param {number} cellDeg grid cell size in degrees
    * @param {{maxWindow?: number, capacity?: number}} limits hits are remembered for up to
    *   `maxWindow` seconds (so widening the fade window brings them back) and at most
-   *   `capacity` of them (memory stays bounded at any rate)
+   *   `capacity` of them, counted or not (memory stays bounded at any rate, even if expire
+   *   is never called)
    */
   constructor(cellDeg = MERGE_CELL_DEG, { maxWindow = FADE_MAX, capacity = POINT_CAPACITY } = {}) {
     this.cellDeg = cellDeg;
@@ -50,14 +52,43 @@ export class Clusters {
     this.windowHead = 0;
     /** Bumped on every change, so a renderer knows when to rebuild. */
     this.version = 0;
+    /** The window of the last expire (seconds). */
+    this.window = maxWindow;
+    /** Hits dropped while still inside the window because `capacity` were already held:
+     * the markers count this many fewer than arrived (the UI says so). */
+    this.leftOut = 0;
   }
 
-  /** Adds a hit seen at page time `t` (seconds); it counts until the next expire says otherwise. */
+  /** Adds a hit seen at page time `t` (seconds); it counts until the next expire says otherwise.
+   * Beyond the capacity the oldest remembered hit makes room. */
   add(hit, t) {
     this.times.push(t);
     this.hits.push(hit);
     this.#count(hit, 1);
     this.version += 1;
+    if (this.times.length - this.head > this.capacity) this.#dropOldest(t);
+  }
+
+  #dropOldest(now) {
+    if (this.head === this.windowHead) {
+      // Still counted: uncount it, and say so unless it was about to fade anyway.
+      this.#count(this.hits[this.head], -1);
+      this.windowHead += 1;
+      if (now - this.times[this.head] <= this.window) this.leftOut += 1;
+    }
+    this.hits[this.head] = undefined;
+    this.head += 1;
+    this.#compact();
+  }
+
+  /** Gives back the queue's forgotten front once it is most of the arrays. */
+  #compact() {
+    if (this.head > 4096 && this.head * 2 > this.times.length) {
+      this.times = this.times.slice(this.head);
+      this.hits = this.hits.slice(this.head);
+      this.windowHead -= this.head;
+      this.head = 0;
+    }
   }
 
   #count(hit, sign) {
@@ -103,6 +134,7 @@ export class Clusters {
    * and brings back remembered ones when the window grew. Returns the change in live hits.
    */
   expire(now, window) {
+    this.window = window;
     const horizon = now - window;
     const t = this.times;
     let change = 0;
@@ -116,18 +148,13 @@ export class Clusters {
       this.#count(this.hits[this.windowHead], 1);
       change += 1;
     }
-    // Forget what no window could show again, and anything beyond the capacity.
+    // Forget what no window could show again (add() keeps the capacity).
     const forget = now - this.maxWindow;
-    while (this.head < this.windowHead && (t[this.head] < forget || t.length - this.head > this.capacity)) {
+    while (this.head < this.windowHead && t[this.head] < forget) {
       this.hits[this.head] = undefined;
       this.head += 1;
     }
-    if (this.head > 4096 && this.head * 2 > t.length) {
-      this.times = t.slice(this.head);
-      this.hits = this.hits.slice(this.head);
-      this.windowHead -= this.head;
-      this.head = 0;
-    }
+    this.#compact();
     if (change) this.version += 1;
     return change;
   }
@@ -135,6 +162,11 @@ export class Clusters {
   /** Hits counted in all clusters. */
   get live() {
     return this.times.length - this.windowHead;
+  }
+
+  /** Hits held, counted or only remembered (at most `capacity`). */
+  get retained() {
+    return this.times.length - this.head;
   }
 
   /** Clusters with something to show under `filter` ('all' | 'suspicious' | 'normal'),
@@ -155,7 +187,41 @@ export class Clusters {
     this.hits = [];
     this.head = 0;
     this.windowHead = 0;
+    this.leftOut = 0;
     this.version += 1;
+  }
+}
+
+/**
+ * What the marker layer is handed: the clusters' bookkeeping (expiry) runs at every
+ * refresh, paused or not, so memory stays bounded through any pause; only the picture holds
+ * still while paused.
+ */
+export class MarkerFeed {
+  /**
+   * @param {Clusters} clusters
+   * @param {number} capacity most markers drawn at once
+   */
+  constructor(clusters, capacity = MARKER_CAPACITY) {
+    this.clusters = clusters;
+    this.capacity = capacity;
+    this.paused = false;
+    /** Places with live hits beyond `capacity` at the last drawn refresh (drawn without a ring). */
+    this.omitted = 0;
+  }
+
+  /**
+   * Brings the counts to page time `now` under the fade window; returns the markers to draw
+   * (busiest first, at most `capacity`), or null while paused (keep the picture as it is).
+   * @param {number} now page time, seconds
+   * @param {{fade: number, filter: string}} view
+   */
+  refresh(now, { fade, filter }) {
+    this.clusters.expire(now, fade);
+    if (this.paused) return null;
+    const all = this.clusters.list(filter);
+    this.omitted = Math.max(0, all.length - this.capacity);
+    return this.omitted ? all.slice(0, this.capacity) : all;
   }
 }
 

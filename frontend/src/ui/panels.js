@@ -84,6 +84,7 @@ export function createPanels(root, { onPlaceClick }) {
       const notes = [];
       if (view.hitsTruncated) notes.push(`${formatCount(view.hitsTruncated)} older hits not redrawn after joining`);
       if (view.overwritten) notes.push(`${formatCount(view.overwritten)} hits faded early (point buffer full)`);
+      if (view.mergeLeftOut) notes.push(`${formatCount(view.mergeLeftOut)} hits left out of the place rings (too many at once)`);
       if (view.markersOmitted) notes.push(`${formatCount(view.markersOmitted)} quieter places drawn without a ring`);
       if (view.tooOld) notes.push(`${formatCount(view.tooOld)} hits older than the timeline`);
       if (view.otherPlaces) notes.push(`${formatCount(view.otherPlaces)} hits at untracked places`);
