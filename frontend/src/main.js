@@ -264,8 +264,9 @@ window.__globe = {
   /** Ring slots still inside the fade window, i.e. drawn as visible (scans the ring; benchmarks). */
   liveInRing() {
     const since = loop.sceneTime() - view.fade;
+    const spawns = points.clock.exact;
     let n = 0;
-    for (let i = 0; i < points.spawns.length; i++) if (points.spawns[i] >= since) n += 1;
+    for (let i = 0; i < spawns.length; i++) if (spawns[i] >= since) n += 1;
     return n;
   },
 };

@@ -118,7 +118,9 @@ export class Markers {
   }
 
   tick(time) {
-    this.markerMat.uniforms.uTime.value = time;
+    // The selected ring pulses as sin(4 t): hand the GPU t modulo that period (pi/2 s), so
+    // the uniform stays small (float32) however long the page runs, with no jump.
+    this.markerMat.uniforms.uTime.value = time % (Math.PI / 2);
   }
 
   dispose() {

@@ -1,21 +1,24 @@
 // Live hits as one THREE.Points over a ring buffer: written once when they arrive (only the
-// new slots are uploaded), faded entirely on the GPU from their spawn time.
+// new slots are uploaded), faded entirely on the GPU from their spawn time. Times reach the
+// GPU relative to a base that moves forward (data/clock.js), so fades stay smooth however
+// long the page runs.
 
 import * as THREE from 'three';
 import { GLOBE_RADIUS, COLORS, POINT_CAPACITY, FADE_DEFAULT } from '../config.js';
 import { latLonToXyzInto } from '../data/geo.js';
 import { RingCursor } from '../data/ring.js';
+import { SpawnClock } from '../data/clock.js';
 import vert from '../shaders/points.vert.glsl?raw';
 import frag from '../shaders/points.frag.glsl?raw';
-
-const NEVER = -1e9;
 
 export class HitPoints {
   constructor({ capacity = POINT_CAPACITY, pixelRatio = 1 } = {}) {
     this.capacity = capacity;
     this.ring = new RingCursor(capacity);
     this.positions = new Float32Array(capacity * 3);
-    this.spawns = new Float32Array(capacity).fill(NEVER);
+    this.clock = new SpawnClock(capacity);
+    /** Spawn times as the GPU gets them (relative to clock.base). */
+    this.spawns = this.clock.gpu;
     this.kinds = new Float32Array(capacity);
     /** Hits overwritten while still visible (the buffer was too small for the rate). */
     this.overwrittenLive = 0;
@@ -54,15 +57,15 @@ export class HitPoints {
   /** Adds a hit that appeared at scene time `spawn` (seconds). */
   add(hit, spawn) {
     const slot = this.ring.claim();
-    if (this.now - this.spawns[slot] < this.material.uniforms.uFade.value) this.overwrittenLive += 1;
+    if (this.now - this.clock.exact[slot] < this.material.uniforms.uFade.value) this.overwrittenLive += 1;
     latLonToXyzInto(this.positions, slot * 3, hit.latitude, hit.longitude, GLOBE_RADIUS * 1.004);
-    this.spawns[slot] = spawn;
+    this.clock.set(slot, spawn);
     this.kinds[slot] = hit.suspicious ? 1 : 0;
   }
 
   /** Forgets every point (a snapshot replaced the state). */
   clear() {
-    this.spawns.fill(NEVER);
+    this.clock.clear();
     this.ring.reset();
     this.overwrittenLive = 0;
   }
@@ -81,7 +84,8 @@ export class HitPoints {
   /** Uploads the slots written since the last frame and advances the clock. */
   tick(time) {
     this.now = time;
-    this.material.uniforms.uTime.value = time;
+    const { uniform, rebased } = this.clock.tick(time);
+    this.material.uniforms.uTime.value = uniform;
     const ranges = this.ring.flush();
     if (ranges.length) {
       for (const attr of [this.posAttr, this.spawnAttr, this.kindAttr]) {
@@ -90,6 +94,12 @@ export class HitPoints {
         attr.needsUpdate = true;
       }
       this.geometry.setDrawRange(0, Math.min(this.ring.written, this.capacity));
+    }
+    if (rebased) {
+      // Every spawn was rewritten against the new base (every ~17 minutes): upload them all.
+      this.spawnAttr.clearUpdateRanges();
+      this.spawnAttr.addUpdateRange(0, this.capacity);
+      this.spawnAttr.needsUpdate = true;
     }
   }
 
