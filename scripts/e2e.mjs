@@ -285,6 +285,16 @@ async function main() {
     return Number(line.split(' ').pop());
   };
   const resumesBefore = await starts('resume');
+  const extra = [
+    { ip: '198.51.100.7', latitude: 48.85, longitude: 2.35, timestamp: 1767226200, suspicious: false },
+    { ip: '198.51.100.8', latitude: -33.87, longitude: 151.21, timestamp: 1767226200, suspicious: true },
+    { ip: '2001:db8::1', latitude: 35.68, longitude: 139.69, timestamp: 1767226201, suspicious: false },
+  ];
+  // What the GPU draws at those coordinates (points the shader shows, a marker for the cell).
+  const drawnAt = () => a.page.evaluate((places) => places.map((p) => window.__globe.drawnAt(p.latitude, p.longitude)), extra);
+  const seqNow = () => a.page.evaluate(() => window.__globe.points().seq);
+  const drawnBefore = await drawnAt();
+  const seqBefore = await seqNow();
   // Paused, the view holds still but the data keeps counting.
   await a.page.getByRole('button', { name: 'Pause', exact: true }).click();
   check(await a.page.evaluate(() => window.__globe.view().paused), 'the view pauses');
@@ -292,11 +302,6 @@ async function main() {
   web.kill('SIGTERM');
   await exited;
   await waitFor('the page notices', async () => (await a.page.getByTestId('status').textContent()) !== 'live', { timeout: 10000 });
-  const extra = [
-    { ip: '198.51.100.7', latitude: 48.85, longitude: 2.35, timestamp: 1767226200, suspicious: false },
-    { ip: '198.51.100.8', latitude: -33.87, longitude: 151.21, timestamp: 1767226200, suspicious: true },
-    { ip: '2001:db8::1', latitude: 35.68, longitude: 139.69, timestamp: 1767226201, suspicious: false },
-  ];
   const posted = await fetch(`${upstream}/api/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(extra) });
   check(posted.status === 202, 'three more events posted while web is down');
   web = start('web', bin('web'), webArgs);
@@ -305,9 +310,25 @@ async function main() {
   check((await numberOf(a.page, 'total')) === expected.rows + 3, `after web restarts the page counts ${expected.rows + 3} (while paused)`);
   check((await numberOf(a.page, 'suspicious')) === expected.suspicious + 1, `and ${expected.suspicious + 1} suspicious`);
   check((await starts('resume')) > resumesBefore, 'the page resumed with Last-Event-ID rather than starting over');
+  const receivedPaused = (await seqNow()) - seqBefore;
+  check(receivedPaused === extra.length, `the page received the ${extra.length} events while paused`);
+  const drawnPaused = await drawnAt();
+  check(
+    drawnPaused.every((d, i) => d.points === drawnBefore[i].points),
+    'while paused they are not drawn yet (the picture holds still)',
+  );
   await a.page.getByRole('button', { name: 'Resume', exact: true }).click();
-  await waitFor('markers catch up', () => a.page.evaluate(() => window.__globe.points().liveClustered >= 3), { timeout: 5000 });
-  check(!(await a.page.evaluate(() => window.__globe.view().paused)), 'resume: the events that came in while paused are on the globe');
+  check(!(await a.page.evaluate(() => window.__globe.view().paused)), 'the view resumes');
+  const caughtUp = (d) => d.every((x, i) => x.points === drawnBefore[i].points + 1 && x.marker);
+  const drawnAfter = await waitFor('the paused events drawn', async () => {
+    const d = await drawnAt();
+    return caughtUp(d) && d;
+  }, { timeout: 5000 });
+  const newPoints = drawnAfter.reduce((n, d, i) => n + d.points - drawnBefore[i].points, 0);
+  check(
+    newPoints === receivedPaused && drawnAfter.every((d) => d.marker),
+    `resume: the ${receivedPaused} events that came in while paused are on the globe (${newPoints} new points drawn at their coordinates, a marker at each)`,
+  );
 
   // Load: 100,000 live points in the ring, one draw call for all of them.
   const idle = await a.page.evaluate(() => window.__globe.frameStats());

@@ -23,7 +23,9 @@ export const FADE_DEFAULT = 10;
 export const FADE_MIN = 2;
 export const FADE_MAX = 60;
 
-/** Hits closer than this many degrees (same grid cell) merge into one marker. */
+/** Merge grid, degrees of latitude and of longitude: hits in the same cell merge into one
+ * marker (a cell is about 83 km north–south); hits close together on either side of a cell
+ * edge stay apart. */
 export const MERGE_CELL_DEG = 0.75;
 /** Most merged markers drawn at once. */
 export const MARKER_CAPACITY = 8192;

@@ -261,6 +261,26 @@ window.__globe = {
     leftOutOfMarkers: clusters.leftOut,
     seq: state.seq,
   }),
+  /**
+   * What is drawn at a coordinate right now, read back from the values the GPU gets: the
+   * points there that the point shader shows (its own test: 0 <= uTime - aSpawn <= uFade,
+   * kind not filtered out), and whether a marker is drawn for its cell (e2e).
+   */
+  drawnAt(lat, lon) {
+    const [x, y, z] = latLonToXyz(lat, lon, GLOBE_RADIUS * 1.004);
+    const u = points.material.uniforms;
+    const { positions: p, spawns, kinds } = points;
+    const slots = Math.min(points.ring.written, points.capacity);
+    let n = 0;
+    for (let i = 0; i < slots; i++) {
+      if (Math.abs(p[3 * i] - x) + Math.abs(p[3 * i + 1] - y) + Math.abs(p[3 * i + 2] - z) > 1e-3) continue;
+      const age = u.uTime.value - spawns[i];
+      const shown = kinds[i] > 0.5 ? u.uShowSuspicious.value : u.uShowNormal.value;
+      if (age >= 0 && age <= u.uFade.value && shown > 0.5) n += 1;
+    }
+    const cell = cellKey(lat, lon);
+    return { points: n, marker: markers.drawn.some((m) => m.cluster.key === cell) };
+  },
   /** Ring slots still inside the fade window, i.e. drawn as visible (scans the ring; benchmarks). */
   liveInRing() {
     const since = loop.sceneTime() - view.fade;

@@ -21,6 +21,13 @@ test('the same and nearby coordinates share a cell; far ones do not', () => {
   assert.notEqual(cellKey(0, 179.9), cellKey(0, -179.9));
 });
 
+test('the merge rule is a fixed 0.75° grid: far apart in one cell merge, close across an edge do not', () => {
+  // 0.70° apart, both inside the cell [35.25, 36) x [-119.25, -118.5).
+  assert.equal(cellKey(35.26, -119.24), cellKey(35.96, -118.54));
+  // 0.02° apart, on either side of the edge at latitude 35.25.
+  assert.notEqual(cellKey(35.24, -119), cellKey(35.26, -119));
+});
+
 test('hits in one cell merge into one marker counting normal, suspicious and IPs', () => {
   const c = new Clusters();
   c.add(hit(35.3696, -119.0105, false, 'a'), 0);

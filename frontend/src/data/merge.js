@@ -1,5 +1,6 @@
-// Merging of nearby hits into markers: hits in the same grid cell (about 80 km at the
-// equator) within the fade window become one marker whose size follows their count.
+// Merging of nearby hits into markers: hits in the same cell of a fixed latitude/longitude
+// grid (0.75°: about 83 km north–south, less east–west away from the equator) within the
+// fade window become one marker at their mean position, whose size follows their count.
 // Pure and incremental: adding a hit and expiring old ones cost O(1) each, whatever the
 // number of live hits. Hits are remembered for the longest fade window, so widening the
 // window brings back exactly the markers the GPU points show again, and never more than a
