@@ -63,6 +63,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_CLIENT_BUFFER", default_value_t = 1024)]
     pub client_buffer: usize,
 
+    /// Most streams (GET /api/stream) open at once; a client beyond it gets 503 with
+    /// Retry-After. 1..=1000000.
+    #[arg(long, env = "SERVER_MAX_STREAMS", default_value_t = 10_000)]
+    pub max_streams: usize,
+
     /// Most hits in one stream message.
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,

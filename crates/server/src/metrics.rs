@@ -17,6 +17,7 @@ pub struct Metrics {
     pub(crate) requests_wrong_type: AtomicU64,
     pub(crate) clients_connected: AtomicU64,
     pub(crate) clients_total: AtomicU64,
+    pub(crate) streams_refused: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) snapshots: AtomicU64,
     pub(crate) lag_resyncs: AtomicU64,
@@ -97,6 +98,12 @@ impl Metrics {
             "counter",
             "Connections made to GET /api/stream.",
             &[("", get(&self.clients_total))],
+        );
+        metric(
+            "traffic_stream_refused_total",
+            "counter",
+            "Connections to GET /api/stream refused with 503 because --max-streams were open.",
+            &[("", get(&self.streams_refused))],
         );
         metric(
             "traffic_stream_starts_total",

@@ -4,17 +4,20 @@
 //! relays the hub's frames. Frames arrive pre-serialized and shared, and are handed to hyper
 //! as they are (never copied into a per-client buffer: with thousands of slow clients such
 //! copies were what filled memory), so a client costs a broadcast receiver and a socket.
-//! hyper writes the frames queued for a connection with one vectored write. Streams end
-//! when the server shuts down.
+//! Snapshots and resumes are lists of chunks too, most of them slices of the hub's shared
+//! frames (see [`crate::hub`]). hyper writes the chunks queued for a connection with one
+//! vectored write. At most `--max-streams` streams are open at once; beyond that a new one
+//! is refused with 503 and `Retry-After`. Streams end when the server shuts down.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
@@ -24,6 +27,9 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::hub::{Frame, FrameKind, Hub};
 use crate::metrics::Metrics;
+
+/// Seconds a refused client is asked to wait before trying again.
+const RETRY_AFTER_SECS: u64 = 5;
 
 /// Tells the browser how soon to reconnect after a drop.
 const PREAMBLE: &[u8] = b"retry: 1000\n: traffic-globe stream\n\n";
@@ -42,11 +48,14 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Response {
+    let Some(guard) = ConnectedGuard::try_new(&state.metrics, state.config.max_streams) else {
+        return too_many_streams(state.config.max_streams);
+    };
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .or(query.last_event_id.as_deref());
-    let client = Client::new(&state, last_event_id);
+    let client = Client::new(&state, guard, last_event_id);
     let body = futures_util::stream::unfold(client, |mut client| async move {
         let chunk = client.next_chunk().await?;
         Some((Ok::<_, std::convert::Infallible>(chunk), client))
@@ -69,6 +78,22 @@ pub async fn stream(
         .into_response()
 }
 
+/// 503 with `Retry-After` and the API's error body.
+fn too_many_streams(max: usize) -> Response {
+    let body = serde_json::json!({
+        "error": "too_many_streams",
+        "message": format!(
+            "the server already serves its maximum of {max} streams (--max-streams); retry in {RETRY_AFTER_SECS} s"
+        ),
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS))],
+        Json(body),
+    )
+        .into_response()
+}
+
 struct Client {
     hub: Arc<Hub>,
     _guard: ConnectedGuard,
@@ -81,10 +106,8 @@ struct Client {
 }
 
 impl Client {
-    fn new(state: &AppState, last_event_id: Option<&str>) -> Self {
+    fn new(state: &AppState, guard: ConnectedGuard, last_event_id: Option<&str>) -> Self {
         let start = state.hub.start(last_event_id);
-        state.metrics.clients_connected.fetch_add(1, Relaxed);
-        state.metrics.clients_total.fetch_add(1, Relaxed);
         let period = Duration::from_secs(state.config.keep_alive_secs);
         let mut keep_alive = interval_at(tokio::time::Instant::now() + period, period);
         keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -92,7 +115,7 @@ impl Client {
         initial.push_front(Bytes::from_static(PREAMBLE));
         Client {
             hub: Arc::clone(&state.hub),
-            _guard: ConnectedGuard(Arc::clone(&state.metrics)),
+            _guard: guard,
             frames: start.frames,
             seq: start.seq,
             initial,
@@ -120,7 +143,7 @@ impl Client {
                     };
                     return Some(first);
                 }
-                Err(RecvError::Lagged(_)) => return Some(self.resync()),
+                Err(RecvError::Lagged(_)) => return self.resync(),
                 Err(RecvError::Closed) => return None,
             }
         }
@@ -140,16 +163,35 @@ impl Client {
         }
     }
 
-    fn resync(&mut self) -> Bytes {
+    fn resync(&mut self) -> Option<Bytes> {
         let (snapshot, seq) = self.hub.resync(&mut self.frames);
         tracing::debug!(seq, "stream client lagged; sent a fresh snapshot");
         self.seq = seq;
-        snapshot
+        self.initial.extend(snapshot);
+        self.initial.pop_front()
     }
 }
 
-/// Keeps the connected-clients gauge right however a stream ends.
+/// A place among the open streams; keeps the connected-clients gauge right however a
+/// stream ends.
 struct ConnectedGuard(Arc<Metrics>);
+
+impl ConnectedGuard {
+    /// Takes a place if fewer than `max` streams are open.
+    fn try_new(metrics: &Arc<Metrics>, max: usize) -> Option<Self> {
+        let taken = metrics
+            .clients_connected
+            .fetch_update(Relaxed, Relaxed, |open| {
+                (open < max as u64).then_some(open + 1)
+            });
+        if taken.is_err() {
+            metrics.streams_refused.fetch_add(1, Relaxed);
+            return None;
+        }
+        metrics.clients_total.fetch_add(1, Relaxed);
+        Some(Self(Arc::clone(metrics)))
+    }
+}
 
 impl Drop for ConnectedGuard {
     fn drop(&mut self) {
@@ -194,13 +236,27 @@ mod tests {
         std::str::from_utf8(bytes).unwrap()
     }
 
+    fn client(state: &AppState) -> Client {
+        let guard = ConnectedGuard::try_new(&state.metrics, state.config.max_streams).unwrap();
+        Client::new(state, guard, None)
+    }
+
+    /// The chunks of the next whole SSE message (or the preamble), joined.
+    async fn next_message(client: &mut Client) -> Bytes {
+        let mut message = Vec::new();
+        while !message.ends_with(b"\n\n") {
+            message.extend_from_slice(&client.next_chunk().await.unwrap());
+        }
+        Bytes::from(message)
+    }
+
     #[tokio::test]
     async fn frames_are_passed_on_in_order_as_the_shared_bytes_the_hub_published() {
         let state = state(16);
-        let mut client = Client::new(&state, None);
+        let mut client = client(&state);
         let mut other = state.hub.start(None).frames;
         assert!(text(&client.next_chunk().await.unwrap()).starts_with("retry: "));
-        assert!(text(&client.next_chunk().await.unwrap()).contains("event: snapshot"));
+        assert!(text(&next_message(&mut client).await).contains("event: snapshot"));
         for i in 1..=3 {
             publish_one(&state, i);
         }
@@ -220,19 +276,24 @@ mod tests {
     #[tokio::test]
     async fn a_client_that_fell_behind_gets_a_fresh_snapshot_then_only_newer_frames() {
         let state = state(2);
-        let mut client = Client::new(&state, None);
-        client.next_chunk().await; // preamble
-        client.next_chunk().await; // first snapshot
+        let mut client = client(&state);
+        next_message(&mut client).await; // preamble
+        next_message(&mut client).await; // first snapshot
         for i in 1..=5 {
             publish_one(&state, i);
         }
-        let resync = client.next_chunk().await.unwrap();
+        let resync = next_message(&mut client).await;
         assert!(
             text(&resync).contains("event: snapshot"),
             "{}",
             text(&resync)
         );
         assert!(text(&resync).contains(r#""total":5"#));
+        assert_eq!(
+            text(&resync).matches("192.0.2.").count(),
+            5,
+            "all five hits"
+        );
         publish_one(&state, 6);
         let next = client.next_chunk().await.unwrap();
         assert!(
@@ -246,11 +307,46 @@ mod tests {
     #[tokio::test]
     async fn the_connected_gauge_follows_clients_coming_and_going() {
         let state = state(4);
-        let a = Client::new(&state, None);
-        let b = Client::new(&state, None);
+        let a = client(&state);
+        let b = client(&state);
         assert_eq!(state.metrics.clients_connected(), 2);
         drop(a);
         drop(b);
         assert_eq!(state.metrics.clients_connected(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_beyond_the_cap_get_503_with_retry_after_until_one_closes() {
+        use axum::http::Request;
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let mut config = Config::default_for_tests();
+        config.max_streams = 2;
+        let state = AppState::new(config, Geocoder::shared(), CancellationToken::new());
+        let open = || async {
+            crate::app(state.clone())
+                .oneshot(Request::get("/api/stream").body(Body::empty()).unwrap())
+                .await
+                .unwrap()
+        };
+        let first = open().await;
+        let second = open().await;
+        assert_eq!(
+            (first.status(), second.status()),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        let refused = open().await;
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.headers()[header::RETRY_AFTER], "5");
+        let body = refused.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "too_many_streams");
+        assert!(json["message"].as_str().unwrap().contains("--max-streams"));
+        assert_eq!(state.metrics.clients_connected(), 2);
+        assert_eq!(state.metrics.streams_refused.load(Relaxed), 1);
+        drop(first);
+        assert_eq!(state.metrics.clients_connected(), 1);
+        assert_eq!(open().await.status(), 200);
     }
 }
