@@ -118,6 +118,7 @@ impl Config {
             aggregates: AggregatesConfig {
                 timeline_secs: self.timeline_secs,
                 max_places: self.max_places,
+                ..AggregatesConfig::default()
             },
         }
     }

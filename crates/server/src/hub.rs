@@ -275,7 +275,9 @@ impl Hub {
                 // A frame holds at most `frame_max_events` (validated <= 1,000,000) hits of a
                 // few hundred bytes each: far below 4 GiB.
                 spans.push((start as u32, data.len() as u32));
-                published.aggregates.record(&p.event, &p.place);
+                published
+                    .aggregates
+                    .record(&p.event, &p.place, p.received.into_std());
             }
             data.extend_from_slice(FOOTER);
             let bytes = data.freeze();
@@ -822,6 +824,44 @@ mod tests {
         assert_eq!(missed, 1040);
         let own = own_bytes(&resume, &frames);
         assert!(own < 100 * messages(&resume).len(), "only headers: {own}");
+    }
+
+    #[test]
+    fn an_outlier_shows_in_stats_frames_and_snapshots_and_is_still_drawn() {
+        let hub = hub(10_000, 64);
+        let mut live = hub.start(None).frames;
+        let year_2199 = 7_226_582_400.0;
+        let mut batch = pending(20);
+        batch.extend(Pending::batch(
+            vec![{
+                let event = Event {
+                    timestamp: year_2199,
+                    ..batch[0].event
+                };
+                (event, Arc::clone(&batch[0].place))
+            }],
+            0,
+        ));
+        batch.extend(pending(30));
+        hub.push(batch);
+        hub.publish();
+        hub.publish_stats();
+        let stats = std::iter::from_fn(|| live.try_recv().ok())
+            .find(|f| f.kind == FrameKind::Stats)
+            .unwrap();
+        let snapshot = data(&message(&hub.start(None).initial));
+        for stats in [data(&stats.bytes), snapshot["stats"].clone()] {
+            assert_eq!(stats["total"], 51);
+            assert_eq!(stats["latest_timestamp"], 1_736_919_120.0 + 29.0);
+            assert_eq!(stats["timeline"]["outliers"], 1);
+            assert_eq!(stats["timeline"]["last_outlier"], year_2199);
+            assert_eq!(stats["timeline"]["too_old"], 0);
+            assert_eq!(stats["timeline"]["pending"], 0);
+            assert_eq!(stats["timeline"]["clock_jumps"], 0);
+        }
+        let hits = snapshot["hits"].as_array().unwrap();
+        assert_eq!(hits.len(), 51);
+        assert_eq!(hits[20]["timestamp"], year_2199, "the outlier is drawn");
     }
 
     #[test]

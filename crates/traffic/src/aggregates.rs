@@ -4,10 +4,20 @@
 //! Memory is bounded whatever the rate: the timeline is a fixed ring of per-second buckets,
 //! and locations are keyed by the place a geocoder resolved (a finite gazetteer), with a hard
 //! cap beyond which new places are counted under "other" rather than growing the map.
+//!
+//! The data's clock (the timeline's latest second) follows the data, but a stray timestamp
+//! does not drag it: an event far from the clock opens a *candidate era* and is held off the
+//! timeline (it still counts in totals and places) until the candidate is confirmed by
+//! [`AggregatesConfig::era_events`] events in a row, or by one more of its events after
+//! [`AggregatesConfig::era_wall`] of wall-clock time, whichever comes first. Then the
+//! timeline is re-based on the new era: cleared, the candidate's events counted on it, and
+//! `clock_jumps` incremented. An event near the clock abandons the candidate, whose events
+//! are then counted as `outliers`. See [`TimelineSummary`] for the exact rules.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -40,6 +50,12 @@ pub struct AggregatesConfig {
     pub timeline_secs: u32,
     /// Most distinct places tracked; beyond that, events count under [`Summary::other_places`].
     pub max_places: usize,
+    /// Events of a candidate era, in a row (no event near the clock between them), that move
+    /// the data's clock to it.
+    pub era_events: usize,
+    /// Wall-clock time after the first event of a candidate era when its next event moves the
+    /// data's clock to it, however few events it had (a slow source that really jumped).
+    pub era_wall: Duration,
 }
 
 impl Default for AggregatesConfig {
@@ -47,6 +63,8 @@ impl Default for AggregatesConfig {
         Self {
             timeline_secs: 600,
             max_places: 200_000,
+            era_events: 50,
+            era_wall: Duration::from_secs(10),
         }
     }
 }
@@ -69,8 +87,6 @@ impl Counts {
 pub struct Aggregates {
     config: AggregatesConfig,
     counts: Counts,
-    first_timestamp: Option<f64>,
-    latest_timestamp: Option<f64>,
     places: HashMap<u64, (Arc<Place>, Counts)>,
     other_places: Counts,
     countries: HashMap<String, Counts>,
@@ -83,28 +99,19 @@ impl Aggregates {
         Self {
             config,
             counts: Counts::default(),
-            first_timestamp: None,
-            latest_timestamp: None,
             places: HashMap::new(),
             other_places: Counts::default(),
             countries: HashMap::new(),
-            timeline: Timeline::new(config.timeline_secs),
+            timeline: Timeline::new(config),
         }
     }
 
-    /// Counts one event at the place it was resolved to.
-    pub fn record(&mut self, event: &Event, place: &Arc<Place>) {
+    /// Counts one event at the place it was resolved to; `received` is when it arrived (wall
+    /// clock, monotonic), which only matters for confirming a jump of the data's clock.
+    pub fn record(&mut self, event: &Event, place: &Arc<Place>, received: Instant) {
         let s = event.suspicious;
         self.counts.add(s);
-        self.first_timestamp = Some(
-            self.first_timestamp
-                .map_or(event.timestamp, |t| t.min(event.timestamp)),
-        );
-        self.latest_timestamp = Some(
-            self.latest_timestamp
-                .map_or(event.timestamp, |t| t.max(event.timestamp)),
-        );
-        self.timeline.add(event.timestamp, s);
+        self.timeline.add(event.timestamp, s, received);
         if let Some((_, counts)) = self.places.get_mut(&place.key) {
             counts.add(s);
         } else if self.places.len() < self.config.max_places {
@@ -162,8 +169,8 @@ impl Aggregates {
             total: self.counts.total,
             suspicious: self.counts.suspicious,
             suspicious_share: share(self.counts.suspicious, self.counts.total),
-            first_timestamp: self.first_timestamp,
-            latest_timestamp: self.latest_timestamp,
+            first_timestamp: self.timeline.first_timestamp,
+            latest_timestamp: self.timeline.latest_timestamp,
             places: self.places.len(),
             other_places: self.other_places.total,
             top_places: top_places.into_iter().map(place_counts).collect(),
@@ -222,9 +229,11 @@ pub struct Summary {
     pub suspicious: u64,
     /// `suspicious / total`, 0 when nothing was recorded.
     pub suspicious_share: f64,
-    /// Earliest data timestamp seen (unix seconds).
+    /// Earliest data timestamp counted on the timeline, in any era (unix seconds; outliers
+    /// never count here).
     pub first_timestamp: Option<f64>,
-    /// Latest data timestamp seen: the data's clock.
+    /// The data's clock: the latest timestamp of the current era (outliers and a candidate
+    /// era's events never move it; a confirmed jump does, backwards too).
     pub latest_timestamp: Option<f64>,
     /// Distinct places tracked.
     pub places: usize,
@@ -268,7 +277,22 @@ pub struct CountryCount {
 }
 
 /// Per-second counts of the data's clock: element `i` of each array is the second
-/// `start + i`. The arrays end at the latest second seen.
+/// `start + i`. The arrays end at the latest second of the current era (the clock).
+///
+/// How an event meets the clock `L` (window `W` = `timeline_secs`, tolerance
+/// `T` = min(60, `W`) seconds):
+/// - `L - T <= t <= L + W`: near. Counted in its second (a later one moves the clock on);
+///   abandons any candidate era, whose held events become `outliers`.
+/// - `L - W < t < L - T`: late. Counted in its second (it fits the window), and also taken
+///   as a possible restart of the data (a looping replay): it joins or opens a candidate.
+/// - `t > L + W` or `t <= L - W`: off the clock. Not counted on the timeline; held by a
+///   candidate era (`pending`), `last_outlier` set to it.
+///
+/// An event joins the candidate when it is near the candidate's own clock; otherwise it
+/// replaces it (the old one abandoned). A candidate with `era_events` events, or whose
+/// newest event came `era_wall` after its first, is confirmed: the timeline is cleared (the
+/// old era's counts stay in totals and places only), the candidate's events are counted on
+/// it, the clock is theirs, and `clock_jumps` goes up by one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimelineSummary {
     /// Unix second of the first bucket (absent before any event).
@@ -277,17 +301,66 @@ pub struct TimelineSummary {
     pub normal: Vec<u32>,
     /// Suspicious events per second.
     pub suspicious: Vec<u32>,
-    /// Events older than the timeline's window when they arrived (counted in totals only).
+    /// Outliers that were older than the window when they arrived (also in `outliers`).
     pub too_old: u64,
+    /// Events off the clock whose era was never confirmed: counted in totals and places and
+    /// drawn, but not on the timeline.
+    pub outliers: u64,
+    /// Timestamp of the newest event that arrived off the clock (outlier or pending).
+    pub last_outlier: Option<f64>,
+    /// Events off the clock held by a candidate era, waiting for it to be confirmed (they
+    /// then count on the new timeline) or abandoned (they then count as outliers).
+    pub pending: u64,
+    /// Times the clock moved to a confirmed new era, clearing the timeline.
+    pub clock_jumps: u64,
 }
 
-/// A ring of per-second buckets covering the last `len` seconds of the data's clock.
+/// Lateness, in seconds behind the clock, beyond which an event in the window may also be
+/// the start of a replay over again.
+const LATE_SECS: i64 = 60;
+
+/// Where an event stands relative to the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Within the tolerance: part of the current era.
+    Near,
+    /// Behind by more than the tolerance but within the window: counted, and a candidate.
+    Late,
+    /// Beyond the window ahead.
+    Ahead,
+    /// At or beyond the window behind.
+    Behind,
+}
+
+/// A possible new era of the data's clock.
+#[derive(Debug)]
+struct Candidate {
+    /// Its own clock (latest second).
+    latest: i64,
+    /// Wall-clock arrival of its first event.
+    since: Instant,
+    /// Its events in arrival order, at most `era_events`: timestamp, suspicious, placement.
+    events: Vec<(f64, bool, Placement)>,
+}
+
+/// A ring of per-second buckets covering the last `len` seconds of the data's clock, and
+/// the clock itself with its candidate era.
 #[derive(Debug)]
 struct Timeline {
     buckets: Vec<Bucket>,
+    /// Earliest second counted in the current era.
     earliest: Option<i64>,
+    /// The clock: latest second of the current era.
     latest: Option<i64>,
+    latest_timestamp: Option<f64>,
+    first_timestamp: Option<f64>,
+    candidate: Option<Candidate>,
+    era_events: usize,
+    era_wall: Duration,
     too_old: u64,
+    outliers: u64,
+    last_outlier: Option<f64>,
+    clock_jumps: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -297,19 +370,27 @@ struct Bucket {
     suspicious: u32,
 }
 
+const EMPTY: Bucket = Bucket {
+    second: i64::MIN,
+    normal: 0,
+    suspicious: 0,
+};
+
 impl Timeline {
-    fn new(len: u32) -> Self {
+    fn new(config: AggregatesConfig) -> Self {
         Self {
-            buckets: vec![
-                Bucket {
-                    second: i64::MIN,
-                    ..Bucket::default()
-                };
-                len.max(1) as usize
-            ],
+            buckets: vec![EMPTY; config.timeline_secs.max(1) as usize],
             earliest: None,
             latest: None,
+            latest_timestamp: None,
+            first_timestamp: None,
+            candidate: None,
+            era_events: config.era_events.max(1),
+            era_wall: config.era_wall,
             too_old: 0,
+            outliers: 0,
+            last_outlier: None,
+            clock_jumps: 0,
         }
     }
 
@@ -317,16 +398,78 @@ impl Timeline {
         self.buckets.len() as i64
     }
 
-    fn add(&mut self, timestamp: f64, suspicious: bool) {
+    fn tolerance(&self) -> i64 {
+        self.len().min(LATE_SECS)
+    }
+
+    /// Where `second` stands relative to a clock at `latest`.
+    fn placement(&self, latest: i64, second: i64) -> Placement {
+        if second > latest.saturating_add(self.len()) {
+            Placement::Ahead
+        } else if second <= latest.saturating_sub(self.len()) {
+            Placement::Behind
+        } else if second < latest - self.tolerance() {
+            Placement::Late
+        } else {
+            Placement::Near
+        }
+    }
+
+    fn add(&mut self, timestamp: f64, suspicious: bool, received: Instant) {
         let second = timestamp.floor() as i64;
-        let latest = self.latest.map_or(second, |l| l.max(second));
-        if second <= latest - self.len() {
-            self.too_old += 1;
+        let Some(latest) = self.latest else {
+            self.count(timestamp, suspicious);
             return;
+        };
+        let placement = self.placement(latest, second);
+        match placement {
+            Placement::Near => {
+                self.abandon();
+                self.count(timestamp, suspicious);
+                return;
+            }
+            Placement::Late => {
+                self.count(timestamp, suspicious);
+            }
+            Placement::Ahead | Placement::Behind => self.last_outlier = Some(timestamp),
+        }
+        let joins = self
+            .candidate
+            .as_ref()
+            .is_some_and(|c| self.placement(c.latest, second) == Placement::Near);
+        if !joins {
+            self.abandon();
+        }
+        let candidate = self.candidate.get_or_insert_with(|| Candidate {
+            latest: second,
+            since: received,
+            events: Vec::new(),
+        });
+        candidate.latest = candidate.latest.max(second);
+        candidate.events.push((timestamp, suspicious, placement));
+        if candidate.events.len() >= self.era_events
+            || received.saturating_duration_since(candidate.since) >= self.era_wall
+        {
+            self.rebase();
+        }
+    }
+
+    /// Counts an event in its second if the window holds it, moving the clock on if it is
+    /// newer. Returns false (and counts nothing) if it is older than the window.
+    fn count(&mut self, timestamp: f64, suspicious: bool) -> bool {
+        let second = timestamp.floor() as i64;
+        let len = self.len();
+        let latest = self.latest.map_or(second, |l| l.max(second));
+        if second <= latest.saturating_sub(len) {
+            return false;
         }
         self.latest = Some(latest);
+        self.latest_timestamp = Some(
+            self.latest_timestamp
+                .map_or(timestamp, |t| t.max(timestamp)),
+        );
+        self.first_timestamp = Some(self.first_timestamp.map_or(timestamp, |t| t.min(timestamp)));
         self.earliest = Some(self.earliest.map_or(second, |e| e.min(second)));
-        let len = self.len();
         let bucket = &mut self.buckets[second.rem_euclid(len) as usize];
         if bucket.second != second {
             *bucket = Bucket {
@@ -339,31 +482,77 @@ impl Timeline {
         } else {
             bucket.normal += 1;
         }
+        true
+    }
+
+    /// Drops the candidate era: its events held off the clock become outliers.
+    fn abandon(&mut self) {
+        let Some(candidate) = self.candidate.take() else {
+            return;
+        };
+        for (_, _, placement) in candidate.events {
+            match placement {
+                Placement::Ahead => self.outliers += 1,
+                Placement::Behind => {
+                    self.outliers += 1;
+                    self.too_old += 1;
+                }
+                Placement::Near | Placement::Late => {}
+            }
+        }
+    }
+
+    /// Moves the clock to the candidate era: a fresh timeline with the candidate's events.
+    fn rebase(&mut self) {
+        let Some(candidate) = self.candidate.take() else {
+            return;
+        };
+        self.buckets.fill(EMPTY);
+        self.earliest = None;
+        self.latest = None;
+        self.latest_timestamp = None;
+        self.clock_jumps += 1;
+        for (timestamp, suspicious, _) in candidate.events {
+            // Only an era confirmed by wall time after spanning more than the window can
+            // hold events older than its own window.
+            if !self.count(timestamp, suspicious) {
+                self.outliers += 1;
+                self.too_old += 1;
+            }
+        }
     }
 
     fn summary(&self) -> TimelineSummary {
+        let pending = self.candidate.as_ref().map_or(0, |c| {
+            c.events
+                .iter()
+                .filter(|(_, _, p)| matches!(p, Placement::Ahead | Placement::Behind))
+                .count() as u64
+        });
+        let mut summary = TimelineSummary {
+            start: None,
+            normal: Vec::new(),
+            suspicious: Vec::new(),
+            too_old: self.too_old,
+            outliers: self.outliers,
+            last_outlier: self.last_outlier,
+            pending,
+            clock_jumps: self.clock_jumps,
+        };
         let (Some(earliest), Some(latest)) = (self.earliest, self.latest) else {
-            return TimelineSummary {
-                start: None,
-                normal: Vec::new(),
-                suspicious: Vec::new(),
-                too_old: self.too_old,
-            };
+            return summary;
         };
         let start = earliest.max(latest - self.len() + 1);
-        let (mut normal, mut suspicious) = (Vec::new(), Vec::new());
         for second in start..=latest {
             let bucket = &self.buckets[second.rem_euclid(self.len()) as usize];
             let fresh = bucket.second == second;
-            normal.push(if fresh { bucket.normal } else { 0 });
-            suspicious.push(if fresh { bucket.suspicious } else { 0 });
+            summary.normal.push(if fresh { bucket.normal } else { 0 });
+            summary
+                .suspicious
+                .push(if fresh { bucket.suspicious } else { 0 });
         }
-        TimelineSummary {
-            start: Some(start),
-            normal,
-            suspicious,
-            too_old: self.too_old,
-        }
+        summary.start = Some(start);
+        summary
     }
 }
 
@@ -383,6 +572,12 @@ mod tests {
         })
     }
 
+    /// One fixed wall-clock instant, so nothing depends on how fast the test runs.
+    fn t0() -> Instant {
+        static T0: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *T0.get_or_init(Instant::now)
+    }
+
     fn event(timestamp: f64, suspicious: bool) -> Event {
         Event {
             ip: "192.0.2.1".parse().unwrap(),
@@ -398,7 +593,7 @@ mod tests {
         let mut agg = Aggregates::new(AggregatesConfig::default());
         let p = place(1, "Austin", "US");
         for i in 0..10 {
-            agg.record(&event(100.0 + f64::from(i), i == 3), &p);
+            agg.record(&event(100.0 + f64::from(i), i == 3), &p, t0());
         }
         let s = agg.summary(5);
         assert_eq!((s.total, s.suspicious), (10, 1));
@@ -418,13 +613,13 @@ mod tests {
             place(3, "Cairo", "EG"),
         );
         for _ in 0..5 {
-            agg.record(&event(1.0, false), &b);
+            agg.record(&event(1.0, false), &b, t0());
         }
         for _ in 0..2 {
-            agg.record(&event(1.0, true), &c);
+            agg.record(&event(1.0, true), &c, t0());
         }
         for _ in 0..2 {
-            agg.record(&event(1.0, false), &a);
+            agg.record(&event(1.0, false), &a, t0());
         }
         let s = agg.summary(2);
         let names: Vec<_> = s.top_places.iter().map(|p| p.place.city.as_str()).collect();
@@ -459,7 +654,7 @@ mod tests {
             ..AggregatesConfig::default()
         });
         for key in 0..5 {
-            agg.record(&event(1.0, false), &place(key, "X", "US"));
+            agg.record(&event(1.0, false), &place(key, "X", "US"), t0());
         }
         let s = agg.summary(10);
         assert_eq!((s.places, s.other_places, s.total), (2, 3, 5));
@@ -473,7 +668,7 @@ mod tests {
         });
         let p = place(1, "A", "US");
         for (t, s) in [(10.2, false), (10.9, true), (12.0, false), (11.5, false)] {
-            agg.record(&event(t, s), &p);
+            agg.record(&event(t, s), &p, t0());
         }
         let tl = agg.summary(1).timeline;
         assert_eq!(tl.start, Some(10));
@@ -481,12 +676,220 @@ mod tests {
         assert_eq!(tl.suspicious, [1, 0, 0]);
 
         // Jump ahead: the window is the last 4 seconds, stale buckets read as zero.
-        agg.record(&event(15.0, false), &p);
-        agg.record(&event(11.0, false), &p); // older than the window: totals only
+        agg.record(&event(15.0, false), &p, t0());
+        agg.record(&event(11.0, false), &p, t0()); // older than the window: totals only
         let tl = agg.summary(1).timeline;
         assert_eq!(tl.start, Some(12));
         assert_eq!(tl.normal, [1, 0, 0, 1]);
-        assert_eq!(tl.too_old, 1);
-        assert_eq!(agg.total(), 6);
+        assert_eq!(
+            (tl.pending, tl.too_old),
+            (1, 0),
+            "held until the clock goes on"
+        );
+        agg.record(&event(15.5, false), &p, t0());
+        let tl = agg.summary(1).timeline;
+        assert_eq!((tl.pending, tl.too_old, tl.outliers), (0, 1, 1));
+        assert_eq!(tl.normal, [1, 0, 0, 2]);
+        assert_eq!(agg.total(), 7);
+    }
+
+    /// 2199-01-01T00:00:00Z.
+    const YEAR_2199: f64 = 7_226_582_400.0;
+    const NOW: f64 = 1_736_919_120.0;
+
+    /// Feeds `events` (timestamp, suspicious, wall seconds after t0) to fresh aggregates.
+    fn feed(config: AggregatesConfig, events: &[(f64, bool, u64)]) -> Summary {
+        let mut agg = Aggregates::new(config);
+        let p = place(1, "A", "US");
+        for &(t, s, wall) in events {
+            agg.record(&event(t, s), &p, t0() + Duration::from_secs(wall));
+        }
+        let summary = agg.summary(1);
+        assert_eq!(
+            summary.total,
+            events.len() as u64,
+            "every event counts in totals"
+        );
+        summary
+    }
+
+    /// The brute-force timeline: every event of `era` counted in its second, for the
+    /// `window` seconds ending at the era's latest second.
+    fn oracle(era: &[(f64, bool, u64)], window: i64) -> (i64, Vec<u32>, Vec<u32>) {
+        let latest = era.iter().map(|e| e.0.floor() as i64).max().unwrap();
+        let earliest = era.iter().map(|e| e.0.floor() as i64).min().unwrap();
+        let start = earliest.max(latest - window + 1);
+        let mut normal = vec![0; (latest - start + 1) as usize];
+        let mut suspicious = normal.clone();
+        for &(t, s, _) in era {
+            let i = t.floor() as i64 - start;
+            if i >= 0 {
+                if s {
+                    suspicious[i as usize] += 1;
+                } else {
+                    normal[i as usize] += 1;
+                }
+            }
+        }
+        (start, normal, suspicious)
+    }
+
+    fn assert_timeline_is(summary: &Summary, era: &[(f64, bool, u64)], window: i64) {
+        let (start, normal, suspicious) = oracle(era, window);
+        let tl = &summary.timeline;
+        assert_eq!(tl.start, Some(start));
+        assert_eq!(tl.normal, normal);
+        assert_eq!(tl.suspicious, suspicious);
+    }
+
+    /// `n` events from `start`, 3 per second, every 5th suspicious.
+    fn steady(start: f64, n: usize) -> Vec<(f64, bool, u64)> {
+        (0..n)
+            .map(|i| (start + i as f64 / 3.0, i % 5 == 0, 0))
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_far_future_event_is_an_outlier_and_the_clock_stays_with_the_data() {
+        let before = steady(NOW, 100);
+        let after = steady(NOW + 34.0, 1000);
+        let mut all = before.clone();
+        all.push((YEAR_2199, true, 0));
+        all.extend(&after);
+        let summary = feed(AggregatesConfig::default(), &all);
+        let tl = &summary.timeline;
+        assert_eq!((tl.outliers, tl.too_old, tl.pending), (1, 0, 0));
+        assert_eq!((tl.last_outlier, tl.clock_jumps), (Some(YEAR_2199), 0));
+        assert_eq!(summary.latest_timestamp, Some(NOW + 34.0 + 999.0 / 3.0));
+        assert_eq!(summary.first_timestamp, Some(NOW));
+        assert_eq!(
+            summary.suspicious,
+            1 + 20 + 200,
+            "the outlier is still counted"
+        );
+        let normal_era: Vec<_> = before.into_iter().chain(after).collect();
+        assert_timeline_is(&summary, &normal_era, 600);
+    }
+
+    #[test]
+    fn a_lone_event_far_in_the_past_is_an_outlier_counted_as_too_old() {
+        let mut all = steady(NOW, 10);
+        all.push((1_000.0, false, 0));
+        all.extend(steady(NOW + 4.0, 10));
+        let tl = feed(AggregatesConfig::default(), &all).timeline;
+        assert_eq!((tl.outliers, tl.too_old, tl.pending), (1, 1, 0));
+        assert_eq!(tl.last_outlier, Some(1_000.0));
+    }
+
+    #[test]
+    fn when_the_first_event_is_the_outlier_the_data_moves_the_clock_after_era_events() {
+        let mut all = vec![(YEAR_2199, false, 0)];
+        let data = steady(NOW, 1000);
+        all.extend(&data);
+        let summary = feed(AggregatesConfig::default(), &all);
+        let tl = &summary.timeline;
+        assert_eq!((tl.clock_jumps, tl.outliers, tl.pending), (1, 0, 0));
+        assert_eq!(summary.latest_timestamp, Some(NOW + 333.0));
+        assert_timeline_is(&summary, &data, 600);
+    }
+
+    /// Timestamps and flags of the course's file (2940 rows over 600 s), next to the repo.
+    fn course_file() -> Vec<(f64, bool, u64)> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/ip_addresses.csv"
+        );
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("the course file is expected at {path}: {e}"));
+        let rows: Vec<_> = text
+            .lines()
+            .skip(1)
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split(',').collect();
+                let t: f64 = cells.get(3)?.trim().parse().ok()?;
+                let s: f64 = cells.get(4)?.trim().parse().ok()?;
+                Some((t, s != 0.0, 0))
+            })
+            .collect();
+        assert!(rows.len() > 2900, "{} rows", rows.len());
+        rows
+    }
+
+    #[test]
+    fn a_looping_replay_that_starts_over_moves_the_clock_back_to_the_second_pass() {
+        let pass = course_file();
+        let span = pass.last().unwrap().0 - pass[0].0;
+        assert!((590.0..=610.0).contains(&span), "{span}");
+        let twice: Vec<_> = pass.iter().chain(&pass).copied().collect();
+        let summary = feed(AggregatesConfig::default(), &twice);
+        let tl = &summary.timeline;
+        assert_eq!(
+            (tl.clock_jumps, tl.outliers, tl.too_old, tl.pending),
+            (1, 0, 0, 0)
+        );
+        assert_timeline_is(&summary, &pass, 600);
+        let in_window: u32 = tl.normal.iter().chain(&tl.suspicious).sum();
+        assert!(
+            in_window as usize >= pass.len() - 10,
+            "not doubled, not lost"
+        );
+    }
+
+    #[test]
+    fn a_slow_source_that_jumped_moves_the_clock_after_era_wall() {
+        let mut all = steady(NOW, 30);
+        let later = NOW + 86_400.0;
+        all.extend([
+            (later, false, 1),
+            (later + 5.0, true, 6),
+            (later + 11.0, false, 12),
+        ]);
+        let summary = feed(AggregatesConfig::default(), &all);
+        let tl = &summary.timeline;
+        assert_eq!((tl.clock_jumps, tl.outliers, tl.pending), (1, 0, 0));
+        assert_eq!(summary.latest_timestamp, Some(later + 11.0));
+        assert_eq!(
+            (tl.normal.len(), tl.normal[0], tl.suspicious[5]),
+            (12, 1, 1)
+        );
+    }
+
+    #[test]
+    fn two_eras_one_event_each_in_turn_leave_the_clock_with_the_first() {
+        let (a, b) = (steady(NOW, 500), steady(NOW - 86_400.0, 500));
+        let mixed: Vec<_> = a.iter().zip(&b).flat_map(|(x, y)| [*x, *y]).collect();
+        let summary = feed(AggregatesConfig::default(), &mixed);
+        let tl = &summary.timeline;
+        assert_eq!((tl.clock_jumps, tl.outliers, tl.pending), (0, 499, 1));
+        assert_eq!(tl.too_old, 499);
+        assert_eq!(tl.last_outlier, Some(b[499].0));
+        assert_timeline_is(&summary, &a, 600);
+    }
+
+    #[test]
+    fn two_eras_in_runs_of_era_events_each_take_the_clock_in_turn() {
+        let config = AggregatesConfig::default();
+        let k = config.era_events;
+        let (a, b) = (steady(NOW, 4 * k), steady(NOW + 86_400.0, 4 * k));
+        let mut runs = Vec::new();
+        for i in 0..4 {
+            runs.extend_from_slice(&a[i * k..(i + 1) * k]);
+            runs.extend_from_slice(&b[i * k..(i + 1) * k]);
+        }
+        let summary = feed(config, &runs);
+        let tl = &summary.timeline;
+        assert_eq!((tl.clock_jumps, tl.outliers, tl.pending), (7, 0, 0));
+        assert_timeline_is(&summary, &b[3 * k..], 600);
+        let runs_short: Vec<_> = runs
+            .chunks(k)
+            .flat_map(|run| &run[..k - 1])
+            .copied()
+            .collect();
+        let tl = feed(config, &runs_short).timeline;
+        assert_eq!(
+            (tl.clock_jumps, tl.outliers, tl.pending),
+            (0, 3 * (k as u64 - 1), k as u64 - 1),
+            "one short of confirming, each run of the other era is outliers"
+        );
     }
 }
