@@ -1,6 +1,8 @@
 //! The server's configuration: command-line flags, each with an environment fallback.
 
+use std::fmt::Debug;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,41 +19,44 @@ pub struct Config {
     #[arg(long, env = "SERVER_LISTEN", default_value = "0.0.0.0:3000")]
     pub listen: SocketAddr,
 
-    /// Largest accepted request body, in bytes (larger: 413).
+    /// Largest accepted request body, in bytes (larger: 413). 1..=1073741824.
     #[arg(long, env = "SERVER_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Most events accepted in one POST (more: 413).
+    /// Most events accepted in one POST (more: 413). 1..=10000000.
     #[arg(long, env = "SERVER_MAX_BATCH", default_value_t = 100_000)]
     pub max_batch: usize,
 
     /// Recent events kept in memory, so a reconnecting client can resume by Last-Event-ID
-    /// and a new one gets the hits still visible.
+    /// and a new one gets the hits still visible. 0..=10000000.
     #[arg(long, env = "SERVER_RING_CAPACITY", default_value_t = 100_000)]
     pub ring_capacity: usize,
 
-    /// Seconds a hit stays visible: snapshots include hits younger than this.
+    /// Seconds a hit stays visible: snapshots include hits younger than this. 0..=86400.
     #[arg(long, env = "SERVER_VISIBLE_SECS", default_value_t = 60.0)]
     pub visible_secs: f64,
 
-    /// Length of the activity timeline, in seconds of the data's own clock.
+    /// Length of the activity timeline, in seconds of the data's own clock. 1..=86400.
     #[arg(long, env = "SERVER_TIMELINE_SECS", default_value_t = 600)]
     pub timeline_secs: u32,
 
-    /// How many top places and countries the stats list.
+    /// How many top places and countries the stats list. 0..=1000.
     #[arg(long, env = "SERVER_TOP", default_value_t = 20)]
     pub top: usize,
 
     /// Most distinct places tracked in the aggregates (further ones count as "other").
+    /// 0..=10000000.
     #[arg(long, env = "SERVER_MAX_PLACES", default_value_t = 200_000)]
     pub max_places: usize,
 
     /// Shortest time between two published batches of hits, in milliseconds. At high rates
     /// hits are grouped into one message per interval; when quiet, a hit goes out at once.
+    /// 0..=60000.
     #[arg(long, env = "SERVER_PUBLISH_INTERVAL_MS", default_value_t = 10)]
     pub publish_interval_ms: u64,
 
     /// How often stats (counters, top places, timeline) are sent to clients, in milliseconds.
+    /// 1..=3600000.
     #[arg(long, env = "SERVER_STATS_INTERVAL_MS", default_value_t = 1000)]
     pub stats_interval_ms: u64,
 
@@ -60,6 +65,7 @@ pub struct Config {
     pub keep_alive_secs: u64,
 
     /// Messages buffered for each client; a client further behind gets a fresh snapshot.
+    /// 1..=100000.
     #[arg(long, env = "SERVER_CLIENT_BUFFER", default_value_t = 1024)]
     pub client_buffer: usize,
 
@@ -68,7 +74,7 @@ pub struct Config {
     #[arg(long, env = "SERVER_MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,
 
-    /// Most hits in one stream message.
+    /// Most hits in one stream message. 1..=100000.
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,
 
@@ -84,27 +90,38 @@ impl Config {
         Self::parse_from(["server"])
     }
 
-    /// Checks values clap cannot.
+    /// Parses the command line and environment, and exits with a usage error (status 2,
+    /// naming the flag and its range) if a value is out of range.
+    pub fn parse_valid() -> Self {
+        let config = Self::parse();
+        if let Err(e) = config.validate() {
+            <Self as clap::CommandFactory>::command()
+                .error(clap::error::ErrorKind::ValueValidation, format!("{e:#}"))
+                .exit();
+        }
+        config
+    }
+
+    /// Checks every setting against its range (stated in `--help`), so that no value can
+    /// panic or exhaust memory later.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.visible_secs.is_finite() && self.visible_secs >= 0.0,
-            "--visible-secs must be a non-negative number"
-        );
-        anyhow::ensure!(self.timeline_secs > 0, "--timeline-secs must be at least 1");
-        anyhow::ensure!(
-            self.frame_max_events > 0,
-            "--frame-max-events must be at least 1"
-        );
-        anyhow::ensure!(self.client_buffer > 0, "--client-buffer must be at least 1");
-        anyhow::ensure!(self.max_batch > 0, "--max-batch must be at least 1");
-        anyhow::ensure!(
-            self.stats_interval_ms > 0,
-            "--stats-interval-ms must be at least 1"
-        );
-        anyhow::ensure!(
-            self.keep_alive_secs > 0,
-            "--keep-alive-secs must be at least 1"
-        );
+        in_range("--max-body-bytes", self.max_body_bytes, 1..=1 << 30)?;
+        in_range("--max-batch", self.max_batch, 1..=10_000_000)?;
+        in_range("--ring-capacity", self.ring_capacity, 0..=10_000_000)?;
+        in_range("--visible-secs", self.visible_secs, 0.0..=86_400.0)?;
+        in_range("--timeline-secs", self.timeline_secs, 1..=86_400)?;
+        in_range("--top", self.top, 0..=1000)?;
+        in_range("--max-places", self.max_places, 0..=10_000_000)?;
+        in_range(
+            "--publish-interval-ms",
+            self.publish_interval_ms,
+            0..=60_000,
+        )?;
+        in_range("--stats-interval-ms", self.stats_interval_ms, 1..=3_600_000)?;
+        in_range("--keep-alive-secs", self.keep_alive_secs, 1..=86_400)?;
+        in_range("--client-buffer", self.client_buffer, 1..=100_000)?;
+        in_range("--frame-max-events", self.frame_max_events, 1..=100_000)?;
+        in_range("--max-streams", self.max_streams, 1..=1_000_000)?;
         Ok(())
     }
 
@@ -121,5 +138,78 @@ impl Config {
                 ..AggregatesConfig::default()
             },
         }
+    }
+}
+
+/// `Ok` if `value` lies in `range` (a NaN lies nowhere).
+fn in_range<T: PartialOrd + Debug>(
+    flag: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        range.contains(&value),
+        "{flag} must be in {:?}..={:?}, got {value:?}",
+        range.start(),
+        range.end()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(flag: &str, value: &str) -> anyhow::Result<()> {
+        Config::parse_from(["server".to_owned(), format!("{flag}={value}")]).validate()
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default_for_tests().validate().unwrap();
+    }
+
+    #[test]
+    fn every_setting_out_of_range_is_refused_naming_the_flag_and_its_range() {
+        for (flag, bad, good) in [
+            ("--max-body-bytes", "0", "1073741824"),
+            ("--max-batch", "10000001", "1"),
+            ("--ring-capacity", "10000001", "0"),
+            ("--visible-secs", "1e30", "86400"),
+            ("--visible-secs", "-1", "0"),
+            ("--visible-secs", "NaN", "0.5"),
+            ("--visible-secs", "inf", "60"),
+            ("--timeline-secs", "4000000000", "86400"),
+            ("--timeline-secs", "0", "1"),
+            ("--top", "1001", "0"),
+            ("--max-places", "10000001", "10000000"),
+            ("--publish-interval-ms", "60001", "0"),
+            ("--stats-interval-ms", "0", "3600000"),
+            ("--keep-alive-secs", "0", "86400"),
+            ("--client-buffer", "0", "100000"),
+            ("--client-buffer", "100001", "1"),
+            ("--frame-max-events", "0", "100000"),
+            ("--max-streams", "0", "1000000"),
+        ] {
+            let error = with(flag, bad).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");
+            assert!(
+                error.contains(&format!("got {bad}")) || flag == "--visible-secs",
+                "{error}"
+            );
+            with(flag, good).unwrap_or_else(|e| panic!("{flag} {good}: {e}"));
+        }
+        let error = with("--visible-secs", "1e30").unwrap_err().to_string();
+        assert_eq!(error, "--visible-secs must be in 0.0..=86400.0, got 1e30");
+    }
+
+    #[test]
+    fn every_valid_config_builds_a_hub_config_without_panicking() {
+        let mut config = Config::default_for_tests();
+        config.visible_secs = 86_400.0;
+        config.timeline_secs = 86_400;
+        config.validate().unwrap();
+        let hub = config.hub();
+        assert_eq!(hub.visible, Duration::from_secs(86_400));
     }
 }

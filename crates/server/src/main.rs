@@ -3,11 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = server::Config::parse();
+    let config = server::Config::parse_valid();
     traffic::service::init_tracing("info,tower_http=warn");
     let probe = config
         .probe

@@ -1,0 +1,65 @@
+//! The `server` binary's command line: ranges in the help text, out-of-range settings
+//! refused at start with a usage error naming the flag.
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
+use std::process::{Command, Output};
+
+fn server(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    // Keep the caller's environment from changing defaults under test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SERVER_") {
+            command.env_remove(key);
+        }
+    }
+    // Should a check ever let a value through, the server must not keep the test waiting.
+    command.args(["--listen", "127.0.0.1:0"]);
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_states_the_range_of_each_setting() {
+    let output = server(&["--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for (env, range) in [
+        ("SERVER_VISIBLE_SECS", "0..=86400"),
+        ("SERVER_TIMELINE_SECS", "1..=86400"),
+        ("SERVER_MAX_STREAMS", "1..=1000000"),
+        ("SERVER_CLIENT_BUFFER", "1..=100000"),
+    ] {
+        assert!(help.contains(env), "{env} missing from --help:\n{help}");
+        assert!(help.contains(range), "{range} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn an_out_of_range_setting_is_a_usage_error_naming_the_flag_and_its_range() {
+    for (args, env, want) in [
+        (
+            &["--visible-secs", "1e30"][..],
+            &[][..],
+            "--visible-secs must be in 0.0..=86400.0, got 1e30",
+        ),
+        (
+            &[],
+            &[("SERVER_TIMELINE_SECS", "4000000000")],
+            "--timeline-secs must be in 1..=86400, got 4000000000",
+        ),
+        (
+            &["--max-streams", "0"],
+            &[],
+            "--max-streams must be in 1..=1000000, got 0",
+        ),
+    ] {
+        let output = server(args, env);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?} {env:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
