@@ -60,7 +60,8 @@ pub struct Config {
     #[arg(long, env = "SERVER_STATS_INTERVAL_MS", default_value_t = 1000)]
     pub stats_interval_ms: u64,
 
-    /// Seconds between keep-alive comments on idle streams.
+    /// Seconds without any message after which a stream gets a keep-alive comment (again
+    /// every as many seconds while it stays silent). 1..=86400.
     #[arg(long, env = "SERVER_KEEP_ALIVE_SECS", default_value_t = 15)]
     pub keep_alive_secs: u64,
 

@@ -10,6 +10,7 @@
 //! is refused with 503 and `Retry-After`. Streams end when the server shuts down.
 
 use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Interval, MissedTickBehavior, interval_at};
+use tokio::time::{Instant, Sleep, sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::AppState;
@@ -101,16 +102,16 @@ struct Client {
     /// Newest event id this client has been sent (directly or inside a snapshot).
     seq: u64,
     initial: VecDeque<Bytes>,
-    keep_alive: Interval,
+    /// A keep-alive comment goes out when nothing else did for this long.
+    keep_alive_after: Duration,
+    keep_alive: Pin<Box<Sleep>>,
     shutdown: CancellationToken,
 }
 
 impl Client {
     fn new(state: &AppState, guard: ConnectedGuard, last_event_id: Option<&str>) -> Self {
         let start = state.hub.start(last_event_id);
-        let period = Duration::from_secs(state.config.keep_alive_secs);
-        let mut keep_alive = interval_at(tokio::time::Instant::now() + period, period);
-        keep_alive.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let keep_alive_after = Duration::from_secs(state.config.keep_alive_secs);
         let mut initial: VecDeque<Bytes> = start.initial.into();
         initial.push_front(Bytes::from_static(PREAMBLE));
         Client {
@@ -119,13 +120,22 @@ impl Client {
             frames: start.frames,
             seq: start.seq,
             initial,
-            keep_alive,
+            keep_alive_after,
+            keep_alive: Box::pin(sleep(keep_alive_after)),
             shutdown: state.shutdown.clone(),
         }
     }
 
-    /// The next bytes to write, or `None` to end the stream.
+    /// The next bytes to write, or `None` to end the stream. Whatever is written restarts
+    /// the keep-alive wait, so keep-alives go out only on streams that are otherwise silent.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        let chunk = self.next_chunk_unkept().await?;
+        let deadline = Instant::now() + self.keep_alive_after;
+        self.keep_alive.as_mut().reset(deadline);
+        Some(chunk)
+    }
+
+    async fn next_chunk_unkept(&mut self) -> Option<Bytes> {
         if let Some(first) = self.initial.pop_front() {
             return Some(first);
         }
@@ -134,7 +144,7 @@ impl Client {
                 biased;
                 () = self.shutdown.cancelled() => return None,
                 received = self.frames.recv() => received,
-                _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+                () = self.keep_alive.as_mut() => return Some(Bytes::from_static(b": keep-alive\n\n")),
             };
             match received {
                 Ok(frame) => {
@@ -348,5 +358,35 @@ mod tests {
         drop(first);
         assert_eq!(state.metrics.clients_connected(), 1);
         assert_eq!(open().await.status(), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_keep_alive_goes_out_only_after_keep_alive_secs_without_anything_else() {
+        let state = state(16);
+        let mut client = client(&state);
+        next_message(&mut client).await; // preamble
+        next_message(&mut client).await; // snapshot
+        tokio::time::advance(Duration::from_secs(10)).await;
+        publish_one(&state, 1);
+        assert!(text(&next_message(&mut client).await).contains("event: hits"));
+        let sent = Instant::now();
+        let quiet = tokio::time::timeout(Duration::from_secs(14), client.next_chunk()).await;
+        assert!(
+            quiet.is_err(),
+            "no keep-alive 14 s after a frame: {quiet:?}"
+        );
+        let keep_alive = client.next_chunk().await.unwrap();
+        assert_eq!(text(&keep_alive), ": keep-alive\n\n");
+        assert_eq!(
+            sent.elapsed(),
+            Duration::from_secs(state.config.keep_alive_secs)
+        );
+        let next = tokio::time::timeout(Duration::from_secs(15), client.next_chunk()).await;
+        assert_eq!(
+            text(&next.unwrap().unwrap()),
+            ": keep-alive\n\n",
+            "then every 15 s"
+        );
+        assert_eq!(sent.elapsed(), Duration::from_secs(30));
     }
 }
