@@ -75,6 +75,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_MAX_STREAMS", default_value_t = 10_000)]
     pub max_streams: usize,
 
+    /// Seconds a new stream has to take its snapshot (or the hits it missed); a client still
+    /// not done by then is disconnected, so it cannot keep old hits in memory. 1..=3600.
+    #[arg(long, env = "SERVER_SNAPSHOT_TIMEOUT_SECS", default_value_t = 60)]
+    pub snapshot_timeout_secs: u64,
+
     /// Most hits in one stream message. 1..=100000.
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,
@@ -123,6 +128,11 @@ impl Config {
         in_range("--client-buffer", self.client_buffer, 1..=100_000)?;
         in_range("--frame-max-events", self.frame_max_events, 1..=100_000)?;
         in_range("--max-streams", self.max_streams, 1..=1_000_000)?;
+        in_range(
+            "--snapshot-timeout-secs",
+            self.snapshot_timeout_secs,
+            1..=3600,
+        )?;
         Ok(())
     }
 
@@ -191,6 +201,7 @@ mod tests {
             ("--client-buffer", "100001", "1"),
             ("--frame-max-events", "0", "100000"),
             ("--max-streams", "0", "1000000"),
+            ("--snapshot-timeout-secs", "0", "3600"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub(crate) clients_connected: AtomicU64,
     pub(crate) clients_total: AtomicU64,
     pub(crate) streams_refused: AtomicU64,
+    pub(crate) snapshot_timeouts: AtomicU64,
     pub(crate) resumes: AtomicU64,
     pub(crate) snapshots: AtomicU64,
     pub(crate) lag_resyncs: AtomicU64,
@@ -104,6 +105,12 @@ impl Metrics {
             "counter",
             "Connections to GET /api/stream refused with 503 because --max-streams were open.",
             &[("", get(&self.streams_refused))],
+        );
+        metric(
+            "traffic_stream_snapshot_timeouts_total",
+            "counter",
+            "Streams ended because the client did not take its snapshot within --snapshot-timeout-secs.",
+            &[("", get(&self.snapshot_timeouts))],
         );
         metric(
             "traffic_stream_starts_total",

@@ -8,11 +8,16 @@
 //! frames (see [`crate::hub`]). hyper writes the chunks queued for a connection with one
 //! vectored write. At most `--max-streams` streams are open at once; beyond that a new one
 //! is refused with 503 and `Retry-After`. Streams end when the server shuts down.
+//!
+//! A snapshot's chunks keep the frames they slice alive. So that a client that stops reading
+//! cannot keep a whole ring's worth of old frames alive for as long as it likes, a watchdog
+//! drops what is left of a snapshot (or resume) that was not taken within
+//! `--snapshot-timeout-secs`, and the stream ends; the browser reconnects for a fresh one.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use axum::Json;
@@ -101,7 +106,9 @@ struct Client {
     frames: tokio::sync::broadcast::Receiver<Frame>,
     /// Newest event id this client has been sent (directly or inside a snapshot).
     seq: u64,
-    initial: VecDeque<Bytes>,
+    backlog: Arc<Mutex<Backlog>>,
+    snapshot_timeout: Duration,
+    metrics: Arc<Metrics>,
     /// A keep-alive comment goes out when nothing else did for this long.
     keep_alive_after: Duration,
     keep_alive: Pin<Box<Sleep>>,
@@ -112,18 +119,36 @@ impl Client {
     fn new(state: &AppState, guard: ConnectedGuard, last_event_id: Option<&str>) -> Self {
         let start = state.hub.start(last_event_id);
         let keep_alive_after = Duration::from_secs(state.config.keep_alive_secs);
-        let mut initial: VecDeque<Bytes> = start.initial.into();
-        initial.push_front(Bytes::from_static(PREAMBLE));
-        Client {
+        let mut client = Client {
             hub: Arc::clone(&state.hub),
             _guard: guard,
             frames: start.frames,
             seq: start.seq,
-            initial,
+            backlog: Arc::default(),
+            snapshot_timeout: Duration::from_secs(state.config.snapshot_timeout_secs),
+            metrics: Arc::clone(&state.metrics),
             keep_alive_after,
             keep_alive: Box::pin(sleep(keep_alive_after)),
             shutdown: state.shutdown.clone(),
-        }
+        };
+        let initial = std::iter::once(Bytes::from_static(PREAMBLE)).chain(start.initial);
+        client.load(initial);
+        client
+    }
+
+    /// Queues `chunks` to be written before any live frame, under a watchdog.
+    fn load(&mut self, chunks: impl IntoIterator<Item = Bytes>) {
+        let mut backlog = lock(&self.backlog);
+        backlog.chunks.extend(chunks);
+        backlog.generation += 1;
+        let generation = backlog.generation;
+        drop(backlog);
+        let backlog = Arc::downgrade(&self.backlog);
+        let (timeout, metrics) = (self.snapshot_timeout, Arc::clone(&self.metrics));
+        tokio::spawn(async move {
+            sleep(timeout).await;
+            Backlog::expire(&backlog, generation, &metrics);
+        });
     }
 
     /// The next bytes to write, or `None` to end the stream. Whatever is written restarts
@@ -136,8 +161,14 @@ impl Client {
     }
 
     async fn next_chunk_unkept(&mut self) -> Option<Bytes> {
-        if let Some(first) = self.initial.pop_front() {
-            return Some(first);
+        {
+            let mut backlog = lock(&self.backlog);
+            if backlog.expired {
+                return None;
+            }
+            if let Some(first) = backlog.chunks.pop_front() {
+                return Some(first);
+            }
         }
         loop {
             let received = tokio::select! {
@@ -177,9 +208,42 @@ impl Client {
         let (snapshot, seq) = self.hub.resync(&mut self.frames);
         tracing::debug!(seq, "stream client lagged; sent a fresh snapshot");
         self.seq = seq;
-        self.initial.extend(snapshot);
-        self.initial.pop_front()
+        self.load(snapshot);
+        lock(&self.backlog).chunks.pop_front()
     }
+}
+
+/// What a stream must write before live frames: a snapshot or the hits missed since
+/// `Last-Event-ID`, as chunks.
+#[derive(Default)]
+struct Backlog {
+    chunks: VecDeque<Bytes>,
+    /// Bumped for each new load, so the watchdog of an earlier one leaves it alone.
+    generation: u64,
+    /// A watchdog dropped what was left: the stream ends.
+    expired: bool,
+}
+
+impl Backlog {
+    /// Drops the rest of load `generation` if the client has not taken it all yet (without
+    /// waiting for the client: a stalled one is never polled).
+    fn expire(backlog: &Weak<Mutex<Self>>, generation: u64, metrics: &Metrics) {
+        let Some(backlog) = backlog.upgrade() else {
+            return;
+        };
+        let mut backlog = lock(&backlog);
+        if backlog.generation == generation && !backlog.chunks.is_empty() {
+            backlog.chunks = VecDeque::new();
+            backlog.expired = true;
+            metrics.snapshot_timeouts.fetch_add(1, Relaxed);
+            tracing::debug!("stream client did not take its snapshot in time; ending it");
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing can panic while the backlog is locked; a poisoned lock still guards good data.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A place among the open streams; keeps the connected-clients gauge right however a
@@ -388,5 +452,33 @@ mod tests {
             "then every 15 s"
         );
         assert_eq!(sent.elapsed(), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_not_taken_in_time_is_let_go_without_the_client_and_the_stream_ends() {
+        let state = state(16);
+        for i in 0..50 {
+            publish_one(&state, i);
+        }
+        let mut stalled = client(&state);
+        let mut reader = client(&state);
+        next_message(&mut reader).await; // preamble
+        assert!(text(&next_message(&mut reader).await).contains("event: snapshot"));
+        assert!(!lock(&stalled.backlog).chunks.is_empty());
+        let timeout = Duration::from_secs(state.config.snapshot_timeout_secs);
+        tokio::time::sleep(timeout - Duration::from_secs(1)).await;
+        assert!(!lock(&stalled.backlog).chunks.is_empty(), "not yet");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            lock(&stalled.backlog).chunks.is_empty(),
+            "the shared frames are let go while the client is still not reading"
+        );
+        assert_eq!(state.metrics.snapshot_timeouts.load(Relaxed), 1);
+        assert!(stalled.next_chunk().await.is_none(), "its stream ends");
+        publish_one(&state, 51);
+        assert!(
+            text(&next_message(&mut reader).await).contains("event: hits"),
+            "a client that took its snapshot in time goes on"
+        );
     }
 }
