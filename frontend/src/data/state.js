@@ -2,7 +2,8 @@
 // since (ids above stats.seq), so numbers move smoothly between stats and end exactly right.
 // Pure: messages in, views out. A snapshot replaces everything.
 
-import { lastSeconds } from './timeline.js';
+import { followClock, lastSeconds } from './timeline.js';
+import { TIMELINE_SECS } from '../config.js';
 
 /** @typedef {'all' | 'suspicious' | 'normal'} Filter */
 
@@ -82,22 +83,24 @@ export class TrafficState {
   /**
    * Counters, top places and timeline under `filter`.
    * @param {Filter} filter
-   * @param {{top?: number, span?: number}} options
+   * The data clock and timeline are the server's, followed over the hits since as the
+   * server follows them: a hit off the clock counts in the totals and places but not on
+   * the timeline (pending, then an outlier or, once the server confirms its era, the clock).
+   * @param {Filter} filter
+   * @param {{top?: number, span?: number, window?: number}} options `window`: the server's
+   *   timeline length (`--timeline-secs`), which places hits against the clock
    */
-  view(filter = 'all', { top = 10, span = 600 } = {}) {
+  view(filter = 'all', { top = 10, span = TIMELINE_SECS, window = TIMELINE_SECS } = {}) {
     const s = this.stats;
     let total = s ? s.total : 0;
     let suspicious = s ? s.suspicious : 0;
-    let latest = s ? s.latest_timestamp : null;
-    const extraSeconds = new Map();
     for (const e of this.extra) {
       total += 1;
       if (e.suspicious) suspicious += 1;
-      if (latest == null || e.timestamp > latest) latest = e.timestamp;
-      const bucket = extraSeconds.get(e.second) || [0, 0];
-      bucket[e.suspicious ? 1 : 0] += 1;
-      extraSeconds.set(e.second, bucket);
     }
+    const clock = followClock(s ? s.timeline : null, s ? s.latest_timestamp : null, this.extra, window);
+    const extraSeconds = clock.seconds;
+    const latest = clock.latest;
     const shown =
       filter === 'suspicious' ? suspicious : filter === 'normal' ? total - suspicious : total;
     const shownSuspicious = filter === 'normal' ? 0 : suspicious;
@@ -117,6 +120,10 @@ export class TrafficState {
       places: s ? s.places : 0,
       otherPlaces: s ? s.other_places : 0,
       tooOld: s ? s.timeline.too_old : 0,
+      outliers: clock.outliers,
+      pending: clock.pending,
+      lastOutlier: clock.lastOutlier,
+      clockJumps: s ? (s.timeline.clock_jumps ?? 0) : 0,
       hitsTruncated: this.hitsTruncated,
       top: this.topPlaces(filter, top),
       timeline,
