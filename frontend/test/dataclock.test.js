@@ -7,7 +7,7 @@ import { TrafficState } from '../src/data/state.js';
 import { placement } from '../src/data/timeline.js';
 
 const T0 = 1_767_225_600; // the sample file's era
-const Y2199 = 7_289_654_400; // 2199-01-01 00:00:00 UTC
+const Y2199 = 7_226_582_400; // 2199-01-01 00:00:00 UTC
 
 const summary = (start, normal, over = {}) => ({
   start,

@@ -2,6 +2,7 @@
 // every text from the data is set with textContent.
 
 import { formatCount, formatRate, formatShare, formatDataTime } from './format.js';
+import { notesFor } from './notes.js';
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -81,14 +82,7 @@ export function createPanels(root, { onPlaceClick }) {
       el.listTitle.textContent = filter === 'suspicious' ? 'Top suspicious locations' : 'Top locations';
       el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
       renderList(view.top, filter);
-      const notes = [];
-      if (view.hitsTruncated) notes.push(`${formatCount(view.hitsTruncated)} older hits not redrawn after joining`);
-      if (view.overwritten) notes.push(`${formatCount(view.overwritten)} hits faded early (point buffer full)`);
-      if (view.mergeLeftOut) notes.push(`${formatCount(view.mergeLeftOut)} hits left out of the place rings (too many at once)`);
-      if (view.markersOmitted) notes.push(`${formatCount(view.markersOmitted)} quieter places drawn without a ring`);
-      if (view.tooOld) notes.push(`${formatCount(view.tooOld)} hits older than the timeline`);
-      if (view.otherPlaces) notes.push(`${formatCount(view.otherPlaces)} hits at untracked places`);
-      if (view.rejected) notes.push(`${formatCount(view.rejected)} ingest requests rejected`);
+      const notes = notesFor(view);
       el.notes.textContent = notes.join(' · ');
       el.notes.hidden = notes.length === 0;
     },
