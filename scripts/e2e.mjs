@@ -5,7 +5,8 @@
 // through `sender` (via web's /api forwarding), and checks what a person would see: the
 // counters equal the file's rows, the busiest place tops the list, clicking it moves the
 // camera, the suspicious-only filter changes the count, and a page opened after the replay
-// shows the same numbers as the one that watched it all. Saves screenshots to artifacts/.
+// shows the same numbers as the one that watched it all; a hit dated 2199 leaves the data
+// clock and timeline alone and is named in the notes. Saves screenshots to artifacts/.
 //
 // Usage: node scripts/e2e.mjs [CSV]    (default data/sample.csv)
 // Env:   E2E_SPEED (default 100), E2E_NO_BUILD=1 (use existing binaries and dist),
@@ -329,6 +330,47 @@ async function main() {
     newPoints === receivedPaused && drawnAfter.every((d) => d.marker),
     `resume: the ${receivedPaused} events that came in while paused are on the globe (${newPoints} new points drawn at their coordinates, a marker at each)`,
   );
+
+  // A stray timestamp: one hit dated 2199 moves neither the data clock nor the timeline; it
+  // is counted, held off the clock (pending) and, once a hit of the file's era follows, named
+  // in the notes as an outlier.
+  const clockText = () => a.page.locator('#data-clock').textContent();
+  const notesText = async () => ((await a.page.locator('#notes').isVisible()) ? await a.page.locator('#notes').textContent() : '');
+  const postEvents = async (events) =>
+    (await fetch(`${upstream}/api/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(events) })).status;
+  const clockBefore = await clockText();
+  const timelineBefore = await a.page.evaluate(() => window.__globe.dataClock());
+  const totalBefore = await numberOf(a.page, 'total');
+  const dated2199 = 'latest dated 2199-01-01 00:00:00 UTC';
+  check(
+    (await postEvents([{ ip: '203.0.113.9', latitude: 51.51, longitude: -0.13, timestamp: '2199-01-01T00:00:00Z', suspicious: false }])) === 202,
+    'a hit dated 2199 is posted',
+  );
+  await waitFor('the 2199 hit counted', async () => (await numberOf(a.page, 'total')) === totalBefore + 1, { timeout: 10000 });
+  await waitFor('the pending note', async () => (await notesText()).includes(`1 hit off the data clock (${dated2199})`), { timeout: 10000 });
+  log(`ok: the 2199 hit is counted and noted as off the data clock ("${await notesText()}")`);
+  const clockStray = await clockText();
+  check(clockStray === clockBefore && !clockStray.startsWith('2199'), `the data clock still shows the file's era (${clockStray})`);
+  const timelineStray = await a.page.evaluate(() => window.__globe.dataClock());
+  check(
+    timelineStray.start === timelineBefore.start && timelineStray.end === timelineBefore.end,
+    `the timeline still spans ${timelineStray.start}..${timelineStray.end}, not stretched to 2199`,
+  );
+  check((await postEvents([{ ...extra[0], ip: '198.51.100.9' }])) === 202, 'then a hit of the file\'s era');
+  await waitFor(
+    'the outlier note',
+    async () => (await notesText()).includes(`1 hit far from the data clock (${dated2199}), counted but not on the timeline`),
+    { timeout: 10000 },
+  );
+  log(`ok: the 2199 hit is now named as an outlier ("${await notesText()}")`);
+  check((await clockText()) === clockBefore, `and the data clock still shows ${clockBefore}`);
+  const strayStats = await (await fetch(`${upstream}/api/stats`)).json();
+  check(
+    strayStats.timeline.outliers === 1 && strayStats.timeline.pending === 0 && strayStats.timeline.clock_jumps === 0,
+    'the server counts it as 1 outlier, none pending, no clock jump',
+  );
+  await a.page.screenshot({ path: join(artifacts, 'e2e-outlier.png') });
+  log('screenshot artifacts/e2e-outlier.png');
 
   // Load: 100,000 live points in the ring, one draw call for all of them.
   const idle = await a.page.evaluate(() => window.__globe.frameStats());

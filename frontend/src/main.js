@@ -253,6 +253,13 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** The data clock and the timeline's first and last second as the page shows them (e2e). */
+  dataClock() {
+    const v = state.view(view.filter);
+    const t = v.timeline;
+    const end = t.start == null ? null : t.start + t.normal.length - 1;
+    return { latest: v.latestTimestamp, start: t.start, end, outliers: v.outliers, pending: v.pending, clockJumps: v.clockJumps };
+  },
   points: () => ({
     written: points.ring.written,
     overwrittenLive: points.overwrittenLive,
