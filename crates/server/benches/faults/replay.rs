@@ -77,7 +77,7 @@ pub(crate) fn observe(
 
 pub(crate) async fn kill_restart(s: &Settings) -> Outcome {
     let case = "kill-restart";
-    let (rows, gap_ms) = s.pick((250, 20), (1500, 10));
+    let (rows, gap_ms) = s.pick((400, 20), (1500, 10));
     let csv = write_csv(case, rows, gap_ms);
     let port = free_port();
     let args = Args::new("server")
@@ -361,6 +361,7 @@ pub(crate) async fn slow_server(s: &Settings) -> Outcome {
         }
     }
     let p50_after = Duration::from_micros(percentile(&mut late_after, 0.5));
+    let p90_after = Duration::from_micros(percentile(&mut late_after, 0.9));
     let p99_after = Duration::from_micros(percentile(&mut late_after, 0.99));
     let max_after = Duration::from_micros(late_after.last().copied().unwrap_or(0));
     let reported_max = summary_number(&summary, "max").unwrap_or(0.0);
@@ -368,14 +369,15 @@ pub(crate) async fn slow_server(s: &Settings) -> Outcome {
     checks.check(lost == 0, format!("{lost} rows never arrived"));
     checks.check(doubled == 0, format!("{doubled} rows arrived twice"));
     checks.check(code == 0, format!("sender exited {code}"));
-    // A schedule shifted by the slow stretch would put these rows >= one delay (400 ms) late;
-    // the margins below are for a loaded 2-core machine, not for the sender.
+    // A schedule shifted by the slow stretch would put every one of these rows at least one
+    // delay (400 ms) late; a catch-up burst, many of them. The margins are for a loaded
+    // 2-core machine (a starved process can stall 100-200 ms), not for the sender.
     checks.check(
-        p50_after <= Duration::from_millis(20) && p99_after <= delay / 4,
+        p50_after <= Duration::from_millis(20) && p90_after <= delay / 4,
         format!(
-            "rows after the slow stretch late by p50 {} p99 {} (schedule not kept)",
+            "rows after the slow stretch late by p50 {} p90 {} (schedule not kept)",
             ms(p50_after),
-            ms(p99_after)
+            ms(p90_after)
         ),
     );
     checks.check(
@@ -394,11 +396,12 @@ pub(crate) async fn slow_server(s: &Settings) -> Outcome {
         peak_rss: "-".into(),
         verdict: checks.verdict(),
         detail: format!(
-            "stub answers after {} for the first {} s, then at once; rows due after {} s: lateness at the stub p50 {} p99 {} max {}; sender exit {code}: {summary}",
+            "stub answers after {} for the first {} s, then at once; rows due after {} s: lateness at the stub p50 {} p90 {} p99 {} max {}; sender exit {code}: {summary}",
             ms(delay),
             slow_for.as_secs(),
             settle.as_secs_f64(),
             ms(p50_after),
+            ms(p90_after),
             ms(p99_after),
             ms(max_after)
         ),
