@@ -316,6 +316,7 @@ pub(crate) fn health_prober(port: u16, stop: Arc<AtomicBool>) -> tokio::task::Jo
 
 /// A client that reads a stream from `port` (resuming after `from`), recording for every
 /// event id how many times it was delivered and, for ids in `accepted_at`, how late.
+#[derive(Default)]
 pub(crate) struct Reader {
     pub(crate) counts: Mutex<Vec<u32>>,
     pub(crate) late_us: Mutex<Vec<u64>>,

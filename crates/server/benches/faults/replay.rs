@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{
-    find, free_port, header_value, ip_of, open_stream_from, peak_rss_kib, read_message,
-};
+use crate::common::{find, free_port, header_value, ip_of, peak_rss_kib, read_message};
 use crate::harness::*;
 use crate::sse::*;
 use crate::{Checks, Outcome, Settings, mib, ms};
@@ -53,25 +51,8 @@ pub(crate) fn observe(
     seen: Arc<Seen>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<u32> {
-    tokio::spawn(async move {
-        let mut connections = 0;
-        let mut last_id: Option<String> = None;
-        while !stop.load(Relaxed) {
-            let Ok(stream) = open_stream_from(port, None, last_id.as_deref()).await else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            connections += 1;
-            let mut reader = SseReader::new(stream);
-            read_until(&mut reader, &stop, |m| {
-                seen.record(m);
-                if m.id.is_some() {
-                    last_id.clone_from(&m.id);
-                }
-            })
-            .await;
-        }
-        connections
+    reconnecting(port, Duration::from_millis(20), stop, move |m| {
+        seen.record(m)
     })
 }
 

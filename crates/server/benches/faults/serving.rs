@@ -2,16 +2,16 @@
 //! requests, oversized bodies, and the memory limit.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::{
-    Conn, event, fd_count, free_port, open_stream, open_stream_from, peak_rss_kib, post_request,
-    rss_kib,
+    Conn, Server, event, fd_count, free_port, open_stream, open_stream_from, peak_rss_kib,
+    post_request, rss_kib,
 };
 use crate::harness::*;
 use crate::sse::*;
@@ -27,28 +27,8 @@ pub(crate) fn page(
     reader: Arc<Reader>,
     stop: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<u32> {
-    tokio::spawn(async move {
-        let mut connections = 0;
-        let mut last_id: Option<String> = None;
-        while !stop.load(Relaxed) {
-            let Ok(stream) = open_stream_from(port, None, last_id.as_deref()).await else {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            };
-            connections += 1;
-            let mut sse = SseReader::new(stream);
-            let stopped = read_until(&mut sse, &stop, |m| {
-                reader.record(m, None);
-                if m.id.is_some() {
-                    last_id.clone_from(&m.id);
-                }
-            })
-            .await;
-            if !stopped {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-        connections
+    reconnecting(port, Duration::from_millis(100), stop, move |m| {
+        reader.record(m, None);
     })
 }
 
@@ -66,14 +46,7 @@ pub(crate) async fn web_restart(s: &Settings) -> Outcome {
         .always("--dist", dist.display());
     let mut web = start("web", web_port, &web_args, case).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<Arc<Reader>> = (0..pages)
-        .map(|_| {
-            Arc::new(Reader {
-                counts: Mutex::new(Vec::new()),
-                late_us: Mutex::new(Vec::new()),
-            })
-        })
-        .collect();
+    let readers: Vec<Arc<Reader>> = (0..pages).map(|_| Arc::new(Reader::default())).collect();
     let tasks: Vec<_> = readers
         .iter()
         .map(|r| page(web_port, Arc::clone(r), Arc::clone(&stop)))
@@ -158,6 +131,42 @@ pub(crate) async fn web_restart(s: &Settings) -> Outcome {
 // ---------------------------------------------------------------------------------------
 // Case: clients that stop reading
 
+/// Hits in a full ring (the server's default capacity).
+const RING: u64 = 100_000;
+
+/// A server whose ring is full of visible hits, so that a snapshot is as large as it gets.
+struct FullRing {
+    server: Server,
+    args: Args,
+    dog: Watchdog,
+    /// RSS with the ring full and no clients.
+    base: u64,
+    /// The newest event id, for clients that resume instead of taking a snapshot.
+    from: String,
+}
+
+impl FullRing {
+    /// Starts it for `streams` clients (plus a few spare for the suite's own).
+    async fn start(case: &str, streams: usize) -> Self {
+        let args = Args::new("server")
+            .always("--ring-capacity", RING)
+            .flag("--max-streams", streams + 16);
+        let server = start("server", free_port(), &args, case).await;
+        let dog = Watchdog::start(server.pid(), HARD_CAP_KIB);
+        preload(&server, RING).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let base = rss_kib(server.pid());
+        let from = current_id(server.port).await;
+        Self {
+            server,
+            args,
+            dog,
+            base,
+            from,
+        }
+    }
+}
+
 /// Opens `n` streams that never read, with tiny receive buffers, from the start (snapshot).
 pub(crate) async fn stalled_clients(port: u16, n: usize) -> Vec<TcpStream> {
     let mut out = Vec::with_capacity(n);
@@ -170,26 +179,18 @@ pub(crate) async fn stalled_clients(port: u16, n: usize) -> Vec<TcpStream> {
 pub(crate) async fn stalled(s: &Settings) -> Outcome {
     let case = "stalled-clients";
     let (readers_n, stalled_n, rate, secs) = s.pick((20, 20, 1000, 4.0), (50, 50, 2000, 10.0));
-    let ring = 100_000;
-    let args = Args::new("server")
-        .always("--ring-capacity", ring)
-        .flag("--max-streams", readers_n + stalled_n + 16);
-    let server = start("server", free_port(), &args, case).await;
-    let dog = Watchdog::start(server.pid(), HARD_CAP_KIB);
-    preload(&server, ring).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let base = rss_kib(server.pid());
-    let from = current_id(server.port).await;
+    let FullRing {
+        server,
+        args,
+        dog,
+        base,
+        from,
+    } = FullRing::start(case, readers_n + stalled_n).await;
     let stop = Arc::new(AtomicBool::new(false));
     let total = (rate as f64 * secs) as u64;
     let times = AcceptTimes::new(total as usize);
     let readers: Vec<Arc<Reader>> = (0..readers_n)
-        .map(|_| {
-            Arc::new(Reader {
-                counts: Mutex::new(Vec::new()),
-                late_us: Mutex::new(Vec::new()),
-            })
-        })
+        .map(|_| Arc::new(Reader::default()))
         .collect();
     let mut tasks = Vec::new();
     for r in &readers {
@@ -200,7 +201,7 @@ pub(crate) async fn stalled(s: &Settings) -> Outcome {
         let (r, stop, times) = (Arc::clone(r), Arc::clone(&stop), Arc::clone(&times));
         tasks.push(tokio::spawn(async move {
             let mut sse = SseReader::new(stream);
-            read_until(&mut sse, &stop, |m| r.record(m, Some((&times, ring)))).await;
+            read_until(&mut sse, &stop, |m| r.record(m, Some((&times, RING)))).await;
         }));
     }
     // The stalled ones start from a snapshot of the full ring, then never read.
@@ -217,7 +218,7 @@ pub(crate) async fn stalled(s: &Settings) -> Outcome {
     let (mut missing, mut extra) = (0, 0);
     let mut late: Vec<u64> = Vec::new();
     for r in &readers {
-        let (m, e) = r.gaps_and_doubles(ring + 1..=ring + total);
+        let (m, e) = r.gaps_and_doubles(RING + 1..=RING + total);
         missing += m;
         extra += e;
         late.extend(r.late_us.lock().unwrap().iter());
@@ -252,7 +253,7 @@ pub(crate) async fn stalled(s: &Settings) -> Outcome {
         peak_rss: mib(peak),
         verdict: checks.verdict(),
         detail: format!(
-            "ring full ({ring} visible hits, RSS {}); {stalled_n} clients took a snapshot and never read; {rate} events/s for {secs} s; readers' latency p99 {} max {}; bound: RSS with the ring full + 64 MiB + 4 MiB per stalled client = {}{}",
+            "ring full ({RING} visible hits, RSS {}); {stalled_n} clients took a snapshot and never read; {rate} events/s for {secs} s; readers' latency p99 {} max {}; bound: RSS with the ring full + 64 MiB + 4 MiB per stalled client = {}{}",
             mib(base),
             ms(p99),
             ms(max),
@@ -458,16 +459,13 @@ pub(crate) async fn oversized(s: &Settings) -> Outcome {
 pub(crate) async fn memory_limit(s: &Settings) -> Outcome {
     let case = "memory-limit";
     let (idle_n, stalled_n, oversized_n) = s.pick((500, 20, 4), (2000, 50, 8));
-    let ring = 100_000;
-    let args = Args::new("server")
-        .always("--ring-capacity", ring)
-        .flag("--max-streams", idle_n + stalled_n + 16);
-    let server = start("server", free_port(), &args, case).await;
-    let dog = Watchdog::start(server.pid(), HARD_CAP_KIB);
-    preload(&server, ring).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let base = rss_kib(server.pid());
-    let from = current_id(server.port).await;
+    let FullRing {
+        server,
+        args,
+        dog,
+        base,
+        from,
+    } = FullRing::start(case, idle_n + stalled_n).await;
     let stop = Arc::new(AtomicBool::new(false));
     let mut idle = Vec::with_capacity(idle_n);
     let mut idle_failed = 0;
@@ -537,7 +535,7 @@ pub(crate) async fn memory_limit(s: &Settings) -> Outcome {
         peak_rss: mib(peak),
         verdict: checks.verdict(),
         detail: format!(
-            "ring full ({ring} visible hits, RSS {}); {idle_failed} idle connects failed; slowest /healthz {}; bound: ring full + 64 MiB + 64 KiB per idle + 4 MiB per stalled + 32 MiB per oversized body = {}{}",
+            "ring full ({RING} visible hits, RSS {}); {idle_failed} idle connects failed; slowest /healthz {}; bound: ring full + 64 MiB + 64 KiB per idle + 4 MiB per stalled + 32 MiB per oversized body = {}{}",
             mib(base),
             ms(worst_health),
             mib(bound),

@@ -1,12 +1,13 @@
 //! Reading event streams off raw sockets, and recording what each reader was delivered.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::common::{find, header_value, open_stream};
+use crate::common::{find, header_value, open_stream, open_stream_from};
 
 // ---------------------------------------------------------------------------------------
 // Reading an event stream
@@ -210,4 +211,38 @@ pub(crate) async fn current_id(port: u16) -> String {
             return message.id.unwrap();
         }
     }
+}
+
+/// A client that reads the stream on `port` until `stop`, reconnecting with `Last-Event-ID`
+/// (as `EventSource` does) `retry` after each end, and hands every message to `on_message`.
+/// Returns how many times it connected.
+pub(crate) fn reconnecting(
+    port: u16,
+    retry: Duration,
+    stop: Arc<AtomicBool>,
+    mut on_message: impl FnMut(&Message) + Send + 'static,
+) -> tokio::task::JoinHandle<u32> {
+    tokio::spawn(async move {
+        let mut connections = 0;
+        let mut last_id: Option<String> = None;
+        while !stop.load(Relaxed) {
+            let Ok(stream) = open_stream_from(port, None, last_id.as_deref()).await else {
+                tokio::time::sleep(retry).await;
+                continue;
+            };
+            connections += 1;
+            let mut sse = SseReader::new(stream);
+            let stopped = read_until(&mut sse, &stop, |m| {
+                on_message(m);
+                if m.id.is_some() {
+                    last_id.clone_from(&m.id);
+                }
+            })
+            .await;
+            if !stopped {
+                tokio::time::sleep(retry).await;
+            }
+        }
+        connections
+    })
 }
