@@ -11,16 +11,21 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use common::{
+    Conn, Server, batch, bin_dir, cpu_secs, data_file, event, open_stream, post_request, rss_kib,
+};
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
 
 // ---------------------------------------------------------------------------------------
 // Settings
@@ -96,123 +101,7 @@ impl Settings {
 }
 
 // ---------------------------------------------------------------------------------------
-// Processes and /proc
-
-fn bin_dir() -> PathBuf {
-    // target/release/deps/load-<hash> → target/release
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    async fn start(extra: &[&str]) -> Self {
-        let port = free_port();
-        let path = bin_dir().join("server");
-        assert!(
-            path.exists(),
-            "{} missing: run `cargo build --release -p server -p sender` first",
-            path.display()
-        );
-        let child = Command::new(path)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let server = Server { child, port };
-        for _ in 0..200 {
-            if server
-                .get("/healthz")
-                .await
-                .is_some_and(|(status, _)| status == 200)
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server did not come up");
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-            )
-            .await
-            .ok()?;
-        let mut out = Vec::new();
-        stream.read_to_end(&mut out).await.ok()?;
-        let text = String::from_utf8_lossy(&out).into_owned();
-        let status = text.get(9..12)?.parse().ok()?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Some((status, body))
-    }
-
-    async fn stats(&self) -> serde_json::Value {
-        let (_, body) = self.get("/api/stats").await.unwrap();
-        // Connection: close answers may be chunked; take the JSON object inside.
-        let start = body.find('{').unwrap();
-        let end = body.rfind('}').unwrap();
-        serde_json::from_str(&body[start..=end]).unwrap()
-    }
-
-    async fn metric(&self, name: &str) -> u64 {
-        let (_, body) = self.get("/metrics").await.unwrap();
-        body.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU seconds (user + system) a process has used, from /proc (clock ticks of 1/100 s).
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// Resident memory of a process in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
+// CPU
 
 /// CPU use of the server and of this process over a measured stretch, in cores.
 struct CpuMeter {
@@ -239,95 +128,6 @@ impl CpuMeter {
             (cpu_secs(std::process::id()) - self.own_cpu) / wall,
         )
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// A minimal HTTP/1.1 keep-alive client
-
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Conn {
-    async fn open(port: u16) -> Self {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream,
-            buf: Vec::with_capacity(4096),
-        }
-    }
-
-    /// Sends a prepared request and reads one response; returns its status.
-    async fn roundtrip(&mut self, request: &[u8]) -> u16 {
-        self.stream.write_all(request).await.unwrap();
-        self.buf.clear();
-        loop {
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "server closed the connection");
-            self.buf.extend_from_slice(&chunk[..n]);
-            if let Some(head_end) = find(&self.buf, b"\r\n\r\n") {
-                let head = std::str::from_utf8(&self.buf[..head_end]).unwrap();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                if self.buf.len() >= head_end + 4 + length {
-                    return head[9..12].parse().unwrap();
-                }
-            }
-        }
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn post_request(body: &str) -> Vec<u8> {
-    format!(
-        "POST /api/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
-}
-
-/// Coordinates of real traffic: the course file's rows (or the bundled sample's), in order.
-fn coordinates() -> &'static [(f64, f64)] {
-    static COORDINATES: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
-    COORDINATES.get_or_init(|| {
-        traffic::csv::CsvReader::from_path(data_file())
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|row| (row.event.latitude, row.event.longitude))
-            .collect()
-    })
-}
-
-/// A realistic event: `i` varies the IP and walks through real coordinates.
-fn event(i: u64) -> String {
-    let coordinates = coordinates();
-    let (lat, lon) = coordinates[i as usize % coordinates.len()];
-    format!(
-        r#"{{"ip":"{}.{}.{}.{}","latitude":{lat},"longitude":{lon},"timestamp":{},"suspicious":{}}}"#,
-        1 + (i >> 24) % 223,
-        (i >> 16) & 255,
-        (i >> 8) & 255,
-        i & 255,
-        1_736_919_120 + i / 1000,
-        i.is_multiple_of(33)
-    )
-}
-
-fn batch(first: u64, size: usize) -> String {
-    let items: Vec<String> = (first..first + size as u64).map(event).collect();
-    format!("[{}]", items.join(","))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,21 +281,6 @@ impl Accepted {
 
 /// Where a watching client records latencies: accept times by id, and the histogram.
 type LatencySink = (Arc<Accepted>, Arc<std::sync::Mutex<Histogram<u64>>>);
-
-/// Opens an SSE connection; `recv_buffer` shrinks the socket's receive buffer (for the
-/// stalled client).
-async fn open_stream(port: u16, recv_buffer: Option<u32>) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    if let Some(size) = recv_buffer {
-        socket.set_recv_buffer_size(size).unwrap();
-    }
-    let mut stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
-    stream
-        .write_all(b"GET /api/stream HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
-    stream
-}
 
 /// Reads a stream, counting delivered hits by the ids of `hits` messages; when `latency` is
 /// given, records (now - accepted) for each newly covered id.
@@ -735,18 +520,6 @@ async fn end_to_end(settings: &Settings, report: &mut Report, rate: u64) {
 // ---------------------------------------------------------------------------------------
 // Pacing, with the real sender
 
-/// The course file when it is beside the repository, else our own sample.
-fn data_file() -> PathBuf {
-    let course =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ip_addresses.csv");
-    if course.exists() {
-        course
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample.csv")
-    }
-}
-
-/// The first `secs` of data of a CSV, as a new temporary file.
 fn head_of(path: &Path, secs: f64) -> PathBuf {
     let text = std::fs::read_to_string(path).unwrap();
     let mut lines = text.lines();

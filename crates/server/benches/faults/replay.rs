@@ -1,0 +1,390 @@
+//! Cases around the sender: the server killed mid-replay, a 202 lost on the way back, a slow
+//! server.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::common::{find, free_port, header_value, ip_of, peak_rss_kib, read_message};
+use crate::harness::*;
+use crate::sse::*;
+use crate::{Checks, Outcome, Settings, mib, ms};
+
+// ---------------------------------------------------------------------------------------
+// Case: server killed (-9) and restarted mid-replay
+
+/// What an observer saw across server incarnations: for each IP (one row each), the distinct
+/// (boot, event id) pairs it was counted under.
+#[derive(Default)]
+pub(crate) struct Seen(Mutex<HashMap<String, HashSet<(String, u64)>>>);
+
+impl Seen {
+    pub(crate) fn record(&self, message: &Message) {
+        let (Some(range), Some(boot)) = (message.covers(), message.boot()) else {
+            return;
+        };
+        let mut seen = self.0.lock().unwrap();
+        for (seq, ip) in range.zip(message.ips()) {
+            seen.entry(ip).or_default().insert((boot.to_owned(), seq));
+        }
+    }
+    pub(crate) fn distinct(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+    /// (rows of `0..rows` never seen, rows counted more than once).
+    pub(crate) fn lost_and_doubled(&self, rows: u64) -> (u64, u64) {
+        let seen = self.0.lock().unwrap();
+        let lost = (0..rows).filter(|&i| !seen.contains_key(&ip_of(i))).count() as u64;
+        let doubled = seen.values().filter(|keys| keys.len() > 1).count() as u64;
+        (lost, doubled)
+    }
+}
+
+/// Watches the stream on `port` for as long as `stop` is unset, reconnecting (to whatever
+/// server incarnation is there) whenever the stream ends.
+pub(crate) fn observe(
+    port: u16,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u32> {
+    reconnecting(port, Duration::from_millis(20), stop, move |m| {
+        seen.record(m)
+    })
+}
+
+pub(crate) async fn kill_restart(s: &Settings) -> Outcome {
+    let case = "kill-restart";
+    let (rows, gap_ms) = s.pick((400, 20), (1500, 10));
+    let csv = write_csv(case, rows, gap_ms);
+    let port = free_port();
+    let args = Args::new("server")
+        // Publish each event as soon as it is accepted, so a kill right after one was seen
+        // cannot catch another accepted but unpublished.
+        .always("--publish-interval-ms", 0)
+        .flag("--idempotency-secs", 300);
+    let mut server = start("server", port, &args, case).await;
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let observer = observe(port, Arc::clone(&seen), Arc::clone(&stop));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let csv2 = csv.clone();
+    let sender = tokio::spawn(async move {
+        run_sender(
+            &csv2,
+            &url,
+            &[
+                "--max-batch",
+                "100",
+                "--give-up-after",
+                "30s",
+                "--timeout",
+                "2s",
+            ],
+            case,
+        )
+        .await
+    });
+    // Kill the moment the observer has seen 40% of the rows (between two rows).
+    let kill_at = rows as usize * 2 / 5;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.distinct() < kill_at && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let first_peak = peak_rss_kib(server.pid());
+    server.kill();
+    let seen_at_kill = seen.distinct();
+    let down = Duration::from_millis(1500);
+    tokio::time::sleep(down).await;
+    let server = start("server", port, &args, case).await;
+    let (code, summary) = sender.await.unwrap();
+    // Let the observer catch up with the last rows.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.distinct() < rows as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Relaxed);
+    let connections = observer.await.unwrap();
+    let peak = first_peak.max(peak_rss_kib(server.pid()));
+    let counted = seen.distinct() as u64;
+    let (lost, doubled) = seen.lost_and_doubled(rows);
+    let mut checks = Checks::default();
+    checks.check(lost == 0, format!("{lost} rows never reached a server"));
+    checks.check(code == 0, format!("sender exited {code}"));
+    checks.check(
+        doubled <= 100,
+        format!("{doubled} rows counted twice: more than the one batch a kill can catch"),
+    );
+    checks.check(connections >= 2, "observer never reached the new server");
+    Outcome {
+        case,
+        offered: format!("{rows} rows"),
+        counted: format!("{counted} distinct rows"),
+        lost: lost.to_string(),
+        doubled: doubled.to_string(),
+        peak_rss: mib(peak),
+        verdict: checks.verdict(),
+        detail: format!(
+            "kill -9 after {seen_at_kill} rows seen, down {}; sender exit {code}: {summary}{}",
+            ms(down),
+            args.note()
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Case: a 202 lost on the way back (the sender retries; idempotency must absorb it)
+
+/// Forwards HTTP/1.1 requests from `listener` to the server on `upstream`, one message at a
+/// time; swallows the answer to request number `drop_at` (1-based) and closes that client
+/// connection, as a proxy restart or a reset would. Records whether the next answer said
+/// `Idempotent-Replayed: true`.
+pub(crate) fn lossy_proxy(
+    listener: TcpListener,
+    upstream: u16,
+    drop_at: usize,
+) -> (Arc<AtomicUsize>, Arc<Mutex<Option<String>>>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let replayed = Arc::new(Mutex::new(None));
+    let (c, r) = (Arc::clone(&count), Arc::clone(&replayed));
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let (c, r) = (Arc::clone(&c), Arc::clone(&r));
+            tokio::spawn(async move {
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                    return;
+                };
+                let (mut from_client, mut from_server) = (Vec::new(), Vec::new());
+                while let Some(request) = read_message(&mut client, &mut from_client).await {
+                    if server.write_all(&request).await.is_err() {
+                        return;
+                    }
+                    let Some(response) = read_message(&mut server, &mut from_server).await else {
+                        return;
+                    };
+                    let n = c.fetch_add(1, Relaxed) + 1;
+                    if n == drop_at {
+                        return; // the answer is lost; both connections close
+                    }
+                    if n == drop_at + 1 {
+                        let head = String::from_utf8_lossy(&response);
+                        let head = head.split("\r\n\r\n").next().unwrap_or_default();
+                        *r.lock().unwrap() = Some(
+                            header_value(head, "idempotent-replayed")
+                                .unwrap_or("absent")
+                                .to_owned(),
+                        );
+                    }
+                    if client.write_all(&response).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (count, replayed)
+}
+
+pub(crate) async fn lost_ack(s: &Settings) -> Outcome {
+    let case = "lost-202";
+    let rows = s.pick(100, 300);
+    let csv = write_csv(case, rows, 20);
+    let port = free_port();
+    let args = Args::new("server").flag("--idempotency-secs", 300);
+    let server = start("server", port, &args, case).await;
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let observer = observe(port, Arc::clone(&seen), Arc::clone(&stop));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    let drop_at = 5;
+    let (requests, replayed) = lossy_proxy(listener, port, drop_at);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, summary) = run_sender(
+        &csv,
+        &format!("http://127.0.0.1:{proxy_port}"),
+        &["--give-up-after", "30s", "--timeout", "2s"],
+        case,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while seen.distinct() < rows as usize && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Relaxed);
+    observer.await.unwrap();
+    let total = server.stats().await["total"].as_u64().unwrap_or(0);
+    let (lost, doubled) = seen.lost_and_doubled(rows);
+    let replayed = replayed
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or("no retry".into());
+    let mut checks = Checks::default();
+    checks.check(lost == 0, format!("{lost} rows lost"));
+    checks.check(
+        doubled == 0 && total == rows,
+        format!("{doubled} rows counted twice (server total {total} for {rows} rows)"),
+    );
+    checks.check(code == 0, format!("sender exited {code}"));
+    Outcome {
+        case,
+        offered: format!("{rows} rows"),
+        counted: format!("{total} (server total)"),
+        lost: lost.to_string(),
+        doubled: doubled.to_string(),
+        peak_rss: mib(peak_rss_kib(server.pid())),
+        verdict: checks.verdict(),
+        detail: format!(
+            "the answer to POST #{drop_at} dropped by a proxy after the server handled it; {} POSTs through the proxy; retry answered with Idempotent-Replayed: {replayed}; sender exit {code}: {summary}{}",
+            requests.load(Relaxed),
+            args.note()
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Case: a slow server (the sender keeps its schedule)
+
+/// A stand-in server: answers each POST 202 after `delay` while the first `slow_for` since
+/// the first request lasts, at once afterwards; records each row's IP and arrival.
+pub(crate) fn slow_stub(
+    listener: TcpListener,
+    delay: Duration,
+    slow_for: Duration,
+) -> Arc<Mutex<Vec<(Instant, String)>>> {
+    let arrivals: Arc<Mutex<Vec<(Instant, String)>>> = Arc::default();
+    let first: Arc<OnceLock<Instant>> = Arc::default();
+    let out = Arc::clone(&arrivals);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let (arrivals, first) = (Arc::clone(&arrivals), Arc::clone(&first));
+            tokio::spawn(async move {
+                let mut carry = Vec::new();
+                while let Some(request) = read_message(&mut stream, &mut carry).await {
+                    let now = Instant::now();
+                    let start = *first.get_or_init(|| now);
+                    let body_at = find(&request, b"\r\n\r\n").map_or(request.len(), |i| i + 4);
+                    let body: serde_json::Value =
+                        serde_json::from_slice(&request[body_at..]).unwrap_or_default();
+                    let items = match body {
+                        serde_json::Value::Array(items) => items,
+                        one => vec![one],
+                    };
+                    {
+                        let mut arrivals = arrivals.lock().unwrap();
+                        for item in &items {
+                            let ip = item["ip"].as_str().unwrap_or_default().to_owned();
+                            arrivals.push((now, ip));
+                        }
+                    }
+                    if now.duration_since(start) < slow_for {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let body = format!("{{\"accepted\":{}}}", items.len());
+                    let response = format!(
+                        "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    out
+}
+
+pub(crate) async fn slow_server(s: &Settings) -> Outcome {
+    let case = "slow-server";
+    let gap_ms = 20;
+    let rows = s.pick(400, 1000);
+    let delay = Duration::from_millis(400);
+    let slow_for = Duration::from_secs(3);
+    let csv = write_csv(case, rows, gap_ms);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let arrivals = slow_stub(listener, delay, slow_for);
+    let (code, summary) = run_sender(&csv, &format!("http://127.0.0.1:{port}"), &[], case).await;
+    let arrivals = arrivals.lock().unwrap().clone();
+    let mut by_ip: HashMap<&str, (usize, Instant)> = HashMap::new();
+    for (at, ip) in &arrivals {
+        let entry = by_ip.entry(ip.as_str()).or_insert((0, *at));
+        entry.0 += 1;
+    }
+    let counted = by_ip.len() as u64;
+    let lost = (0..rows)
+        .filter(|&i| !by_ip.contains_key(ip_of(i).as_str()))
+        .count() as u64;
+    let doubled = by_ip.values().filter(|(n, _)| *n > 1).count() as u64;
+    // The schedule as the stub sees it: the earliest (arrival - offset) over all rows, so a
+    // late first row cannot make later ones look early. Lateness of the rows due after the
+    // slow stretch (plus a request's worth) against it.
+    let offset = |i: u64| Duration::from_millis(i * gap_ms);
+    let anchor = (0..rows)
+        .filter_map(|i| by_ip.get(ip_of(i).as_str())?.1.checked_sub(offset(i)))
+        .min();
+    let settle = slow_for + 2 * delay;
+    let mut late_after: Vec<u64> = Vec::new();
+    if let Some(anchor) = anchor {
+        for i in (0..rows).filter(|&i| offset(i) >= settle) {
+            if let Some((_, at)) = by_ip.get(ip_of(i).as_str()) {
+                let due = anchor + offset(i);
+                late_after.push(at.saturating_duration_since(due).as_micros() as u64);
+            }
+        }
+    }
+    let p50_after = Duration::from_micros(percentile(&mut late_after, 0.5));
+    let p90_after = Duration::from_micros(percentile(&mut late_after, 0.9));
+    let p99_after = Duration::from_micros(percentile(&mut late_after, 0.99));
+    let max_after = Duration::from_micros(late_after.last().copied().unwrap_or(0));
+    let reported_max = summary_number(&summary, "max").unwrap_or(0.0);
+    let mut checks = Checks::default();
+    checks.check(lost == 0, format!("{lost} rows never arrived"));
+    checks.check(doubled == 0, format!("{doubled} rows arrived twice"));
+    checks.check(code == 0, format!("sender exited {code}"));
+    // A schedule shifted by the slow stretch would put every one of these rows at least one
+    // delay (400 ms) late; a catch-up burst, many of them. The margins are for a loaded
+    // 2-core machine (a starved process can stall 100-200 ms), not for the sender.
+    checks.check(
+        p50_after <= Duration::from_millis(20) && p90_after <= delay / 4,
+        format!(
+            "rows after the slow stretch late by p50 {} p90 {} (schedule not kept)",
+            ms(p50_after),
+            ms(p90_after)
+        ),
+    );
+    checks.check(
+        reported_max >= delay.as_secs_f64() * 1e3 * 0.75,
+        format!(
+            "sender reported max lateness {reported_max} ms, the server held rows {}",
+            ms(delay)
+        ),
+    );
+    Outcome {
+        case,
+        offered: format!("{rows} rows"),
+        counted: format!("{counted} distinct rows at the stub"),
+        lost: lost.to_string(),
+        doubled: doubled.to_string(),
+        peak_rss: "-".into(),
+        verdict: checks.verdict(),
+        detail: format!(
+            "stub answers after {} for the first {} s, then at once; rows due after {} s: lateness at the stub p50 {} p90 {} p99 {} max {}; sender exit {code}: {summary}",
+            ms(delay),
+            slow_for.as_secs(),
+            settle.as_secs_f64(),
+            ms(p50_after),
+            ms(p90_after),
+            ms(p99_after),
+            ms(max_after)
+        ),
+    }
+}
