@@ -67,6 +67,16 @@ pub struct Config {
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,
 
+    /// Idempotency keys remembered (the most recent ones): a POST repeated with the same
+    /// `Idempotency-Key` within this many keys is answered again, not counted again. 0 turns
+    /// idempotency off.
+    #[arg(long, env = "SERVER_IDEMPOTENCY_KEYS", default_value_t = 100_000)]
+    pub idempotency_keys: usize,
+
+    /// Seconds an idempotency key is remembered.
+    #[arg(long, env = "SERVER_IDEMPOTENCY_SECS", default_value_t = 600)]
+    pub idempotency_secs: u64,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]

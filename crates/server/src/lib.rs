@@ -9,6 +9,7 @@ mod config;
 mod error;
 pub mod geo;
 pub mod hub;
+pub mod idempotency;
 mod metrics;
 mod stream;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown; ends open streams.
     pub shutdown: CancellationToken,
+    /// Recent `Idempotency-Key`s of ingest requests and their answers.
+    pub idempotency: Arc<idempotency::Store>,
 }
 
 impl AppState {
@@ -49,12 +52,17 @@ impl AppState {
     pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
+        let idempotency = idempotency::Store::new(
+            config.idempotency_keys,
+            Duration::from_secs(config.idempotency_secs),
+        );
         Self {
             config: Arc::new(config),
             geo,
             hub,
             metrics,
             shutdown,
+            idempotency,
         }
     }
 
