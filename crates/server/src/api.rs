@@ -344,6 +344,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_large_batch_gets_the_same_answers_as_a_small_one() {
+        let mut config = Config::default_for_tests();
+        config.max_batch = 1000;
+        let state = state_with(config);
+        let many = format!("[{}]", vec![GOOD; 1000].join(","));
+        assert!(
+            many.len() > super::PARSE_INLINE_MAX_BYTES,
+            "takes the blocking path"
+        );
+        let (status, json) = post(&state, Some("application/json"), many.clone()).await;
+        assert_eq!(
+            (status, json["accepted"].as_u64()),
+            (StatusCode::ACCEPTED, Some(1000))
+        );
+        let too_many = format!("[{GOOD},{}]", &many[1..]);
+        let (status, json) = post(&state, Some("application/json"), too_many).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(json["message"].as_str().unwrap().contains("at most 1000"));
+        let bad = format!("{},{{\"ip\":1}}]", &many[..many.len() - 1]);
+        let (status, json) = post(&state, Some("application/json"), bad).await;
+        assert_eq!(
+            (status, json["item"].as_u64()),
+            (StatusCode::PAYLOAD_TOO_LARGE, None)
+        );
+        let bad = format!("[{{\"ip\":1}},{}", &many[GOOD.len() + 2..]);
+        let (status, json) = post(&state, Some("application/json"), bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["item"].as_u64(), Some(0));
+        let truncated = many[..many.len() - 1].to_owned();
+        let (status, _) = post(&state, Some("application/json"), truncated).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(stats(&state).await["total"], 1000);
+    }
+
+    #[tokio::test]
+    async fn non_utf8_and_chunked_bodies_over_the_limit_are_clean_4xx() {
+        let mut config = Config::default_for_tests();
+        config.max_body_bytes = 1024;
+        let state = state_with(config);
+        let mut latin1 = br#"{"ip":"1.2.3.4","latitude":1,"longitude":1,"timestamp":"caf"#.to_vec();
+        latin1.extend_from_slice(b"\xe9\"}");
+        let (status, json) = post(&state, Some("application/json"), latin1).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "malformed_json");
+
+        // No Content-Length: the limit is enforced while the chunks arrive.
+        let chunks = futures_util::stream::iter(
+            (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 100]))),
+        );
+        let (status, json) =
+            post(&state, Some("application/json"), Body::from_stream(chunks)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json["error"], "too_large");
+    }
+
+    #[tokio::test]
     async fn an_invalid_value_is_422_naming_item_field_and_reason() {
         let state = state_with(Config::default_for_tests());
         let bad = r#"{"ip":"1.2.3.4","latitude":35,"longitude":200,"timestamp":1736919120}"#;
