@@ -5,9 +5,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use traffic::{Event, Place};
@@ -23,11 +22,7 @@ const PARSE_INLINE_MAX_BYTES: usize = 32 * 1024;
 
 /// `POST /api/events`: one event object or an array of them. With an `Idempotency-Key`
 /// header, a repeat of a completed request gets the first answer again and counts nothing.
-pub async fn ingest(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     if headers.contains_key(idempotency::HEADER) {
         return ingest_once(state, headers, body).await;
     }
@@ -38,11 +33,7 @@ pub async fn ingest(
 }
 
 /// The idempotent path: only requests that carry the header take the store's lock.
-async fn ingest_once(
-    state: AppState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Response {
     let mut keys = headers.get_all(idempotency::HEADER).iter();
     let key = match (keys.next(), keys.next()) {
         (Some(key), None) if idempotency::valid_key(key.as_bytes()) => key,
@@ -53,9 +44,11 @@ async fn ingest_once(
     };
     // Both checks are cheap and depend on no state: a request refused here has nothing to
     // remember (and a body over the size limit could not be fingerprinted whole).
-    let body = match check_json_content_type(&headers).map(|()| body) {
-        Ok(Ok(body)) => body,
-        Ok(Err(rejection)) => return refused(&state, body_rejection(&state, rejection)),
+    if let Err(e) = check_json_content_type(&headers) {
+        return refused(&state, e);
+    }
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
         Err(e) => return refused(&state, e),
     };
     // `valid_key` admits ASCII only.
@@ -74,7 +67,7 @@ async fn ingest_once(
         Claim::InFlight => return ApiError::InFlight.into_response(),
         Claim::Mismatch => return ApiError::IdempotencyKeyReused.into_response(),
     };
-    let (status, body) = match accept_body(&state, Ok(body)).await {
+    let (status, body) = match accept_body(&state, body).await {
         Ok(accepted) => (StatusCode::ACCEPTED, accepted_body(accepted)),
         Err(e) => e.status_and_body(),
     };
@@ -83,22 +76,44 @@ async fn ingest_once(
 }
 
 /// Checks, parses, locates and hands the events to the hub; counts the outcome.
-async fn accept(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<usize, ApiError> {
-    match check_json_content_type(headers) {
-        Ok(()) => accept_body(state, body).await,
+async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+    let checked = match check_json_content_type(headers) {
+        Ok(()) => read_body(state, headers, body).await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(body) => accept_body(state, body).await,
         Err(e) => Err(refusal(state, e)),
     }
 }
 
+/// Reads the whole body, up to `--max-body-bytes`. A `Content-Length` over the limit is
+/// refused at once, before a byte of the body is read (a client announcing gigabytes is not
+/// kept waiting, nor is its connection kept).
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let max = state.config.max_body_bytes;
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = source {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = error.source();
+        }
+        ApiError::Malformed(format!("failed to read the request body: {e}"))
+    })
+}
+
 /// Parses, locates and hands the events to the hub; counts the outcome.
-async fn accept_body(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<usize, ApiError> {
+async fn accept_body(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
     match parse_and_push(state, body).await {
         Ok(accepted) => {
             state.metrics.requests_accepted.fetch_add(1, Relaxed);
@@ -108,11 +123,7 @@ async fn accept_body(
     }
 }
 
-async fn parse_and_push(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<usize, ApiError> {
-    let body = body.map_err(|rejection| body_rejection(state, rejection))?;
+async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
     let max_batch = state.config.max_batch;
     let located = if body.len() <= PARSE_INLINE_MAX_BYTES {
         locate(state, traffic::ingest::parse_body(&body, max_batch)?)
@@ -138,17 +149,6 @@ async fn parse_and_push(
 fn locate(state: &AppState, events: Vec<Event>) -> Vec<(Event, Arc<Place>)> {
     let places = state.geo.locate_all(&events);
     events.into_iter().zip(places).collect()
-}
-
-fn body_rejection(state: &AppState, rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::TooLarge(format!(
-            "the body is larger than {} bytes",
-            state.config.max_body_bytes
-        ))
-    } else {
-        ApiError::Malformed(rejection.body_text())
-    }
 }
 
 /// Counts a refused request in the metrics and logs it at debug level.

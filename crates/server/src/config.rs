@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use traffic::AggregatesConfig;
+use traffic::service::ServeLimits;
 
 use crate::hub::HubConfig;
 
@@ -77,6 +78,23 @@ pub struct Config {
     #[arg(long, env = "SERVER_IDEMPOTENCY_SECS", default_value_t = 600)]
     pub idempotency_secs: u64,
 
+    /// Seconds a client has to send a request's head (request line and headers), counted
+    /// from when the connection is ready for one; a keep-alive connection with no next
+    /// request is closed after this too.
+    #[arg(long, env = "SERVER_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection may go without a byte read or written before it is closed (a
+    /// stalled upload, a client that stopped reading). Must exceed --keep-alive-secs, so a
+    /// healthy idle stream is never cut.
+    #[arg(long, env = "SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Most connections open at once (lowered to fit the open-file limit); beyond it new
+    /// connections wait to be accepted until one closes.
+    #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -110,7 +128,23 @@ impl Config {
             self.keep_alive_secs > 0,
             "--keep-alive-secs must be at least 1"
         );
+        self.serve_limits().validate()?;
+        anyhow::ensure!(
+            self.idle_timeout_secs > self.keep_alive_secs,
+            "--idle-timeout-secs ({}) must exceed --keep-alive-secs ({}), or idle streams are cut",
+            self.idle_timeout_secs,
+            self.keep_alive_secs
+        );
         Ok(())
+    }
+
+    /// The connection limits for the serving loop.
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
     }
 
     pub(crate) fn hub(&self) -> HubConfig {

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -111,12 +110,10 @@ impl AppState {
 
 /// The router: the API under `/api`, plus `/healthz` and `/metrics`.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.config.max_body_bytes;
     Router::new()
-        .route(
-            "/api/events",
-            post(api::ingest).layer(DefaultBodyLimit::max(max_body)),
-        )
+        // The body limit is applied by the handler itself (it also refuses a declared
+        // Content-Length over the limit before reading).
+        .route("/api/events", post(api::ingest))
         .route("/api/stream", get(stream::stream))
         .route("/api/stats", get(api::stats))
         .route("/healthz", get(api::healthz))
@@ -130,8 +127,9 @@ pub fn app(state: AppState) -> Router {
 pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     let background = state.spawn_background();
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    // Keep descriptors for the geodata, the logs and the odd file.
+    let limits = state.config.serve_limits().within_open_file_limit(64, 1);
+    traffic::service::serve(listener, app(state), limits, shutdown)
         .await
         .context("while serving HTTP")?;
     background

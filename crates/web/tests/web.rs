@@ -93,14 +93,20 @@ struct Web {
 }
 
 async fn start_web(upstream: &str) -> Web {
+    start_web_with(upstream, &[]).await
+}
+
+async fn start_web_with(upstream: &str, flags: &[&str]) -> Web {
     let dist = fixture_dist();
-    let config = web::Config::parse_from([
+    let mut args = vec![
         "web",
         "--upstream",
         upstream,
         "--dist",
         dist.to_str().expect("utf-8 path"),
-    ]);
+    ];
+    args.extend_from_slice(flags);
+    let config = web::Config::parse_from(args);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind web");
     let base = format!("http://{}", listener.local_addr().expect("web address"));
     let shutdown = CancellationToken::new();
@@ -416,4 +422,79 @@ async fn paths_that_leave_api_in_any_spelling_are_404_and_never_forwarded() {
         vec!["/api/stats?x=%2e%2e".to_owned()],
         "only the plain path reached the upstream"
     );
+}
+
+/// Reads until the peer closes (a reset counts); panics if it does not within `WAIT`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!(
+                "web did not close the connection; got {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_half_a_request_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let web = start_web_with("http://127.0.0.1:9", &["--header-timeout-secs", "1"]).await;
+    let address = web.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAcce")
+        .await
+        .expect("send");
+    let answer = read_until_closed(&mut slow).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "closed without serving anything: {answer:?}"
+    );
+    assert_eq!(fetch(format!("{}/healthz", web.base)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_and_are_served_once_others_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let web = start_web_with("http://127.0.0.1:9", &["--max-connections", "2"]).await;
+    let address = web.base.trim_start_matches("http://").to_owned();
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut head = [0u8; 12];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+            .await
+            .expect("served")
+            .expect("read");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        holders.push(stream);
+    }
+    let mut third = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut peek = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.peek(&mut peek)).await;
+    assert!(early.is_err(), "served beyond the cap: {early:?}");
+    drop(holders.pop());
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
