@@ -367,7 +367,10 @@ mod tests {
         let mut zero = limits(1);
         zero.header_timeout = Duration::ZERO;
         let error = zero.validate().expect_err("no time for a head");
-        assert!(error.to_string().contains("--header-timeout-secs"), "{error}");
+        assert!(
+            error.to_string().contains("--header-timeout-secs"),
+            "{error}"
+        );
     }
 
     #[test]
