@@ -1,69 +1,142 @@
 //! The request/response endpoints: ingest, stats, health and metrics.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::response::IntoResponse;
-use serde::Serialize;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use traffic::{Event, Place};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, json_response};
 use crate::hub::{Pending, Stats, unix_ms};
+use crate::idempotency::{self, Claim};
 
-/// The answer to an accepted POST.
-#[derive(Debug, Serialize)]
-pub struct Accepted {
-    /// Events accepted.
-    pub accepted: usize,
-}
+/// Bodies up to this size are parsed on the async worker (a single event is ~120 bytes);
+/// larger ones on the blocking pool, so a big batch never stalls other requests.
+const PARSE_INLINE_MAX_BYTES: usize = 32 * 1024;
 
-/// `POST /api/events`: one event object or an array of them.
-pub async fn ingest(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Accepted>), ApiError> {
-    let result = accept(&state, &headers, body);
-    let counter = match &result {
-        Ok(_) => &state.metrics.requests_accepted,
-        Err(ApiError::Malformed(_)) => &state.metrics.requests_malformed,
-        Err(ApiError::TooLarge(_)) => &state.metrics.requests_too_large,
-        Err(ApiError::UnsupportedMediaType(_)) => &state.metrics.requests_wrong_type,
-        Err(_) => &state.metrics.requests_invalid,
-    };
-    counter.fetch_add(1, Relaxed);
-    if let Err(e) = &result {
-        tracing::debug!(error = %e, "ingest refused");
+/// `POST /api/events`: one event object or an array of them. With an `Idempotency-Key`
+/// header, a repeat of a completed request gets the first answer again and counts nothing.
+pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    if headers.contains_key(idempotency::HEADER) {
+        return ingest_once(state, headers, body).await;
     }
-    let accepted = result?;
-    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted })))
+    match accept(&state, &headers, body).await {
+        Ok(accepted) => accepted_response(accepted),
+        Err(e) => e.into_response(),
+    }
 }
 
-fn accept(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<usize, ApiError> {
-    check_json_content_type(headers)?;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "the body is larger than {} bytes",
-                state.config.max_body_bytes
-            ))
-        } else {
-            ApiError::Malformed(rejection.body_text())
+/// The idempotent path: only requests that carry the header take the store's lock.
+async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Response {
+    let mut keys = headers.get_all(idempotency::HEADER).iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) if idempotency::valid_key(key.as_bytes()) => key,
+        _ => {
+            state.idempotency.count_invalid();
+            return ApiError::InvalidIdempotencyKey.into_response();
         }
-    })?;
-    let events = traffic::ingest::parse_body(&body, state.config.max_batch)?;
-    let received = unix_ms(SystemTime::now());
-    let places = state.geo.locate_all(&events);
-    let batch = Pending::batch(events.into_iter().zip(places).collect(), received);
+    };
+    // Both checks are cheap and depend on no state: a request refused here has nothing to
+    // remember (and a body over the size limit could not be fingerprinted whole).
+    if let Err(e) = check_json_content_type(&headers) {
+        return refused(&state, e);
+    }
+    let body = match read_body(&state, &headers, body).await {
+        Ok(body) => body,
+        Err(e) => return refused(&state, e),
+    };
+    // `valid_key` admits ASCII only.
+    let key = key.to_str().unwrap_or_default();
+    let fingerprint = state.idempotency.fingerprint(&body);
+    let reservation = match state.idempotency.claim(key, fingerprint) {
+        Claim::Fresh(reservation) => reservation,
+        Claim::Replay(status, body) => {
+            let mut response = json_response(status, body);
+            response.headers_mut().insert(
+                idempotency::REPLAYED_HEADER,
+                HeaderValue::from_static("true"),
+            );
+            return response;
+        }
+        Claim::InFlight => return ApiError::InFlight.into_response(),
+        Claim::Mismatch => return ApiError::IdempotencyKeyReused.into_response(),
+    };
+    let (status, body) = match accept_body(&state, body).await {
+        Ok(accepted) => (StatusCode::ACCEPTED, accepted_body(accepted)),
+        Err(e) => e.status_and_body(),
+    };
+    reservation.complete(status, &body);
+    json_response(status, body)
+}
+
+/// Checks, parses, locates and hands the events to the hub; counts the outcome.
+async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
+    let checked = match check_json_content_type(headers) {
+        Ok(()) => read_body(state, headers, body).await,
+        Err(e) => Err(e),
+    };
+    match checked {
+        Ok(body) => accept_body(state, body).await,
+        Err(e) => Err(refusal(state, e)),
+    }
+}
+
+/// Reads the whole body, up to `--max-body-bytes`. A `Content-Length` over the limit is
+/// refused at once, before a byte of the body is read (a client announcing gigabytes is not
+/// kept waiting, nor is its connection kept).
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let max = state.config.max_body_bytes;
+    let too_large = || ApiError::TooLarge(format!("the body is larger than {max} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, max).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(error) = source {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = error.source();
+        }
+        ApiError::Malformed(format!("failed to read the request body: {e}"))
+    })
+}
+
+/// Parses, locates and hands the events to the hub; counts the outcome.
+async fn accept_body(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
+    match parse_and_push(state, body).await {
+        Ok(accepted) => {
+            state.metrics.requests_accepted.fetch_add(1, Relaxed);
+            Ok(accepted)
+        }
+        Err(e) => Err(refusal(state, e)),
+    }
+}
+
+async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
+    let max_batch = state.config.max_batch;
+    let located = if body.len() <= PARSE_INLINE_MAX_BYTES {
+        locate(state, traffic::ingest::parse_body(&body, max_batch)?)
+    } else {
+        // Parsing and locating a big batch takes milliseconds: not on an async worker.
+        let worker = state.clone();
+        tokio::task::spawn_blocking(move || {
+            traffic::ingest::parse_body(&body, max_batch).map(|events| locate(&worker, events))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("while parsing a body")))??
+    };
+    let batch = Pending::batch(located, unix_ms(SystemTime::now()));
     let accepted = batch.len();
     state
         .metrics
@@ -71,6 +144,36 @@ fn accept(
         .fetch_add(accepted as u64, Relaxed);
     state.hub.push(batch);
     Ok(accepted)
+}
+
+fn locate(state: &AppState, events: Vec<Event>) -> Vec<(Event, Arc<Place>)> {
+    let places = state.geo.locate_all(&events);
+    events.into_iter().zip(places).collect()
+}
+
+/// Counts a refused request in the metrics and logs it at debug level.
+fn refusal(state: &AppState, e: ApiError) -> ApiError {
+    let counter = match &e {
+        ApiError::Malformed(_) => &state.metrics.requests_malformed,
+        ApiError::TooLarge(_) => &state.metrics.requests_too_large,
+        ApiError::UnsupportedMediaType(_) => &state.metrics.requests_wrong_type,
+        _ => &state.metrics.requests_invalid,
+    };
+    counter.fetch_add(1, Relaxed);
+    tracing::debug!(error = %e, "ingest refused");
+    e
+}
+
+fn refused(state: &AppState, e: ApiError) -> Response {
+    refusal(state, e).into_response()
+}
+
+fn accepted_body(accepted: usize) -> Bytes {
+    Bytes::from(format!("{{\"accepted\":{accepted}}}"))
+}
+
+fn accepted_response(accepted: usize) -> Response {
+    json_response(StatusCode::ACCEPTED, accepted_body(accepted))
 }
 
 fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -104,12 +207,14 @@ pub async fn healthz() -> &'static str {
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (published, recent) = state.hub.published();
+    let mut text = state.metrics.render(published, recent);
+    state.idempotency.render_metrics(&mut text);
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(published, recent),
+        text,
     )
 }
 
@@ -239,6 +344,62 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_large_batch_gets_the_same_answers_as_a_small_one() {
+        let mut config = Config::default_for_tests();
+        config.max_batch = 1000;
+        let state = state_with(config);
+        let many = format!("[{}]", vec![GOOD; 1000].join(","));
+        assert!(
+            many.len() > super::PARSE_INLINE_MAX_BYTES,
+            "takes the blocking path"
+        );
+        let (status, json) = post(&state, Some("application/json"), many.clone()).await;
+        assert_eq!(
+            (status, json["accepted"].as_u64()),
+            (StatusCode::ACCEPTED, Some(1000))
+        );
+        let too_many = format!("[{GOOD},{}]", &many[1..]);
+        let (status, json) = post(&state, Some("application/json"), too_many).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(json["message"].as_str().unwrap().contains("at most 1000"));
+        let bad = format!("{},{{\"ip\":1}}]", &many[..many.len() - 1]);
+        let (status, json) = post(&state, Some("application/json"), bad).await;
+        assert_eq!(
+            (status, json["item"].as_u64()),
+            (StatusCode::PAYLOAD_TOO_LARGE, None)
+        );
+        let bad = format!("[{{\"ip\":1}},{}", &many[GOOD.len() + 2..]);
+        let (status, json) = post(&state, Some("application/json"), bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(json["item"].as_u64(), Some(0));
+        let truncated = many[..many.len() - 1].to_owned();
+        let (status, _) = post(&state, Some("application/json"), truncated).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(stats(&state).await["total"], 1000);
+    }
+
+    #[tokio::test]
+    async fn non_utf8_and_chunked_bodies_over_the_limit_are_clean_4xx() {
+        let mut config = Config::default_for_tests();
+        config.max_body_bytes = 1024;
+        let state = state_with(config);
+        let mut latin1 = br#"{"ip":"1.2.3.4","latitude":1,"longitude":1,"timestamp":"caf"#.to_vec();
+        latin1.extend_from_slice(b"\xe9\"}");
+        let (status, json) = post(&state, Some("application/json"), latin1).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "malformed_json");
+
+        // No Content-Length: the limit is enforced while the chunks arrive.
+        let chunks = futures_util::stream::iter(
+            (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 100]))),
+        );
+        let (status, json) =
+            post(&state, Some("application/json"), Body::from_stream(chunks)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json["error"], "too_large");
+    }
+
+    #[tokio::test]
     async fn an_invalid_value_is_422_naming_item_field_and_reason() {
         let state = state_with(Config::default_for_tests());
         let bad = r#"{"ip":"1.2.3.4","latitude":35,"longitude":200,"timestamp":1736919120}"#;
@@ -288,5 +449,157 @@ mod tests {
         let (status, text) = get(&state, "/api/nope").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(text.contains("not_found"));
+    }
+
+    async fn post_keyed(
+        state: &AppState,
+        key: &str,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, bytes::Bytes) {
+        let request = Request::post("/api/events")
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_idempotency_key_is_answered_again_and_counted_once() {
+        let state = state_with(Config::default_for_tests());
+        let batch = format!("[{GOOD},{GOOD}]");
+        let (status, headers, first) = post_keyed(&state, "run-1:000001", &batch).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(headers.get("idempotent-replayed").is_none());
+        let (status, headers, again) = post_keyed(&state, "run-1:000001", &batch).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert_eq!(again, first, "the same body, byte for byte");
+        assert_eq!(headers["idempotent-replayed"], "true");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(stats(&state).await["total"], 2, "counted once");
+
+        // A refusal about the body is final too: replayed, not recomputed.
+        let bad = r#"{"ip":"1.2.3.4","latitude":95,"longitude":1,"timestamp":1736919120}"#;
+        let (status, _, first) = post_keyed(&state, "run-1:000002", bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (status, headers, again) = post_keyed(&state, "run-1:000002", bad).await;
+        assert_eq!((status, again), (StatusCode::UNPROCESSABLE_ENTITY, first));
+        assert_eq!(headers["idempotent-replayed"], "true");
+
+        let (_, text) = get(&state, "/metrics").await;
+        assert!(
+            text.contains("traffic_ingest_idempotency_total{outcome=\"replayed\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("traffic_ingest_idempotency_keys 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("traffic_ingest_requests_total{outcome=\"accepted\"} 1\n"),
+            "replays are not counted as requests processed: {text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_still_in_flight_is_409_with_retry_after() {
+        let state = state_with(Config::default_for_tests());
+        let print = state.idempotency.fingerprint(GOOD.as_bytes());
+        let crate::idempotency::Claim::Fresh(first) = state.idempotency.claim("k1", print) else {
+            panic!("the key is new")
+        };
+        let (status, headers, body) = post_keyed(&state, "k1", GOOD).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(headers["retry-after"], "1");
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "request_in_flight");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key")
+        );
+        drop(first); // The first request failed without an answer: the key is forgotten.
+        let (status, headers, _) = post_keyed(&state, "k1", GOOD).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(headers.get("idempotent-replayed").is_none());
+        assert_eq!(stats(&state).await["total"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_with_another_body_is_422_naming_the_header() {
+        let state = state_with(Config::default_for_tests());
+        let (status, _, _) = post_keyed(&state, "k", GOOD).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        let (status, headers, body) = post_keyed(&state, "k", &format!("[{GOOD}]")).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(headers.get("idempotent-replayed").is_none());
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "idempotency_key_reused");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key")
+        );
+        assert_eq!(stats(&state).await["total"], 1);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_idempotency_key_is_400_naming_the_header() {
+        let state = state_with(Config::default_for_tests());
+        let long = "k".repeat(129);
+        for key in ["", "has space", "a/b", long.as_str()] {
+            let (status, _, body) = post_keyed(&state, key, GOOD).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{key:?}");
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"], "invalid_idempotency_key");
+            assert!(
+                json["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Idempotency-Key")
+            );
+        }
+        assert_eq!(stats(&state).await["total"], 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_are_forgotten_beyond_the_count_and_the_age() {
+        let mut config = Config::default_for_tests();
+        config.idempotency_keys = 2;
+        config.idempotency_secs = 60;
+        let state = state_with(config);
+        for key in ["a", "b", "c"] {
+            post_keyed(&state, key, GOOD).await;
+        }
+        assert_eq!(stats(&state).await["total"], 3);
+        let (_, headers, _) = post_keyed(&state, "a", GOOD).await;
+        assert!(
+            headers.get("idempotent-replayed").is_none(),
+            "the oldest key made room for the third"
+        );
+        assert_eq!(stats(&state).await["total"], 4);
+        let (_, headers, _) = post_keyed(&state, "c", GOOD).await;
+        assert_eq!(headers["idempotent-replayed"], "true", "c is still known");
+
+        tokio::time::advance(std::time::Duration::from_secs(59)).await;
+        let (_, headers, _) = post_keyed(&state, "c", GOOD).await;
+        assert_eq!(
+            headers["idempotent-replayed"], "true",
+            "59 s old: still known"
+        );
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        let (status, headers, _) = post_keyed(&state, "c", GOOD).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(
+            headers.get("idempotent-replayed").is_none(),
+            "60 s old: forgotten"
+        );
+        assert_eq!(stats(&state).await["total"], 5);
     }
 }

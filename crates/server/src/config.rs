@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use traffic::AggregatesConfig;
+use traffic::service::ServeLimits;
 
 use crate::hub::HubConfig;
 
@@ -71,8 +72,9 @@ pub struct Config {
     pub client_buffer: usize,
 
     /// Most streams (GET /api/stream) open at once; a client beyond it gets 503 with
-    /// Retry-After. 1..=1000000.
-    #[arg(long, env = "SERVER_MAX_STREAMS", default_value_t = 10_000)]
+    /// Retry-After. 1..=1000000, and below --max-connections so that senders always find a
+    /// connection (lowered with it when the open-file limit lowers that).
+    #[arg(long, env = "SERVER_MAX_STREAMS", default_value_t = 8_000)]
     pub max_streams: usize,
 
     /// Seconds a new stream has to take its snapshot (or the hits it missed); a client still
@@ -83,6 +85,33 @@ pub struct Config {
     /// Most hits in one stream message. 1..=100000.
     #[arg(long, env = "SERVER_FRAME_MAX_EVENTS", default_value_t = 1000)]
     pub frame_max_events: usize,
+
+    /// Idempotency keys remembered (the most recent ones): a POST repeated with the same
+    /// `Idempotency-Key` within this many keys is answered again, not counted again. 0 turns
+    /// idempotency off.
+    #[arg(long, env = "SERVER_IDEMPOTENCY_KEYS", default_value_t = 100_000)]
+    pub idempotency_keys: usize,
+
+    /// Seconds an idempotency key is remembered.
+    #[arg(long, env = "SERVER_IDEMPOTENCY_SECS", default_value_t = 600)]
+    pub idempotency_secs: u64,
+
+    /// Seconds a client has to send a request's head (request line and headers), counted
+    /// from when the connection is ready for one; a keep-alive connection with no next
+    /// request is closed after this too.
+    #[arg(long, env = "SERVER_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection may go without a byte read or written before it is closed (a
+    /// stalled upload, a client that stopped reading). Must exceed --keep-alive-secs, so a
+    /// healthy idle stream is never cut.
+    #[arg(long, env = "SERVER_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Most connections open at once (lowered to fit the open-file limit); beyond it new
+    /// connections wait to be accepted until one closes.
+    #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
@@ -133,7 +162,34 @@ impl Config {
             self.snapshot_timeout_secs,
             1..=3600,
         )?;
+        in_range("--idempotency-keys", self.idempotency_keys, 0..=10_000_000)?;
+        in_range("--idempotency-secs", self.idempotency_secs, 1..=7 * 86_400)?;
+        in_range("--header-timeout-secs", self.header_timeout_secs, 1..=3600)?;
+        in_range("--idle-timeout-secs", self.idle_timeout_secs, 1..=86_400)?;
+        self.serve_limits().validate()?;
+        anyhow::ensure!(
+            self.idle_timeout_secs > self.keep_alive_secs,
+            "--idle-timeout-secs ({}) must exceed --keep-alive-secs ({}), or idle streams are cut",
+            self.idle_timeout_secs,
+            self.keep_alive_secs
+        );
+        anyhow::ensure!(
+            self.max_streams < self.max_connections,
+            "--max-streams ({}) must be below --max-connections ({}), or open streams could \
+             take every connection and lock senders out",
+            self.max_streams,
+            self.max_connections
+        );
         Ok(())
+    }
+
+    /// The connection limits for the serving loop.
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
     }
 
     pub(crate) fn hub(&self) -> HubConfig {
@@ -196,12 +252,18 @@ mod tests {
             ("--max-places", "10000001", "10000000"),
             ("--publish-interval-ms", "60001", "0"),
             ("--stats-interval-ms", "0", "3600000"),
-            ("--keep-alive-secs", "0", "86400"),
+            ("--keep-alive-secs", "0", "59"),
             ("--client-buffer", "0", "100000"),
             ("--client-buffer", "100001", "1"),
             ("--frame-max-events", "0", "100000"),
-            ("--max-streams", "0", "1000000"),
+            ("--max-streams", "0", "9999"),
             ("--snapshot-timeout-secs", "0", "3600"),
+            ("--idempotency-keys", "10000001", "0"),
+            ("--idempotency-secs", "0", "604800"),
+            ("--idempotency-secs", "18446744073709551615", "1"),
+            ("--header-timeout-secs", "0", "3600"),
+            ("--header-timeout-secs", "18446744073709551615", "1"),
+            ("--idle-timeout-secs", "86401", "86400"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");
@@ -213,6 +275,24 @@ mod tests {
         }
         let error = with("--visible-secs", "1e30").unwrap_err().to_string();
         assert_eq!(error, "--visible-secs must be in 0.0..=86400.0, got 1e30");
+    }
+
+    #[test]
+    fn streams_must_leave_connections_for_senders_and_idle_must_outlast_keep_alives() {
+        let mut config = Config::default_for_tests();
+        config.max_streams = config.max_connections;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("--max-streams (10000) must be below --max-connections (10000)"),
+            "{error}"
+        );
+        let mut config = Config::default_for_tests();
+        config.keep_alive_secs = config.idle_timeout_secs;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("--idle-timeout-secs (60) must exceed"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -4,9 +4,9 @@
 //! `field` and `reason` when one event is at fault). Server errors are logged and answered
 //! with a generic message, never with internals.
 
-use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Serialize;
 use traffic::ingest::IngestError;
 
@@ -34,6 +34,17 @@ pub enum ApiError {
         /// Why.
         reason: String,
     },
+    /// A malformed `Idempotency-Key` header (400).
+    #[error(
+        "the Idempotency-Key header must be 1 to 128 characters from A-Z a-z 0-9 . _ : - (sent once)"
+    )]
+    InvalidIdempotencyKey,
+    /// A request with this `Idempotency-Key` is still being processed (409, `Retry-After`).
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    InFlight,
+    /// This `Idempotency-Key` was used before with a different body (422).
+    #[error("this Idempotency-Key was already used with a different body")]
+    IdempotencyKeyReused,
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -69,26 +80,33 @@ impl From<IngestError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = match &self {
+impl ApiError {
+    /// The status and the JSON body, as bytes (so an idempotent answer can be remembered
+    /// and replayed byte for byte).
+    pub(crate) fn status_and_body(&self) -> (StatusCode, Bytes) {
+        let (status, code) = match self {
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
+            ApiError::InvalidIdempotencyKey => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            ApiError::InFlight => (StatusCode::CONFLICT, "request_in_flight"),
+            ApiError::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let message = match &self {
+        let message = match self {
             ApiError::Internal(_) => "internal server error".to_owned(),
             other => other.to_string(),
         };
-        let (item, field, reason) = match &self {
+        let (item, field, reason) = match self {
             ApiError::Invalid {
                 item,
                 field,
@@ -104,6 +122,34 @@ impl IntoResponse for ApiError {
             field,
             reason,
         };
-        (status, Json(body)).into_response()
+        // Serializing a struct of strings and numbers cannot fail.
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        (status, Bytes::from(bytes))
     }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
+        let mut response = json_response(status, body);
+        if matches!(self, ApiError::InFlight) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// A response with `status` and a JSON `body`.
+pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }

@@ -9,6 +9,7 @@ mod config;
 mod error;
 pub mod geo;
 pub mod hub;
+pub mod idempotency;
 mod metrics;
 mod stream;
 
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown; ends open streams.
     pub shutdown: CancellationToken,
+    /// Recent `Idempotency-Key`s of ingest requests and their answers.
+    pub idempotency: Arc<idempotency::Store>,
 }
 
 impl AppState {
@@ -49,12 +51,17 @@ impl AppState {
     pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
+        let idempotency = idempotency::Store::new(
+            config.idempotency_keys,
+            Duration::from_secs(config.idempotency_secs),
+        );
         Self {
             config: Arc::new(config),
             geo,
             hub,
             metrics,
             shutdown,
+            idempotency,
         }
     }
 
@@ -103,12 +110,10 @@ impl AppState {
 
 /// The router: the API under `/api`, plus `/healthz` and `/metrics`.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.config.max_body_bytes;
     Router::new()
-        .route(
-            "/api/events",
-            post(api::ingest).layer(DefaultBodyLimit::max(max_body)),
-        )
+        // The body limit is applied by the handler itself (it also refuses a declared
+        // Content-Length over the limit before reading).
+        .route("/api/events", post(api::ingest))
         .route("/api/stream", get(stream::stream))
         .route("/api/stats", get(api::stats))
         .route("/healthz", get(api::healthz))
@@ -119,11 +124,26 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `state.shutdown` is cancelled, then drains.
-pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result<()> {
+    // Keep descriptors for the geodata, the logs and the odd file.
+    let limits = state.config.serve_limits().within_open_file_limit(64, 1);
+    // Streams must never take every connection, or a sender could not get in: when the
+    // open-file limit lowered the connection cap, the stream cap follows it.
+    if state.config.max_streams >= limits.max_connections {
+        let streams = (limits.max_connections * 9 / 10).max(1);
+        tracing::warn!(
+            configured = state.config.max_streams,
+            lowered = streams,
+            max_connections = limits.max_connections,
+            "--max-streams lowered to stay below the connection cap"
+        );
+        let mut config = Config::clone(&state.config);
+        config.max_streams = streams;
+        state.config = Arc::new(config);
+    }
     let background = state.spawn_background();
     let shutdown = state.shutdown.clone();
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    traffic::service::serve(listener, app(state), limits, shutdown)
         .await
         .context("while serving HTTP")?;
     background

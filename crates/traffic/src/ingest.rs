@@ -31,11 +31,10 @@ pub enum IngestError {
         /// What is wrong with it.
         problem: ItemProblem,
     },
-    /// More items than the server takes in one request (HTTP 413).
-    #[error("{count} items in one request; at most {max} are accepted")]
+    /// More items than the server takes in one request (HTTP 413). Reading stops at the
+    /// first item over the limit, so the body's full count is not known.
+    #[error("more than {max} items in one request; at most {max} are accepted")]
     TooManyItems {
-        /// Items in the body.
-        count: usize,
         /// The configured limit.
         max: usize,
     },
@@ -77,33 +76,99 @@ impl ItemProblem {
 
 /// Parses a request body into events, all or nothing: the first bad item fails the whole body
 /// so a client never has to guess which of its events were kept.
+///
+/// An array is read item by item: each is validated as it is read, and reading stops at
+/// item `max_items + 1` (the body is refused without reading the rest). Precedence is that of
+/// reading the whole body first: a syntax error before that point is `Malformed`, too many
+/// items is `TooManyItems`, and only then is the first bad item `Invalid`.
 pub fn parse_body(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    let items: Vec<RawItem<'_>> = match first {
-        Some(b'[') => serde_json::from_slice(body),
-        Some(b'{') => serde_json::from_slice::<RawItem<'_>>(body).map(|item| vec![item]),
-        Some(_) => {
-            return Err(IngestError::Malformed(
-                "expected an event object or an array of them".to_owned(),
-            ));
+    match first {
+        Some(b'[') => parse_array(body, max_items),
+        Some(b'{') => {
+            let item = serde_json::from_slice::<RawItem<'_>>(body)
+                .map_err(|e| IngestError::Malformed(e.to_string()))?;
+            if max_items == 0 {
+                return Err(IngestError::TooManyItems { max: max_items });
+            }
+            let event = item
+                .validate()
+                .map_err(|problem| IngestError::Invalid { item: 0, problem })?;
+            Ok(vec![event])
         }
-        None => return Err(IngestError::Malformed("the body is empty".to_owned())),
+        Some(_) => Err(IngestError::Malformed(
+            "expected an event object or an array of them".to_owned(),
+        )),
+        None => Err(IngestError::Malformed("the body is empty".to_owned())),
     }
-    .map_err(|e| IngestError::Malformed(e.to_string()))?;
-    if items.len() > max_items {
-        return Err(IngestError::TooManyItems {
-            count: items.len(),
-            max: max_items,
-        });
-    }
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(item, raw)| {
-            raw.validate()
-                .map_err(|problem| IngestError::Invalid { item, problem })
+}
+
+fn parse_array(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError> {
+    let mut outcome = BatchOutcome::default();
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let read = deserializer
+        .deserialize_seq(BatchVisitor {
+            max_items,
+            outcome: &mut outcome,
         })
-        .collect()
+        .and_then(|()| deserializer.end());
+    if outcome.too_many {
+        return Err(IngestError::TooManyItems { max: max_items });
+    }
+    read.map_err(|e| IngestError::Malformed(e.to_string()))?;
+    match outcome.first_invalid {
+        Some(e) => Err(e),
+        None => Ok(outcome.events),
+    }
+}
+
+/// What reading an array found, filled in by [`BatchVisitor`].
+#[derive(Default)]
+struct BatchOutcome {
+    events: Vec<Event>,
+    /// The first item that is not a usable event; later items are only checked for syntax.
+    first_invalid: Option<IngestError>,
+    /// Item `max_items + 1` was seen; reading stopped there.
+    too_many: bool,
+}
+
+/// Reads an array item by item, validating each, and stops at one item over the limit.
+struct BatchVisitor<'o> {
+    max_items: usize,
+    outcome: &'o mut BatchOutcome,
+}
+
+impl<'de> Visitor<'de> for BatchVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of event objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while let Some(raw) = seq.next_element::<RawItem<'de>>()? {
+            if index == self.max_items {
+                self.outcome.too_many = true;
+                return Err(de::Error::custom("too many items"));
+            }
+            if self.outcome.first_invalid.is_none() {
+                match raw.validate() {
+                    Ok(event) => self.outcome.events.push(event),
+                    Err(problem) => {
+                        self.outcome.first_invalid = Some(IngestError::Invalid {
+                            item: index,
+                            problem,
+                        });
+                        // Nothing will be kept: free what was.
+                        self.outcome.events = Vec::new();
+                    }
+                }
+            }
+            index += 1;
+        }
+        Ok(())
+    }
 }
 
 /// A JSON scalar as sent, before validation.
@@ -464,7 +529,54 @@ mod tests {
         let body = format!("[{GOOD},{GOOD},{GOOD}]");
         assert_eq!(
             parse_body(body.as_bytes(), 2),
-            Err(IngestError::TooManyItems { count: 3, max: 2 })
+            Err(IngestError::TooManyItems { max: 2 })
+        );
+        let bad_first = format!(r#"[{{"ip":"x"}},{GOOD},{GOOD}]"#);
+        assert_eq!(
+            parse_body(bad_first.as_bytes(), 2),
+            Err(IngestError::TooManyItems { max: 2 }),
+            "413 takes precedence over 422, as when the whole body was read first"
+        );
+        assert_eq!(
+            parse_body(GOOD.as_bytes(), 0),
+            Err(IngestError::TooManyItems { max: 0 })
+        );
+    }
+
+    #[test]
+    fn reading_stops_at_the_first_item_over_the_limit() {
+        // Items 1..=max+1 are tiny and well-formed; item max+2 is not even JSON. Only a
+        // parser that stopped at max+1 can call this too many rather than malformed.
+        let max = 1000;
+        let body = format!("[{}nonsense]", "0,".repeat(max + 1));
+        assert_eq!(
+            parse_body(body.as_bytes(), max),
+            Err(IngestError::TooManyItems { max })
+        );
+        let exactly = format!("[{}0]", "0,".repeat(max - 1));
+        assert!(
+            matches!(
+                parse_body(exactly.as_bytes(), max),
+                Err(IngestError::Invalid { item: 0, .. })
+            ),
+            "at the limit, items are read and validated"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_after_a_bad_item_is_still_malformed() {
+        let body = format!(r#"[{GOOD},{{"ip":"x"}},{GOOD}"#);
+        assert!(matches!(
+            parse_body(body.as_bytes(), 10),
+            Err(IngestError::Malformed(_))
+        ));
+        let body = format!(r#"[{GOOD},{{"ip":"x"}},5,{GOOD}]"#);
+        assert!(
+            matches!(
+                parse_body(body.as_bytes(), 10),
+                Err(IngestError::Invalid { item: 1, .. })
+            ),
+            "the first bad item is named, not a later one"
         );
     }
 

@@ -1,4 +1,6 @@
-//! Process plumbing the three binaries share: logging set-up and shutdown on signals.
+//! Process plumbing the three binaries share: logging set-up and shutdown on signals; and,
+//! with the `http-server` feature, the HTTP serving loop of the server and web binaries
+//! (`serve`) with its connection limits.
 //!
 //! Behind the `service` feature, so the domain library itself stays free of an async
 //! runtime; the binaries turn it on.
@@ -8,6 +10,11 @@ use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
+
+#[cfg(feature = "http-server")]
+mod http;
+#[cfg(feature = "http-server")]
+pub use http::{ServeLimits, serve};
 
 /// Logs to stderr, filtered by `RUST_LOG` or else `default_filter` (e.g. `"info"`), with
 /// colours only when stderr is a terminal.

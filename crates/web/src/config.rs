@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use std::time::Duration;
+use traffic::service::ServeLimits;
 
 /// traffic-globe web: serves the built globe frontend and forwards /api/* to the server, so
 /// the browser talks to one origin.
@@ -25,6 +27,23 @@ pub struct Config {
     /// Seconds to wait for a connection to the upstream before answering 502.
     #[arg(long, env = "WEB_CONNECT_TIMEOUT_SECS", default_value_t = 5)]
     pub connect_timeout_secs: u64,
+
+    /// Seconds a client has to send a request's head (request line and headers), counted
+    /// from when the connection is ready for one; a keep-alive connection with no next
+    /// request is closed after this too.
+    #[arg(long, env = "WEB_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a connection may go without a byte read or written before it is closed. Must
+    /// exceed the server's --keep-alive-secs (15), so forwarded idle streams are not cut.
+    #[arg(long, env = "WEB_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Most connections open at once (lowered to fit the open-file limit, keeping room for
+    /// as many upstream connections); beyond it new connections wait to be accepted until
+    /// one closes.
+    #[arg(long, env = "WEB_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
 
     /// Instead of serving, check a running web: GET /healthz at this HOST:PORT and exit 0 if
     /// it answers 200, 1 otherwise (for container health checks; no curl needed).
@@ -50,7 +69,16 @@ impl Config {
             "--upstream must name a host, got {}",
             self.upstream
         );
-        Ok(())
+        self.serve_limits().validate()
+    }
+
+    /// The connection limits for the serving loop.
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
     }
 
     /// The upstream base without a trailing slash, ready to have a path appended.

@@ -93,8 +93,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = AppState::new(config, shutdown.clone())?;
-    axum::serve(listener, app(config, state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    // Each browser connection may hold one to the upstream too.
+    let limits = config.serve_limits().within_open_file_limit(64, 2);
+    traffic::service::serve(listener, app(config, state), limits, shutdown)
         .await
         .context("while serving HTTP")
 }

@@ -4,6 +4,11 @@
 //! event, with nothing buffered here. Request headers go through (`Last-Event-ID` among
 //! them) except the hop-by-hop ones. Forwarded responses end when the web binary shuts
 //! down, so an open event stream never holds up a graceful shutdown.
+//!
+//! Only paths under `/api` are forwarded, and only in a form that no later step can turn
+//! into another path: the URL library on the way upstream resolves `..` and `%2e%2e`
+//! (WHATWG URL rules), so a path with a dot segment, an empty segment, a backslash or an
+//! encoded separator in any spelling is refused here with a 404 before it is built.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -28,6 +33,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Any method on `/api/*`: the same request to the upstream, its answer streamed back.
 pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
+    if !is_forwardable(parts.uri.path()) {
+        tracing::debug!(
+            path = parts.uri.path(),
+            "refused a path that is not plainly under /api"
+        );
+        return not_found();
+    }
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{}", state.upstream, path_and_query);
     let mut headers = parts.headers;
@@ -56,6 +68,45 @@ pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> 
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Whether `path` (as sent, still percent-encoded) is `/api` or below it, with every
+/// segment a plain name: not `.` or `..` in any spelling, not empty (`//`), and without a
+/// `/`, `\\` or control character, raw or percent-encoded. A trailing `/` is allowed.
+fn is_forwardable(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api") else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    let Some(rest) = rest.strip_prefix('/') else {
+        return false; // `/apix`
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    rest.is_empty() || rest.split('/').all(is_plain_segment)
+}
+
+fn is_plain_segment(segment: &str) -> bool {
+    let decoded: Vec<u8> = percent_encoding::percent_decode_str(segment).collect();
+    let dots = decoded.iter().all(|&b| b == b'.');
+    !decoded.is_empty()
+        && !dots
+        && !decoded
+            .iter()
+            .any(|&b| b == b'/' || b == b'\\' || b == b'%' || b.is_ascii_control())
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"error":"not_found","message":"only plain paths under /api/ are forwarded"}"#,
+    )
+        .into_response()
 }
 
 fn http_body_is_empty(body: &Body) -> bool {
@@ -92,6 +143,43 @@ fn bad_gateway() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_paths_under_api_are_forwardable() {
+        for ok in [
+            "/api",
+            "/api/",
+            "/api/stream",
+            "/api/events/",
+            "/api/a%20b",
+            "/api/v1.2/x",
+        ] {
+            assert!(is_forwardable(ok), "{ok}");
+        }
+        for bad in [
+            "/",
+            "/apix",
+            "/metrics",
+            "/api/..",
+            "/api/../metrics",
+            "/api/./stats",
+            "/api/.../x",
+            "/api/%2e%2e/metrics",
+            "/api/%2E%2E/metrics",
+            "/api/.%2e/metrics",
+            "/api/%2e/metrics",
+            "/api/..%2fmetrics",
+            "/api/x%2F..%2F..%2Fmetrics",
+            "/api/..%5cmetrics",
+            "/api/..\\metrics",
+            "/api//metrics",
+            "/api/x/../../metrics",
+            "/api/%252e%252e/metrics",
+            "/api/a%00b",
+        ] {
+            assert!(!is_forwardable(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {

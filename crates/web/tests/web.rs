@@ -93,14 +93,20 @@ struct Web {
 }
 
 async fn start_web(upstream: &str) -> Web {
+    start_web_with(upstream, &[]).await
+}
+
+async fn start_web_with(upstream: &str, flags: &[&str]) -> Web {
     let dist = fixture_dist();
-    let config = web::Config::parse_from([
+    let mut args = vec![
         "web",
         "--upstream",
         upstream,
         "--dist",
         dist.to_str().expect("utf-8 path"),
-    ]);
+    ];
+    args.extend_from_slice(flags);
+    let config = web::Config::parse_from(args);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind web");
     let base = format!("http://{}", listener.local_addr().expect("web address"));
     let shutdown = CancellationToken::new();
@@ -327,4 +333,168 @@ async fn shutdown_ends_open_forwarded_streams_and_returns() {
     served.expect("clean shutdown");
     // Keep the upstream's sender alive until here, so only shutdown could have ended it.
     drop(upstream.events);
+}
+
+/// A stand-in upstream that answers anything and records the path and query it was asked.
+async fn start_recording_upstream() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let app = Router::new().fallback(move |uri: axum::http::Uri| {
+        let record = record.clone();
+        async move {
+            let path = uri.path_and_query().map_or("", |p| p.as_str()).to_owned();
+            record.lock().expect("not poisoned").push(path.clone());
+            format!("upstream got {path}")
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind upstream");
+    let address = listener.local_addr().expect("upstream address");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (address, seen)
+}
+
+/// Sends `GET {target}` exactly as written (an HTTP client would normalise the path first)
+/// and returns the status and body.
+async fn raw_get(base: &str, target: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer within 5 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_owned();
+    (status, body)
+}
+
+#[tokio::test]
+async fn paths_that_leave_api_in_any_spelling_are_404_and_never_forwarded() {
+    let (upstream, seen) = start_recording_upstream().await;
+    let web = start_web(&format!("http://{upstream}")).await;
+    for target in [
+        "/api/../metrics",
+        "/api/%2e%2e/metrics",
+        "/api/%2E%2E/metrics",
+        "/api/.%2e/metrics",
+        "/api/..%2fmetrics",
+        "/api/stats%2F..%2F..%2Fmetrics",
+        "/api/..%5Cmetrics",
+        "/api/..\\metrics",
+        "/api//metrics",
+        "/api/x/../../metrics",
+        "/api/./stats",
+        "/api/%252e%252e/metrics",
+    ] {
+        let (status, body) = raw_get(&web.base, target).await;
+        assert!(
+            status == 404 || status == 400,
+            "{target}: answered {status} {body}"
+        );
+        if status == 404 {
+            assert!(
+                body.contains("\"not_found\""),
+                "{target}: JSON body, got {body}"
+            );
+        }
+    }
+    let (status, body) = raw_get(&web.base, "/api/stats?x=%2e%2e").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "upstream got /api/stats?x=%2e%2e")
+    );
+    assert_eq!(
+        *seen.lock().expect("not poisoned"),
+        vec!["/api/stats?x=%2e%2e".to_owned()],
+        "only the plain path reached the upstream"
+    );
+}
+
+/// Reads until the peer closes (a reset counts); panics if it does not within `WAIT`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => panic!(
+                "web did not close the connection; got {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_half_a_request_is_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let web = start_web_with("http://127.0.0.1:9", &["--header-timeout-secs", "1"]).await;
+    let address = web.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nAcce")
+        .await
+        .expect("send");
+    let answer = read_until_closed(&mut slow).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "closed without serving anything: {answer:?}"
+    );
+    assert_eq!(fetch(format!("{}/healthz", web.base)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_and_are_served_once_others_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let web = start_web_with("http://127.0.0.1:9", &["--max-connections", "2"]).await;
+    let address = web.base.trim_start_matches("http://").to_owned();
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(&address)
+            .await
+            .expect("connect");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("send");
+        let mut head = [0u8; 12];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut head))
+            .await
+            .expect("served")
+            .expect("read");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        holders.push(stream);
+    }
+    let mut third = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut peek = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.peek(&mut peek)).await;
+    assert!(early.is_err(), "served beyond the cap: {early:?}");
+    drop(holders.pop());
+    let answer = read_until_closed(&mut third).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }

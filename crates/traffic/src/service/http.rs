@@ -1,0 +1,309 @@
+//! The HTTP/1.1 serving loop of the server and web binaries: a header-read timeout, an
+//! idle timeout and a connection cap around hyper, with graceful shutdown.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Limits every served connection is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request's head (request line and headers) must arrive complete within this, counted
+    /// from when the connection is ready for it: a client that sends half a request, or a
+    /// keep-alive connection with no next request, is closed after it.
+    pub header_timeout: Duration,
+    /// A connection on which nothing is read or written for this long is closed: a stalled
+    /// upload, or a client that stopped reading its response. Must exceed the interval of
+    /// any keep-alive a long response sends (the stream's is 15 s).
+    pub idle_timeout: Duration,
+    /// Most connections open at once. Beyond it new connections wait in the listen backlog
+    /// until one closes (the timeouts above make sure one does), so file descriptors are
+    /// never exhausted.
+    pub max_connections: usize,
+}
+
+impl ServeLimits {
+    /// The most connections a limit may name (so a drain can wait for all of them at once).
+    pub const MAX_CONNECTIONS: usize = 1_000_000;
+
+    /// Checks the limits, naming the binaries' flags.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.header_timeout.is_zero(),
+            "--header-timeout-secs must be at least 1"
+        );
+        anyhow::ensure!(
+            !self.idle_timeout.is_zero(),
+            "--idle-timeout-secs must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=Self::MAX_CONNECTIONS).contains(&self.max_connections),
+            "--max-connections must be between 1 and {}",
+            Self::MAX_CONNECTIONS
+        );
+        Ok(())
+    }
+
+    /// These limits with `max_connections` lowered, if need be, to what the process's
+    /// open-file limit leaves after `reserve` descriptors for everything else, when each
+    /// connection may take `per_connection` descriptors.
+    pub fn within_open_file_limit(mut self, reserve: u64, per_connection: u64) -> Self {
+        if let Some(limit) = open_file_limit() {
+            let budget = (limit.saturating_sub(reserve) / per_connection.max(1)).max(1);
+            if (self.max_connections as u64) > budget {
+                tracing::warn!(
+                    configured = self.max_connections,
+                    open_file_limit = limit,
+                    using = budget,
+                    "--max-connections lowered to fit the open-file limit (ulimit -n)"
+                );
+                self.max_connections = budget as usize;
+            }
+        }
+        self
+    }
+}
+
+/// The soft limit on open files, where the platform says (Linux: `/proc/self/limits`).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Serves `router` on `listener` over HTTP/1.1 until `shutdown` is cancelled, holding every
+/// connection to `limits`; then stops accepting, lets each connection finish its current
+/// response (open streams end on the same token) and returns when all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    limits: ServeLimits,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    limits.validate()?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let http = Arc::new(http);
+    loop {
+        // A free slot first, then accept: beyond the cap connections wait in the backlog.
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = Arc::clone(&slots).acquire_owned() => slot.context("the slots are never closed")?,
+        };
+        let stream = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+        };
+        let connection = serve_connection(
+            stream,
+            router.clone(),
+            Arc::clone(&http),
+            limits.idle_timeout,
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // Every connection holds a slot until it is closed: all slots free means all closed.
+    let all = u32::try_from(limits.max_connections).context("validated above")?;
+    let _drained = slots
+        .acquire_many(all)
+        .await
+        .context("the slots are never closed")?;
+    Ok(())
+}
+
+/// An accept error is about one connection (reset before accepted) or about the process
+/// (out of file descriptors); in the second case, pause instead of spinning.
+async fn accept_failed(e: io::Error) {
+    use io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; pausing for 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: axum::Router,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    idle_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    // Answers are written whole (hyper writes head and body together): no reason to wait
+    // for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let start = Instant::now();
+    let activity = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        start,
+        activity: Arc::clone(&activity),
+    });
+    let connection = http.serve_connection(io, TowerToHyperService::new(router));
+    tokio::pin!(connection);
+    let mut draining = false;
+    loop {
+        let last = start + Duration::from_millis(activity.load(Relaxed));
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = shutdown.cancelled(), if !draining => {
+                // Finish the response under way (streams end on the same token), then close.
+                connection.as_mut().graceful_shutdown();
+                draining = true;
+            }
+            () = tokio::time::sleep_until(last + idle_timeout) => {
+                let last = start + Duration::from_millis(activity.load(Relaxed));
+                if Instant::now() >= last + idle_timeout {
+                    tracing::debug!(idle_secs = idle_timeout.as_secs(), "idle connection closed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A socket that notes when it last made progress, read or write.
+struct Watched {
+    inner: TcpStream,
+    start: Instant,
+    /// Milliseconds from `start` to the last progress.
+    activity: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let elapsed = self.start.elapsed().as_millis();
+        self.activity
+            .store(u64::try_from(elapsed).unwrap_or(u64::MAX), Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max_connections: usize) -> ServeLimits {
+        ServeLimits {
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections,
+        }
+    }
+
+    #[test]
+    fn limits_are_validated_with_the_flag_named() {
+        assert!(limits(1).validate().is_ok());
+        let error = limits(0).validate().expect_err("no connections at all");
+        assert!(error.to_string().contains("--max-connections"), "{error}");
+        let mut zero = limits(1);
+        zero.header_timeout = Duration::ZERO;
+        let error = zero.validate().expect_err("no time for a head");
+        assert!(
+            error.to_string().contains("--header-timeout-secs"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn max_connections_are_lowered_to_fit_the_open_file_limit() {
+        let Some(limit) = open_file_limit() else {
+            return; // Not Linux: nothing to fit.
+        };
+        let fitted = limits(ServeLimits::MAX_CONNECTIONS).within_open_file_limit(64, 2);
+        assert!(
+            (fitted.max_connections as u64) * 2 + 64 <= limit.max(66),
+            "{fitted:?} with an open-file limit of {limit}"
+        );
+        assert_eq!(limits(1).within_open_file_limit(64, 2).max_connections, 1);
+    }
+}
