@@ -11,8 +11,11 @@ use reqwest::Url;
 /// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
 /// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
 ///
-/// Exits 0 only if every usable row was accepted by the server, 1 otherwise, 2 on usage
-/// errors. Log level from RUST_LOG (default: info).
+/// Exit status: 0 when every row of the file was read and accepted by the server; 3 when
+/// the replay finished and every usable row was accepted, but some rows were skipped as
+/// unreadable (each is named with its line in a warning, and the summary starts with
+/// "INCOMPLETE"); 1 when the replay failed or stopped early or the server did not accept
+/// every usable row; 2 on usage errors. Log level from RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "sender", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {

@@ -7,8 +7,6 @@
 //! Generic over the [`Transport`] and the row source so that tests run it on tokio's paused
 //! clock against fakes.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -21,6 +19,7 @@ use traffic::csv::{ReadError, Row};
 use traffic::pacing::Schedule;
 
 use crate::progress::Progress;
+pub use crate::summary::{Lateness, Summary};
 use crate::transport::{PostError, Transport};
 
 /// First wait after a failed POST.
@@ -88,106 +87,6 @@ pub enum ReplayError {
         /// 1-based line number.
         line: u64,
     },
-}
-
-/// What a replay did; its `Display` is the one-line final summary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
-    /// Usable rows read from the file (all passes).
-    pub rows_read: u64,
-    /// Rows the server accepted.
-    pub accepted: u64,
-    /// Rows the server rejected as invalid (422), reported one by one.
-    pub rejected: u64,
-    /// Unusable rows skipped, by reason (the field at fault, or `malformed`).
-    pub skipped: BTreeMap<String, u64>,
-    /// Rows with a timestamp earlier than an already scheduled one, sent at once.
-    pub out_of_order: u64,
-    /// Successful or rejecting POSTs.
-    pub posts: u64,
-    /// POSTs that failed and were retried.
-    pub retries: u64,
-    /// Usable rows not delivered because the replay was stopped or gave up.
-    pub not_sent: u64,
-    /// Passes over the file started (more than 1 only with looping).
-    pub passes: u32,
-    /// Per-row lateness: send instant minus scheduled instant.
-    pub lateness: Lateness,
-    /// Time from the first row's due instant to the end.
-    pub elapsed: Duration,
-    /// Lateness of the last row delivered: the drift at the end of the schedule.
-    pub drift: Option<Duration>,
-    /// The replay was stopped by the shutdown token.
-    pub cancelled: bool,
-}
-
-/// Percentiles of per-row lateness.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Lateness {
-    /// Median.
-    pub p50: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// Largest.
-    pub max: Duration,
-}
-
-impl Summary {
-    /// Rows skipped for any reason.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.values().sum()
-    }
-
-    /// True when every usable row read was accepted and nothing was left unsent.
-    pub fn all_accepted(&self) -> bool {
-        !self.cancelled
-            && self.not_sent == 0
-            && self.rejected == 0
-            && self.accepted == self.rows_read
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        write!(
-            f,
-            "rows read {}, sent {} (accepted {}), skipped {}",
-            self.rows_read,
-            self.accepted + self.rejected,
-            self.accepted,
-            self.skipped_total()
-        )?;
-        if !self.skipped.is_empty() {
-            let reasons: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect();
-            write!(f, " ({})", reasons.join(", "))?;
-        }
-        write!(
-            f,
-            ", rejected {}, out of order {}, not sent {}, posts {}, retries {}, passes {}, \
-             lateness p50 {:.3} ms p99 {:.3} ms max {:.3} ms, elapsed {:.3} s, drift at end {}",
-            self.rejected,
-            self.out_of_order,
-            self.not_sent,
-            self.posts,
-            self.retries,
-            self.passes,
-            ms(self.lateness.p50),
-            ms(self.lateness.p99),
-            ms(self.lateness.max),
-            self.elapsed.as_secs_f64(),
-            self.drift
-                .map_or_else(|| "n/a".to_owned(), |d| format!("{:.3} ms", ms(d))),
-        )?;
-        if self.cancelled {
-            f.write_str(", stopped early")?;
-        }
-        Ok(())
-    }
 }
 
 /// Replays the rows that `open` yields (called again for each pass when looping) through
@@ -304,11 +203,11 @@ where
                     return self.schedule_row(row, summary).map(Some);
                 }
                 Some(Err(ReadError::Row { line, reason })) => {
+                    *summary.skipped.entry(reason_category(&reason)).or_default() += 1;
                     if self.strict {
                         return Err(ReplayError::Strict { line, reason });
                     }
                     warn!(line, reason = %reason, "row skipped");
-                    *summary.skipped.entry(reason_category(&reason)).or_default() += 1;
                 }
                 Some(Err(fatal)) => return Err(ReplayError::Read(fatal)),
                 None => self.rows = None,
@@ -639,7 +538,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeMap, VecDeque};
 
     use super::*;
 
