@@ -27,7 +27,7 @@ pub use http::HttpTransport;
 pub use progress::Progress;
 pub use replay::{Options, ReplayError, replay};
 pub use summary::{Summary, Verdict, exit};
-pub use transport::{PostError, Transport};
+pub use transport::{PostError, Transport, batch_key, new_run_id};
 
 /// How long before a row is due the replay stops sleeping and spins: tokio's timers wake
 /// 1-3 ms late, measured.
@@ -66,12 +66,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         max_batch: config.max_batch,
         give_up_after: config.give_up_after,
         spin: SPIN,
+        run_id: transport::new_run_id(),
     };
     info!(
         csv = %path.display(),
         endpoint = %transport.endpoint(),
         speed = config.speed,
         looping = config.looping,
+        run_id = %options.run_id,
         "replaying"
     );
     let (summary, result) = replay(

@@ -2,8 +2,10 @@
 //! and posts the rows that are due (one request in flight at a time, file order kept).
 //!
 //! Rows due at the same instant, or overdue because the server was slow or away, go together
-//! in one POST (up to `max_batch`). Failures are retried with exponential backoff while rows
-//! that come due join the pending batch; rows after an outage keep their original schedule.
+//! in one POST (up to `max_batch`). Each batch gets an idempotency key (`<run id>:<n>`);
+//! failures are retried with exponential backoff, the same rows under the same key, while
+//! rows that come due wait for the next batch; rows after an outage keep their original
+//! schedule.
 //! Generic over the [`Transport`] and the row source so that tests run it on tokio's paused
 //! clock against fakes.
 
@@ -20,7 +22,7 @@ use traffic::pacing::Schedule;
 
 use crate::progress::Progress;
 pub use crate::summary::{Lateness, Summary};
-use crate::transport::{PostError, Transport};
+use crate::transport::{PostError, Transport, batch_key};
 
 /// First wait after a failed POST.
 const BACKOFF_START: Duration = Duration::from_millis(50);
@@ -46,6 +48,9 @@ pub struct Options {
     /// hits them exactly. Must be zero on tokio's paused clock, which does not move while
     /// a task spins.
     pub spin: Duration,
+    /// This run's identifier, the first part of every batch's idempotency key
+    /// (`<run_id>:<batch number>`); [`crate::transport::new_run_id`] makes a random one.
+    pub run_id: String,
 }
 
 /// Why a replay stopped before its end.
@@ -129,6 +134,8 @@ where
         pending_events: Vec::with_capacity(options.max_batch.get()),
         pending_rows: Vec::with_capacity(options.max_batch.get()),
         cap: options.max_batch.get(),
+        in_flight: None,
+        batches: 0,
         backoff: BACKOFF_START,
         failing_since: None,
         // Microseconds from 1 µs to one hour, 3 significant digits: ~30 KB, constant.
@@ -287,6 +294,10 @@ struct Replay<'a, T, F, I> {
     pending_rows: Vec<Due>,
     /// Largest batch the server takes (halved on 413).
     cap: usize,
+    /// The batch at the head of `pending_*` that was posted and must be retried as it is.
+    in_flight: Option<InFlight>,
+    /// Batches numbered so far (the last key's number).
+    batches: u64,
     backoff: Duration,
     failing_since: Option<Instant>,
     /// Per-row lateness in microseconds.
@@ -294,6 +305,15 @@ struct Replay<'a, T, F, I> {
     /// Exact largest lateness (the histogram's max is rounded to its bucket).
     max_lateness: Duration,
     summary: Summary,
+}
+
+/// A batch that was posted at least once: its first `count` pending rows under `key`.
+/// Until the server answers it, every retry sends exactly these rows with this key, so that
+/// a server that counted an attempt whose answer was lost recognises the repeat.
+#[derive(Debug, Clone)]
+struct InFlight {
+    key: String,
+    count: usize,
 }
 
 /// What happened to a wait or a request when shutdown was requested.
@@ -375,16 +395,31 @@ where
     /// Posts the head of the pending batch once and deals with the answer.
     /// The outer `Err` stops the replay with an error, the inner one on shutdown.
     async fn attempt(&mut self) -> Result<Result<(), Cancelled>, ReplayError> {
-        let count = self.pending_rows.len().min(self.cap);
-        if count == 0 {
-            return Ok(Ok(()));
-        }
+        let InFlight { key, count } = match &self.in_flight {
+            Some(batch) => batch.clone(),
+            None => {
+                let count = self.pending_rows.len().min(self.cap);
+                if count == 0 {
+                    return Ok(Ok(()));
+                }
+                self.batches += 1;
+                let key = batch_key(&self.options.run_id, self.batches);
+                self.in_flight.insert(InFlight { key, count }).clone()
+            }
+        };
         let sent_at = Instant::now();
         let result = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return Ok(Err(Cancelled)),
-            result = self.transport.post(&self.pending_events[..count]) => result,
+            result = self.transport.post(&key, &self.pending_events[..count]) => result,
         };
+        // Any answer but a retry ends this batch: what is left of it goes under a new key.
+        if !matches!(
+            result,
+            Err(PostError::Transient(_) | PostError::RetryAfter { .. })
+        ) {
+            self.in_flight = None;
+        }
         match result {
             Ok(accepted) => {
                 self.recovered();
@@ -437,7 +472,12 @@ where
                 ));
             }
             Err(PostError::Fatal(message)) => return Err(ReplayError::Refused(message)),
-            Err(PostError::Transient(message)) => return self.back_off(message).await,
+            Err(PostError::Transient(message)) => {
+                return self.back_off(message, Duration::ZERO).await;
+            }
+            Err(PostError::RetryAfter { reason, after }) => {
+                return self.back_off(reason, after).await;
+            }
         }
         Ok(Ok(()))
     }
@@ -465,9 +505,13 @@ where
         self.backoff = BACKOFF_START;
     }
 
-    /// After a failed POST: give up, or wait (collecting rows that come due) and let the
-    /// caller try again.
-    async fn back_off(&mut self, message: String) -> Result<Result<(), Cancelled>, ReplayError> {
+    /// After a failed POST: give up, or wait (at least `at_least`, collecting rows that come
+    /// due) and let the caller try the same batch again.
+    async fn back_off(
+        &mut self,
+        message: String,
+        at_least: Duration,
+    ) -> Result<Result<(), Cancelled>, ReplayError> {
         self.summary.retries += 1;
         let now = Instant::now();
         let since = *self.failing_since.get_or_insert(now);
@@ -481,11 +525,15 @@ where
             });
         }
         if since == now {
-            warn!(error = %message, pending = self.pending_rows.len(), "POST failed, retrying");
+            let key = self
+                .in_flight
+                .as_ref()
+                .map_or("", |batch| batch.key.as_str());
+            warn!(error = %message, key, pending = self.pending_rows.len(), "POST failed, retrying with the same key");
         } else {
             debug!(error = %message, backoff_ms = self.backoff.as_millis() as u64, "POST failed again");
         }
-        let retry_at = (now + self.backoff).min(give_up_at);
+        let retry_at = (now + self.backoff.max(at_least)).min(give_up_at);
         self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
         loop {
             self.collect_due()?;
@@ -548,6 +596,7 @@ mod tests {
     #[derive(Debug, Clone, PartialEq)]
     struct Post {
         at: Duration,
+        key: String,
         timestamps: Vec<f64>,
     }
 
@@ -577,6 +626,10 @@ mod tests {
         }
 
         /// Events of the POSTs that the server answered with success, in order.
+        fn keys(&self) -> Vec<&str> {
+            self.posts.iter().map(|p| p.key.as_str()).collect()
+        }
+
         fn post_times(&self) -> Vec<(Duration, usize)> {
             self.posts
                 .iter()
@@ -586,10 +639,11 @@ mod tests {
     }
 
     impl Transport for FakeServer {
-        async fn post(&mut self, events: &[Event]) -> Result<u64, PostError> {
+        async fn post(&mut self, key: &str, events: &[Event]) -> Result<u64, PostError> {
             assert!(!events.is_empty(), "empty POST");
             self.posts.push(Post {
                 at: Instant::now() - self.start,
+                key: key.to_owned(),
                 timestamps: events.iter().map(|e| e.timestamp).collect(),
             });
             if !self.delay.is_zero() {
@@ -644,6 +698,7 @@ mod tests {
             max_batch: NonZeroUsize::new(1000).unwrap(),
             give_up_after: Duration::from_secs(60),
             spin: Duration::ZERO,
+            run_id: "run".to_owned(),
         }
     }
 
@@ -776,25 +831,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failed_posts_are_retried_with_backoff_and_later_rows_keep_their_schedule() {
+    async fn a_failed_batch_is_retried_with_backoff_as_it_was_under_its_key_and_later_rows_keep_their_schedule()
+     {
         let mut server = FakeServer::new();
         let fail = || Err(PostError::Transient("503".into()));
         server.script = [fail(), fail(), fail()].into();
         let (summary, result) =
             play(rows(&[0.0, 0.1, 0.2, 1.0, 2.0]), &mut server, &options(1.0)).await;
         result.unwrap();
-        // 0: fails; +50 ms: fails; +100 ms (row 2 joins): fails; +200 ms (row 3 joins): ok.
+        // 0: fails; +50 ms: fails; +100 ms: fails; +200 ms: ok, each time the same one row
+        // under the same key (the server may have counted an attempt whose answer was lost);
+        // the two rows that came due meanwhile follow at once as the next batch.
         assert_eq!(
             server.post_times(),
             [
                 (secs(0.0), 1),
                 (secs(0.05), 1),
-                (secs(0.15), 2),
-                (secs(0.35), 3),
+                (secs(0.15), 1),
+                (secs(0.35), 1),
+                (secs(0.35), 2),
                 (secs(1.0), 1),
                 (secs(2.0), 1)
             ]
         );
+        assert_eq!(
+            server.keys(),
+            [
+                "run:1", "run:1", "run:1", "run:1", "run:2", "run:3", "run:4"
+            ]
+        );
+        assert!(server.posts[..4].iter().all(|p| p.timestamps == [T0]));
         let want: Vec<Event> = rows(&[0.0, 0.1, 0.2, 1.0, 2.0])
             .iter()
             .map(|r| r.event)
@@ -836,8 +902,47 @@ mod tests {
         result.unwrap();
         let sizes: Vec<usize> = server.post_times().iter().map(|p| p.1).collect();
         assert_eq!(sizes, [5, 2, 2, 1]);
+        assert_eq!(
+            server.keys(),
+            ["run:1", "run:2", "run:3", "run:4"],
+            "the parts of a split batch are new batches with new keys"
+        );
         assert_eq!(server.events.len(), 5);
         assert!(summary.all_accepted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_409_is_retried_with_the_same_key_and_rows_after_its_retry_after() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::RetryAfter {
+            reason: "server answered 409 Conflict: in flight".into(),
+            after: secs(1.0),
+        })]
+        .into();
+        let (summary, result) = play(rows(&[0.0, 0.0, 5.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(
+            server.post_times(),
+            [(secs(0.0), 2), (secs(1.0), 2), (secs(5.0), 1)],
+            "waits the Retry-After, not the 50 ms backoff"
+        );
+        assert_eq!(server.keys(), ["run:1", "run:1", "run:2"]);
+        assert_eq!(summary.retries, 1);
+        assert!(summary.all_accepted(), "{summary}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_is_left_of_a_batch_after_a_rejected_item_goes_under_a_new_key() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::Invalid {
+            item: Some(0),
+            field: None,
+            reason: "bad".into(),
+        })]
+        .into();
+        let (_, result) = play(rows(&[0.0, 0.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(server.keys(), ["run:1", "run:2"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -912,6 +1017,8 @@ mod tests {
         assert_eq!(sent, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
         let at: Vec<Duration> = server.posts.iter().map(|p| p.at).collect();
         assert_eq!(at, (0..8).map(|s| secs(f64::from(s))).collect::<Vec<_>>());
+        let keys: std::collections::HashSet<&str> = server.keys().into_iter().collect();
+        assert_eq!(keys.len(), 8, "a key per batch, across passes");
         assert!(summary.cancelled);
         assert_eq!(summary.passes, 3);
         assert_eq!(summary.not_sent, 1, "the row read ahead in pass 3");
