@@ -64,6 +64,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         looping: config.looping,
         strict: config.strict,
         max_batch: config.max_batch,
+        max_gap: config.max_gap,
         give_up_after: config.give_up_after,
         spin: SPIN,
         run_id: transport::new_run_id(),

@@ -28,6 +28,9 @@ use crate::transport::{PostError, Transport, batch_key};
 const BACKOFF_START: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts.
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// A wait for the next row longer than this (wall-clock) is warned about, with the row's
+/// line and the wait, so that a gap in the data is not mistaken for a hang.
+pub const LONG_WAIT: Duration = Duration::from_secs(60);
 
 /// How to replay, independent of where rows come from and go to.
 #[derive(Debug, Clone)]
@@ -40,6 +43,8 @@ pub struct Options {
     pub strict: bool,
     /// Most rows in one POST.
     pub max_batch: NonZeroUsize,
+    /// Gaps in data time longer than this are shortened to it (`None`: kept as they are).
+    pub max_gap: Option<Duration>,
     /// Continuous failure after which the replay gives up.
     pub give_up_after: Duration,
     /// Wake this long before a row is due and spin (yielding) on the clock for the rest,
@@ -111,7 +116,10 @@ where
     I: Iterator<Item = Result<Row, ReadError>>,
 {
     let schedule = match Schedule::new(options.speed) {
-        Ok(schedule) => schedule,
+        Ok(schedule) => match options.max_gap {
+            Some(max_gap) => schedule.with_max_gap(max_gap),
+            None => schedule,
+        },
         Err(e) => return (Summary::default(), Err(e.into())),
     };
     let mut replay = Replay {
@@ -228,6 +236,14 @@ where
             summary.out_of_order += 1;
             debug!(line = row.line, "row out of order, due at once");
         }
+        if due.gap_cut > 0.0 {
+            summary.gaps_shortened += 1;
+            debug!(
+                line = row.line,
+                cut_s = due.gap_cut,
+                "gap before the row shortened to --max-gap"
+            );
+        }
         let start = *self.start.get_or_insert_with(Instant::now);
         let on_timer = if self.spin {
             due.offset
@@ -264,6 +280,17 @@ where
             summary.rows_read += self.rest;
         }
         self.rest
+    }
+}
+
+/// A wait in the largest fitting unit, for a log line: `90 s`, `3.5 h`, `412.0 days`.
+fn human(wait: Duration) -> String {
+    let s = wait.as_secs_f64();
+    match s {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
     }
 }
 
@@ -331,6 +358,7 @@ where
                 let Some(deadline) = self.next_deadline()? else {
                     return Ok(());
                 };
+                self.warn_if_long(deadline);
                 if self.wait_for_row(deadline).await.is_err() {
                     return Ok(());
                 }
@@ -363,6 +391,22 @@ where
             }
         }
         Ok(())
+    }
+
+    /// Warns when the next row is more than [`LONG_WAIT`] away.
+    fn warn_if_long(&mut self, deadline: Instant) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait > LONG_WAIT
+            && let Some(next) = &self.next
+        {
+            self.summary.long_waits += 1;
+            warn!(
+                line = next.line,
+                wait_s = wait.as_secs_f64().round(),
+                wait = %human(wait),
+                "waiting long for the next row (a gap in the data's timestamps; --max-gap shortens gaps)"
+            );
+        }
     }
 
     /// Waits until a row's due instant, as precisely as `options.spin` allows.
@@ -696,6 +740,7 @@ mod tests {
             looping: false,
             strict: false,
             max_batch: NonZeroUsize::new(1000).unwrap(),
+            max_gap: None,
             give_up_after: Duration::from_secs(60),
             spin: Duration::ZERO,
             run_id: "run".to_owned(),
@@ -1093,6 +1138,110 @@ mod tests {
         .await;
         let err = result.unwrap_err();
         assert!(matches!(err, ReplayError::Strict { line: 3, .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_longer_than_max_gap_is_shortened_and_later_rows_keep_their_spacing() {
+        let year = 365.0 * 86_400.0;
+        let offsets = [0.0, year, year + 1.0, year + 2.5, year + 100.0];
+        let mut opts = options(2.0);
+        opts.max_gap = Some(secs(10.0));
+        let mut server = FakeServer::new();
+        let (summary, result) = play(rows(&offsets), &mut server, &opts).await;
+        result.unwrap();
+        // Data gaps 1 year, 1 s, 1.5 s, 97.5 s -> 10, 1, 1.5, 10 s; at speed 2, halved, and
+        // computed from the start (absolute), not from the previous send.
+        assert_eq!(
+            server.post_times(),
+            [
+                (secs(0.0), 1),
+                (secs(5.0), 1),
+                (secs(5.5), 1),
+                (secs(6.25), 1),
+                (secs(11.25), 1)
+            ]
+        );
+        let sent: Vec<f64> = server.events.iter().map(|e| e.timestamp - T0).collect();
+        assert_eq!(sent, offsets, "the data's own timestamps are sent");
+        assert_eq!(summary.gaps_shortened, 2);
+        assert_eq!(summary.long_waits, 0);
+        assert_eq!(summary.drift, Some(Duration::ZERO));
+        assert!(
+            summary.to_string().contains("gaps shortened 2"),
+            "{summary}"
+        );
+    }
+
+    /// Log lines written while the returned guard lives (this thread only).
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn start(&self) -> tracing::subscriber::DefaultGuard {
+            let writer = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::WARN)
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_of_more_than_a_minute_for_the_next_row_is_warned_with_its_line_and_the_wait() {
+        let year = 365.0 * 86_400.0;
+        let log = Captured::default();
+        let guard = log.start();
+        let mut server = FakeServer::new();
+        // Waits: 59 s (quiet), then a year (line 4, warned), then 61 s (line 5, warned).
+        let (summary, result) = play(
+            rows(&[0.0, 59.0, 59.0 + year, 120.0 + year]),
+            &mut server,
+            &options(1.0),
+        )
+        .await;
+        drop(guard);
+        result.unwrap();
+        assert_eq!(
+            server.post_times()[2].0,
+            secs(59.0 + year),
+            "kept without --max-gap"
+        );
+        assert_eq!(summary.long_waits, 2);
+        let text = log.text();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("waiting long"))
+            .collect();
+        assert_eq!(warnings.len(), 2, "{text}");
+        assert!(warnings[0].contains("line=4"), "{text}");
+        assert!(warnings[0].contains("wait=365.0 days"), "{text}");
+        assert!(warnings[1].contains("line=5"), "{text}");
+        assert!(warnings[1].contains("wait_s=61"), "{text}");
+        assert!(summary.to_string().contains("long waits 2"), "{summary}");
+    }
+
+    #[test]
+    fn waits_are_told_in_a_fitting_unit() {
+        assert_eq!(human(secs(61.0)), "61 s");
+        assert_eq!(human(secs(600.0)), "10.0 min");
+        assert_eq!(human(secs(5400.0 * 2.0)), "3.0 h");
+        assert_eq!(human(secs(86_400.0 * 3.0)), "3.0 days");
     }
 
     #[test]

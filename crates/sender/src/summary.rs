@@ -67,6 +67,10 @@ pub struct Summary {
     pub skipped: BTreeMap<String, u64>,
     /// Rows with a timestamp earlier than an already scheduled one, sent at once.
     pub out_of_order: u64,
+    /// Gaps in data time shortened to `--max-gap`.
+    pub gaps_shortened: u64,
+    /// Waits for a next row longer than [`crate::replay::LONG_WAIT`], each warned about.
+    pub long_waits: u64,
     /// Successful or rejecting POSTs.
     pub posts: u64,
     /// POSTs that failed and were retried.
@@ -158,6 +162,12 @@ impl fmt::Display for Summary {
             self.drift
                 .map_or_else(|| "n/a".to_owned(), |d| format!("{:.3} ms", ms(d))),
         )?;
+        if self.gaps_shortened > 0 {
+            write!(f, ", gaps shortened {}", self.gaps_shortened)?;
+        }
+        if self.long_waits > 0 {
+            write!(f, ", long waits {}", self.long_waits)?;
+        }
         if self.cancelled {
             f.write_str(", stopped early")?;
         }

@@ -32,6 +32,7 @@ fn help_lists_every_option_with_its_environment_variable() {
         "SENDER_LOOP",
         "SENDER_STRICT",
         "SENDER_MAX_BATCH",
+        "SENDER_MAX_GAP",
         "SENDER_GIVE_UP_AFTER",
         "SENDER_TIMEOUT",
         "SENDER_QUIET",

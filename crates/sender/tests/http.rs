@@ -197,6 +197,7 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
         looping: false,
         strict: false,
         max_batch: 1000.try_into().unwrap(),
+        max_gap: None,
         give_up_after: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
         quiet: true,
