@@ -431,6 +431,12 @@ impl<R: Read> Lines<R> {
             };
             len += piece as u64;
             if len <= self.max_line as u64 {
+                // Grow by doubling, but never past the limit: the capacity stays <= max_line.
+                let needed = self.text.len() + piece;
+                if needed > self.text.capacity() {
+                    let target = needed.max(self.text.capacity() * 2).min(self.max_line);
+                    self.text.reserve_exact(target - self.text.len());
+                }
                 self.text.extend_from_slice(&buffer[..piece]);
             }
             self.input.consume(piece + usize::from(end.is_some()));
@@ -1058,6 +1064,33 @@ mod tests {
                 _ => Ok(0),
             }
         }
+    }
+
+    #[test]
+    fn the_line_buffer_never_grows_past_the_line_limit() {
+        let row = "1.1.1.1,1,2,1736919120,0";
+        let limit = 100;
+        let fits = format!("{row}{}", " ".repeat(limit - row.len()));
+        let input = format!("ip,lat,lon,ts,s\n{fits}\n{}\n{row}\n", "x".repeat(1000));
+        let mut reader = CsvReader::with_max_line(OneByteAtATime(input.as_bytes()), limit).unwrap();
+        let bound = READ_BUFFER_BYTES + limit + 5 * std::mem::size_of::<Range<usize>>();
+        let mut lines = Vec::new();
+        while let Some(item) = reader.next() {
+            lines.push(item.map(|row| row.line).map_err(|e| e.to_string()));
+            assert!(
+                reader.buffer_capacity() <= bound,
+                "{}",
+                reader.buffer_capacity()
+            );
+        }
+        assert_eq!(
+            lines,
+            [
+                Ok(2),
+                Err("line 3: the line is 1000 bytes long; at most 100 are read".to_owned()),
+                Ok(4)
+            ]
+        );
     }
 
     #[test]
