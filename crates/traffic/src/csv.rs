@@ -25,9 +25,9 @@
 //! **One line is one row.** A line ends at LF, CRLF or a lone CR, always, also inside
 //! quotes: no value of ours needs a line break, and this is what keeps one damaged line from
 //! costing more than itself. A UTF-8 BOM at the start, blank lines and lines holding only
-//! whitespace are skipped; line numbers count every line (the header is line 1 when nothing
-//! comes before it). A line longer than [`MAX_LINE_BYTES`] (without its line end) is a row
-//! error naming it; reading resumes at the next line.
+//! whitespace (however long) are skipped; line numbers count every line (the header is line
+//! 1 when nothing comes before it). A line longer than [`MAX_LINE_BYTES`] (without its line
+//! end) is a row error naming it; reading resumes at the next line.
 //!
 //! # Cells
 //! Cells are separated by commas and trimmed of spaces and tabs. A cell may be quoted, also
@@ -373,10 +373,61 @@ enum Line {
     },
 }
 
+/// Passes bytes through, less a UTF-8 BOM at the very start.
+struct SkipBom<R> {
+    inner: R,
+    /// The first bytes of the input (up to three), read to look for a BOM.
+    head: [u8; 3],
+    /// How many of `head` were read, and how many of those were passed on (or skipped).
+    head_len: usize,
+    head_pos: usize,
+    /// The head is complete (three bytes or the whole input) and was checked.
+    checked: bool,
+}
+
+impl<R: Read> SkipBom<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            head: [0; 3],
+            head_len: 0,
+            head_pos: 0,
+            checked: false,
+        }
+    }
+}
+
+impl<R: Read> Read for SkipBom<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while !self.checked {
+            match self.inner.read(&mut self.head[self.head_len..]) {
+                Ok(0) => self.checked = true,
+                Ok(n) => {
+                    self.head_len += n;
+                    self.checked = self.head_len == self.head.len();
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if self.checked && self.head[..self.head_len] == *BOM {
+                self.head_pos = self.head_len;
+            }
+        }
+        if self.head_pos < self.head_len {
+            let rest = &self.head[self.head_pos..self.head_len];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            self.head_pos += n;
+            return Ok(n);
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Splits input into lines (LF, CRLF or lone CR), counting them, in bounded memory: the read
 /// buffer and a line buffer of at most `max_line` bytes are all it holds.
 struct Lines<R> {
-    input: BufReader<R>,
+    input: BufReader<SkipBom<R>>,
     /// The current line's text, when it fits.
     text: Vec<u8>,
     max_line: usize,
@@ -389,7 +440,7 @@ struct Lines<R> {
 impl<R: Read> Lines<R> {
     fn new(input: R, max_line: usize) -> Self {
         Self {
-            input: BufReader::with_capacity(READ_BUFFER_BYTES, input),
+            input: BufReader::with_capacity(READ_BUFFER_BYTES, SkipBom::new(input)),
             text: Vec::new(),
             max_line,
             next_number: 1,
@@ -408,6 +459,8 @@ impl<R: Read> Lines<R> {
         let number = self.next_number;
         let mut len: u64 = 0;
         let mut started = false;
+        // Whitespace only so far: such a line is blank, however long.
+        let mut blank = true;
         loop {
             let buffer = match self.input.fill_buf() {
                 Ok(buffer) => buffer,
@@ -430,6 +483,7 @@ impl<R: Read> Lines<R> {
                 None => (buffer.len(), None),
             };
             len += piece as u64;
+            blank = blank && buffer[..piece].iter().all(u8::is_ascii_whitespace);
             if len <= self.max_line as u64 {
                 // Grow by doubling, but never past the limit: the capacity stays <= max_line.
                 let needed = self.text.len() + piece;
@@ -448,10 +502,9 @@ impl<R: Read> Lines<R> {
         self.next_number += 1;
         if len > self.max_line as u64 {
             self.text.clear();
-            return Ok(Some(Line::TooLong { number, len }));
-        }
-        if number == 1 && self.text.starts_with(BOM) {
-            self.text.drain(..BOM.len());
+            if !blank {
+                return Ok(Some(Line::TooLong { number, len }));
+            }
         }
         Ok(Some(Line::Fits { number }))
     }
@@ -1064,6 +1117,50 @@ mod tests {
                 _ => Ok(0),
             }
         }
+    }
+
+    #[test]
+    fn a_blank_line_longer_than_the_limit_is_still_blank() {
+        // Found by fuzzing: a whitespace-only line over the limit was a "too long" row error.
+        let padding = " \t".repeat(40);
+        let input = format!(
+            "{padding}\nip,lat,lon,ts\n1.1.1.1,1,2,1736919120\n{padding}\n2.2.2.2,1,2,1736919120\n{padding}"
+        );
+        for input in [input.clone(), format!("\u{feff}{input}")] {
+            let got: Vec<_> = CsvReader::with_max_line(OneByteAtATime(input.as_bytes()), 30)
+                .unwrap()
+                .map(|r| r.map(|row| row.line).map_err(|e| e.to_string()))
+                .collect();
+            assert_eq!(got, [Ok(3), Ok(5)], "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_bom_is_skipped_only_at_the_very_start_and_only_whole() {
+        let rows = "ip,lat,lon,ts\n1.1.1.1,1,2,1736919120\n";
+        for input in [format!("\u{feff}{rows}"), format!("\u{feff}\n\n{rows}")] {
+            assert_eq!(
+                lines(input.as_bytes()),
+                [input.lines().count() as u64],
+                "{input:?}"
+            );
+        }
+        // Part of a BOM is data: the header's first name is then not `ip`.
+        let mut partial = b"\xef\xbb".to_vec();
+        partial.extend_from_slice(rows.as_bytes());
+        assert!(header_error(&partial).starts_with("missing column ip"));
+        // A BOM later on is data too.
+        let late = format!("ip,lat,lon,ts\n\u{feff}1.1.1.1,1,2,1736919120\n");
+        assert_eq!(
+            outcomes(late.as_bytes()),
+            [(
+                2,
+                Err("ip: \"\\u{feff}1.1.1.1\" is not an IPv4 or IPv6 address".into())
+            )]
+        );
+        // Inputs shorter than a BOM.
+        assert!(header_error(b"\xef").starts_with("missing column"));
+        assert!(header_error(b"\xef\xbb\xbf").starts_with("the input is empty"));
     }
 
     #[test]
