@@ -1150,7 +1150,7 @@ mod tests {
         partial.extend_from_slice(rows.as_bytes());
         assert!(header_error(&partial).starts_with("missing column ip"));
         // A BOM later on is data too.
-        let late = format!("ip,lat,lon,ts\n\u{feff}1.1.1.1,1,2,1736919120\n");
+        let late = "ip,lat,lon,ts\n\u{feff}1.1.1.1,1,2,1736919120\n";
         assert_eq!(
             outcomes(late.as_bytes()),
             [(
