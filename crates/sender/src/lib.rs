@@ -138,8 +138,8 @@ fn open_csv(path: &Path) -> Result<CsvReader<File>, ReadError> {
     CsvReader::from_path(path)
 }
 
-/// Lines after the header, counted by a byte scan in constant memory (quoted line breaks
-/// would count double: this is for a progress bar, not for the summary).
+/// Lines after the header, counted by a byte scan for LF in constant memory (blank lines
+/// count too: this is for a progress bar, not for the summary).
 fn count_data_lines(path: &Path) -> std::io::Result<u64> {
     let mut file = File::open(path)?;
     let mut buffer = vec![0u8; 1 << 16];

@@ -330,6 +330,19 @@ impl RawServer {
     fn seen(&self) -> Vec<(String, Value)> {
         self.seen.lock().unwrap().clone()
     }
+
+    /// Starts a server doing `acts` first, replays `GOOD_CSV` into it with the real sender,
+    /// and returns the summary and what the server saw.
+    async fn replay(acts: &[Act], name: &str) -> (sender::Summary, Vec<(String, Value)>) {
+        let server = RawServer::default();
+        server.script.lock().unwrap().extend(acts);
+        let config = config(server.start().await, GOOD_CSV, name);
+        let summary = sender::run(config.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        std::fs::remove_file(&config.csv).unwrap();
+        (summary, server.seen())
+    }
 }
 
 /// Rows of `CSV` without the unusable one: two due together, then one.
@@ -357,16 +370,7 @@ fn assert_key_syntax(key: &str, batch: u64) {
 
 #[tokio::test]
 async fn a_batch_whose_answer_was_lost_is_retried_under_the_same_key() {
-    let server = RawServer::default();
-    server.script.lock().unwrap().push_back(Act::CountAndDrop);
-    let addr = server.start().await;
-    let first_run = config(addr, GOOD_CSV, "lost-answer");
-    let summary = sender::run(first_run.clone(), CancellationToken::new())
-        .await
-        .unwrap();
-    std::fs::remove_file(&first_run.csv).unwrap();
-
-    let seen = server.seen();
+    let (summary, seen) = RawServer::replay(&[Act::CountAndDrop], "lost-answer").await;
     assert_eq!(seen.len(), 3, "{seen:?}");
     let ((first_key, first), (retry_key, retry)) = (&seen[0], &seen[1]);
     assert_key_syntax(first_key, 1);
@@ -380,27 +384,13 @@ async fn a_batch_whose_answer_was_lost_is_retried_under_the_same_key() {
     assert!(summary.all_accepted(), "{summary}");
 
     // Another run of the same file has another run id.
-    let again = RawServer::default();
-    let second = config(again.start().await, GOOD_CSV, "lost-answer-2");
-    sender::run(second.clone(), CancellationToken::new())
-        .await
-        .unwrap();
-    std::fs::remove_file(&second.csv).unwrap();
-    assert_ne!(&again.seen()[0].0[..16], &first_key[..16]);
+    let (_, again) = RawServer::replay(&[], "lost-answer-2").await;
+    assert_ne!(&again[0].0[..16], &first_key[..16]);
 }
 
 #[tokio::test]
 async fn a_409_for_a_batch_in_flight_is_retried_under_the_same_key() {
-    let server = RawServer::default();
-    server.script.lock().unwrap().push_back(Act::Conflict);
-    let addr = server.start().await;
-    let config = config(addr, GOOD_CSV, "conflict");
-    let summary = sender::run(config.clone(), CancellationToken::new())
-        .await
-        .unwrap();
-    std::fs::remove_file(&config.csv).unwrap();
-
-    let seen = server.seen();
+    let (summary, seen) = RawServer::replay(&[Act::Conflict], "conflict").await;
     assert_eq!(seen.len(), 3, "{seen:?}");
     assert_eq!(seen[0], seen[1], "same key, same rows after the 409");
     assert_key_syntax(&seen[1].0, 1);
