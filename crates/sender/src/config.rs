@@ -11,8 +11,11 @@ use reqwest::Url;
 /// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
 /// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
 ///
-/// Exits 0 only if every usable row was accepted by the server, 1 otherwise, 2 on usage
-/// errors. Log level from RUST_LOG (default: info).
+/// Exit status: 0 when every row of the file was read and accepted by the server; 3 when
+/// the replay finished and every usable row was accepted, but some rows were skipped as
+/// unreadable (each is named with its line in a warning, and the summary starts with
+/// "INCOMPLETE"); 1 when the replay failed or stopped early or the server did not accept
+/// every usable row; 2 on usage errors. Log level from RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "sender", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -58,6 +61,13 @@ pub struct Config {
     /// Most rows in one POST; rows due together or overdue are sent together.
     #[arg(long, env = "SENDER_MAX_BATCH", default_value = "1000")]
     pub max_batch: NonZeroUsize,
+
+    /// Shorten every gap between rows longer than this, in data time, to this (seconds, or
+    /// 500ms, 90s, 2m, 1h); later rows keep their spacing. Timestamps sent are unchanged.
+    /// Without it, gaps are kept as they are: a wait for the next row of more than a minute
+    /// is logged as a warning.
+    #[arg(long, env = "SENDER_MAX_GAP", value_name = "SECONDS", value_parser = parse_max_gap)]
+    pub max_gap: Option<Duration>,
 
     /// Give up after the server has been unreachable or failing this long without a break
     /// (seconds, or with a unit: 500ms, 90s, 2m).
@@ -146,6 +156,15 @@ fn parse_speed(text: &str) -> Result<f64, String> {
     Ok(speed)
 }
 
+/// Parses a `--max-gap`: a duration greater than 0.
+fn parse_max_gap(text: &str) -> Result<Duration, String> {
+    let gap = parse_duration(text)?;
+    if gap.is_zero() {
+        return Err(format!("{text:?}: the max gap must be greater than 0"));
+    }
+    Ok(gap)
+}
+
 /// Parses a duration: a number of seconds (`1.5`) or a number with a unit `ms`, `s`, `m`, `h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -195,6 +214,11 @@ mod tests {
         assert!(parse_base_url("http://h/?q=1").is_err());
     }
 
+    fn cli_max_gap(args: &[&str]) -> Option<Duration> {
+        let args = std::iter::once("sender").chain(args.iter().copied());
+        Cli::try_parse_from(args).unwrap().replay.max_gap
+    }
+
     #[test]
     fn a_file_argument_and_the_generate_subcommand_both_parse() {
         let cli = Cli::try_parse_from(["sender", "data.csv", "--speed", "60"]).unwrap();
@@ -215,6 +239,17 @@ mod tests {
             "defaults agree with the generator's"
         );
         assert!(Cli::try_parse_from(["sender", "--speed", "0"]).is_err());
+        assert_eq!(cli_max_gap(&[]), None);
+        assert_eq!(
+            cli_max_gap(&["--max-gap", "90"]),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            cli_max_gap(&["--max-gap", "2m"]),
+            Some(Duration::from_secs(120))
+        );
+        let zero = Cli::try_parse_from(["sender", "--max-gap", "0"]).unwrap_err();
+        assert!(zero.to_string().contains("greater than 0"), "{zero}");
         assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
     }
 }

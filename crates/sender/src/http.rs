@@ -1,11 +1,12 @@
-//! The HTTP transport: JSON POSTs to `{url}/api/events` over one keep-alive client, with the
-//! server's answers sorted into [`PostError`] kinds.
+//! The HTTP transport: JSON POSTs to `{url}/api/events` over one keep-alive client, each
+//! with an `Idempotency-Key` header, and the server's answers sorted into [`PostError`] kinds.
 
 use std::time::Duration;
 
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use reqwest::{Client, StatusCode, Url};
 use serde::Deserialize;
+use tracing::info;
 use traffic::Event;
 
 use crate::transport::{PostError, Transport};
@@ -52,8 +53,17 @@ pub fn events_endpoint(base: &Url) -> Url {
     url
 }
 
+/// The request header carrying a batch's idempotency key.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The response header marking the stored answer to a key seen before.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// Wait before retrying a 409 that names no `Retry-After`.
+const CONFLICT_RETRY: Duration = Duration::from_secs(1);
+
 impl Transport for HttpTransport {
-    async fn post(&mut self, events: &[Event]) -> Result<u64, PostError> {
+    async fn post(&mut self, key: &str, events: &[Event]) -> Result<u64, PostError> {
         let body = match events {
             [one] => serde_json::to_vec(one),
             many => serde_json::to_vec(many),
@@ -63,17 +73,42 @@ impl Transport for HttpTransport {
             .client
             .post(self.endpoint.clone())
             .header(CONTENT_TYPE, "application/json")
+            .header(IDEMPOTENCY_KEY, key)
             .body(body)
             .send()
             .await
             .map_err(|e| PostError::Transient(error_chain(&e)))?;
         let status = response.status();
+        let retry_after = retry_after(response.headers());
+        if response
+            .headers()
+            .get(IDEMPOTENT_REPLAYED)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+        {
+            info!(
+                key,
+                %status,
+                "the server had already taken this batch (an earlier answer was lost); not counted twice"
+            );
+        }
         let body = response
             .bytes()
             .await
             .map_err(|e| PostError::Transient(error_chain(&e)))?;
-        classify(status, &body, events.len())
+        classify(status, retry_after, &body, events.len())
     }
+}
+
+/// A `Retry-After` header in seconds (the HTTP-date form is not used by our server).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: u64 = headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 /// The server's success answer.
@@ -93,7 +128,12 @@ struct ErrorBody {
 }
 
 /// Sorts a response into success or a [`PostError`].
-fn classify(status: StatusCode, body: &[u8], sent: usize) -> Result<u64, PostError> {
+fn classify(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    sent: usize,
+) -> Result<u64, PostError> {
     if status.is_success() {
         // A 2xx without the count still means the batch was taken.
         return Ok(serde_json::from_slice::<AcceptedBody>(body).map_or(sent as u64, |b| b.accepted));
@@ -116,10 +156,23 @@ fn classify(status: StatusCode, body: &[u8], sent: usize) -> Result<u64, PostErr
                 reason: parsed.reason.unwrap_or(message),
             })
         }
-        StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
-            Err(PostError::Transient(described))
+        // The same key is still being processed: ask again later, with the same key.
+        StatusCode::CONFLICT => Err(PostError::RetryAfter {
+            reason: described,
+            after: retry_after.unwrap_or(CONFLICT_RETRY),
+        }),
+        s if s == StatusCode::REQUEST_TIMEOUT
+            || s == StatusCode::TOO_MANY_REQUESTS
+            || s.is_server_error() =>
+        {
+            match retry_after {
+                Some(after) => Err(PostError::RetryAfter {
+                    reason: described,
+                    after,
+                }),
+                None => Err(PostError::Transient(described)),
+            }
         }
-        s if s.is_server_error() => Err(PostError::Transient(described)),
         _ => Err(PostError::Fatal(described)),
     }
 }
@@ -150,17 +203,17 @@ mod tests {
     #[test]
     fn answers_are_sorted_by_status() {
         assert_eq!(
-            classify(StatusCode::ACCEPTED, br#"{"accepted":3}"#, 3),
+            classify(StatusCode::ACCEPTED, None, br#"{"accepted":3}"#, 3),
             Ok(3)
         );
-        assert_eq!(classify(StatusCode::OK, b"", 2), Ok(2));
+        assert_eq!(classify(StatusCode::OK, None, b"", 2), Ok(2));
         assert_eq!(
-            classify(StatusCode::PAYLOAD_TOO_LARGE, b"", 9),
+            classify(StatusCode::PAYLOAD_TOO_LARGE, None, b"", 9),
             Err(PostError::TooLarge)
         );
         let invalid = br#"{"error":"invalid_event","message":"item 2: latitude out of range","item":2,"field":"latitude","reason":"91 is out of range"}"#;
         assert_eq!(
-            classify(StatusCode::UNPROCESSABLE_ENTITY, invalid, 5),
+            classify(StatusCode::UNPROCESSABLE_ENTITY, None, invalid, 5),
             Err(PostError::Invalid {
                 item: Some(2),
                 field: Some("latitude".into()),
@@ -170,18 +223,58 @@ mod tests {
         for status in [503, 500, 429, 408] {
             let status = StatusCode::from_u16(status).unwrap();
             assert!(matches!(
-                classify(status, b"busy", 1),
+                classify(status, None, b"busy", 1),
                 Err(PostError::Transient(_))
             ));
         }
         for status in [404, 415, 400, 301] {
             let status = StatusCode::from_u16(status).unwrap();
-            let Err(PostError::Fatal(message)) =
-                classify(status, br#"{"error":"x","message":"no such route"}"#, 1)
-            else {
+            let Err(PostError::Fatal(message)) = classify(
+                status,
+                None,
+                br#"{"error":"x","message":"no such route"}"#,
+                1,
+            ) else {
                 panic!("{status} should be fatal");
             };
             assert!(message.contains("no such route"), "{message}");
         }
+    }
+
+    #[test]
+    fn a_409_and_answers_with_retry_after_ask_for_the_same_batch_later() {
+        let in_flight =
+            br#"{"error":"in_flight","message":"a request with this key is being processed"}"#;
+        let Err(PostError::RetryAfter { reason, after }) = classify(
+            StatusCode::CONFLICT,
+            Some(Duration::from_secs(1)),
+            in_flight,
+            2,
+        ) else {
+            panic!("409 must be retried");
+        };
+        assert_eq!(after, Duration::from_secs(1));
+        assert!(reason.contains("being processed"), "{reason}");
+        assert!(matches!(
+            classify(StatusCode::CONFLICT, None, b"", 2),
+            Err(PostError::RetryAfter { after, .. }) if after == CONFLICT_RETRY
+        ));
+        assert!(matches!(
+            classify(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::from_secs(7)), b"", 2),
+            Err(PostError::RetryAfter { after, .. }) if after == Duration::from_secs(7)
+        ));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, " 3 ".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod progress;
 pub mod replay;
+pub mod summary;
 pub mod transport;
 
 use std::fs::File;
@@ -17,15 +18,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use traffic::csv::{CsvReader, ReadError};
 use traffic::generate::write_csv;
 
 pub use config::{Cli, Command, Config, GenerateArgs};
 pub use http::HttpTransport;
 pub use progress::Progress;
-pub use replay::{Options, ReplayError, Summary, replay};
-pub use transport::{PostError, Transport};
+pub use replay::{Options, ReplayError, replay};
+pub use summary::{Summary, Verdict, exit};
+pub use transport::{PostError, Transport, batch_key, new_run_id};
 
 /// How long before a row is due the replay stops sleeping and spins: tokio's timers wake
 /// 1-3 ms late, measured.
@@ -34,8 +36,9 @@ const SPIN: Duration = Duration::from_millis(3);
 /// Replays `config.csv` to the server at `config.url` until the file ends (or forever with
 /// `--loop`), or `shutdown` is cancelled. Prints the one-line summary on stderr in every case.
 ///
-/// `Ok` carries the summary, which says whether every usable row was accepted; `Err` means
-/// the replay stopped early (unreadable file, server refusing or unreachable, strict mode).
+/// `Ok` carries the summary, whose [`Summary::verdict`] says whether every row, or every
+/// usable row, was accepted; `Err` means the replay stopped early (unreadable file, server
+/// refusing or unreachable, strict mode).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let mut transport = HttpTransport::new(&config.url, config.timeout)
         .with_context(|| format!("while preparing to post to {}", config.url))?;
@@ -61,14 +64,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         looping: config.looping,
         strict: config.strict,
         max_batch: config.max_batch,
+        max_gap: config.max_gap,
         give_up_after: config.give_up_after,
         spin: SPIN,
+        run_id: transport::new_run_id(),
     };
     info!(
         csv = %path.display(),
         endpoint = %transport.endpoint(),
         speed = config.speed,
         looping = config.looping,
+        run_id = %options.run_id,
         "replaying"
     );
     let (summary, result) = replay(
@@ -85,6 +91,27 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     }
     result.with_context(|| format!("while replaying {}", path.display()))?;
     Ok(summary)
+}
+
+/// The exit status for an outcome of [`run`] (see [`exit`]), logging why it is not 0.
+pub fn exit_status(outcome: &anyhow::Result<Summary>) -> u8 {
+    match outcome {
+        Ok(summary) => {
+            let verdict = summary.verdict();
+            match verdict {
+                Verdict::Complete => {}
+                Verdict::RowsSkipped(skipped) => {
+                    warn!(skipped, "finished, but rows were skipped as unreadable");
+                }
+                Verdict::Incomplete => error!("not every usable row was accepted"),
+            }
+            verdict.exit_code()
+        }
+        Err(e) => {
+            error!("{e:#}");
+            exit::FAILED
+        }
+    }
 }
 
 /// Writes a synthetic traffic CSV as `sender generate` asks: to `args.output`, or stdout.
@@ -111,8 +138,8 @@ fn open_csv(path: &Path) -> Result<CsvReader<File>, ReadError> {
     CsvReader::from_path(path)
 }
 
-/// Lines after the header, counted by a byte scan in constant memory (quoted line breaks
-/// would count double: this is for a progress bar, not for the summary).
+/// Lines after the header, counted by a byte scan for LF in constant memory (blank lines
+/// count too: this is for a progress bar, not for the summary).
 fn count_data_lines(path: &Path) -> std::io::Result<u64> {
     let mut file = File::open(path)?;
     let mut buffer = vec![0u8; 1 << 16];

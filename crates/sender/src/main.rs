@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sender::{Cli, Command};
+use sender::{Cli, Command, exit};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -18,23 +18,15 @@ async fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!("{e:#}");
-                ExitCode::FAILURE
+                ExitCode::from(exit::FAILED)
             }
         },
         None => {
             let shutdown = CancellationToken::new();
             traffic::service::cancel_on_signals(shutdown.clone());
-            match sender::run(cli.replay, shutdown).await {
-                Ok(summary) if summary.all_accepted() => ExitCode::SUCCESS,
-                Ok(_) => {
-                    tracing::error!("not every usable row was accepted");
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            ExitCode::from(sender::exit_status(
+                &sender::run(cli.replay, shutdown).await,
+            ))
         }
     }
 }

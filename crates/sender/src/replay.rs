@@ -2,13 +2,13 @@
 //! and posts the rows that are due (one request in flight at a time, file order kept).
 //!
 //! Rows due at the same instant, or overdue because the server was slow or away, go together
-//! in one POST (up to `max_batch`). Failures are retried with exponential backoff while rows
-//! that come due join the pending batch; rows after an outage keep their original schedule.
+//! in one POST (up to `max_batch`). Each batch gets an idempotency key (`<run id>:<n>`);
+//! failures are retried with exponential backoff, the same rows under the same key, while
+//! rows that come due wait for the next batch; rows after an outage keep their original
+//! schedule.
 //! Generic over the [`Transport`] and the row source so that tests run it on tokio's paused
 //! clock against fakes.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -21,12 +21,16 @@ use traffic::csv::{ReadError, Row};
 use traffic::pacing::Schedule;
 
 use crate::progress::Progress;
-use crate::transport::{PostError, Transport};
+pub use crate::summary::{Lateness, Summary};
+use crate::transport::{PostError, Transport, batch_key};
 
 /// First wait after a failed POST.
 const BACKOFF_START: Duration = Duration::from_millis(50);
 /// Longest wait between two attempts.
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
+/// A wait for the next row longer than this (wall-clock) is warned about, with the row's
+/// line and the wait, so that a gap in the data is not mistaken for a hang.
+pub const LONG_WAIT: Duration = Duration::from_secs(60);
 
 /// How to replay, independent of where rows come from and go to.
 #[derive(Debug, Clone)]
@@ -39,6 +43,8 @@ pub struct Options {
     pub strict: bool,
     /// Most rows in one POST.
     pub max_batch: NonZeroUsize,
+    /// Gaps in data time longer than this are shortened to it (`None`: kept as they are).
+    pub max_gap: Option<Duration>,
     /// Continuous failure after which the replay gives up.
     pub give_up_after: Duration,
     /// Wake this long before a row is due and spin (yielding) on the clock for the rest,
@@ -47,6 +53,9 @@ pub struct Options {
     /// hits them exactly. Must be zero on tokio's paused clock, which does not move while
     /// a task spins.
     pub spin: Duration,
+    /// This run's identifier, the first part of every batch's idempotency key
+    /// (`<run_id>:<batch number>`); [`crate::transport::new_run_id`] makes a random one.
+    pub run_id: String,
 }
 
 /// Why a replay stopped before its end.
@@ -90,106 +99,6 @@ pub enum ReplayError {
     },
 }
 
-/// What a replay did; its `Display` is the one-line final summary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
-    /// Usable rows read from the file (all passes).
-    pub rows_read: u64,
-    /// Rows the server accepted.
-    pub accepted: u64,
-    /// Rows the server rejected as invalid (422), reported one by one.
-    pub rejected: u64,
-    /// Unusable rows skipped, by reason (the field at fault, or `malformed`).
-    pub skipped: BTreeMap<String, u64>,
-    /// Rows with a timestamp earlier than an already scheduled one, sent at once.
-    pub out_of_order: u64,
-    /// Successful or rejecting POSTs.
-    pub posts: u64,
-    /// POSTs that failed and were retried.
-    pub retries: u64,
-    /// Usable rows not delivered because the replay was stopped or gave up.
-    pub not_sent: u64,
-    /// Passes over the file started (more than 1 only with looping).
-    pub passes: u32,
-    /// Per-row lateness: send instant minus scheduled instant.
-    pub lateness: Lateness,
-    /// Time from the first row's due instant to the end.
-    pub elapsed: Duration,
-    /// Lateness of the last row delivered: the drift at the end of the schedule.
-    pub drift: Option<Duration>,
-    /// The replay was stopped by the shutdown token.
-    pub cancelled: bool,
-}
-
-/// Percentiles of per-row lateness.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Lateness {
-    /// Median.
-    pub p50: Duration,
-    /// 99th percentile.
-    pub p99: Duration,
-    /// Largest.
-    pub max: Duration,
-}
-
-impl Summary {
-    /// Rows skipped for any reason.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.values().sum()
-    }
-
-    /// True when every usable row read was accepted and nothing was left unsent.
-    pub fn all_accepted(&self) -> bool {
-        !self.cancelled
-            && self.not_sent == 0
-            && self.rejected == 0
-            && self.accepted == self.rows_read
-    }
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        write!(
-            f,
-            "rows read {}, sent {} (accepted {}), skipped {}",
-            self.rows_read,
-            self.accepted + self.rejected,
-            self.accepted,
-            self.skipped_total()
-        )?;
-        if !self.skipped.is_empty() {
-            let reasons: Vec<String> = self
-                .skipped
-                .iter()
-                .map(|(r, n)| format!("{r} {n}"))
-                .collect();
-            write!(f, " ({})", reasons.join(", "))?;
-        }
-        write!(
-            f,
-            ", rejected {}, out of order {}, not sent {}, posts {}, retries {}, passes {}, \
-             lateness p50 {:.3} ms p99 {:.3} ms max {:.3} ms, elapsed {:.3} s, drift at end {}",
-            self.rejected,
-            self.out_of_order,
-            self.not_sent,
-            self.posts,
-            self.retries,
-            self.passes,
-            ms(self.lateness.p50),
-            ms(self.lateness.p99),
-            ms(self.lateness.max),
-            self.elapsed.as_secs_f64(),
-            self.drift
-                .map_or_else(|| "n/a".to_owned(), |d| format!("{:.3} ms", ms(d))),
-        )?;
-        if self.cancelled {
-            f.write_str(", stopped early")?;
-        }
-        Ok(())
-    }
-}
-
 /// Replays the rows that `open` yields (called again for each pass when looping) through
 /// `transport`, until the rows end, the replay fails, or `shutdown` is cancelled.
 ///
@@ -207,7 +116,10 @@ where
     I: Iterator<Item = Result<Row, ReadError>>,
 {
     let schedule = match Schedule::new(options.speed) {
-        Ok(schedule) => schedule,
+        Ok(schedule) => match options.max_gap {
+            Some(max_gap) => schedule.with_max_gap(max_gap),
+            None => schedule,
+        },
         Err(e) => return (Summary::default(), Err(e.into())),
     };
     let mut replay = Replay {
@@ -230,6 +142,8 @@ where
         pending_events: Vec::with_capacity(options.max_batch.get()),
         pending_rows: Vec::with_capacity(options.max_batch.get()),
         cap: options.max_batch.get(),
+        in_flight: None,
+        batches: 0,
         backoff: BACKOFF_START,
         failing_since: None,
         // Microseconds from 1 µs to one hour, 3 significant digits: ~30 KB, constant.
@@ -304,11 +218,11 @@ where
                     return self.schedule_row(row, summary).map(Some);
                 }
                 Some(Err(ReadError::Row { line, reason })) => {
+                    *summary.skipped.entry(reason_category(&reason)).or_default() += 1;
                     if self.strict {
                         return Err(ReplayError::Strict { line, reason });
                     }
                     warn!(line, reason = %reason, "row skipped");
-                    *summary.skipped.entry(reason_category(&reason)).or_default() += 1;
                 }
                 Some(Err(fatal)) => return Err(ReplayError::Read(fatal)),
                 None => self.rows = None,
@@ -321,6 +235,14 @@ where
         if due.out_of_order {
             summary.out_of_order += 1;
             debug!(line = row.line, "row out of order, due at once");
+        }
+        if due.gap_cut > 0.0 {
+            summary.gaps_shortened += 1;
+            debug!(
+                line = row.line,
+                cut_s = due.gap_cut,
+                "gap before the row shortened to --max-gap"
+            );
         }
         let start = *self.start.get_or_insert_with(Instant::now);
         let on_timer = if self.spin {
@@ -361,6 +283,17 @@ where
     }
 }
 
+/// A wait in the largest fitting unit, for a log line: `90 s`, `3.5 h`, `412.0 days`.
+fn human(wait: Duration) -> String {
+    let s = wait.as_secs_f64();
+    match s {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        s if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        s => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
 /// The skip reason's category: the field named before the first `:`, or `malformed`.
 fn reason_category(reason: &str) -> String {
     match reason.split_once(':') {
@@ -388,6 +321,10 @@ struct Replay<'a, T, F, I> {
     pending_rows: Vec<Due>,
     /// Largest batch the server takes (halved on 413).
     cap: usize,
+    /// The batch at the head of `pending_*` that was posted and must be retried as it is.
+    in_flight: Option<InFlight>,
+    /// Batches numbered so far (the last key's number).
+    batches: u64,
     backoff: Duration,
     failing_since: Option<Instant>,
     /// Per-row lateness in microseconds.
@@ -395,6 +332,15 @@ struct Replay<'a, T, F, I> {
     /// Exact largest lateness (the histogram's max is rounded to its bucket).
     max_lateness: Duration,
     summary: Summary,
+}
+
+/// A batch that was posted at least once: its first `count` pending rows under `key`.
+/// Until the server answers it, every retry sends exactly these rows with this key, so that
+/// a server that counted an attempt whose answer was lost recognises the repeat.
+#[derive(Debug, Clone)]
+struct InFlight {
+    key: String,
+    count: usize,
 }
 
 /// What happened to a wait or a request when shutdown was requested.
@@ -412,6 +358,7 @@ where
                 let Some(deadline) = self.next_deadline()? else {
                     return Ok(());
                 };
+                self.warn_if_long(deadline);
                 if self.wait_for_row(deadline).await.is_err() {
                     return Ok(());
                 }
@@ -446,6 +393,22 @@ where
         Ok(())
     }
 
+    /// Warns when the next row is more than [`LONG_WAIT`] away.
+    fn warn_if_long(&mut self, deadline: Instant) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        if wait > LONG_WAIT
+            && let Some(next) = &self.next
+        {
+            self.summary.long_waits += 1;
+            warn!(
+                line = next.line,
+                wait_s = wait.as_secs_f64().round(),
+                wait = %human(wait),
+                "waiting long for the next row (a gap in the data's timestamps; --max-gap shortens gaps)"
+            );
+        }
+    }
+
     /// Waits until a row's due instant, as precisely as `options.spin` allows.
     async fn wait_for_row(&mut self, deadline: Instant) -> Result<(), Cancelled> {
         let spin = self.options.spin;
@@ -476,16 +439,31 @@ where
     /// Posts the head of the pending batch once and deals with the answer.
     /// The outer `Err` stops the replay with an error, the inner one on shutdown.
     async fn attempt(&mut self) -> Result<Result<(), Cancelled>, ReplayError> {
-        let count = self.pending_rows.len().min(self.cap);
-        if count == 0 {
-            return Ok(Ok(()));
-        }
+        let InFlight { key, count } = match &self.in_flight {
+            Some(batch) => batch.clone(),
+            None => {
+                let count = self.pending_rows.len().min(self.cap);
+                if count == 0 {
+                    return Ok(Ok(()));
+                }
+                self.batches += 1;
+                let key = batch_key(&self.options.run_id, self.batches);
+                self.in_flight.insert(InFlight { key, count }).clone()
+            }
+        };
         let sent_at = Instant::now();
         let result = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => return Ok(Err(Cancelled)),
-            result = self.transport.post(&self.pending_events[..count]) => result,
+            result = self.transport.post(&key, &self.pending_events[..count]) => result,
         };
+        // Any answer but a retry ends this batch: what is left of it goes under a new key.
+        if !matches!(
+            result,
+            Err(PostError::Transient(_) | PostError::RetryAfter { .. })
+        ) {
+            self.in_flight = None;
+        }
         match result {
             Ok(accepted) => {
                 self.recovered();
@@ -538,7 +516,12 @@ where
                 ));
             }
             Err(PostError::Fatal(message)) => return Err(ReplayError::Refused(message)),
-            Err(PostError::Transient(message)) => return self.back_off(message).await,
+            Err(PostError::Transient(message)) => {
+                return self.back_off(message, Duration::ZERO).await;
+            }
+            Err(PostError::RetryAfter { reason, after }) => {
+                return self.back_off(reason, after).await;
+            }
         }
         Ok(Ok(()))
     }
@@ -566,9 +549,13 @@ where
         self.backoff = BACKOFF_START;
     }
 
-    /// After a failed POST: give up, or wait (collecting rows that come due) and let the
-    /// caller try again.
-    async fn back_off(&mut self, message: String) -> Result<Result<(), Cancelled>, ReplayError> {
+    /// After a failed POST: give up, or wait (at least `at_least`, collecting rows that come
+    /// due) and let the caller try the same batch again.
+    async fn back_off(
+        &mut self,
+        message: String,
+        at_least: Duration,
+    ) -> Result<Result<(), Cancelled>, ReplayError> {
         self.summary.retries += 1;
         let now = Instant::now();
         let since = *self.failing_since.get_or_insert(now);
@@ -582,11 +569,15 @@ where
             });
         }
         if since == now {
-            warn!(error = %message, pending = self.pending_rows.len(), "POST failed, retrying");
+            let key = self
+                .in_flight
+                .as_ref()
+                .map_or("", |batch| batch.key.as_str());
+            warn!(error = %message, key, pending = self.pending_rows.len(), "POST failed, retrying with the same key");
         } else {
             debug!(error = %message, backoff_ms = self.backoff.as_millis() as u64, "POST failed again");
         }
-        let retry_at = (now + self.backoff).min(give_up_at);
+        let retry_at = (now + self.backoff.max(at_least)).min(give_up_at);
         self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
         loop {
             self.collect_due()?;
@@ -639,7 +630,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::collections::VecDeque;
+    use std::collections::{BTreeMap, VecDeque};
 
     use super::*;
 
@@ -649,6 +640,7 @@ mod tests {
     #[derive(Debug, Clone, PartialEq)]
     struct Post {
         at: Duration,
+        key: String,
         timestamps: Vec<f64>,
     }
 
@@ -678,6 +670,10 @@ mod tests {
         }
 
         /// Events of the POSTs that the server answered with success, in order.
+        fn keys(&self) -> Vec<&str> {
+            self.posts.iter().map(|p| p.key.as_str()).collect()
+        }
+
         fn post_times(&self) -> Vec<(Duration, usize)> {
             self.posts
                 .iter()
@@ -687,10 +683,11 @@ mod tests {
     }
 
     impl Transport for FakeServer {
-        async fn post(&mut self, events: &[Event]) -> Result<u64, PostError> {
+        async fn post(&mut self, key: &str, events: &[Event]) -> Result<u64, PostError> {
             assert!(!events.is_empty(), "empty POST");
             self.posts.push(Post {
                 at: Instant::now() - self.start,
+                key: key.to_owned(),
                 timestamps: events.iter().map(|e| e.timestamp).collect(),
             });
             if !self.delay.is_zero() {
@@ -743,8 +740,10 @@ mod tests {
             looping: false,
             strict: false,
             max_batch: NonZeroUsize::new(1000).unwrap(),
+            max_gap: None,
             give_up_after: Duration::from_secs(60),
             spin: Duration::ZERO,
+            run_id: "run".to_owned(),
         }
     }
 
@@ -877,25 +876,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn failed_posts_are_retried_with_backoff_and_later_rows_keep_their_schedule() {
+    async fn a_failed_batch_is_retried_with_backoff_as_it_was_under_its_key_and_later_rows_keep_their_schedule()
+     {
         let mut server = FakeServer::new();
         let fail = || Err(PostError::Transient("503".into()));
         server.script = [fail(), fail(), fail()].into();
         let (summary, result) =
             play(rows(&[0.0, 0.1, 0.2, 1.0, 2.0]), &mut server, &options(1.0)).await;
         result.unwrap();
-        // 0: fails; +50 ms: fails; +100 ms (row 2 joins): fails; +200 ms (row 3 joins): ok.
+        // 0: fails; +50 ms: fails; +100 ms: fails; +200 ms: ok, each time the same one row
+        // under the same key (the server may have counted an attempt whose answer was lost);
+        // the two rows that came due meanwhile follow at once as the next batch.
         assert_eq!(
             server.post_times(),
             [
                 (secs(0.0), 1),
                 (secs(0.05), 1),
-                (secs(0.15), 2),
-                (secs(0.35), 3),
+                (secs(0.15), 1),
+                (secs(0.35), 1),
+                (secs(0.35), 2),
                 (secs(1.0), 1),
                 (secs(2.0), 1)
             ]
         );
+        assert_eq!(
+            server.keys(),
+            [
+                "run:1", "run:1", "run:1", "run:1", "run:2", "run:3", "run:4"
+            ]
+        );
+        assert!(server.posts[..4].iter().all(|p| p.timestamps == [T0]));
         let want: Vec<Event> = rows(&[0.0, 0.1, 0.2, 1.0, 2.0])
             .iter()
             .map(|r| r.event)
@@ -937,8 +947,47 @@ mod tests {
         result.unwrap();
         let sizes: Vec<usize> = server.post_times().iter().map(|p| p.1).collect();
         assert_eq!(sizes, [5, 2, 2, 1]);
+        assert_eq!(
+            server.keys(),
+            ["run:1", "run:2", "run:3", "run:4"],
+            "the parts of a split batch are new batches with new keys"
+        );
         assert_eq!(server.events.len(), 5);
         assert!(summary.all_accepted());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_409_is_retried_with_the_same_key_and_rows_after_its_retry_after() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::RetryAfter {
+            reason: "server answered 409 Conflict: in flight".into(),
+            after: secs(1.0),
+        })]
+        .into();
+        let (summary, result) = play(rows(&[0.0, 0.0, 5.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(
+            server.post_times(),
+            [(secs(0.0), 2), (secs(1.0), 2), (secs(5.0), 1)],
+            "waits the Retry-After, not the 50 ms backoff"
+        );
+        assert_eq!(server.keys(), ["run:1", "run:1", "run:2"]);
+        assert_eq!(summary.retries, 1);
+        assert!(summary.all_accepted(), "{summary}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_is_left_of_a_batch_after_a_rejected_item_goes_under_a_new_key() {
+        let mut server = FakeServer::new();
+        server.script = [Err(PostError::Invalid {
+            item: Some(0),
+            field: None,
+            reason: "bad".into(),
+        })]
+        .into();
+        let (_, result) = play(rows(&[0.0, 0.0]), &mut server, &options(1.0)).await;
+        result.unwrap();
+        assert_eq!(server.keys(), ["run:1", "run:2"]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -1013,6 +1062,8 @@ mod tests {
         assert_eq!(sent, [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]);
         let at: Vec<Duration> = server.posts.iter().map(|p| p.at).collect();
         assert_eq!(at, (0..8).map(|s| secs(f64::from(s))).collect::<Vec<_>>());
+        let keys: std::collections::HashSet<&str> = server.keys().into_iter().collect();
+        assert_eq!(keys.len(), 8, "a key per batch, across passes");
         assert!(summary.cancelled);
         assert_eq!(summary.passes, 3);
         assert_eq!(summary.not_sent, 1, "the row read ahead in pass 3");
@@ -1087,6 +1138,110 @@ mod tests {
         .await;
         let err = result.unwrap_err();
         assert!(matches!(err, ReplayError::Strict { line: 3, .. }), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gap_longer_than_max_gap_is_shortened_and_later_rows_keep_their_spacing() {
+        let year = 365.0 * 86_400.0;
+        let offsets = [0.0, year, year + 1.0, year + 2.5, year + 100.0];
+        let mut opts = options(2.0);
+        opts.max_gap = Some(secs(10.0));
+        let mut server = FakeServer::new();
+        let (summary, result) = play(rows(&offsets), &mut server, &opts).await;
+        result.unwrap();
+        // Data gaps 1 year, 1 s, 1.5 s, 97.5 s -> 10, 1, 1.5, 10 s; at speed 2, halved, and
+        // computed from the start (absolute), not from the previous send.
+        assert_eq!(
+            server.post_times(),
+            [
+                (secs(0.0), 1),
+                (secs(5.0), 1),
+                (secs(5.5), 1),
+                (secs(6.25), 1),
+                (secs(11.25), 1)
+            ]
+        );
+        let sent: Vec<f64> = server.events.iter().map(|e| e.timestamp - T0).collect();
+        assert_eq!(sent, offsets, "the data's own timestamps are sent");
+        assert_eq!(summary.gaps_shortened, 2);
+        assert_eq!(summary.long_waits, 0);
+        assert_eq!(summary.drift, Some(Duration::ZERO));
+        assert!(
+            summary.to_string().contains("gaps shortened 2"),
+            "{summary}"
+        );
+    }
+
+    /// Log lines written while the returned guard lives (this thread only).
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn start(&self) -> tracing::subscriber::DefaultGuard {
+            let writer = self.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .with_max_level(tracing::Level::WARN)
+                .finish();
+            tracing::subscriber::set_default(subscriber)
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_of_more_than_a_minute_for_the_next_row_is_warned_with_its_line_and_the_wait() {
+        let year = 365.0 * 86_400.0;
+        let log = Captured::default();
+        let guard = log.start();
+        let mut server = FakeServer::new();
+        // Waits: 59 s (quiet), then a year (line 4, warned), then 61 s (line 5, warned).
+        let (summary, result) = play(
+            rows(&[0.0, 59.0, 59.0 + year, 120.0 + year]),
+            &mut server,
+            &options(1.0),
+        )
+        .await;
+        drop(guard);
+        result.unwrap();
+        assert_eq!(
+            server.post_times()[2].0,
+            secs(59.0 + year),
+            "kept without --max-gap"
+        );
+        assert_eq!(summary.long_waits, 2);
+        let text = log.text();
+        let warnings: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("waiting long"))
+            .collect();
+        assert_eq!(warnings.len(), 2, "{text}");
+        assert!(warnings[0].contains("line=4"), "{text}");
+        assert!(warnings[0].contains("wait=365.0 days"), "{text}");
+        assert!(warnings[1].contains("line=5"), "{text}");
+        assert!(warnings[1].contains("wait_s=61"), "{text}");
+        assert!(summary.to_string().contains("long waits 2"), "{summary}");
+    }
+
+    #[test]
+    fn waits_are_told_in_a_fitting_unit() {
+        assert_eq!(human(secs(61.0)), "61 s");
+        assert_eq!(human(secs(600.0)), "10.0 min");
+        assert_eq!(human(secs(5400.0 * 2.0)), "3.0 h");
+        assert_eq!(human(secs(86_400.0 * 3.0)), "3.0 days");
     }
 
     #[test]

@@ -1,7 +1,13 @@
-//! The `sender` binary's command line: help text and usage errors.
+//! The `sender` binary's command line: help text, usage errors and exit statuses.
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
-use std::process::Command;
+use std::net::SocketAddr;
+use std::process::{Command, Output};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use axum::routing::post;
 
 fn sender() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sender"));
@@ -26,6 +32,7 @@ fn help_lists_every_option_with_its_environment_variable() {
         "SENDER_LOOP",
         "SENDER_STRICT",
         "SENDER_MAX_BATCH",
+        "SENDER_MAX_GAP",
         "SENDER_GIVE_UP_AFTER",
         "SENDER_TIMEOUT",
         "SENDER_QUIET",
@@ -33,6 +40,93 @@ fn help_lists_every_option_with_its_environment_variable() {
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
     }
     assert!(help.contains("generate"), "{help}");
+}
+
+#[test]
+fn help_gives_the_meaning_of_each_exit_status() {
+    let output = sender().arg("--help").output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap().replace('\n', " ");
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for meaning in [
+        "0 when every row of the file was read and accepted",
+        "3 when the replay finished and every usable row was accepted, but some rows were \
+         skipped as unreadable",
+        "1 when the replay failed",
+        "2 on usage errors",
+    ] {
+        assert!(
+            help.contains(meaning),
+            "{meaning:?} missing from --help:\n{help}"
+        );
+    }
+}
+
+/// A server on 127.0.0.1:0 that accepts every POST to /api/events.
+async fn accepting_server() -> SocketAddr {
+    async fn ingest(body: Bytes) -> (StatusCode, String) {
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let count = value.as_array().map_or(1, Vec::len);
+        (StatusCode::ACCEPTED, format!("{{\"accepted\":{count}}}"))
+    }
+    let app = Router::new().route("/api/events", post(ingest));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// Runs the sender on `csv` against `addr`, fast and quiet.
+async fn replay(addr: SocketAddr, csv: &str, name: &str) -> Output {
+    let path = std::env::temp_dir().join(format!("sender-cli-{}-{name}.csv", std::process::id()));
+    std::fs::write(&path, csv).unwrap();
+    let mut command = tokio::process::Command::from(sender());
+    let url = format!("http://{addr}");
+    command.args(["--quiet", "--speed", "1000", "--url", &url]);
+    command.arg(&path);
+    let output = command.output().await.unwrap();
+    std::fs::remove_file(&path).unwrap();
+    output
+}
+
+const HEADER: &str = "ip address,Latitude,Longitude,Timestamp,suspicious\n";
+
+#[tokio::test]
+async fn a_file_read_and_accepted_in_full_exits_0_and_says_complete() {
+    let addr = accepting_server().await;
+    let csv = format!("{HEADER}1.1.1.1,1,2,1736919120,0\n2.2.2.2,1,2,1736919120,1\n");
+    let output = replay(addr, &csv, "complete").await;
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sender: complete, every row delivered: rows read 2, sent 2 (accepted 2), skipped 0,"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_that_skipped_unreadable_rows_exits_3_and_says_so_in_the_summary() {
+    let addr = accepting_server().await;
+    // Line 3 opens a quote it never closes; the good rows after it still go.
+    let mut csv = format!("{HEADER}1.1.1.1,1,2,1736919120,0\n\"2.2.2.2,1,2,1736919120,0\n");
+    for i in 0..50 {
+        csv.push_str(&format!("10.0.0.{i},1,2,1736919121,0\n"));
+    }
+    let output = replay(addr, &csv, "skipped").await;
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sender: INCOMPLETE, 1 unreadable row skipped (every other row delivered): \
+             rows read 51, sent 51 (accepted 51), skipped 1 (malformed 1),"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line=3"),
+        "the warning names the line: {stderr}"
+    );
 }
 
 #[test]

@@ -21,6 +21,8 @@ use traffic::Event;
 struct Server {
     /// Content type and JSON body of every request.
     seen: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Idempotency key of every request.
+    keys: Arc<Mutex<Vec<String>>>,
     /// Answers for the next requests in turn; 202 with the count once empty.
     script: Arc<Mutex<VecDeque<(u16, &'static str)>>>,
 }
@@ -41,6 +43,12 @@ async fn ingest(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    server.keys.lock().unwrap().push(key);
     let value: Value = serde_json::from_slice(&body).expect("body is JSON");
     let count = value.as_array().map_or(1, Vec::len);
     server.seen.lock().unwrap().push((content_type, value));
@@ -84,14 +92,15 @@ async fn one_event_is_posted_as_an_object_and_several_as_an_array_of_json() {
     let mut transport = transport(start(server.clone()).await);
 
     let one = transport
-        .post(&[event("173.198.105.40", 1736919120.0)])
+        .post("run:1", &[event("173.198.105.40", 1736919120.0)])
         .await;
     assert_eq!(one, Ok(1));
     let two = [
         event("1.2.3.4", 1736919120.5),
         event("2001:db8::1", 1736919121.0),
     ];
-    assert_eq!(transport.post(&two).await, Ok(2));
+    assert_eq!(transport.post("run:2", &two).await, Ok(2));
+    assert_eq!(*server.keys.lock().unwrap(), ["run:1", "run:2"]);
 
     let requests = server.requests();
     assert_eq!(requests.len(), 2);
@@ -134,21 +143,24 @@ async fn server_answers_are_sorted_into_retry_split_reject_and_fatal() {
     ];
 
     assert!(
-        matches!(transport.post(&batch).await, Err(PostError::Transient(m)) if m.contains("503"))
+        matches!(transport.post("k:1", &batch).await, Err(PostError::Transient(m)) if m.contains("503"))
     );
     assert!(
-        matches!(transport.post(&batch).await, Err(PostError::Transient(m)) if m.contains("429"))
+        matches!(transport.post("k:1", &batch).await, Err(PostError::Transient(m)) if m.contains("429"))
     );
-    assert_eq!(transport.post(&batch).await, Err(PostError::TooLarge));
     assert_eq!(
-        transport.post(&batch).await,
+        transport.post("k:1", &batch).await,
+        Err(PostError::TooLarge)
+    );
+    assert_eq!(
+        transport.post("k:1", &batch).await,
         Err(PostError::Invalid {
             item: Some(1),
             field: Some("latitude".into()),
             reason: "91 is out of range -90..=90".into()
         })
     );
-    let Err(PostError::Fatal(message)) = transport.post(&batch).await else {
+    let Err(PostError::Fatal(message)) = transport.post("k:1", &batch).await else {
         panic!("404 must be fatal");
     };
     assert!(message.contains("no route /api/events"), "{message}");
@@ -162,7 +174,9 @@ async fn a_refused_connection_is_a_transient_error() {
         .local_addr()
         .unwrap();
     let mut transport = transport(addr);
-    let result = transport.post(&[event("1.2.3.4", 1736919120.0)]).await;
+    let result = transport
+        .post("k:1", &[event("1.2.3.4", 1736919120.0)])
+        .await;
     assert!(matches!(result, Err(PostError::Transient(_))), "{result:?}");
 }
 
@@ -183,6 +197,7 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
         looping: false,
         strict: false,
         max_batch: 1000.try_into().unwrap(),
+        max_gap: None,
         give_up_after: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
         quiet: true,
@@ -205,6 +220,9 @@ async fn a_file_is_replayed_through_a_5xx_without_losing_or_doubling_rows() {
     let bodies: Vec<&Value> = requests.iter().map(|r| &r.1).collect();
     assert_eq!(bodies.len(), 3, "{bodies:?}");
     assert_eq!(bodies[0], bodies[1], "the same batch is retried");
+    let keys = server.keys.lock().unwrap().clone();
+    assert_eq!(keys[0], keys[1], "under the same key");
+    assert_ne!(keys[1], keys[2], "the next batch has its own key");
     assert_eq!(bodies[1].as_array().map(Vec::len), Some(2));
     assert_eq!(bodies[2]["ip"], "173.197.225.168");
     assert_eq!(summary.accepted, 3);
@@ -227,4 +245,156 @@ async fn an_unreachable_server_is_given_up_on_with_the_count_of_rows_lost() {
     std::fs::remove_file(&config.csv).unwrap();
     let message = format!("{err:#}");
     assert!(message.contains("3 rows were not delivered"), "{message}");
+}
+
+/// What the raw server does with each request, in turn.
+#[derive(Debug, Clone, Copy)]
+enum Act {
+    /// Count the request, then close the connection without answering: the 202 is lost.
+    CountAndDrop,
+    /// Answer 409 with `Retry-After: 1`, as a server does while the key is in flight.
+    Conflict,
+}
+
+/// A bare HTTP/1.1 server (no framework) that can lose an answer after counting the request.
+#[derive(Clone, Default)]
+struct RawServer {
+    /// Idempotency key and JSON body of every request, in order.
+    seen: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Acts for the next requests in turn; a 202 with the count once empty.
+    script: Arc<Mutex<VecDeque<Act>>>,
+}
+
+impl RawServer {
+    async fn start(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = self.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(server.clone().serve(stream));
+            }
+        });
+        addr
+    }
+
+    /// Serves the requests of one keep-alive connection.
+    async fn serve(self, stream: tokio::net::TcpStream) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let mut stream = BufReader::new(stream);
+        loop {
+            let (mut length, mut key) = (0usize, String::new());
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap(),
+                        "idempotency-key" => key = value.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+            }
+            let mut body = vec![0; length];
+            stream.read_exact(&mut body).await.unwrap();
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            let count = value.as_array().map_or(1, Vec::len);
+            self.seen.lock().unwrap().push((key, value));
+            let act = self.script.lock().unwrap().pop_front();
+            let (status, extra, body) = match act {
+                Some(Act::CountAndDrop) => return,
+                Some(Act::Conflict) => (
+                    "409 Conflict",
+                    "retry-after: 1\r\n",
+                    r#"{"error":"in_flight","message":"a request with this key is being processed"}"#
+                        .to_owned(),
+                ),
+                None => ("202 Accepted", "", json!({ "accepted": count }).to_string()),
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.get_mut().write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn seen(&self) -> Vec<(String, Value)> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Starts a server doing `acts` first, replays `GOOD_CSV` into it with the real sender,
+    /// and returns the summary and what the server saw.
+    async fn replay(acts: &[Act], name: &str) -> (sender::Summary, Vec<(String, Value)>) {
+        let server = RawServer::default();
+        server.script.lock().unwrap().extend(acts);
+        let config = config(server.start().await, GOOD_CSV, name);
+        let summary = sender::run(config.clone(), CancellationToken::new())
+            .await
+            .unwrap();
+        std::fs::remove_file(&config.csv).unwrap();
+        (summary, server.seen())
+    }
+}
+
+/// Rows of `CSV` without the unusable one: two due together, then one.
+const GOOD_CSV: &str = "ip address,Latitude,Longitude,Timestamp,suspicious
+173.198.105.40,35.3696,-119.0105,1736919120,0.0
+5.165.146.0,56.1089,47.4821,1736919120,1.0
+173.197.225.168,30.4264,-84.9462,1736919121,0.0
+";
+
+/// Rows the server counted if it counts each key once, as the ingest contract says.
+fn counted_once_per_key(seen: &[(String, Value)]) -> usize {
+    let mut keys = std::collections::HashSet::new();
+    seen.iter()
+        .filter(|(key, _)| keys.insert(key.clone()))
+        .map(|(_, body)| body.as_array().map_or(1, Vec::len))
+        .sum()
+}
+
+fn assert_key_syntax(key: &str, batch: u64) {
+    let (run, number) = key.split_once(':').unwrap();
+    assert_eq!(run.len(), 16, "{key}");
+    assert!(run.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert_eq!(number, batch.to_string(), "{key}");
+}
+
+#[tokio::test]
+async fn a_batch_whose_answer_was_lost_is_retried_under_the_same_key() {
+    let (summary, seen) = RawServer::replay(&[Act::CountAndDrop], "lost-answer").await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    let ((first_key, first), (retry_key, retry)) = (&seen[0], &seen[1]);
+    assert_key_syntax(first_key, 1);
+    assert_eq!(retry_key, first_key, "the retry carries the same key");
+    assert_eq!(retry, first, "and the same rows");
+    assert_eq!(first.as_array().map(Vec::len), Some(2));
+    assert_key_syntax(&seen[2].0, 2);
+    assert_eq!(&seen[2].0[..16], &first_key[..16], "one run id per run");
+    assert_eq!(counted_once_per_key(&seen), 3, "nothing counted twice");
+    assert_eq!((summary.accepted, summary.retries), (3, 1));
+    assert!(summary.all_accepted(), "{summary}");
+
+    // Another run of the same file has another run id.
+    let (_, again) = RawServer::replay(&[], "lost-answer-2").await;
+    assert_ne!(&again[0].0[..16], &first_key[..16]);
+}
+
+#[tokio::test]
+async fn a_409_for_a_batch_in_flight_is_retried_under_the_same_key() {
+    let (summary, seen) = RawServer::replay(&[Act::Conflict], "conflict").await;
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(seen[0], seen[1], "same key, same rows after the 409");
+    assert_key_syntax(&seen[1].0, 1);
+    assert_key_syntax(&seen[2].0, 2);
+    assert_eq!((summary.accepted, summary.retries), (3, 1));
+    assert!(summary.all_accepted(), "{summary}");
 }

@@ -1,9 +1,10 @@
 //! Streaming CSV reader for traffic rows.
 //!
-//! [`CsvReader`] reads one record at a time into a reused buffer, so memory stays constant
-//! whatever the file's length. It maps the header onto the event's fields by name, then
-//! yields each row as a [`Row`] or, for a row it cannot use, a [`ReadError::Row`] naming the
-//! row's line and the reason, and goes on with the next row.
+//! [`CsvReader`] reads one line at a time through fixed-size buffers, so memory stays
+//! constant whatever the file: its length, its longest line, or any damage in it. It maps
+//! the header onto the event's fields by name, then yields each row as a [`Row`] or, for a
+//! row it cannot use, a [`ReadError::Row`] naming the row's line and the reason, and goes on
+//! with the next line.
 //!
 //! # Header
 //! Names are matched ignoring case and surrounding whitespace, with spaces, underscores and
@@ -20,34 +21,53 @@
 //!
 //! `suspicious` is optional (every row is then not flagged); the other four are required.
 //!
+//! # Lines
+//! **One line is one row.** A line ends at LF, CRLF or a lone CR, always, also inside
+//! quotes: no value of ours needs a line break, and this is what keeps one damaged line from
+//! costing more than itself. A UTF-8 BOM at the start, blank lines and lines holding only
+//! whitespace (however long) are skipped; line numbers count every line (the header is line
+//! 1 when nothing comes before it). A line longer than [`MAX_LINE_BYTES`] (without its line
+//! end) is a row error naming it; reading resumes at the next line.
+//!
 //! # Cells
+//! Cells are separated by commas and trimmed of spaces and tabs. A cell may be quoted, also
+//! after a space (`a, "b"`): `"1.2.3.4"` reads as `1.2.3.4`, and a quoted cell may hold
+//! commas (useful in ignored columns: `"Springfield, IL"`). A quote must close on the line
+//! it opens, otherwise the line is a row error (`cell 6 opens a quote that does not close on
+//! this line`): a quoted cell spanning lines costs each of its lines, and the lines after it
+//! read as usual. A quote inside an unquoted cell is kept as data.
+//!
 //! Values follow the rules in [`crate::event`]: timestamps as unix seconds (integer or
 //! fractional), unix milliseconds, RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC); the flag as
-//! `0`, `1`, `0.0`, `1.0`, `true`, `false`. Cells may be quoted (also after a space:
-//! `a, "b"`) and are trimmed. A UTF-8 BOM, CRLF (or lone CR) line ends and blank lines are
-//! accepted; a line holding nothing but whitespace counts as blank. Rows are passed on in
-//! file order, never reordered.
+//! `0`, `1`, `0.0`, `1.0`, `true`, `false`. Rows are passed on in file order, never
+//! reordered.
 //!
 //! # Errors
-//! A row error ([`ReadError::Row`]) affects that row only: wrong number of fields, a field
-//! that does not parse, text that is not UTF-8. A header without the needed columns is a
+//! A row error ([`ReadError::Row`]) affects that line only: an unclosed quote, a line too
+//! long, the wrong number of fields, a field that does not parse, text that is not UTF-8.
+//! A header without the needed columns (or unreadable as a line) is a
 //! [`ReadError::Header`] from [`CsvReader::new`]; a failing reader is a [`ReadError::Io`],
 //! after which the iterator ends.
 
-use std::collections::VecDeque;
+mod lines;
+
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::Path;
 
-use ::csv::ByteRecord;
-
 use crate::event::{self, Event, Field, FieldError};
+use lines::{Line, Lines, split_cells};
+
+/// Longest line the reader takes, in bytes without its line end. A course row is about 50
+/// bytes; this leaves room for many extra columns while bounding memory.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// One usable row of the file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// 1-based line number in the file where the row starts (the header is line 1).
+    /// 1-based line number in the file (the header is line 1 when nothing comes before it).
     pub line: u64,
     /// The parsed event.
     pub event: Event,
@@ -128,7 +148,6 @@ const ALIASES: [(Field, &[&str]); 5] = [
 fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for part in name
-        .trim_start_matches('\u{feff}')
         .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
         .filter(|part| !part.is_empty())
     {
@@ -212,11 +231,9 @@ impl Columns {
         ];
         let mut found: [Option<Column>; 5] = Default::default();
         let mut ignored = Vec::new();
-        for (index, cell) in header.iter().enumerate() {
-            let name = cell.trim_start_matches('\u{feff}');
-            let name = String::from_utf8_lossy(loose_cell(name.as_bytes())).into_owned();
-            let Some(field) = field_named(&name) else {
-                ignored.push(name);
+        for (index, name) in header.iter().enumerate() {
+            let Some(field) = field_named(name) else {
+                ignored.push(name.clone());
                 continue;
             };
             let slot = fields
@@ -233,7 +250,10 @@ impl Columns {
                         name
                     )));
                 }
-                *slot = Some(Column { index, name });
+                *slot = Some(Column {
+                    index,
+                    name: name.clone(),
+                });
             }
         }
         let [ip, latitude, longitude, timestamp, suspicious] = found;
@@ -268,18 +288,21 @@ impl Columns {
         }
     }
 
-    /// Parses one record (already known not to be blank) into an event.
-    fn parse(&self, record: &ByteRecord) -> Result<Event, String> {
-        if record.len() != self.width {
+    /// Parses one line (not blank), split into `cells` (the first `width` cells' values)
+    /// and `count` cells in all, into an event.
+    fn parse(&self, line: &[u8], cells: &[Range<usize>], count: usize) -> Result<Event, String> {
+        if count != self.width {
             return Err(format!(
-                "has {} field{}, the header has {}",
-                record.len(),
-                if record.len() == 1 { "" } else { "s" },
+                "has {count} field{}, the header has {}",
+                if count == 1 { "" } else { "s" },
                 self.width
             ));
         }
         let cell = |column: &Column, field: Field| -> Result<&str, FieldError> {
-            let bytes = loose_cell(record.get(column.index).unwrap_or_default());
+            let bytes = cells
+                .get(column.index)
+                .and_then(|range| line.get(range.clone()))
+                .unwrap_or_default();
             std::str::from_utf8(bytes).map_err(|_| {
                 FieldError::new(
                     field,
@@ -330,121 +353,63 @@ impl fmt::Display for Columns {
     }
 }
 
-/// Passes bytes through and notes where the line breaks are, to number lines.
-///
-/// The csv crate's `Position::line()` is not the line a record starts on: after CRLF it is
-/// one short (the LF is consumed with the next record), and it points at any blank lines
-/// skipped before a record rather than at the record. Its byte offset is exact, though, so
-/// the line is counted here from that offset. Only breaks not yet passed are kept: those in
-/// the current record and the read-ahead buffer, so memory stays bounded.
-struct LineCounter<R> {
-    inner: R,
-    /// Bytes read so far.
-    read: u64,
-    /// Offset and value of each `\r` and `\n` byte not yet passed.
-    marks: VecDeque<(u64, u8)>,
-    /// Line breaks passed so far.
-    breaks: u64,
-}
-
-impl<R> LineCounter<R> {
-    fn new(inner: R) -> Self {
-        Self {
-            inner,
-            read: 0,
-            marks: VecDeque::new(),
-            breaks: 0,
-        }
-    }
-
-    /// The 1-based line of a record that the csv parser started reading at byte `offset`.
-    ///
-    /// The parser skips line ends (blank lines) before a record, so the record begins at the
-    /// first byte from `offset` on that is not `\r` or `\n`.
-    fn line_of_record_at(&mut self, offset: u64) -> u64 {
-        while self.marks.front().is_some_and(|&(at, _)| at < offset) {
-            self.pass_mark();
-        }
-        let mut start = offset;
-        while self.marks.front().is_some_and(|&(at, _)| at == start) {
-            self.pass_mark();
-            start += 1;
-        }
-        self.breaks + 1
-    }
-
-    fn pass_mark(&mut self) {
-        if let Some((at, byte)) = self.marks.pop_front() {
-            // CR LF is one break, counted at its LF; a lone CR (old Mac files) is a break too.
-            let cr_of_crlf = byte == b'\r' && self.marks.front() == Some(&(at + 1, b'\n'));
-            if !cr_of_crlf {
-                self.breaks += 1;
-            }
-        }
-    }
-}
-
-impl<R: Read> Read for LineCounter<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let start = self.read;
-        self.marks.extend(
-            buf.iter()
-                .take(n)
-                .enumerate()
-                .filter(|&(_, &b)| b == b'\n' || b == b'\r')
-                .map(|(i, &b)| (start + i as u64, b)),
-        );
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
-/// Reads traffic rows one at a time, in constant memory.
+/// Reads traffic rows one line at a time, in constant memory.
 ///
 /// An iterator of `Result<Row, ReadError>`: row errors can be logged and skipped; after a
 /// [`ReadError::Io`] the iterator ends.
 pub struct CsvReader<R: Read> {
-    csv: ::csv::Reader<LineCounter<R>>,
-    record: ByteRecord,
+    lines: Lines<R>,
+    /// Value ranges of the current line's cells (at most `columns.width`).
+    cells: Vec<Range<usize>>,
     columns: Columns,
     done: bool,
 }
 
 impl<R: Read> CsvReader<R> {
-    /// Reads and maps the header.
+    /// Reads and maps the header; lines may be up to [`MAX_LINE_BYTES`] long.
     ///
-    /// Fails with [`ReadError::Header`] if the input is empty, a required column is missing,
-    /// or two columns name the same field; with [`ReadError::Io`] if reading fails.
+    /// Fails with [`ReadError::Header`] if the input is empty, the header line is too long
+    /// or has an unclosed quote, a required column is missing, or two columns name the same
+    /// field; with [`ReadError::Io`] if reading fails.
     pub fn new(reader: R) -> Result<Self, ReadError> {
-        let mut csv = ::csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(LineCounter::new(reader));
-        let mut record = ByteRecord::new();
-        let header: Vec<String> = loop {
-            match csv.read_byte_record(&mut record) {
-                Ok(true) if is_blank(&record) => continue,
-                Ok(true) => {
-                    break record
-                        .iter()
-                        .map(|cell| String::from_utf8_lossy(cell).into_owned())
-                        .collect();
-                }
-                Ok(false) => {
+        Self::with_max_line(reader, MAX_LINE_BYTES)
+    }
+
+    /// As [`CsvReader::new`], with lines (the header too) of up to `max_line` bytes.
+    pub fn with_max_line(reader: R, max_line: usize) -> Result<Self, ReadError> {
+        let mut lines = Lines::new(reader, max_line);
+        let header = loop {
+            match lines.next_line()? {
+                None => {
                     return Err(ReadError::Header(
                         "the input is empty; expected a header line such as \
                          `ip address,Latitude,Longitude,Timestamp,suspicious`"
                             .to_owned(),
                     ));
                 }
-                Err(e) => return Err(fatal(e)),
+                Some(Line::TooLong { number, len }) => {
+                    return Err(ReadError::Header(format!(
+                        "line {number}, where the header should be, is {len} bytes long; \
+                         at most {max_line} are read"
+                    )));
+                }
+                Some(Line::Fits { .. }) if is_blank(lines.text()) => {}
+                Some(Line::Fits { number }) => {
+                    let text = lines.text();
+                    let mut cells = Vec::new();
+                    split_cells(text, usize::MAX, &mut cells)
+                        .map_err(|reason| ReadError::Header(format!("line {number}: {reason}")))?;
+                    break cells
+                        .into_iter()
+                        .map(|range| String::from_utf8_lossy(&text[range]).into_owned())
+                        .collect::<Vec<String>>();
+                }
             }
         };
         let columns = Columns::from_header(&header)?;
         Ok(Self {
-            csv,
-            record,
+            lines,
+            cells: Vec::with_capacity(columns.width),
             columns,
             done: false,
         })
@@ -453,6 +418,13 @@ impl<R: Read> CsvReader<R> {
     /// Which header column feeds which field (for the log).
     pub fn columns(&self) -> &Columns {
         &self.columns
+    }
+
+    /// Bytes the reader holds in its buffers, for checking that memory stays bounded: at
+    /// most the read buffer (64 KiB), one line and the header's cell table, whatever
+    /// the input.
+    pub fn buffer_capacity(&self) -> usize {
+        self.lines.capacity() + self.cells.capacity() * std::mem::size_of::<Range<usize>>()
     }
 }
 
@@ -478,67 +450,50 @@ impl<R: Read> Iterator for CsvReader<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.done {
-            match self.csv.read_byte_record(&mut self.record) {
-                Ok(false) => self.done = true,
-                Ok(true) if is_blank(&self.record) => {}
-                Ok(true) => {
-                    let offset = self.record.position().map_or(0, |p| p.byte());
-                    let line = self.csv.get_mut().line_of_record_at(offset);
-                    return Some(match self.columns.parse(&self.record) {
-                        Ok(event) => Ok(Row { line, event }),
-                        Err(reason) => Err(ReadError::Row { line, reason }),
-                    });
+            let line = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => {
+                    self.done = true;
+                    break;
                 }
-                Err(e) => match e.position().map(|p| p.byte()) {
-                    // Not expected with a flexible byte reader, but if the csv crate refuses
-                    // one record it still knows where the record was: skip just that one.
-                    Some(offset) if !matches!(e.kind(), ::csv::ErrorKind::Io(_)) => {
-                        let line = self.csv.get_mut().line_of_record_at(offset);
-                        return Some(Err(ReadError::Row {
-                            line,
-                            reason: e.to_string(),
-                        }));
-                    }
-                    _ => {
-                        self.done = true;
-                        return Some(Err(fatal(e)));
-                    }
-                },
-            }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(ReadError::Io(e)));
+                }
+            };
+            let line = match line {
+                Line::TooLong { number, len } => {
+                    return Some(Err(ReadError::Row {
+                        line: number,
+                        reason: format!(
+                            "the line is {len} bytes long; at most {} are read",
+                            self.lines.max_line
+                        ),
+                    }));
+                }
+                Line::Fits { .. } if is_blank(self.lines.text()) => continue,
+                Line::Fits { number } => number,
+            };
+            let text = self.lines.text();
+            let parsed = split_cells(text, self.columns.width, &mut self.cells)
+                .and_then(|count| self.columns.parse(text, &self.cells, count));
+            return Some(match parsed {
+                Ok(event) => Ok(Row { line, event }),
+                Err(reason) => Err(ReadError::Row { line, reason }),
+            });
         }
         None
     }
 }
 
-/// A record holding nothing but whitespace: a blank line.
-fn is_blank(record: &ByteRecord) -> bool {
-    record.len() == 1
-        && record
-            .get(0)
-            .is_some_and(|cell| cell.trim_ascii().is_empty())
-}
-
-/// A cell trimmed of whitespace and of quotes that the csv parser left in place because
-/// whitespace came before them (`a, "b"`): the CSV rules say such quotes are data, but no
-/// value of ours contains a quote and this is what the writer meant.
-fn loose_cell(cell: &[u8]) -> &[u8] {
-    let cell = cell.trim_ascii();
-    match cell {
-        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-        _ => cell,
-    }
-}
-
-/// A csv error that ends reading.
-fn fatal(error: ::csv::Error) -> ReadError {
-    match error.into_kind() {
-        ::csv::ErrorKind::Io(e) => ReadError::Io(e),
-        other => ReadError::Io(io::Error::other(format!("{other:?}"))),
-    }
+/// A line holding nothing but whitespace.
+fn is_blank(line: &[u8]) -> bool {
+    line.trim_ascii().is_empty()
 }
 
 #[cfg(test)]
 mod tests {
+    use super::lines::READ_BUFFER_BYTES;
     use super::*;
     use std::net::IpAddr;
 
@@ -778,23 +733,293 @@ mod tests {
     }
 
     #[test]
-    fn quoted_multi_line_cell_keeps_line_numbers_right() {
-        // The note on line 2 spans lines 2-4; the damaged row starting on line 5 spans 5-6.
+    fn a_quoted_cell_spanning_lines_costs_each_of_its_lines_and_the_lines_after_it_read() {
+        // Line 2 opens a quote that closes on line 4; line 5 opens one that closes on line 6.
+        // A line always ends a row: each of those lines is a row error naming itself.
         let lf = "ip,lat,lon,ts,suspicious,note\n\
                   1.1.1.1,1,2,1736919120,0,\"first\nsecond\nthird\"\n\
                   2.2.2.2,1,2,x,0,\"a\nb\"\n\
                   3.3.3.3,1,2,1736919120,0,plain\n";
+        let unclosed = || Err("cell 6 opens a quote that does not close on this line".to_owned());
+        let one_field = || Err("has 1 field, the header has 6".to_owned());
         let want = [
-            (2, Ok("1.1.1.1".to_owned())),
-            (
-                5,
-                Err("timestamp: \"x\" is neither a unix time nor a date-time like 2025-01-15T05:32:00Z"
-                    .to_owned()),
-            ),
+            (2, unclosed()),
+            (3, one_field()),
+            (4, one_field()),
+            (5, unclosed()),
+            (6, one_field()),
             (7, Ok("3.3.3.3".to_owned())),
         ];
         assert_eq!(outcomes(lf.as_bytes()), want);
         assert_eq!(outcomes(lf.replace('\n', "\r\n").as_bytes()), want);
+        assert_eq!(outcomes(lf.replace('\n', "\r").as_bytes()), want);
+    }
+
+    #[test]
+    fn a_stray_quote_costs_its_line_only_and_every_good_row_after_it_reads() {
+        const GOOD: u64 = 100_000;
+        let mut input = format!("{COURSE_HEADER}\n7.7.7.7,1,2,\"1736919120,0.0\n");
+        for i in 0..GOOD {
+            input.push_str(&format!(
+                "10.0.{}.{},1,2,{},0.0\n",
+                i / 256 % 256,
+                i % 256,
+                1736919120 + i
+            ));
+        }
+        let mut reader = CsvReader::new(input.as_bytes()).unwrap();
+        let mut errors = Vec::new();
+        let mut good = 0u64;
+        let mut largest_buffer = 0;
+        while let Some(item) = reader.next() {
+            largest_buffer = largest_buffer.max(reader.buffer_capacity());
+            match item {
+                Ok(row) => {
+                    good += 1;
+                    assert_eq!(row.line, good + 2);
+                }
+                Err(ReadError::Row { line, reason }) => errors.push((line, reason)),
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(
+            errors,
+            [(
+                2,
+                "cell 4 opens a quote that does not close on this line".to_owned()
+            )]
+        );
+        assert_eq!(good, GOOD);
+        assert!(
+            largest_buffer <= BUFFER_BOUND,
+            "{largest_buffer} bytes buffered"
+        );
+    }
+
+    /// What the reader may hold with the default line limit and a five-column header.
+    const BUFFER_BOUND: usize = READ_BUFFER_BYTES + MAX_LINE_BYTES + 1024;
+
+    #[test]
+    fn a_huge_line_is_a_row_error_naming_it_and_reading_resumes_at_the_next_line() {
+        let huge = "9.9.9.9,".repeat(10 << 20 >> 3);
+        for end in ["\n", "\r\n", "\r"] {
+            let input = [
+                COURSE_HEADER,
+                "1.1.1.1,1,2,1736919120,0",
+                &huge,
+                "2.2.2.2,1,2,1736919120,0",
+                &huge,
+            ]
+            .join(end);
+            let mut reader = CsvReader::new(input.as_bytes()).unwrap();
+            let mut items = Vec::new();
+            while let Some(item) = reader.next() {
+                items.push(match item {
+                    Ok(row) => (row.line, Ok(row.event.ip.to_string())),
+                    Err(ReadError::Row { line, reason }) => (line, Err(reason)),
+                    Err(other) => panic!("unexpected {other}"),
+                });
+                assert!(reader.buffer_capacity() <= BUFFER_BOUND);
+            }
+            let too_long = || {
+                Err(format!(
+                    "the line is {} bytes long; at most 65536 are read",
+                    huge.len()
+                ))
+            };
+            assert_eq!(
+                items,
+                [
+                    (2, Ok("1.1.1.1".to_owned())),
+                    (3, too_long()),
+                    (4, Ok("2.2.2.2".to_owned())),
+                    (5, too_long()),
+                ],
+                "line end {end:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_reads_and_one_byte_more_does_not() {
+        let row = "1.1.1.1,1,2,1736919120,0";
+        let limit = row.len() + 3;
+        let input = format!("{COURSE_HEADER}\n{row},  \n{row},   \n{row}\n");
+        let reader = CsvReader::with_max_line(input.as_bytes(), limit);
+        assert!(matches!(reader, Err(ReadError::Header(ref m)) if m.contains("line 1")));
+        let input = format!("ip,lat,lon,ts,s\n{row}\n{row}   \n{row}    \n{row}\n");
+        let got: Vec<_> = CsvReader::with_max_line(input.as_bytes(), limit)
+            .unwrap()
+            .map(|r| match r {
+                Ok(row) => (row.line, Ok(())),
+                Err(ReadError::Row { line, reason }) => (line, Err(reason)),
+                Err(other) => panic!("unexpected {other}"),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, Ok(())),
+                (3, Ok(())),
+                (
+                    4,
+                    Err(format!(
+                        "the line is {} bytes long; at most {limit} are read",
+                        limit + 1
+                    ))
+                ),
+                (5, Ok(()))
+            ]
+        );
+    }
+
+    /// Hands out its data one byte per read, so every line end straddles a read.
+    struct OneByteAtATime<'a>(&'a [u8]);
+
+    impl Read for OneByteAtATime<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&byte, rest)), Some(slot)) => {
+                    *slot = byte;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn a_blank_line_longer_than_the_limit_is_still_blank() {
+        // Found by fuzzing: a whitespace-only line over the limit was a "too long" row error.
+        let padding = " \t".repeat(40);
+        let input = format!(
+            "{padding}\nip,lat,lon,ts\n1.1.1.1,1,2,1736919120\n{padding}\n2.2.2.2,1,2,1736919120\n{padding}"
+        );
+        for input in [input.clone(), format!("\u{feff}{input}")] {
+            let got: Vec<_> = CsvReader::with_max_line(OneByteAtATime(input.as_bytes()), 30)
+                .unwrap()
+                .map(|r| r.map(|row| row.line).map_err(|e| e.to_string()))
+                .collect();
+            assert_eq!(got, [Ok(3), Ok(5)], "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_bom_is_skipped_only_at_the_very_start_and_only_whole() {
+        let rows = "ip,lat,lon,ts\n1.1.1.1,1,2,1736919120\n";
+        for input in [format!("\u{feff}{rows}"), format!("\u{feff}\n\n{rows}")] {
+            assert_eq!(
+                lines(input.as_bytes()),
+                [input.lines().count() as u64],
+                "{input:?}"
+            );
+        }
+        // Part of a BOM is data: the header's first name is then not `ip`.
+        let mut partial = b"\xef\xbb".to_vec();
+        partial.extend_from_slice(rows.as_bytes());
+        assert!(header_error(&partial).starts_with("missing column ip"));
+        // A BOM later on is data too.
+        let late = "ip,lat,lon,ts\n\u{feff}1.1.1.1,1,2,1736919120\n";
+        assert_eq!(
+            outcomes(late.as_bytes()),
+            [(
+                2,
+                Err("ip: \"\\u{feff}1.1.1.1\" is not an IPv4 or IPv6 address".into())
+            )]
+        );
+        // Inputs shorter than a BOM.
+        assert!(header_error(b"\xef").starts_with("missing column"));
+        assert!(header_error(b"\xef\xbb\xbf").starts_with("the input is empty"));
+    }
+
+    #[test]
+    fn the_line_buffer_never_grows_past_the_line_limit() {
+        let row = "1.1.1.1,1,2,1736919120,0";
+        let limit = 100;
+        let fits = format!("{row}{}", " ".repeat(limit - row.len()));
+        let input = format!("ip,lat,lon,ts,s\n{fits}\n{}\n{row}\n", "x".repeat(1000));
+        let mut reader = CsvReader::with_max_line(OneByteAtATime(input.as_bytes()), limit).unwrap();
+        let bound = READ_BUFFER_BYTES + limit + 5 * std::mem::size_of::<Range<usize>>();
+        let mut lines = Vec::new();
+        while let Some(item) = reader.next() {
+            lines.push(item.map(|row| row.line).map_err(|e| e.to_string()));
+            assert!(
+                reader.buffer_capacity() <= bound,
+                "{}",
+                reader.buffer_capacity()
+            );
+        }
+        assert_eq!(
+            lines,
+            [
+                Ok(2),
+                Err("line 3: the line is 1000 bytes long; at most 100 are read".to_owned()),
+                Ok(4)
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_read_the_same_when_every_byte_comes_in_its_own_read() {
+        let lf = format!(
+            "\u{feff}{COURSE_HEADER}\n1.1.1.1,1,2,1736919120,0\n\n\"3.3.3.3\",1,2,x,0\n4.4.4.4,1,2,1736919120,1"
+        );
+        for input in [lf.clone(), lf.replace('\n', "\r\n"), lf.replace('\n', "\r")] {
+            let want = outcomes(input.as_bytes());
+            assert_eq!(want.iter().map(|o| o.0).collect::<Vec<_>>(), [2, 4, 5]);
+            let slow: Vec<_> = CsvReader::new(OneByteAtATime(input.as_bytes()))
+                .unwrap()
+                .map(|r| match r {
+                    Ok(row) => (row.line, Ok(row.event.ip.to_string())),
+                    Err(ReadError::Row { line, reason }) => (line, Err(reason)),
+                    Err(other) => panic!("unexpected {other}"),
+                })
+                .collect();
+            assert_eq!(slow, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn a_quoted_value_on_one_line_reads_and_may_hold_commas_and_doubled_quotes() {
+        let input = b"ip,lat,lon,ts,city\n\
+                      \"1.2.3.4\",\"1\", \"2\" ,1736919120,\"Springfield, IL\"\n\
+                      5.6.7.8,1,2,1736919120,\"The \"\"Big\"\" Apple, NY\"\n\
+                      6.6.6.6,1,2,1736919120,\"open, \"\"never\"\" closed\n\
+                      9.9.9.9,1,2,1736919120,ok\n";
+        assert_eq!(
+            outcomes(input),
+            [
+                (2, Ok("1.2.3.4".into())),
+                (3, Ok("5.6.7.8".into())),
+                (
+                    4,
+                    Err("cell 5 opens a quote that does not close on this line".into())
+                ),
+                (5, Ok("9.9.9.9".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_keeps_the_cell_as_written() {
+        let input = b"ip,lat,lon,ts\n\"1.2.3.4\"5,1,2,1736919120\n";
+        assert_eq!(
+            outcomes(input),
+            [(
+                2,
+                Err("ip: \"\\\"1.2.3.4\\\"5\" is not an IPv4 or IPv6 address".into())
+            )]
+        );
+    }
+
+    #[test]
+    fn a_header_with_an_unclosed_quote_is_a_header_error_naming_its_line() {
+        let message = header_error(b"\nip,\"lat,lon,ts\n1.2.3.4,1,2,3\n");
+        assert_eq!(
+            message,
+            "line 2: cell 2 opens a quote that does not close on this line"
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! A row whose timestamp is earlier than one already scheduled is due at once (at the
 //! latest offset so far) and counted as out of order.
 //!
+//! Gaps: with [`Schedule::with_max_gap`], a gap in data time longer than the limit counts as
+//! the limit: every later row moves earlier by the data seconds cut so far (cumulatively, so
+//! the schedule stays absolute). Timestamps themselves are never changed.
+//!
 //! Looping: pass `k` of the same data is shifted by `k × (span + gap)`, where `span` is the
 //! first pass's time range and `gap` one typical gap between rows ([`LOOP_GAP_SECS`]), so the
 //! data's clock keeps moving forward and the schedule keeps going without restarting.
@@ -29,6 +33,8 @@ pub struct Due {
     /// The row's timestamp shifted for the current pass (unchanged in the first pass):
     /// the timestamp to send.
     pub timestamp: f64,
+    /// Data seconds cut from the gap before this row by the max gap (0 when none).
+    pub gap_cut: f64,
 }
 
 /// The replay schedule for a sequence of timestamps, one pass after another.
@@ -45,6 +51,10 @@ pub struct Schedule {
     pass: u32,
     /// Data seconds between the starts of two passes, fixed when the second pass begins.
     period: Option<f64>,
+    /// Longest gap in data seconds that is kept as it is.
+    max_gap: Option<f64>,
+    /// Data seconds cut from gaps so far.
+    cut: f64,
 }
 
 impl Schedule {
@@ -60,7 +70,16 @@ impl Schedule {
             first_pass_range: None,
             pass: 0,
             period: None,
+            max_gap: None,
+            cut: 0.0,
         })
+    }
+
+    /// Shortens every gap between consecutive rows longer than `max_gap` (data time) to
+    /// `max_gap`, so that a file with a first row years before the next does not wait years.
+    pub fn with_max_gap(mut self, max_gap: Duration) -> Self {
+        self.max_gap = Some(max_gap.as_secs_f64());
+        self
     }
 
     /// The speed factor.
@@ -89,9 +108,13 @@ impl Schedule {
                 offset,
                 out_of_order: true,
                 timestamp,
+                gap_cut: 0.0,
             },
             _ => {
-                let seconds = (timestamp - origin) / self.speed;
+                let gap = self.latest.map_or(0.0, |(latest, _)| timestamp - latest);
+                let gap_cut = self.max_gap.map_or(0.0, |max| (gap - max).max(0.0));
+                self.cut += gap_cut;
+                let seconds = (timestamp - origin - self.cut) / self.speed;
                 // Only a row before t_0 and after nothing else can be negative: the first row.
                 let offset = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX);
                 self.latest = Some((timestamp, offset));
@@ -99,6 +122,7 @@ impl Schedule {
                     offset,
                     out_of_order: false,
                     timestamp,
+                    gap_cut,
                 }
             }
         }
@@ -232,6 +256,49 @@ mod tests {
         let first = schedule.due(T0 + 2.0);
         assert!(!first.out_of_order);
         assert_eq!(first.timestamp, T0 + 11.0);
+    }
+
+    #[test]
+    fn gaps_longer_than_the_max_gap_are_shortened_to_it_and_the_schedule_stays_absolute() {
+        let year = 365.0 * 86_400.0;
+        let mut schedule = Schedule::new(2.0)
+            .unwrap()
+            .with_max_gap(Duration::from_secs(10));
+        let rows = [
+            T0,
+            T0 + year,
+            T0 + year + 4.0,
+            T0 + year + 3.0,
+            T0 + year + 30.0,
+        ];
+        let due: Vec<Due> = rows.iter().map(|&t| schedule.due(t)).collect();
+        let offsets: Vec<Duration> = due.iter().map(|d| d.offset).collect();
+        // Gaps 1 year -> 10 s, 4 s kept, out of order at once, 26 s -> 10 s; all at speed 2.
+        assert_eq!(offsets, [0, 5, 7, 7, 12].map(Duration::from_secs).to_vec());
+        let cuts: Vec<f64> = due.iter().map(|d| d.gap_cut).collect();
+        assert_eq!(cuts, [0.0, year - 10.0, 0.0, 0.0, 16.0]);
+        let sent: Vec<f64> = due.iter().map(|d| d.timestamp).collect();
+        assert_eq!(sent, rows, "timestamps are the data's own");
+    }
+
+    #[test]
+    fn with_a_max_gap_a_second_pass_still_continues_the_data_clock() {
+        let mut schedule = Schedule::new(1.0)
+            .unwrap()
+            .with_max_gap(Duration::from_secs(5));
+        let rows = [T0, T0 + 100.0];
+        let first: Vec<Duration> = offsets(&mut schedule, &rows);
+        assert_eq!(first, [0, 5].map(Duration::from_secs).to_vec());
+        schedule.next_pass();
+        let second: Vec<Due> = rows.iter().map(|&t| schedule.due(t)).collect();
+        let sent: Vec<f64> = second.iter().map(|d| d.timestamp).collect();
+        assert_eq!(
+            sent,
+            [T0 + 101.0, T0 + 201.0],
+            "shifted by the real span + 1 s"
+        );
+        let offsets: Vec<Duration> = second.iter().map(|d| d.offset).collect();
+        assert_eq!(offsets, [6, 11].map(Duration::from_secs).to_vec());
     }
 
     #[test]

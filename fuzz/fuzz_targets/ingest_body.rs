@@ -1,0 +1,27 @@
+//! `traffic::ingest::parse_body` over arbitrary bytes: it must never panic, what it accepts
+//! must respect the item limit, and every event it accepts must be in range.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use traffic::ingest::{IngestError, parse_body};
+
+/// A small limit, so that the "too many items" path is reached by short inputs too.
+const MAX_ITEMS: usize = 8;
+
+fuzz_target!(|body: &[u8]| {
+    match parse_body(body, MAX_ITEMS) {
+        Ok(events) => {
+            assert!(events.len() <= MAX_ITEMS, "{} events", events.len());
+            for e in events {
+                assert!((-90.0..=90.0).contains(&e.latitude), "{e:?}");
+                assert!((-180.0..=180.0).contains(&e.longitude), "{e:?}");
+                assert!(e.timestamp.is_finite(), "{e:?}");
+            }
+        }
+        Err(IngestError::TooManyItems { count, max }) => {
+            assert_eq!(max, MAX_ITEMS);
+            assert!(count > MAX_ITEMS, "{count} items refused");
+        }
+        Err(_) => {}
+    }
+});
