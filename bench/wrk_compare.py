@@ -5,8 +5,9 @@ release server and the Flask stand-in (bench/flask_standin.py) on 127.0.0.1, the
 `wrk -t1 -c16 --latency` with bench/post_one_event.lua against each in turn, several rounds,
 and prints per round: requests/s, latency p50/p99, and the CPU each process used meanwhile
 (user and system, in cores, from /proc/<pid>/stat; wrk's from its rusage), plus what the
-rest of the machine used. Both servers run for the whole benchmark; only wrk moves.
-Standard library only.
+rest of the machine used. All servers run for the whole benchmark; only wrk moves.
+`--extra NAME=BINARY` adds another build of our server to the rotation (a before/after
+comparison in one run). Standard library only.
 """
 
 import argparse
@@ -100,34 +101,38 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per run")
     parser.add_argument("--logs", default="target/bench-wrk", help="where server logs go")
+    parser.add_argument("--extra", action="append", default=[], metavar="NAME=BINARY",
+                        help="another build of our server to measure in the same rotation")
     args = parser.parse_args()
     os.makedirs(args.logs, exist_ok=True)
 
-    ours_port, flask_port = free_port(), free_port()
     env = dict(os.environ)
     env.pop("RUST_LOG", None)  # the server's own default filter, as a user runs it
-    ours_log = open(os.path.join(args.logs, "ours.log"), "w")
-    flask_log = open(os.path.join(args.logs, "flask.log"), "w")
-    ours = subprocess.Popen(
-        [args.server, "--listen", f"127.0.0.1:{ours_port}"],
-        stdout=ours_log, stderr=subprocess.STDOUT, env=env,
-    )
+    ours = [("ours", args.server)] + [tuple(e.split("=", 1)) for e in args.extra]
+    targets = []
+    for name, binary in ours:
+        port = free_port()
+        log = open(os.path.join(args.logs, f"{name}.log"), "w")
+        proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+        targets.append((name, proc, f"http://127.0.0.1:{port}"))
+    port = free_port()
+    log = open(os.path.join(args.logs, "flask.log"), "w")
     flask = subprocess.Popen(
-        [args.python, os.path.join(HERE, "flask_standin.py"), "--port", str(flask_port)],
-        stdout=flask_log, stderr=subprocess.STDOUT,
+        [args.python, os.path.join(HERE, "flask_standin.py"), "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT,
     )
-    targets = [
-        ("ours", ours, f"http://127.0.0.1:{ours_port}"),
-        ("flask", flask, f"http://127.0.0.1:{flask_port}"),
-    ]
+    targets.append(("flask", flask, f"http://127.0.0.1:{port}"))
     try:
         for _, proc, base in targets:
             wait_healthy(f"{base}/healthz", proc, 60)
         results = {name: [] for name, _, _ in targets}
         print(f"wrk -t1 -c16 -d{args.seconds}s --latency, one event per POST, "
-              f"{args.rounds} rounds, ours and Flask alternated")
-        header = (f"{'round':>5} {'server':<6} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
-                  f"{'srv user':>8} {'srv sys':>7} {'sys %':>5} {'wrk':>5} {'other':>5} {'errors':>6}")
+              f"{args.rounds} rounds, {', '.join(n for n, _, _ in targets)} in turn")
+        width = max(6, *(len(n) for n, _, _ in targets))
+        header = (f"{'round':>5} {'server':<{width}} {'req/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+                  f"{'srv user':>8} {'srv sys':>7} {'sys %':>5} {'us/req':>7} {'wrk':>5} "
+                  f"{'other':>5} {'errors':>6}")
         print(header)
         print("-" * len(header))
         for round_ in range(1, args.rounds + 1):
@@ -137,20 +142,24 @@ def main():
                 r = run_wrk(f"{base}/api/events", args.seconds, proc.pid)
                 results[name].append(r)
                 total = r["server_user"] + r["server_sys"]
-                print(f"{round_:>5} {name:<6} {r['rps']:>9,.0f} {r['p50_ms']:>7.2f} "
+                r["us_per_req"] = 1e6 * total / max(r["rps"], 1e-9)
+                print(f"{round_:>5} {name:<{width}} {r['rps']:>9,.0f} {r['p50_ms']:>7.2f} "
                       f"{r['p99_ms']:>7.2f} {r['server_user']:>8.2f} {r['server_sys']:>7.2f} "
-                      f"{100 * r['server_sys'] / max(total, 1e-9):>5.0f} {r['wrk']:>5.2f} "
-                      f"{r['other']:>5.2f} {r['errors']:>6}", flush=True)
-        print("(CPU columns in cores: server user and system time, wrk, rest of the machine)")
-        ours_rps = [r["rps"] for r in results["ours"]]
+                      f"{100 * r['server_sys'] / max(total, 1e-9):>5.0f} {r['us_per_req']:>7.1f} "
+                      f"{r['wrk']:>5.2f} {r['other']:>5.2f} {r['errors']:>6}", flush=True)
+        print("(CPU columns in cores: server user and system time, wrk, rest of the machine;"
+              " us/req: server CPU microseconds per request)")
+        med = lambda name, key: statistics.median(r[key] for r in results[name])
+        for name, _, _ in targets:
+            rps = [r["rps"] for r in results[name]]
+            print(f"{name:<{width}} median {med(name, 'rps'):>9,.0f} req/s (min {min(rps):,.0f}, "
+                  f"max {max(rps):,.0f}), {med(name, 'us_per_req'):,.1f} us of server CPU per request")
         flask_rps = [r["rps"] for r in results["flask"]]
-        ratios = [o / f for o, f in zip(ours_rps, flask_rps)]
-        print(f"ours:  median {statistics.median(ours_rps):,.0f} req/s "
-              f"(min {min(ours_rps):,.0f}, max {max(ours_rps):,.0f})")
-        print(f"flask: median {statistics.median(flask_rps):,.0f} req/s "
-              f"(min {min(flask_rps):,.0f}, max {max(flask_rps):,.0f})")
-        print(f"ratio: {statistics.median(ours_rps) / statistics.median(flask_rps):.1f}x "
-              f"(median over median; per round {', '.join(f'{x:.1f}x' for x in ratios)})")
+        for name, _, _ in targets[:-1]:
+            ratios = [o["rps"] / f for o, f in zip(results[name], flask_rps)]
+            print(f"ratio {name}/flask: {med(name, 'rps') / med('flask', 'rps'):.1f}x requests/s "
+                  f"(median over median; per round {', '.join(f'{x:.1f}x' for x in ratios)}); "
+                  f"{med('flask', 'us_per_req') / med(name, 'us_per_req'):.1f}x less CPU per request")
         failed = sum(r["errors"] for rs in results.values() for r in rs)
         if failed:
             sys.exit(f"{failed} requests failed or were not 2xx")
