@@ -45,7 +45,11 @@ fn in_v4(ip: Ipv4Addr, net: [u8; 4], len: u32) -> bool {
 }
 
 fn in_v6(ip: Ipv6Addr, net: u128, len: u32) -> bool {
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - len)
+    };
     u128::from(ip) & mask == net & mask
 }
 
@@ -81,11 +85,7 @@ fn classify_v4(ip: Ipv4Addr) -> Option<Unlocated> {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Option<Unlocated> {
-    const PRIVATE: &[(u128, u32)] = &[
-        (0xfc00 << 112, 7),
-        (0xfe80 << 112, 10),
-        (0xfec0 << 112, 10),
-    ];
+    const PRIVATE: &[(u128, u32)] = &[(0xfc00 << 112, 7), (0xfe80 << 112, 10), (0xfec0 << 112, 10)];
     const RESERVED: &[(u128, u32)] = &[
         (0xff00 << 112, 8),
         (0x2001_0db8 << 96, 32),

@@ -33,10 +33,11 @@ impl Database {
             path: path.to_owned(),
             source,
         })?;
-        let layout = detect_layout(&reader).map_err(|found| GeoIpError::UnknownLayout {
+        let unknown = |found| GeoIpError::UnknownLayout {
             path: path.to_owned(),
             found,
-        })?;
+        };
+        let (layout, sample) = detect_layout(&reader).map_err(unknown)?;
         let meta = reader.metadata();
         let description = meta
             .description
@@ -54,7 +55,17 @@ impl Database {
             layout,
             attribution,
         };
-        Ok((Database { reader, layout }, info))
+        let db = Database { reader, layout };
+        // Decode one record the way lookups will, so that a file whose fields have
+        // unexpected types is refused here, not read as "not found" for every address.
+        if let Some(sample) = sample {
+            db.locate(sample).map_err(|e| {
+                unknown(format!(
+                    "its first record ({sample}) does not decode as {layout:?}: {e}"
+                ))
+            })?;
+        }
+        Ok((db, info))
     }
 
     /// The place this file gives `ip`, `Ok(None)` if it has no record with coordinates.
@@ -87,8 +98,9 @@ impl Database {
 /// Reads the first record that has data: GeoIP2 keeps everything in nested maps
 /// (`location`, `country`, `city`), the ip-location-db layout has top-level `latitude`,
 /// `longitude` and `country_code`. An empty file is read as GeoIP2 (it answers nothing
-/// either way). `Err` carries the keys that were found instead.
-fn detect_layout(reader: &Reader<Mmap>) -> Result<Layout, String> {
+/// either way). Also returns an address of that record. `Err` carries the keys that were
+/// found instead.
+fn detect_layout(reader: &Reader<Mmap>) -> Result<(Layout, Option<IpAddr>), String> {
     #[derive(Deserialize)]
     struct Probe {
         location: Option<IgnoredAny>,
@@ -101,9 +113,13 @@ fn detect_layout(reader: &Reader<Mmap>) -> Result<Layout, String> {
         .networks(Default::default())
         .map_err(|e| format!("unreadable search tree ({e})"))?;
     let Some(first) = networks.next() else {
-        return Ok(Layout::GeoIp2);
+        return Ok((Layout::GeoIp2, None));
     };
     let first = first.map_err(|e| format!("unreadable first record ({e})"))?;
+    let sample = first
+        .network()
+        .map_err(|e| format!("unreadable first network ({e})"))?
+        .network();
     let keys: Option<std::collections::BTreeMap<String, IgnoredAny>> = first
         .decode()
         .map_err(|e| format!("first record is not a map ({e})"))?;
@@ -111,9 +127,13 @@ fn detect_layout(reader: &Reader<Mmap>) -> Result<Layout, String> {
         .decode()
         .map_err(|e| format!("first record is not a map ({e})"))?;
     match probe {
-        Some(p) if p.latitude.is_some() || p.country_code.is_some() => Ok(Layout::Flat),
-        Some(p) if p.location.is_some() || p.country.is_some() || p.registered_country.is_some() => {
-            Ok(Layout::GeoIp2)
+        Some(p) if p.latitude.is_some() || p.country_code.is_some() => {
+            Ok((Layout::Flat, Some(sample)))
+        }
+        Some(p)
+            if p.location.is_some() || p.country.is_some() || p.registered_country.is_some() =>
+        {
+            Ok((Layout::GeoIp2, Some(sample)))
         }
         _ => {
             let keys: Vec<String> = keys.unwrap_or_default().into_keys().collect();
@@ -129,7 +149,13 @@ fn attribution(path: &Path, database_type: &str, description: &str) -> Option<St
         .map(|f| f.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let text = format!("{database_type} {description}").to_ascii_lowercase();
-    if file.starts_with("dbip") || text.contains("dbip") || text.contains("db-ip") {
+    // The ip-location-db files say nothing about DB-IP in their metadata; their package
+    // ships DB-IP's licence note, which scripts/fetch-geoip puts next to them.
+    let licence_beside = path
+        .parent()
+        .is_some_and(|dir| dir.join("DBIP-LICENSE").is_file());
+    if file.starts_with("dbip") || text.contains("dbip") || text.contains("db-ip") || licence_beside
+    {
         Some(crate::DBIP_ATTRIBUTION.to_owned())
     } else {
         None
@@ -170,9 +196,9 @@ struct Country<'a> {
 
 #[derive(Deserialize)]
 struct Location {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    accuracy_radius: Option<u32>,
+    latitude: Option<Coordinate>,
+    longitude: Option<Coordinate>,
+    accuracy_radius: Option<Radius>,
 }
 
 fn english<'a>(named: Option<&Named<'a>>) -> &'a str {
@@ -185,7 +211,7 @@ fn english<'a>(named: Option<&Named<'a>>) -> &'a str {
 impl Geoip2Record<'_> {
     fn place(self) -> Option<IpLocation> {
         let location = self.location?;
-        let (latitude, longitude) = coordinates(location.latitude?, location.longitude?)?;
+        let (latitude, longitude) = coordinates(location.latitude?.0, location.longitude?.0)?;
         let country = self
             .country
             .and_then(|c| c.iso_code)
@@ -197,7 +223,7 @@ impl Geoip2Record<'_> {
             city: english(self.city.as_ref()).to_owned(),
             region: english(self.subdivisions.as_ref().and_then(|s| s.first())).to_owned(),
             country_code: country.to_owned(),
-            accuracy_km: location.accuracy_radius,
+            accuracy_km: location.accuracy_radius.map(|r| r.0),
         })
     }
 }
@@ -236,6 +262,38 @@ fn coordinates(latitude: f64, longitude: f64) -> Option<(f64, f64)> {
         .then_some((latitude, longitude))
 }
 
+/// An unsigned integer of any MMDB width (GeoIP2 writes `accuracy_radius` as uint16; the
+/// reader's typed decoding would refuse it as a u32).
+struct Radius(u32);
+
+impl<'de> Deserialize<'de> for Radius {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Radius;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an unsigned integer")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Radius, E> {
+                Ok(Radius(u32::try_from(v).unwrap_or(u32::MAX)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Radius, E> {
+                Ok(Radius(u32::try_from(v).unwrap_or(0)))
+            }
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Radius, E> {
+                Ok(Radius(u32::try_from(v).unwrap_or(u32::MAX)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The f64 nearest the shortest decimal that reads back as `v`: a latitude stored as the
+/// float 37.422 becomes 37.422, not 37.422000885009766.
+fn f32_decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
 /// A coordinate stored as a double, a float, or a decimal string (writers differ).
 struct Coordinate(f64);
 
@@ -251,7 +309,7 @@ impl<'de> Deserialize<'de> for Coordinate {
                 Ok(Coordinate(v))
             }
             fn visit_f32<E: serde::de::Error>(self, v: f32) -> Result<Coordinate, E> {
-                Ok(Coordinate(f64::from(v)))
+                Ok(Coordinate(f32_decimal(v)))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Coordinate, E> {
                 Ok(Coordinate(v as f64))
