@@ -127,9 +127,10 @@ fn main() {
     let after = rss_anon();
     if let (Some(before), Some(after)) = (before, after) {
         println!(
-            "cache: {} entries (max {}), anonymous RSS +{:.1} MB = {:.0} bytes/entry",
+            "cache: {} answers (max {}) sharing {} records, anonymous RSS +{:.1} MB = {:.0} bytes/answer",
             cached.cache_len(),
             cached.cache_max_len(),
+            cached.cached_records(),
             after.saturating_sub(before) as f64 / 1e6,
             after.saturating_sub(before) as f64 / cached.cache_len() as f64
         );
@@ -188,9 +189,10 @@ fn main() {
     }
     if let (Some(before), Some(after)) = (before_flood, rss_anon()) {
         println!(
-            "after 400,000 more distinct addresses: {} entries (max {}), anonymous RSS +{:.1} MB during the flood",
+            "after 400,000 more distinct addresses: {} answers (max {}), {} records, anonymous RSS +{:.1} MB during the flood",
             cached.cache_len(),
             cached.cache_max_len(),
+            cached.cached_records(),
             after.saturating_sub(before) as f64 / 1e6
         );
     }

@@ -1,4 +1,4 @@
-//! A bounded, thread-safe map from address to lookup answer.
+//! A bounded, thread-safe map: address to lookup answer, and database record to place.
 //!
 //! Sharded (so that ingest handlers on several threads rarely wait for one another), and in
 //! each shard two generations: answers go into `hot`; when `hot` is full, it becomes `cold`
@@ -9,33 +9,27 @@
 //! only cycles the generations). The maps keep their allocation across rotations.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-
-use crate::{IpLocation, Unlocated};
-
-/// What the cache keeps per address: the full answer, shared.
-pub(crate) type Answer = Result<Arc<IpLocation>, Unlocated>;
+use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::{Mutex, PoisonError};
 
 const SHARDS: usize = 32;
 
-struct Shard {
-    hot: HashMap<IpAddr, Answer>,
-    cold: HashMap<IpAddr, Answer>,
+struct Shard<K, V> {
+    hot: HashMap<K, V>,
+    cold: HashMap<K, V>,
 }
 
-pub(crate) struct Cache {
-    shards: Box<[Mutex<Shard>]>,
+pub(crate) struct Cache<K, V> {
+    shards: Box<[Mutex<Shard<K, V>>]>,
     /// Entries per generation and shard; 0 disables the cache.
     generation: usize,
     hasher: RandomState,
 }
 
-impl Cache {
+impl<K: Hash + Eq + Copy, V: Clone> Cache<K, V> {
     /// A cache that holds at least `capacity` recent answers and never more than about
     /// twice that.
-    pub(crate) fn new(capacity: usize) -> Cache {
+    pub(crate) fn new(capacity: usize) -> Self {
         let generation = capacity.div_ceil(SHARDS);
         let shards = (0..SHARDS)
             .map(|_| {
@@ -52,7 +46,7 @@ impl Cache {
         }
     }
 
-    fn shard(&self, ip: &IpAddr) -> std::sync::MutexGuard<'_, Shard> {
+    fn shard(&self, ip: &K) -> std::sync::MutexGuard<'_, Shard<K, V>> {
         // The shard is picked by a keyed hash, so that chosen addresses cannot pile into one.
         let index = self.hasher.hash_one(ip) as usize % SHARDS;
         // A panic while holding the lock leaves the maps consistent (no invariant spans
@@ -62,7 +56,7 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn get(&self, ip: &IpAddr) -> Option<Answer> {
+    pub(crate) fn get(&self, ip: &K) -> Option<V> {
         if self.generation == 0 {
             return None;
         }
@@ -75,7 +69,7 @@ impl Cache {
         Some(answer)
     }
 
-    pub(crate) fn insert(&self, ip: IpAddr, answer: Answer) {
+    pub(crate) fn insert(&self, ip: K, answer: V) {
         if self.generation == 0 {
             return;
         }
@@ -99,8 +93,8 @@ impl Cache {
     }
 }
 
-impl Shard {
-    fn insert(&mut self, ip: IpAddr, answer: Answer, generation: usize) {
+impl<K: Hash + Eq, V> Shard<K, V> {
+    fn insert(&mut self, ip: K, answer: V, generation: usize) {
         if self.hot.len() >= generation && !self.hot.contains_key(&ip) {
             std::mem::swap(&mut self.hot, &mut self.cold);
             self.hot.clear();
@@ -111,9 +105,12 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
+    use crate::Unlocated;
+
+    type Cache = super::Cache<IpAddr, Result<(), Unlocated>>;
 
     fn ip(n: u32) -> IpAddr {
         IpAddr::V4(Ipv4Addr::from(n))

@@ -3,12 +3,17 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::sync::Arc;
 
 use maxminddb::{MaxMindDbError, Mmap, Reader};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::cache::Cache;
 use crate::{DatabaseInfo, GeoIpError, IpLocation, Layout};
+
+/// Decoded places by (database index, record offset); `None`: a record without coordinates.
+pub(crate) type Records = Cache<(usize, usize), Option<Arc<IpLocation>>>;
 
 /// An opened file and how to read its records.
 pub(crate) struct Database {
@@ -59,7 +64,7 @@ impl Database {
         // Decode one record the way lookups will, so that a file whose fields have
         // unexpected types is refused here, not read as "not found" for every address.
         if let Some(sample) = sample {
-            db.locate(sample).map_err(|e| {
+            db.locate(sample, &Cache::new(0), 0).map_err(|e| {
                 unknown(format!(
                     "its first record ({sample}) does not decode as {layout:?}: {e}"
                 ))
@@ -69,15 +74,30 @@ impl Database {
     }
 
     /// The place this file gives `ip`, `Ok(None)` if it has no record with coordinates.
-    pub(crate) fn locate(&self, ip: IpAddr) -> Result<Option<IpLocation>, MaxMindDbError> {
+    ///
+    /// Many addresses share one record; `records` keeps the decoded place per record
+    /// (keyed by `id`, this file's index, and the record's offset), so that they also share
+    /// one allocation and a new address of a known record costs only the tree walk.
+    pub(crate) fn locate(
+        &self,
+        ip: IpAddr,
+        records: &Records,
+        id: usize,
+    ) -> Result<Option<Arc<IpLocation>>, MaxMindDbError> {
         let result = self.reader.lookup(ip)?;
-        if !result.has_data() {
+        let Some(offset) = result.offset().filter(|_| result.has_data()) else {
             return Ok(None);
+        };
+        if let Some(place) = records.get(&(id, offset)) {
+            return Ok(place);
         }
-        Ok(match self.layout {
+        let place = match self.layout {
             Layout::GeoIp2 => result.decode::<Geoip2Record<'_>>()?.and_then(|r| r.place()),
             Layout::Flat => result.decode::<FlatRecord<'_>>()?.and_then(|r| r.place()),
-        })
+        }
+        .map(Arc::new);
+        records.insert((id, offset), place.clone());
+        Ok(place)
     }
 
     /// Like [`Database::locate`] for an IPv4 address in an IPv6 file: the IPv4 subtree
@@ -87,10 +107,12 @@ impl Database {
     pub(crate) fn locate_v4_in_v6(
         &self,
         ip: Ipv4Addr,
-    ) -> Result<Option<IpLocation>, MaxMindDbError> {
-        match self.locate(IpAddr::V4(ip))? {
+        records: &Records,
+        id: usize,
+    ) -> Result<Option<Arc<IpLocation>>, MaxMindDbError> {
+        match self.locate(IpAddr::V4(ip), records, id)? {
             Some(place) => Ok(Some(place)),
-            None => self.locate(IpAddr::V6(ip.to_ipv6_mapped())),
+            None => self.locate(IpAddr::V6(ip.to_ipv6_mapped()), records, id),
         }
     }
 }

@@ -26,7 +26,7 @@ use serde::Serialize;
 pub use classify::classify;
 
 use cache::Cache;
-use db::Database;
+use db::{Database, Records};
 
 /// Where `scripts/fetch-geoip` puts the default database, relative to the repository root.
 pub const DEFAULT_DIR: &str = "data/geoip";
@@ -158,7 +158,10 @@ pub struct GeoIp {
     v4: Vec<Route>,
     /// Indices of files that answer IPv6 addresses, in the order given.
     v6: Vec<usize>,
-    cache: Cache,
+    /// Answers by address.
+    cache: Cache<IpAddr, Result<Arc<IpLocation>, Unlocated>>,
+    /// Places by database record, shared by all the addresses of one record.
+    records: Records,
 }
 
 #[derive(Clone, Copy)]
@@ -216,6 +219,7 @@ impl GeoIp {
             v4,
             v6,
             cache: Cache::new(cache_capacity),
+            records: Cache::new(cache_capacity / 2),
         })
     }
 
@@ -228,6 +232,7 @@ impl GeoIp {
             v4: Vec::new(),
             v6: Vec::new(),
             cache: Cache::new(0),
+            records: Cache::new(0),
         }
     }
 
@@ -258,27 +263,40 @@ impl GeoIp {
         if let Some(answer) = self.cache.get(&ip) {
             return answer;
         }
-        let answer = self.lookup_uncached(ip).map(Arc::new);
+        let answer = self.search(ip, &self.records);
         self.cache.insert(ip, answer.clone());
         answer
     }
 
-    /// The answer straight from the files, bypassing the cache (for benchmarks and tests).
-    /// `ip` must be public: no [`classify`] check is made.
+    /// The answer straight from the files, bypassing both caches (for benchmarks and
+    /// tests). `ip` must be public: no [`classify`] check is made.
     pub fn lookup_uncached(&self, ip: IpAddr) -> Result<IpLocation, Unlocated> {
         if self.databases.is_empty() {
             return Err(Unlocated::NoDatabase);
         }
+        self.search(classify::canonical(ip), &Cache::new(0))
+            .map(|place| (*place).clone())
+    }
+
+    fn search(&self, ip: IpAddr, records: &Records) -> Result<Arc<IpLocation>, Unlocated> {
         // A damaged record reads as "not found": one bad entry must not fail ingest.
-        let found = match classify::canonical(ip) {
+        let found = match ip {
             IpAddr::V4(v4) => self.v4.iter().find_map(|route| match *route {
-                Route::V4(i) => self.databases[i].locate(IpAddr::V4(v4)).ok().flatten(),
-                Route::V6(i) => self.databases[i].locate_v4_in_v6(v4).ok().flatten(),
+                Route::V4(i) => self.databases[i]
+                    .locate(IpAddr::V4(v4), records, i)
+                    .ok()
+                    .flatten(),
+                Route::V6(i) => self.databases[i]
+                    .locate_v4_in_v6(v4, records, i)
+                    .ok()
+                    .flatten(),
             }),
-            IpAddr::V6(v6) => self
-                .v6
-                .iter()
-                .find_map(|&i| self.databases[i].locate(IpAddr::V6(v6)).ok().flatten()),
+            IpAddr::V6(v6) => self.v6.iter().find_map(|&i| {
+                self.databases[i]
+                    .locate(IpAddr::V6(v6), records, i)
+                    .ok()
+                    .flatten()
+            }),
         };
         found.ok_or(Unlocated::NotFound)
     }
@@ -288,13 +306,19 @@ impl GeoIp {
         &self.infos
     }
 
-    /// Answers in the cache now.
+    /// Answers (by address) in the cache now.
     pub fn cache_len(&self) -> usize {
         self.cache.len()
     }
 
-    /// The most answers the cache can hold.
+    /// The most answers the cache can hold (about twice its capacity).
     pub fn cache_max_len(&self) -> usize {
         self.cache.max_len()
+    }
+
+    /// Decoded database records held now (shared by the cached answers; bounded by half
+    /// the cache's capacity, times two).
+    pub fn cached_records(&self) -> usize {
+        self.records.len()
     }
 }

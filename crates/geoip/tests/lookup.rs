@@ -316,6 +316,17 @@ fn cached_answers_equal_fresh_ones() {
 }
 
 #[test]
+fn addresses_of_one_record_share_one_cached_place() {
+    let (v4, v6) = flat_dbs();
+    let geo = GeoIp::open(&[v4, v6]).unwrap();
+    let a = geo.lookup_shared(ip("8.8.8.8")).unwrap();
+    let b = geo.lookup_shared(ip("8.8.8.200")).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(geo.cache_len(), 2);
+    assert_eq!(geo.cached_records(), 1);
+}
+
+#[test]
 fn lookups_from_many_threads_agree() {
     let (v4, v6) = flat_dbs();
     let geo = GeoIp::open_with_cache(&[v4, v6], 64).unwrap();
