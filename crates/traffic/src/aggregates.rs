@@ -579,13 +579,13 @@ mod tests {
     }
 
     fn event(timestamp: f64, suspicious: bool) -> Event {
-        Event {
-            ip: "192.0.2.1".parse().unwrap(),
-            latitude: 0.0,
-            longitude: 0.0,
+        Event::at(
+            "192.0.2.1".parse().unwrap(),
+            0.0,
+            0.0,
             timestamp,
             suspicious,
-        }
+        )
     }
 
     #[test]
