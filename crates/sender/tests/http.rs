@@ -77,13 +77,7 @@ fn transport(addr: SocketAddr) -> HttpTransport {
 }
 
 fn event(ip: &str, timestamp: f64) -> Event {
-    Event {
-        ip: ip.parse().unwrap(),
-        latitude: 35.3696,
-        longitude: -119.0105,
-        timestamp,
-        suspicious: true,
-    }
+    Event::at(ip.parse().unwrap(), 35.3696, -119.0105, timestamp, true)
 }
 
 #[tokio::test]
