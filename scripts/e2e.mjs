@@ -6,7 +6,8 @@
 // counters equal the file's rows, the busiest place tops the list, clicking it moves the
 // camera, the suspicious-only filter changes the count, and a page opened after the replay
 // shows the same numbers as the one that watched it all; a hit dated 2199 leaves the data
-// clock and timeline alone and is named in the notes. Saves screenshots to artifacts/.
+// clock and timeline alone and is named in the notes; hits without coordinates (no IP
+// database) are counted as unlocated by reason and never drawn. Saves screenshots to artifacts/.
 //
 // Usage: node scripts/e2e.mjs [CSV]    (default data/sample.csv)
 // Env:   E2E_SPEED (default 100), E2E_NO_BUILD=1 (use existing binaries and dist),
@@ -371,6 +372,39 @@ async function main() {
   );
   await a.page.screenshot({ path: join(artifacts, 'e2e-outlier.png') });
   log('screenshot artifacts/e2e-outlier.png');
+
+  // Hits without coordinates (course spellings, no database): counted, by reason, never drawn.
+  const totalBeforeUnlocated = await numberOf(a.page, 'total');
+  const suspiciousBeforeUnlocated = await numberOf(a.page, 'suspicious');
+  const writtenBefore = await a.page.evaluate(() => window.__globe.points().written);
+  const unlocatedBody = [
+    { ip_address: '127.0.0.1', Timestamp: extra[0].timestamp, suspicious: 1.0 },
+    { source_ip: '10.0.0.7', ts: extra[0].timestamp, bytes_sent: 512, protocol: 'TCP' },
+    { 'ip address': '192.0.2.55', timestamp: extra[0].timestamp, status_code: 404, method: 'GET', path: '/.env' },
+    { ip: '8.8.4.4', timestamp: extra[0].timestamp },
+  ];
+  check((await postEvents(unlocatedBody)) === 202, 'four hits without coordinates, in course spellings, are accepted');
+  await waitFor('the unlocated hits counted', async () => (await numberOf(a.page, 'total')) === totalBeforeUnlocated + 4, { timeout: 10000 });
+  check((await numberOf(a.page, 'suspicious')) === suspiciousBeforeUnlocated + 1, 'an unlocated suspicious hit counts as suspicious');
+  check((await numberOf(a.page, 'unlocated')) === 4, 'the counters show 4 unlocated hits');
+  const reasonsTitle = await a.page.locator('#unlocated-row').getAttribute('title');
+  for (const reason of ['loopback: 1', 'private: 1', 'reserved: 1', 'no database: 1']) {
+    check(reasonsTitle.includes(reason), `hovering the unlocated counter names "${reason}"`);
+  }
+  check(
+    (await a.page.evaluate(() => window.__globe.points().written)) === writtenBefore,
+    'no point is drawn for an unlocated hit',
+  );
+  check((await a.page.evaluate(() => window.__globe.drawnAt(0, 0))).points === 0, 'nothing is drawn at 0,0');
+  const unlocatedStats = await (await fetch(`${upstream}/api/stats`)).json();
+  check(
+    unlocatedStats.unlocated.total === 4 && unlocatedStats.unlocated.by_reason.no_database === 1,
+    '/api/stats counts them as unlocated by reason',
+  );
+  check(
+    unlocatedStats.top_places.every((p) => p.city),
+    'no unlocated pseudo-place among the top places',
+  );
 
   // Load: 100,000 live points in the ring, one draw call for all of them.
   const idle = await a.page.evaluate(() => window.__globe.frameStats());

@@ -7,13 +7,13 @@ import { Globe } from './scene/globe.js';
 import { HitPoints } from './scene/points.js';
 import { Markers } from './scene/markers.js';
 import { Highlight } from './scene/highlight.js';
-import { TrafficState } from './data/state.js';
+import { TrafficState, isPlaced } from './data/state.js';
 import { Clusters, MarkerFeed, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
-import { formatDataTime, formatCount } from './ui/format.js';
+import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -103,6 +103,8 @@ if (window.matchMedia('(prefers-reduced-motion: reduce)').matches) {
 }
 
 function addHit(hit) {
+  // An unlocated hit is counted (state) but has no place: never drawn, never at 0,0.
+  if (!isPlaced(hit)) return;
   // Every hit is placed at its age by the server's clock, so a page that joined late (or
   // reconnected) shows the same fading picture as one that was there all along.
   const spawn = loop.wallTime() - state.ageSecs(hit);
@@ -190,8 +192,9 @@ function pick() {
   tooltip.show(pointer.x, pointer.y, [
     [best.city, best.country].filter(Boolean).join(', ') || 'Unknown place',
     ips === 1 ? `IP ${best.latestIp}` : `${formatCount(n)} hits from ${formatCount(ips)} IPs`,
-    `latest ${formatDataTime(best.latestTimestamp)}`,
+    `latest ${formatDataTime(best.latestTimestamp)}${best.latest?.located === 'ip' ? ' · placed by IP' : ''}`,
     best.suspicious > 0 ? `${formatCount(best.suspicious)} suspicious` : 'none suspicious',
+    best.latest ? describeRequest(best.latest) : '',
   ]);
 }
 globeEl.addEventListener('pointermove', (e) => {
@@ -253,6 +256,11 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** Unlocated hits as the counters show them, and how many were placed how (e2e). */
+  placement() {
+    const v = state.view(view.filter);
+    return { unlocated: v.unlocated, located: v.located };
+  },
   /** The data clock and the timeline's first and last second as the page shows them (e2e). */
   dataClock() {
     const v = state.view(view.filter);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficState } from '../src/data/state.js';
+import { TrafficState, isPlaced, describeReasons } from '../src/data/state.js';
 
 // Place keys as the server gives them (its own numbering); one per name in these fixtures.
 const keys = new Map();
@@ -177,4 +177,40 @@ test('two places that share a name in one country stay apart, in the list and as
     s.view().top.map((p) => p.key),
     [7, 8, 9],
   );
+});
+
+test('unlocated hits count in totals and by reason, are never placed, never a top place', () => {
+  const s = new TrafficState();
+  s.applySnapshot({
+    stats: stats({ unlocated: { total: 1, by_reason: { private: 1 } }, located: { event: 3, ip: 0 } }),
+    visible_secs: 60,
+    first_seq: 4,
+    hits_truncated: 0,
+    hits: [],
+  }, 1_000_000);
+  const hits = s.applyHits({
+    seq: 4,
+    hits: [
+      { ip: '127.0.0.1', timestamp: 101, suspicious: true, received: 1_000_000, located: null, unlocated: 'loopback' },
+      { ip: '10.0.0.1', timestamp: 101, suspicious: false, received: 1_000_000, located: null, unlocated: 'private' },
+      { ip: '8.8.8.8', timestamp: 101, suspicious: false, received: 1_000_000, located: 'ip', latitude: 1, longitude: 2, place_key: 7, city: 'Ipville', country: 'X', country_code: 'XX' },
+    ],
+  });
+  assert.equal(hits.length, 3, 'every hit is handed on');
+  assert.deepEqual(hits.map(isPlaced), [false, false, true]);
+  const v = s.view('all');
+  assert.equal(v.total, 6);
+  assert.equal(v.suspicious, 2);
+  assert.deepEqual(v.unlocated, { total: 3, byReason: { private: 2, loopback: 1 } });
+  assert.deepEqual(v.located, { event: 3, ip: 1 });
+  assert.ok(v.top.every((p) => p.key != null && p.city), 'no unlocated pseudo-place');
+  assert.ok(v.top.some((p) => p.city === 'Ipville'));
+  assert.equal(describeReasons(v.unlocated.byReason), 'private: 2, loopback: 1');
+});
+
+test('a hit is placed only with finite coordinates and located not null', () => {
+  assert.equal(isPlaced({ latitude: 0, longitude: 0 }), true, 'older servers send no located');
+  assert.equal(isPlaced({ latitude: 0, longitude: 0, located: null }), false);
+  assert.equal(isPlaced({ located: null, unlocated: 'no_database' }), false);
+  assert.equal(isPlaced({ located: 'ip', latitude: null, longitude: 3 }), false);
 });

@@ -62,8 +62,12 @@ fn check(data: &[u8], max_line: usize) {
         let line = match item {
             Ok(row) => {
                 let e = row.event;
-                assert!((-90.0..=90.0).contains(&e.latitude), "{e:?}");
-                assert!((-180.0..=180.0).contains(&e.longitude), "{e:?}");
+                assert_eq!(e.latitude.is_some(), e.longitude.is_some(), "{e:?}");
+                if let Some((lat, lon)) = e.coordinates() {
+                    assert!((-90.0..=90.0).contains(&lat), "{e:?}");
+                    assert!((-180.0..=180.0).contains(&lon), "{e:?}");
+                }
+                assert!(e.path.as_ref().is_none_or(|p| p.len() <= traffic::event::MAX_PATH_BYTES), "{e:?}");
                 assert!(e.timestamp.is_finite(), "{e:?}");
                 row.line
             }

@@ -13,8 +13,12 @@ fuzz_target!(|body: &[u8]| {
         Ok(events) => {
             assert!(events.len() <= MAX_ITEMS, "{} events", events.len());
             for e in events {
-                assert!((-90.0..=90.0).contains(&e.latitude), "{e:?}");
-                assert!((-180.0..=180.0).contains(&e.longitude), "{e:?}");
+                assert_eq!(e.latitude.is_some(), e.longitude.is_some(), "{e:?}");
+                if let Some((lat, lon)) = e.coordinates() {
+                    assert!((-90.0..=90.0).contains(&lat), "{e:?}");
+                    assert!((-180.0..=180.0).contains(&lon), "{e:?}");
+                }
+                assert!(e.path.as_ref().is_none_or(|p| p.len() <= traffic::event::MAX_PATH_BYTES), "{e:?}");
                 assert!(e.timestamp.is_finite(), "{e:?}");
             }
         }

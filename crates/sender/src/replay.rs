@@ -158,7 +158,7 @@ where
 }
 
 /// A usable row with its due instants.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Due {
     line: u64,
     event: Event,
@@ -375,7 +375,7 @@ where
         if self.next.is_none() {
             self.next = self.source.next(&mut self.summary)?;
         }
-        Ok(self.next.map(|due| due.deadline))
+        Ok(self.next.as_ref().map(|due| due.deadline))
     }
 
     /// Moves every row due by now into the pending batch, up to `max_batch`.
@@ -386,7 +386,7 @@ where
                 break;
             }
             if let Some(due) = self.next.take() {
-                self.pending_events.push(due.event);
+                self.pending_events.push(due.event.clone());
                 self.pending_rows.push(due);
             }
         }
@@ -486,7 +486,7 @@ where
                 self.recovered();
                 self.summary.posts += 1;
                 self.summary.rejected += 1;
-                let row = self.pending_rows[item];
+                let row = self.pending_rows[item].clone();
                 warn!(
                     line = row.line,
                     ip = %row.event.ip,
@@ -581,7 +581,7 @@ where
         self.backoff = (self.backoff * 2).min(BACKOFF_CAP);
         loop {
             self.collect_due()?;
-            let wake = match self.next.map(|due| due.deadline) {
+            let wake = match self.next.as_ref().map(|due| due.deadline) {
                 Some(deadline)
                     if deadline < retry_at
                         && self.pending_rows.len() < self.options.max_batch.get() =>
@@ -707,13 +707,13 @@ mod tests {
     }
 
     fn event(timestamp: f64, n: u32) -> Event {
-        Event {
-            ip: std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
-            latitude: 10.0,
-            longitude: 20.0,
+        Event::at(
+            std::net::Ipv4Addr::from(0x0a00_0000 + n).into(),
+            10.0,
+            20.0,
             timestamp,
-            suspicious: false,
-        }
+            false,
+        )
     }
 
     /// Rows at `T0 + offset` seconds, lines 2, 3, ...
@@ -780,13 +780,13 @@ mod tests {
                 let f: Vec<&str> = line.split(',').collect();
                 Row {
                     line: i as u64 + 1,
-                    event: Event {
-                        ip: f[0].parse().unwrap(),
-                        latitude: f[1].parse().unwrap(),
-                        longitude: f[2].parse().unwrap(),
-                        timestamp: f[3].parse().unwrap(),
-                        suspicious: f[4].parse::<f64>().unwrap() != 0.0,
-                    },
+                    event: Event::at(
+                        f[0].parse().unwrap(),
+                        f[1].parse().unwrap(),
+                        f[2].parse().unwrap(),
+                        f[3].parse().unwrap(),
+                        f[4].parse::<f64>().unwrap() != 0.0,
+                    ),
                 }
             })
             .collect()
@@ -809,7 +809,7 @@ mod tests {
 
         // Every row exactly once, in file order.
         let sent: Vec<Event> = server.events.clone();
-        let want: Vec<Event> = rows.iter().map(|r| r.event).collect();
+        let want: Vec<Event> = rows.iter().map(|r| r.event.clone()).collect();
         assert_eq!(sent, want);
 
         // Every row posted at start + (t_i - t_0) / speed, on tokio's millisecond timer grid.
@@ -907,7 +907,7 @@ mod tests {
         );
         assert!(server.posts[..4].iter().all(|p| p.timestamps == [T0]));
         let want: Vec<Event> = rows(&[0.0, 0.1, 0.2, 1.0, 2.0])
-            .iter()
+            .into_iter()
             .map(|r| r.event)
             .collect();
         assert_eq!(server.events, want, "nothing lost or doubled, in order");
@@ -934,7 +934,7 @@ mod tests {
         assert_eq!(server.posts[1].timestamps, [T0, T0]);
         let ips: Vec<Event> = server.events.clone();
         let want = rows(&[0.0, 0.0, 0.0]);
-        assert_eq!(ips, [want[0].event, want[2].event]);
+        assert_eq!(ips, [want[0].event.clone(), want[2].event.clone()]);
         assert_eq!((summary.accepted, summary.rejected), (2, 1));
         assert!(!summary.all_accepted(), "a rejected row means exit 1");
     }

@@ -77,13 +77,7 @@ fn transport(addr: SocketAddr) -> HttpTransport {
 }
 
 fn event(ip: &str, timestamp: f64) -> Event {
-    Event {
-        ip: ip.parse().unwrap(),
-        latitude: 35.3696,
-        longitude: -119.0105,
-        timestamp,
-        suspicious: true,
-    }
+    Event::at(ip.parse().unwrap(), 35.3696, -119.0105, timestamp, true)
 }
 
 #[tokio::test]
@@ -397,4 +391,34 @@ async fn a_409_for_a_batch_in_flight_is_retried_under_the_same_key() {
     assert_key_syntax(&seen[2].0, 2);
     assert_eq!((summary.accepted, summary.retries), (3, 1));
     assert!(summary.all_accepted(), "{summary}");
+}
+
+#[tokio::test]
+async fn optional_fields_read_from_csv_are_posted_and_absent_ones_left_out() {
+    let server = Server::default();
+    let addr = start(server.clone()).await;
+    let mut transport = transport(addr);
+    let csv = "source_ip,ts,length,protocol,status_code,method,url,dst_ip\n\
+               203.0.113.9,1736919120,1514,TCP,404,GET,/.env,10.0.0.1\n\
+               203.0.113.10,1736919121,,,,,,\n";
+    let events: Vec<Event> = traffic::csv::CsvReader::new(csv.as_bytes())
+        .unwrap()
+        .map(|row| row.unwrap().event)
+        .collect();
+    assert_eq!(transport.post("run:1", &events).await, Ok(2));
+    let requests = server.requests();
+    let array = requests[0].1.as_array().unwrap();
+    assert_eq!(
+        array[0],
+        json!({
+            "ip": "203.0.113.9", "timestamp": 1736919120.0, "suspicious": false,
+            "bytes": 1514, "protocol": "TCP", "status": 404, "method": "GET",
+            "path": "/.env", "dest_ip": "10.0.0.1"
+        })
+    );
+    assert_eq!(
+        array[1],
+        json!({ "ip": "203.0.113.10", "timestamp": 1736919121.0, "suspicious": false }),
+        "no coordinates and no request fields: nothing but the required fields"
+    );
 }

@@ -1,6 +1,5 @@
 //! The request/response endpoints: ingest, stats, health and metrics.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
@@ -9,10 +8,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use traffic::{Event, Place};
+use traffic::Event;
 
 use crate::AppState;
 use crate::error::{ApiError, json_response};
+use crate::geo::Placed;
 use crate::hub::{Pending, Stats, unix_ms};
 use crate::idempotency::{self, Claim};
 
@@ -146,9 +146,9 @@ async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError
     Ok(accepted)
 }
 
-fn locate(state: &AppState, events: Vec<Event>) -> Vec<(Event, Arc<Place>)> {
-    let places = state.geo.locate_all(&events);
-    events.into_iter().zip(places).collect()
+fn locate(state: &AppState, events: Vec<Event>) -> Vec<(Event, Placed)> {
+    let placed = state.geo.place_all(&*state.locator, &events);
+    events.into_iter().zip(placed).collect()
 }
 
 /// Counts a refused request in the metrics and logs it at debug level.

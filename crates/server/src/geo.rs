@@ -5,8 +5,15 @@
 //! data), the country from OpenStreetMap borders (crate `country-boundaries`, ODbL data).
 //! A point-in-border answer beats the nearest city's country, which can lie across a border;
 //! out at sea, the nearest city's country is used.
+//!
+//! An event without coordinates is placed by its IP address through a [`Locate`]: the seam
+//! where an IP geolocation database plugs in. Without one ([`NoDatabase`]) non-public
+//! addresses are unlocated as `loopback`, `private` or `reserved` and every other one as
+//! `no_database`. The coordinates a locator finds then go through the same [`Geocoder`], so a
+//! hit placed by IP has a place like any other.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use country_boundaries::{BOUNDARIES_ODBL_360X180, CountryBoundaries, LatLon};
@@ -17,6 +24,137 @@ use traffic::{Event, Place};
 /// Most remembered coordinate pairs; real feeds repeat a few thousand city centroids, so
 /// this is plenty, and the cache is simply cleared when it fills.
 const CACHE_CAPACITY: usize = 100_000;
+
+/// Where a [`Locate`] puts an IP address.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IpPlace {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+}
+
+/// Why an address could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Unlocated {
+    /// 127.0.0.0/8, ::1.
+    Loopback,
+    /// Private and link-local ranges: 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16,
+    /// fc00::/7, fe80::/10.
+    Private,
+    /// Documentation, benchmarking, multicast, broadcast, unspecified and other reserved
+    /// ranges (e.g. 192.0.2.0/24, 2001:db8::/32), and IPv6 outside 2000::/3.
+    Reserved,
+    /// A public address the database does not know.
+    NotFound,
+    /// A public address, and no database to look it up in.
+    NoDatabase,
+}
+
+impl Unlocated {
+    /// The reason as the wire names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unlocated::Loopback => "loopback",
+            Unlocated::Private => "private",
+            Unlocated::Reserved => "reserved",
+            Unlocated::NotFound => "not_found",
+            Unlocated::NoDatabase => "no_database",
+        }
+    }
+}
+
+/// Places an IP address. Implementations are shared by all requests, so `&self` and thread
+/// safe; they should cache.
+pub trait Locate: Send + Sync {
+    /// The address's coordinates, or why there are none.
+    fn locate(&self, ip: IpAddr) -> Result<IpPlace, Unlocated>;
+}
+
+/// The locator without a database: [`classify`], else [`Unlocated::NoDatabase`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDatabase;
+
+impl Locate for NoDatabase {
+    fn locate(&self, ip: IpAddr) -> Result<IpPlace, Unlocated> {
+        Err(classify(ip).unwrap_or(Unlocated::NoDatabase))
+    }
+}
+
+/// The reason a non-public address cannot be placed, or `None` for a public one.
+pub fn classify(ip: IpAddr) -> Option<Unlocated> {
+    match ip {
+        IpAddr::V4(v4) => classify_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => classify_v4(v4),
+            None => classify_v6(v6),
+        },
+    }
+}
+
+fn classify_v4(ip: Ipv4Addr) -> Option<Unlocated> {
+    let [a, b, c, _] = ip.octets();
+    if a == 127 {
+        Some(Unlocated::Loopback)
+    } else if a == 10
+        || (a == 172 && (16..32).contains(&b))
+        || (a == 192 && b == 168)
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 169 && b == 254)
+    {
+        Some(Unlocated::Private)
+    } else if a == 0
+        || a >= 224
+        || (a == 192 && b == 0 && (c == 0 || c == 2))
+        || (a == 198 && b == 51 && c == 100)
+        || (a == 203 && b == 0 && c == 113)
+        || (a == 198 && (b == 18 || b == 19))
+    {
+        Some(Unlocated::Reserved)
+    } else {
+        None
+    }
+}
+
+fn classify_v6(ip: Ipv6Addr) -> Option<Unlocated> {
+    let first = ip.segments()[0];
+    if ip.is_loopback() {
+        Some(Unlocated::Loopback)
+    } else if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
+        Some(Unlocated::Private)
+    } else if (first & 0xe000) != 0x2000 || (first == 0x2001 && ip.segments()[1] == 0x0db8) {
+        Some(Unlocated::Reserved)
+    } else {
+        None
+    }
+}
+
+/// Where an accepted event was placed.
+#[derive(Debug, Clone)]
+pub enum Placed {
+    /// By its own coordinates.
+    Event(Arc<Place>),
+    /// By its IP address, at these coordinates.
+    Ip {
+        /// The place.
+        place: Arc<Place>,
+        /// What the locator said.
+        at: IpPlace,
+    },
+    /// Not at all.
+    Unlocated(Unlocated),
+}
+
+impl Placed {
+    /// As the aggregates take it.
+    pub fn location(&self) -> traffic::Location<'_> {
+        match self {
+            Placed::Event(place) => traffic::Location::Event(place),
+            Placed::Ip { place, .. } => traffic::Location::Ip(place),
+            Placed::Unlocated(reason) => traffic::Location::Unlocated(reason.as_str()),
+        }
+    }
+}
 
 /// Resolves coordinates to places. Build once (it parses ~145,000 cities) and share.
 pub struct Geocoder {
@@ -84,25 +222,52 @@ impl Geocoder {
         place
     }
 
-    /// The places of many events, taking the cache's lock once for all of them (new
-    /// coordinates are then resolved one by one).
-    pub fn locate_all(&self, events: &[Event]) -> Vec<Arc<Place>> {
+    /// The places of many events: by their coordinates, or by `locator` when they have
+    /// none. The cache's lock is taken once for all of them (new coordinates are then
+    /// resolved one by one).
+    pub fn place_all(&self, locator: &dyn Locate, events: &[Event]) -> Vec<Placed> {
+        let points: Vec<Result<(f64, f64, bool), Unlocated>> = events
+            .iter()
+            .map(|e| match e.coordinates() {
+                Some((latitude, longitude)) => Ok((latitude, longitude, false)),
+                None => locator
+                    .locate(e.ip)
+                    .map(|at| (at.latitude, at.longitude, true)),
+            })
+            .collect();
         let cached: Vec<Option<Arc<Place>>> = {
             let known = self.lock();
-            events
+            points
                 .iter()
-                .map(|e| {
+                .map(|point| {
+                    let (latitude, longitude, _) = point.as_ref().ok()?;
                     known
                         .coordinates
-                        .get(&(e.latitude.to_bits(), e.longitude.to_bits()))
+                        .get(&(latitude.to_bits(), longitude.to_bits()))
                         .cloned()
                 })
                 .collect()
         };
-        events
-            .iter()
+        points
+            .into_iter()
             .zip(cached)
-            .map(|(e, place)| place.unwrap_or_else(|| self.locate(e.latitude, e.longitude)))
+            .map(|(point, place)| match point {
+                Err(reason) => Placed::Unlocated(reason),
+                Ok((latitude, longitude, by_ip)) => {
+                    let place = place.unwrap_or_else(|| self.locate(latitude, longitude));
+                    if by_ip {
+                        Placed::Ip {
+                            place,
+                            at: IpPlace {
+                                latitude,
+                                longitude,
+                            },
+                        }
+                    } else {
+                        Placed::Event(place)
+                    }
+                }
+            })
             .collect()
     }
 
@@ -172,22 +337,98 @@ mod tests {
     #[test]
     fn locating_many_at_once_gives_each_its_own_place() {
         let geo = Geocoder::shared();
-        let event = |latitude, longitude| Event {
-            ip: std::net::IpAddr::from([192, 0, 2, 1]),
-            latitude,
-            longitude,
-            timestamp: 1_736_919_120.0,
-            suspicious: false,
+        let event = |latitude, longitude| {
+            Event::at(
+                IpAddr::from([192, 0, 2, 1]),
+                latitude,
+                longitude,
+                1_736_919_120.0,
+                false,
+            )
         };
         let events = [
             event(48.8566, 2.3522),
             event(35.6762, 139.6503),
             event(48.8566, 2.3522),
         ];
-        let places = geo.locate_all(&events);
+        let places: Vec<Arc<Place>> = geo
+            .place_all(&NoDatabase, &events)
+            .into_iter()
+            .map(|p| match p {
+                Placed::Event(place) => place,
+                other => panic!("placed by its coordinates, not {other:?}"),
+            })
+            .collect();
         let cities: Vec<&str> = places.iter().map(|p| p.city.as_str()).collect();
         assert_eq!(cities, ["Paris", "Tokyo", "Paris"]);
         assert!(Arc::ptr_eq(&places[0], &places[2]));
+    }
+
+    #[test]
+    fn non_public_addresses_are_classified_and_public_ones_have_no_database() {
+        for (ip, want) in [
+            ("127.0.0.1", Unlocated::Loopback),
+            ("::1", Unlocated::Loopback),
+            ("10.1.2.3", Unlocated::Private),
+            ("172.16.0.1", Unlocated::Private),
+            ("192.168.1.1", Unlocated::Private),
+            ("169.254.1.1", Unlocated::Private),
+            ("fd00::1", Unlocated::Private),
+            ("fe80::1", Unlocated::Private),
+            ("::ffff:10.0.0.1", Unlocated::Private),
+            ("192.0.2.44", Unlocated::Reserved),
+            ("198.51.100.1", Unlocated::Reserved),
+            ("203.0.113.9", Unlocated::Reserved),
+            ("0.0.0.0", Unlocated::Reserved),
+            ("224.0.0.1", Unlocated::Reserved),
+            ("255.255.255.255", Unlocated::Reserved),
+            ("2001:db8::1", Unlocated::Reserved),
+            ("::", Unlocated::Reserved),
+            ("8.8.8.8", Unlocated::NoDatabase),
+            ("172.32.0.1", Unlocated::NoDatabase),
+            ("2001:4860:4860::8888", Unlocated::NoDatabase),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(NoDatabase.locate(ip), Err(want), "{ip}");
+        }
+    }
+
+    #[test]
+    fn an_event_without_coordinates_is_placed_by_the_locator() {
+        struct Fixed;
+        impl Locate for Fixed {
+            fn locate(&self, ip: IpAddr) -> Result<IpPlace, Unlocated> {
+                if ip.is_loopback() {
+                    return Err(Unlocated::Loopback);
+                }
+                Ok(IpPlace {
+                    latitude: 48.8566,
+                    longitude: 2.3522,
+                })
+            }
+        }
+        let geo = Geocoder::shared();
+        let events = [
+            Event::new("8.8.8.8".parse().unwrap(), 1_736_919_120.0, false),
+            Event::new("127.0.0.1".parse().unwrap(), 1_736_919_120.0, false),
+            Event::at(
+                "8.8.8.8".parse().unwrap(),
+                35.6762,
+                139.6503,
+                1_736_919_120.0,
+                false,
+            ),
+        ];
+        let placed = geo.place_all(&Fixed, &events);
+        match &placed[0] {
+            Placed::Ip { place, at } => {
+                assert_eq!(place.city, "Paris");
+                assert_eq!(at.latitude, 48.8566);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(placed[1], Placed::Unlocated(Unlocated::Loopback)));
+        assert!(matches!(&placed[2], Placed::Event(p) if p.city == "Tokyo"));
     }
 
     #[test]

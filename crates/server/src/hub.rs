@@ -23,8 +23,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
-use traffic::{Aggregates, AggregatesConfig, Event, Place, Summary};
+use traffic::{Aggregates, AggregatesConfig, Event, Summary};
 
+use crate::geo::Placed;
 use crate::metrics::Metrics;
 
 /// Limits of the hub.
@@ -67,7 +68,7 @@ pub struct Frame {
 /// An accepted event on its way to the publisher.
 pub struct Pending {
     event: Event,
-    place: Arc<Place>,
+    placed: Placed,
     received: Instant,
     json: Bytes,
 }
@@ -75,22 +76,40 @@ pub struct Pending {
 impl Pending {
     /// Serializes a request's hits as clients will see them: once, here in the ingest
     /// handler, into one buffer that the hits then share as slices.
-    pub fn batch(events: Vec<(Event, Arc<Place>)>, received_ms: u64) -> Vec<Pending> {
+    pub fn batch(events: Vec<(Event, Placed)>, received_ms: u64) -> Vec<Pending> {
         let received = Instant::now();
         let mut buffer = Vec::with_capacity(events.len() * 224);
         let mut ends = Vec::with_capacity(events.len());
-        for (event, place) in &events {
+        for (event, placed) in &events {
+            let (coordinates, place, located, unlocated) = match placed {
+                Placed::Event(place) => (event.coordinates(), Some(place), Some("event"), None),
+                Placed::Ip { place, at } => (
+                    Some((at.latitude, at.longitude)),
+                    Some(place),
+                    Some("ip"),
+                    None,
+                ),
+                Placed::Unlocated(reason) => (None, None, None, Some(reason.as_str())),
+            };
             let hit = HitJson {
                 ip: event.ip,
-                latitude: event.latitude,
-                longitude: event.longitude,
+                latitude: coordinates.map(|c| c.0),
+                longitude: coordinates.map(|c| c.1),
                 timestamp: event.timestamp,
                 suspicious: event.suspicious,
                 received: received_ms,
-                place_key: place.key,
-                city: &place.city,
-                country_code: &place.country_code,
-                country: &place.country,
+                located,
+                unlocated,
+                place_key: place.map(|p| p.key),
+                city: place.map(|p| p.city.as_str()),
+                country_code: place.map(|p| p.country_code.as_str()),
+                country: place.map(|p| p.country.as_str()),
+                bytes: event.bytes,
+                protocol: event.protocol.as_deref(),
+                status: event.status,
+                method: event.method.as_deref(),
+                path: event.path.as_deref(),
+                dest_ip: event.dest_ip,
             };
             // Writing plain fields into memory cannot fail.
             let _ = serde_json::to_writer(&mut buffer, &hit);
@@ -101,12 +120,12 @@ impl Pending {
         events
             .into_iter()
             .zip(ends)
-            .map(|((event, place), end)| {
+            .map(|((event, placed), end)| {
                 let json = buffer.slice(start..end);
                 start = end;
                 Pending {
                     event,
-                    place,
+                    placed,
                     received,
                     json,
                 }
@@ -115,21 +134,46 @@ impl Pending {
     }
 }
 
-/// A hit as the stream sends it.
+/// A hit as the stream sends it. An unlocated hit has `located: null`, `unlocated` set and
+/// no coordinates or place; optional request fields are left out when absent.
 #[derive(Serialize)]
 struct HitJson<'a> {
     ip: std::net::IpAddr,
-    latitude: f64,
-    longitude: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    longitude: Option<f64>,
     timestamp: f64,
     suspicious: bool,
     /// Server wall clock at receipt, unix milliseconds (lets a client age snapshot hits).
     received: u64,
+    /// Where the place came from: `"event"` (its coordinates), `"ip"`, or null.
+    located: Option<&'static str>,
+    /// Why the hit has no place (`loopback`, `private`, `reserved`, `not_found`,
+    /// `no_database`), only when `located` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unlocated: Option<&'static str>,
     /// The place's key, as `key` in the stats' places: names are not unique.
-    place_key: u64,
-    city: &'a str,
-    country_code: &'a str,
-    country: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    place_key: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    city: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_ip: Option<std::net::IpAddr>,
 }
 
 /// A hit in the ring. Its JSON is not stored apart: it is `frame[start..end]`, inside the
@@ -277,7 +321,7 @@ impl Hub {
                 spans.push((start as u32, data.len() as u32));
                 published
                     .aggregates
-                    .record(&p.event, &p.place, p.received.into_std());
+                    .record(&p.event, p.placed.location(), p.received.into_std());
             }
             data.extend_from_slice(FOOTER);
             let bytes = data.freeze();
@@ -575,14 +619,14 @@ mod tests {
         let geo = Geocoder::shared();
         let events = (0..n)
             .map(|i| {
-                let event = Event {
-                    ip: format!("192.0.2.{i}").parse().unwrap(),
-                    latitude: 48.8566,
-                    longitude: 2.3522,
-                    timestamp: 1_736_919_120.0 + i as f64,
-                    suspicious: i % 2 == 0,
-                };
-                (event, geo.locate(event.latitude, event.longitude))
+                let event = Event::at(
+                    format!("192.0.2.{i}").parse().unwrap(),
+                    48.8566,
+                    2.3522,
+                    1_736_919_120.0 + i as f64,
+                    i % 2 == 0,
+                );
+                (event, Placed::Event(geo.locate(48.8566, 2.3522)))
             })
             .collect::<Vec<_>>();
         Pending::batch(events, 0)
@@ -645,14 +689,14 @@ mod tests {
         let events = [(39.7817, -89.6501), (37.2090, -93.2923)]
             .into_iter()
             .map(|(latitude, longitude)| {
-                let event = Event {
-                    ip: "192.0.2.1".parse().unwrap(),
+                let event = Event::at(
+                    "192.0.2.1".parse().unwrap(),
                     latitude,
                     longitude,
-                    timestamp: 1_736_919_120.0,
-                    suspicious: false,
-                };
-                (event, geo.locate(latitude, longitude))
+                    1_736_919_120.0,
+                    false,
+                );
+                (event, Placed::Event(geo.locate(latitude, longitude)))
             })
             .collect();
         hub.push(Pending::batch(events, 0));
@@ -836,9 +880,9 @@ mod tests {
             vec![{
                 let event = Event {
                     timestamp: year_2199,
-                    ..batch[0].event
+                    ..batch[0].event.clone()
                 };
-                (event, Arc::clone(&batch[0].place))
+                (event, batch[0].placed.clone())
             }],
             0,
         ));

@@ -36,6 +36,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Coordinates to places.
     pub geo: Arc<Geocoder>,
+    /// IP addresses to coordinates, for events without them ([`geo::NoDatabase`] unless
+    /// [`AppState::with_locator`] sets one).
+    pub locator: Arc<dyn geo::Locate>,
     /// Sequencing, aggregates, fan-out.
     pub hub: Arc<Hub>,
     /// Counters for `/metrics`.
@@ -58,11 +61,18 @@ impl AppState {
         Self {
             config: Arc::new(config),
             geo,
+            locator: Arc::new(geo::NoDatabase),
             hub,
             metrics,
             shutdown,
             idempotency,
         }
+    }
+
+    /// The same state, placing events without coordinates by `locator`.
+    pub fn with_locator(mut self, locator: Arc<dyn geo::Locate>) -> Self {
+        self.locator = locator;
+        self
     }
 
     /// Starts the publisher and the stats ticker; they stop when `shutdown` is cancelled.

@@ -291,14 +291,14 @@ mod tests {
     }
 
     fn publish_one(state: &AppState, i: u8) {
-        let event = Event {
-            ip: std::net::IpAddr::from([192, 0, 2, i]),
-            latitude: 1.0,
-            longitude: 2.0,
-            timestamp: 1_736_919_120.0,
-            suspicious: false,
-        };
-        let place = state.geo.locate(event.latitude, event.longitude);
+        let event = Event::at(
+            std::net::IpAddr::from([192, 0, 2, i]),
+            1.0,
+            2.0,
+            1_736_919_120.0,
+            false,
+        );
+        let place = crate::geo::Placed::Event(state.geo.locate(1.0, 2.0));
         state.hub.push(Pending::batch(
             vec![(event, place)],
             unix_ms(SystemTime::now()),

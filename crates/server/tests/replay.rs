@@ -92,7 +92,8 @@ async fn replay_and_check(path: &Path) {
     let mut places: HashMap<String, (u64, u64)> = HashMap::new();
     let mut per_second: HashMap<i64, (u32, u32)> = HashMap::new();
     for e in &rows {
-        let place = geo.locate(e.latitude, e.longitude);
+        let (latitude, longitude) = e.coordinates().unwrap();
+        let place = geo.locate(latitude, longitude);
         let counts = places
             .entry(place_id(&serde_json::to_value(&*place).unwrap()))
             .or_default();

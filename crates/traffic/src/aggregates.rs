@@ -15,7 +15,7 @@
 //! are then counted as `outliers`. See [`TimelineSummary`] for the exact rules.
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -69,6 +69,21 @@ impl Default for AggregatesConfig {
     }
 }
 
+/// Most distinct protocols counted by name; more go under [`Summary::other_protocols`].
+pub const MAX_PROTOCOLS: usize = 64;
+
+/// Where an event's place came from, as [`Aggregates::record`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// Placed by the event's own coordinates.
+    Event(&'a Arc<Place>),
+    /// Placed by its IP address.
+    Ip(&'a Arc<Place>),
+    /// Not placed, for this reason (e.g. `"private"`, `"no_database"`): counted in totals,
+    /// the timeline and the breakdowns, never in places or countries.
+    Unlocated(&'static str),
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Counts {
     total: u64,
@@ -91,6 +106,12 @@ pub struct Aggregates {
     other_places: Counts,
     countries: HashMap<String, Counts>,
     timeline: Timeline,
+    located: LocatedCounts,
+    unlocated: BTreeMap<&'static str, u64>,
+    bytes: BytesSummary,
+    protocols: HashMap<String, u64>,
+    other_protocols: u64,
+    status_classes: BTreeMap<&'static str, u64>,
 }
 
 impl Aggregates {
@@ -103,15 +124,37 @@ impl Aggregates {
             other_places: Counts::default(),
             countries: HashMap::new(),
             timeline: Timeline::new(config),
+            located: LocatedCounts::default(),
+            unlocated: BTreeMap::new(),
+            bytes: BytesSummary::default(),
+            protocols: HashMap::new(),
+            other_protocols: 0,
+            status_classes: BTreeMap::new(),
         }
     }
 
-    /// Counts one event at the place it was resolved to; `received` is when it arrived (wall
-    /// clock, monotonic), which only matters for confirming a jump of the data's clock.
-    pub fn record(&mut self, event: &Event, place: &Arc<Place>, received: Instant) {
+    /// Counts one event at the place it was resolved to (or as unlocated); `received` is
+    /// when it arrived (wall clock, monotonic), which only matters for confirming a jump of
+    /// the data's clock.
+    pub fn record(&mut self, event: &Event, location: Location<'_>, received: Instant) {
         let s = event.suspicious;
         self.counts.add(s);
         self.timeline.add(event.timestamp, s, received);
+        self.record_fields(event);
+        let place = match location {
+            Location::Event(place) => {
+                self.located.event += 1;
+                place
+            }
+            Location::Ip(place) => {
+                self.located.ip += 1;
+                place
+            }
+            Location::Unlocated(reason) => {
+                *self.unlocated.entry(reason).or_default() += 1;
+                return;
+            }
+        };
         if let Some((_, counts)) = self.places.get_mut(&place.key) {
             counts.add(s);
         } else if self.places.len() < self.config.max_places {
@@ -128,6 +171,33 @@ impl Aggregates {
                 .entry(place.country_code.clone())
                 .or_default()
                 .add(s),
+        }
+    }
+
+    /// Bytes, protocol and status class, when the event carries them.
+    fn record_fields(&mut self, event: &Event) {
+        if let Some(bytes) = event.bytes {
+            self.bytes.total = self.bytes.total.saturating_add(bytes);
+            self.bytes.events += 1;
+        }
+        if let Some(protocol) = &event.protocol {
+            if let Some(count) = self.protocols.get_mut(protocol.as_str()) {
+                *count += 1;
+            } else if self.protocols.len() < MAX_PROTOCOLS {
+                self.protocols.insert(protocol.clone(), 1);
+            } else {
+                self.other_protocols += 1;
+            }
+        }
+        if let Some(status) = event.status {
+            let class = match status / 100 {
+                1 => "1xx",
+                2 => "2xx",
+                3 => "3xx",
+                4 => "4xx",
+                _ => "5xx",
+            };
+            *self.status_classes.entry(class).or_default() += 1;
         }
     }
 
@@ -165,6 +235,18 @@ impl Aggregates {
         );
         let countries: Vec<(&String, &Counts)> = self.countries.iter().collect();
         let top_countries = top_n(&countries, top, |(code, c)| (c.total, *code, 0));
+        let protocols: Vec<(&String, &u64)> = self.protocols.iter().collect();
+        let top_protocols = top_n(&protocols, top, |(name, n)| (**n, *name, 0));
+        let listed: u64 = top_protocols.iter().map(|(_, n)| **n).sum();
+        let all: u64 = self.protocols.values().sum();
+        let other_protocols = self.other_protocols + (all - listed);
+        let top_protocols: Vec<NamedCount> = top_protocols
+            .into_iter()
+            .map(|(name, n)| NamedCount {
+                name: name.clone(),
+                count: *n,
+            })
+            .collect();
         Summary {
             total: self.counts.total,
             suspicious: self.counts.suspicious,
@@ -188,6 +270,15 @@ impl Aggregates {
                 })
                 .collect(),
             timeline: self.timeline.summary(),
+            located: self.located,
+            unlocated: UnlocatedSummary {
+                total: self.unlocated.values().sum(),
+                by_reason: self.unlocated.clone(),
+            },
+            bytes: self.bytes,
+            top_protocols,
+            other_protocols,
+            status_classes: self.status_classes.clone(),
         }
     }
 }
@@ -249,6 +340,54 @@ pub struct Summary {
     pub top_countries: Vec<CountryCount>,
     /// Events per second of the data's clock.
     pub timeline: TimelineSummary,
+    /// Hits placed, by where the place came from.
+    pub located: LocatedCounts,
+    /// Hits that could not be placed, by reason.
+    pub unlocated: UnlocatedSummary,
+    /// Bytes, over the hits that carry a `bytes` field.
+    pub bytes: BytesSummary,
+    /// Busiest protocols (of the hits that name one), at most `top`.
+    pub top_protocols: Vec<NamedCount>,
+    /// Hits with a protocol not in `top_protocols`.
+    pub other_protocols: u64,
+    /// Hits by HTTP status class (`1xx` .. `5xx`), only classes seen.
+    pub status_classes: BTreeMap<&'static str, u64>,
+}
+
+/// Hits placed, by where the place came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LocatedCounts {
+    /// By the event's own coordinates.
+    pub event: u64,
+    /// By the source IP address.
+    pub ip: u64,
+}
+
+/// Hits that could not be placed (counted in `total`, never in places or countries).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UnlocatedSummary {
+    /// All of them.
+    pub total: u64,
+    /// By reason: `loopback`, `private`, `reserved`, `not_found`, `no_database`.
+    pub by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// Bytes of the hits that say how many they carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BytesSummary {
+    /// Sum of `bytes`.
+    pub total: u64,
+    /// Hits that had a `bytes` field.
+    pub events: u64,
+}
+
+/// A name with its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamedCount {
+    /// E.g. a protocol.
+    pub name: String,
+    /// Hits.
+    pub count: u64,
 }
 
 /// A place with its counts.
@@ -579,13 +718,105 @@ mod tests {
     }
 
     fn event(timestamp: f64, suspicious: bool) -> Event {
-        Event {
-            ip: "192.0.2.1".parse().unwrap(),
-            latitude: 0.0,
-            longitude: 0.0,
+        Event::at(
+            "192.0.2.1".parse().unwrap(),
+            0.0,
+            0.0,
             timestamp,
             suspicious,
+        )
+    }
+
+    #[test]
+    fn unlocated_hits_count_in_totals_and_by_reason_but_never_in_places() {
+        let mut agg = Aggregates::new(AggregatesConfig::default());
+        let p = place(1, "Austin", "US");
+        agg.record(&event(100.0, true), Location::Event(&p), t0());
+        agg.record(&event(100.0, false), Location::Ip(&p), t0());
+        agg.record(&event(100.0, true), Location::Unlocated("private"), t0());
+        agg.record(&event(100.0, false), Location::Unlocated("private"), t0());
+        agg.record(&event(101.0, false), Location::Unlocated("loopback"), t0());
+        let s = agg.summary(10);
+        assert_eq!((s.total, s.suspicious), (5, 2));
+        assert_eq!(s.located, LocatedCounts { event: 1, ip: 1 });
+        assert_eq!(s.unlocated.total, 3);
+        assert_eq!(
+            s.unlocated.by_reason,
+            BTreeMap::from([("loopback", 1), ("private", 2)])
+        );
+        assert_eq!(s.top_places.len(), 1);
+        assert_eq!(s.top_places[0].count, 2);
+        assert_eq!(s.top_countries.iter().map(|c| c.count).sum::<u64>(), 2);
+        assert_eq!(
+            s.timeline.normal.iter().sum::<u32>() + s.timeline.suspicious.iter().sum::<u32>(),
+            5
+        );
+    }
+
+    #[test]
+    fn bytes_protocols_and_status_classes_are_summed_and_bounded() {
+        let mut agg = Aggregates::new(AggregatesConfig::default());
+        let p = place(1, "Austin", "US");
+        let with = |bytes: Option<u64>, protocol: Option<&str>, status: Option<u16>| Event {
+            bytes,
+            protocol: protocol.map(str::to_owned),
+            status,
+            ..event(100.0, false)
+        };
+        agg.record(
+            &with(Some(100), Some("TCP"), Some(200)),
+            Location::Event(&p),
+            t0(),
+        );
+        agg.record(
+            &with(Some(50), Some("TCP"), Some(404)),
+            Location::Event(&p),
+            t0(),
+        );
+        agg.record(
+            &with(None, Some("UDP"), Some(503)),
+            Location::Unlocated("private"),
+            t0(),
+        );
+        agg.record(&with(None, None, None), Location::Event(&p), t0());
+        for i in 0..MAX_PROTOCOLS + 5 {
+            agg.record(
+                &with(None, Some(&format!("P{i}")), None),
+                Location::Event(&p),
+                t0(),
+            );
         }
+        let s = agg.summary(2);
+        assert_eq!(
+            s.bytes,
+            BytesSummary {
+                total: 150,
+                events: 2
+            }
+        );
+        assert_eq!(
+            s.top_protocols,
+            [
+                NamedCount {
+                    name: "TCP".into(),
+                    count: 2
+                },
+                NamedCount {
+                    name: "P0".into(),
+                    count: 1
+                }
+            ]
+        );
+        let counted: u64 = s.top_protocols.iter().map(|p| p.count).sum::<u64>() + s.other_protocols;
+        assert_eq!(
+            counted,
+            3 + MAX_PROTOCOLS as u64 + 5,
+            "every named protocol is counted once"
+        );
+        assert_eq!(
+            s.status_classes,
+            BTreeMap::from([("2xx", 1), ("4xx", 1), ("5xx", 1)])
+        );
     }
 
     #[test]
@@ -593,7 +824,11 @@ mod tests {
         let mut agg = Aggregates::new(AggregatesConfig::default());
         let p = place(1, "Austin", "US");
         for i in 0..10 {
-            agg.record(&event(100.0 + f64::from(i), i == 3), &p, t0());
+            agg.record(
+                &event(100.0 + f64::from(i), i == 3),
+                Location::Event(&p),
+                t0(),
+            );
         }
         let s = agg.summary(5);
         assert_eq!((s.total, s.suspicious), (10, 1));
@@ -613,13 +848,13 @@ mod tests {
             place(3, "Cairo", "EG"),
         );
         for _ in 0..5 {
-            agg.record(&event(1.0, false), &b, t0());
+            agg.record(&event(1.0, false), Location::Event(&b), t0());
         }
         for _ in 0..2 {
-            agg.record(&event(1.0, true), &c, t0());
+            agg.record(&event(1.0, true), Location::Event(&c), t0());
         }
         for _ in 0..2 {
-            agg.record(&event(1.0, false), &a, t0());
+            agg.record(&event(1.0, false), Location::Event(&a), t0());
         }
         let s = agg.summary(2);
         let names: Vec<_> = s.top_places.iter().map(|p| p.place.city.as_str()).collect();
@@ -654,7 +889,11 @@ mod tests {
             ..AggregatesConfig::default()
         });
         for key in 0..5 {
-            agg.record(&event(1.0, false), &place(key, "X", "US"), t0());
+            agg.record(
+                &event(1.0, false),
+                Location::Event(&place(key, "X", "US")),
+                t0(),
+            );
         }
         let s = agg.summary(10);
         assert_eq!((s.places, s.other_places, s.total), (2, 3, 5));
@@ -668,7 +907,7 @@ mod tests {
         });
         let p = place(1, "A", "US");
         for (t, s) in [(10.2, false), (10.9, true), (12.0, false), (11.5, false)] {
-            agg.record(&event(t, s), &p, t0());
+            agg.record(&event(t, s), Location::Event(&p), t0());
         }
         let tl = agg.summary(1).timeline;
         assert_eq!(tl.start, Some(10));
@@ -676,8 +915,8 @@ mod tests {
         assert_eq!(tl.suspicious, [1, 0, 0]);
 
         // Jump ahead: the window is the last 4 seconds, stale buckets read as zero.
-        agg.record(&event(15.0, false), &p, t0());
-        agg.record(&event(11.0, false), &p, t0()); // older than the window: totals only
+        agg.record(&event(15.0, false), Location::Event(&p), t0());
+        agg.record(&event(11.0, false), Location::Event(&p), t0()); // older than the window: totals only
         let tl = agg.summary(1).timeline;
         assert_eq!(tl.start, Some(12));
         assert_eq!(tl.normal, [1, 0, 0, 1]);
@@ -686,7 +925,7 @@ mod tests {
             (1, 0),
             "held until the clock goes on"
         );
-        agg.record(&event(15.5, false), &p, t0());
+        agg.record(&event(15.5, false), Location::Event(&p), t0());
         let tl = agg.summary(1).timeline;
         assert_eq!((tl.pending, tl.too_old, tl.outliers), (0, 1, 1));
         assert_eq!(tl.normal, [1, 0, 0, 2]);
@@ -702,7 +941,11 @@ mod tests {
         let mut agg = Aggregates::new(config);
         let p = place(1, "A", "US");
         for &(t, s, wall) in events {
-            agg.record(&event(t, s), &p, t0() + Duration::from_secs(wall));
+            agg.record(
+                &event(t, s),
+                Location::Event(&p),
+                t0() + Duration::from_secs(wall),
+            );
         }
         let summary = agg.summary(1);
         assert_eq!(

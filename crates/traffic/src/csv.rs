@@ -18,8 +18,19 @@
 //! | `longitude`  | `lon`, `lng`, `long`, `longitude`                                       |
 //! | `timestamp`  | `timestamp`, `time stamp`, `time`, `ts`, `datetime`, `date time`, `unix time` |
 //! | `suspicious` | `suspicious`, `is suspicious`, `flagged`, `is flagged`, `anomaly`, `is anomaly` |
+//! | `bytes`      | `bytes`, `length`, `size`, `bytes sent`, `body bytes sent`, `response size`, `len` |
+//! | `protocol`   | `protocol`, `proto`                                                     |
+//! | `status`     | `status`, `status code`, `http status`, `response code`, `response status` |
+//! | `method`     | `method`, `http method`, `request method`, `verb`                       |
+//! | `path`       | `path`, `url`, `uri`, `request uri`, `request path`, `url path`         |
+//! | `dest_ip`    | `dest ip`, `destination ip`, `dst ip`, `dest address`, `destination address`, `dst addr`, `server ip` |
 //!
-//! `suspicious` is optional (every row is then not flagged); the other four are required.
+//! The table is [`crate::event::ALIASES`], shared with the JSON ingest. Only `ip` and
+//! `timestamp` are required. `latitude` and `longitude` come both or neither, as columns and
+//! in each row: a row with both cells empty has no coordinates (the server places it by its
+//! IP), a row with one of them empty is a row error naming the missing one. `suspicious`
+//! absent means not flagged. In the other optional columns an empty cell or `-` means
+//! absent; text (`protocol`, `method`, `path`) is cut to its limit (see [`crate::event`]).
 //!
 //! # Lines
 //! **One line is one row.** A line ends at LF, CRLF or a lone CR, always, also inside
@@ -57,7 +68,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::path::Path;
 
-use crate::event::{self, Event, Field, FieldError};
+use crate::event::{self, ALIASES, Event, Field, FieldError, field_named, names_of};
 use lines::{Line, Lines, split_cells};
 
 /// Longest line the reader takes, in bytes without its line end. A course row is about 50
@@ -99,84 +110,6 @@ impl ReadError {
     }
 }
 
-/// The header names accepted for each field, normalised (lower case, `_` as separator).
-const ALIASES: [(Field, &[&str]); 5] = [
-    (
-        Field::Ip,
-        &[
-            "ip",
-            "ip_address",
-            "ipaddress",
-            "ip_addr",
-            "address",
-            "source_ip",
-            "src_ip",
-            "source_address",
-            "src_addr",
-            "client_ip",
-            "remote_addr",
-        ],
-    ),
-    (Field::Latitude, &["lat", "latitude"]),
-    (Field::Longitude, &["lon", "lng", "long", "longitude"]),
-    (
-        Field::Timestamp,
-        &[
-            "timestamp",
-            "time_stamp",
-            "time",
-            "ts",
-            "datetime",
-            "date_time",
-            "unix_time",
-        ],
-    ),
-    (
-        Field::Suspicious,
-        &[
-            "suspicious",
-            "is_suspicious",
-            "flagged",
-            "is_flagged",
-            "anomaly",
-            "is_anomaly",
-        ],
-    ),
-];
-
-/// Lower case, trimmed, with runs of spaces, underscores and hyphens turned into one `_`.
-fn normalize(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for part in name
-        .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
-        .filter(|part| !part.is_empty())
-    {
-        if !out.is_empty() {
-            out.push('_');
-        }
-        out.push_str(&part.to_lowercase());
-    }
-    out
-}
-
-/// The field a header name stands for, if any.
-fn field_named(name: &str) -> Option<Field> {
-    let name = normalize(name);
-    ALIASES
-        .iter()
-        .find(|(_, names)| names.contains(&name.as_str()))
-        .map(|&(field, _)| field)
-}
-
-/// The accepted names of `field`, for messages.
-fn names_of(field: Field) -> String {
-    ALIASES
-        .iter()
-        .find(|(f, _)| *f == field)
-        .map(|(_, names)| names.join(", "))
-        .unwrap_or_default()
-}
-
 /// A header column that feeds a field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -189,19 +122,31 @@ pub struct Column {
 /// Which header column feeds each field of an [`Event`]; see [`CsvReader::columns`].
 ///
 /// Its `Display` is one line for a log, e.g.
-/// `ip="ip address" (col 1), latitude="Latitude" (col 2), ..., suspicious: none (all false)`.
+/// `ip="ip address" (col 1), timestamp="Timestamp" (col 4), latitude="Latitude" (col 2), ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Columns {
     /// Column of the source address.
     pub ip: Column,
-    /// Column of the latitude.
-    pub latitude: Column,
-    /// Column of the longitude.
-    pub longitude: Column,
     /// Column of the time.
     pub timestamp: Column,
+    /// Column of the latitude; present exactly when `longitude` is.
+    pub latitude: Option<Column>,
+    /// Column of the longitude; present exactly when `latitude` is.
+    pub longitude: Option<Column>,
     /// Column of the flag; `None` when the file has none and every row counts as not flagged.
     pub suspicious: Option<Column>,
+    /// Column of the byte count.
+    pub bytes: Option<Column>,
+    /// Column of the protocol.
+    pub protocol: Option<Column>,
+    /// Column of the HTTP status.
+    pub status: Option<Column>,
+    /// Column of the HTTP method.
+    pub method: Option<Column>,
+    /// Column of the request path.
+    pub path: Option<Column>,
+    /// Column of the destination address.
+    pub dest_ip: Option<Column>,
     /// Header cells that name no field, ignored.
     pub ignored: Vec<String>,
     /// Number of columns in the header; every row must have as many fields.
@@ -213,32 +158,31 @@ impl Columns {
     pub fn get(&self, field: Field) -> Option<&Column> {
         match field {
             Field::Ip => Some(&self.ip),
-            Field::Latitude => Some(&self.latitude),
-            Field::Longitude => Some(&self.longitude),
             Field::Timestamp => Some(&self.timestamp),
+            Field::Latitude => self.latitude.as_ref(),
+            Field::Longitude => self.longitude.as_ref(),
             Field::Suspicious => self.suspicious.as_ref(),
+            Field::Bytes => self.bytes.as_ref(),
+            Field::Protocol => self.protocol.as_ref(),
+            Field::Status => self.status.as_ref(),
+            Field::Method => self.method.as_ref(),
+            Field::Path => self.path.as_ref(),
+            Field::DestIp => self.dest_ip.as_ref(),
         }
     }
 
     /// Maps a header row onto the fields.
     fn from_header(header: &[String]) -> Result<Self, ReadError> {
-        let fields = [
-            Field::Ip,
-            Field::Latitude,
-            Field::Longitude,
-            Field::Timestamp,
-            Field::Suspicious,
-        ];
-        let mut found: [Option<Column>; 5] = Default::default();
+        let mut found: [Option<Column>; ALIASES.len()] = Default::default();
         let mut ignored = Vec::new();
         for (index, name) in header.iter().enumerate() {
             let Some(field) = field_named(name) else {
                 ignored.push(name.clone());
                 continue;
             };
-            let slot = fields
+            let slot = ALIASES
                 .iter()
-                .position(|&f| f == field)
+                .position(|&(f, _)| f == field)
                 .and_then(|i| found.get_mut(i));
             if let Some(slot) = slot {
                 if let Some(first) = slot {
@@ -256,35 +200,60 @@ impl Columns {
                 });
             }
         }
-        let [ip, latitude, longitude, timestamp, suspicious] = found;
-        match (ip, latitude, longitude, timestamp) {
-            (Some(ip), Some(latitude), Some(longitude), Some(timestamp)) => Ok(Columns {
+        let [
+            ip,
+            latitude,
+            longitude,
+            timestamp,
+            suspicious,
+            bytes,
+            protocol,
+            status,
+            method,
+            path,
+            dest_ip,
+        ] = found;
+        let mut missing: Vec<String> = [
+            (Field::Ip, ip.is_none()),
+            (Field::Timestamp, timestamp.is_none()),
+        ]
+        .into_iter()
+        .filter(|&(_, missing)| missing)
+        .map(|(field, _)| format!("{field} (named one of: {})", names_of(field)))
+        .collect();
+        match (&latitude, &longitude) {
+            (Some(_), None) => missing.push(format!(
+                "longitude (named one of: {}), since there is a latitude column; give both or neither",
+                names_of(Field::Longitude)
+            )),
+            (None, Some(_)) => missing.push(format!(
+                "latitude (named one of: {}), since there is a longitude column; give both or neither",
+                names_of(Field::Latitude)
+            )),
+            _ => {}
+        }
+        match (ip, timestamp) {
+            (Some(ip), Some(timestamp)) if missing.is_empty() => Ok(Columns {
                 ip,
+                timestamp,
                 latitude,
                 longitude,
-                timestamp,
                 suspicious,
+                bytes,
+                protocol,
+                status,
+                method,
+                path,
+                dest_ip,
                 ignored,
                 width: header.len(),
             }),
-            (ip, latitude, longitude, timestamp) => {
-                let missing: Vec<String> = [
-                    (Field::Ip, ip.is_none()),
-                    (Field::Latitude, latitude.is_none()),
-                    (Field::Longitude, longitude.is_none()),
-                    (Field::Timestamp, timestamp.is_none()),
-                ]
-                .into_iter()
-                .filter(|&(_, missing)| missing)
-                .map(|(field, _)| format!("{field} (named one of: {})", names_of(field)))
-                .collect();
-                Err(ReadError::Header(format!(
-                    "missing column{} {}; found header {:?}",
-                    if missing.len() == 1 { "" } else { "s" },
-                    missing.join("; "),
-                    header
-                )))
-            }
+            _ => Err(ReadError::Header(format!(
+                "missing column{} {}; found header {:?}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join("; "),
+                header
+            ))),
         }
     }
 
@@ -310,21 +279,51 @@ impl Columns {
                 )
             })
         };
+        // An optional column's cell, `None` when there is no such column.
+        let optional =
+            |column: &Option<Column>, field: Field| -> Result<Option<&str>, FieldError> {
+                column.as_ref().map(|c| cell(c, field)).transpose()
+            };
+        let coordinate =
+            |column: &Option<Column>, field: Field| -> Result<Option<f64>, FieldError> {
+                match optional(column, field)? {
+                    Some(text) if !text.trim().is_empty() => {
+                        event::parse_coordinate(field, text).map(Some)
+                    }
+                    _ => Ok(None),
+                }
+            };
+        let text = |column: &Option<Column>, field: Field| -> Result<Option<String>, FieldError> {
+            Ok(optional(column, field)?.and_then(|t| event::bounded_text(field, t)))
+        };
         let parse = || -> Result<Event, FieldError> {
+            let ip = event::parse_ip(cell(&self.ip, Field::Ip)?)?;
+            let latitude = coordinate(&self.latitude, Field::Latitude)?;
+            let longitude = coordinate(&self.longitude, Field::Longitude)?;
+            let coordinates = event::coordinates(latitude, longitude)?;
             Ok(Event {
-                ip: event::parse_ip(cell(&self.ip, Field::Ip)?)?,
-                latitude: event::parse_coordinate(
-                    Field::Latitude,
-                    cell(&self.latitude, Field::Latitude)?,
-                )?,
-                longitude: event::parse_coordinate(
-                    Field::Longitude,
-                    cell(&self.longitude, Field::Longitude)?,
-                )?,
+                ip,
+                latitude: coordinates.map(|c| c.0),
+                longitude: coordinates.map(|c| c.1),
                 timestamp: event::parse_timestamp(cell(&self.timestamp, Field::Timestamp)?)?,
                 suspicious: match &self.suspicious {
                     Some(column) => event::parse_suspicious(cell(column, Field::Suspicious)?)?,
                     None => false,
+                },
+                bytes: match optional(&self.bytes, Field::Bytes)? {
+                    Some(t) => event::parse_bytes(t)?,
+                    None => None,
+                },
+                protocol: text(&self.protocol, Field::Protocol)?,
+                status: match optional(&self.status, Field::Status)? {
+                    Some(t) => event::parse_status(t)?,
+                    None => None,
+                },
+                method: text(&self.method, Field::Method)?,
+                path: text(&self.path, Field::Path)?,
+                dest_ip: match optional(&self.dest_ip, Field::DestIp)? {
+                    Some(t) => event::parse_dest_ip(t)?,
+                    None => None,
                 },
             })
         };
@@ -335,12 +334,29 @@ impl Columns {
 impl fmt::Display for Columns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (field, column) in [
-            (Field::Ip, &self.ip),
-            (Field::Latitude, &self.latitude),
-            (Field::Longitude, &self.longitude),
-            (Field::Timestamp, &self.timestamp),
+            (Field::Ip, Some(&self.ip)),
+            (Field::Latitude, self.latitude.as_ref()),
+            (Field::Longitude, self.longitude.as_ref()),
+            (Field::Timestamp, Some(&self.timestamp)),
         ] {
-            write!(f, "{field}={:?} (col {}), ", column.name, column.index + 1)?;
+            match column {
+                Some(column) => {
+                    write!(f, "{field}={:?} (col {}), ", column.name, column.index + 1)?
+                }
+                None => write!(f, "{field}: none (placed by ip), ")?,
+            }
+        }
+        for field in [
+            Field::Bytes,
+            Field::Protocol,
+            Field::Status,
+            Field::Method,
+            Field::Path,
+            Field::DestIp,
+        ] {
+            if let Some(column) = self.get(field) {
+                write!(f, "{field}={:?} (col {}), ", column.name, column.index + 1)?;
+            }
         }
         match &self.suspicious {
             Some(column) => write!(f, "suspicious={:?} (col {})", column.name, column.index + 1)?,
@@ -536,13 +552,13 @@ mod tests {
     }
 
     fn ev(ip: &str, latitude: f64, longitude: f64, timestamp: f64, suspicious: bool) -> Event {
-        Event {
-            ip: ip.parse::<IpAddr>().unwrap(),
+        Event::at(
+            ip.parse::<IpAddr>().unwrap(),
             latitude,
             longitude,
             timestamp,
             suspicious,
-        }
+        )
     }
 
     #[test]
@@ -612,19 +628,110 @@ mod tests {
         );
         assert_eq!(columns.get(Field::Timestamp).unwrap().index, 1);
         assert_eq!(columns.get(Field::Suspicious).unwrap().index, 2);
-        assert_eq!(columns.ignored, ["country", "bytes"]);
+        assert_eq!(columns.ignored, ["country"]);
         assert_eq!(columns.width, 7);
         assert_eq!(
             columns.to_string(),
             "ip=\"ip address\" (col 7), latitude=\"Latitude\" (col 6), \
              longitude=\"Longitude\" (col 4), timestamp=\"Timestamp\" (col 2), \
-             suspicious=\"suspicious\" (col 3), ignored [\"country\", \"bytes\"]"
+             bytes=\"bytes\" (col 5), suspicious=\"suspicious\" (col 3), ignored [\"country\"]"
+        );
+        let events: Vec<Event> = reader.map(|r| r.unwrap().event).collect();
+        let mut want = ev("2a00:1450::1", 50.11, 8.68, 1736919120.0, true);
+        want.bytes = Some(512);
+        assert_eq!(events, [want]);
+    }
+
+    #[test]
+    fn a_file_with_only_an_ip_and_a_time_column_is_read_without_coordinates() {
+        let input = b"source_ip,ts\n203.0.113.9,1736919120\n2001:db8::2,2025-01-15T05:32:01Z\n";
+        let reader = CsvReader::new(&input[..]).unwrap();
+        assert_eq!(reader.columns().latitude, None);
+        assert!(
+            reader
+                .columns()
+                .to_string()
+                .contains("latitude: none (placed by ip)")
         );
         let events: Vec<Event> = reader.map(|r| r.unwrap().event).collect();
         assert_eq!(
             events,
-            [ev("2a00:1450::1", 50.11, 8.68, 1736919120.0, true)]
+            [
+                Event::new("203.0.113.9".parse().unwrap(), 1736919120.0, false),
+                Event::new("2001:db8::2".parse().unwrap(), 1736919121.0, false),
+            ]
         );
+    }
+
+    #[test]
+    fn coordinates_are_both_or_neither_per_row_and_the_missing_one_is_named() {
+        let input = b"ip,lat,lon,ts\n\
+                      1.2.3.4,1,2,1736919120\n\
+                      1.2.3.4,,,1736919120\n\
+                      1.2.3.4,,2,1736919120\n\
+                      1.2.3.4,1, ,1736919120\n";
+        assert_eq!(
+            outcomes(input),
+            [
+                (2, Ok("1.2.3.4".into())),
+                (3, Ok("1.2.3.4".into())),
+                (
+                    4,
+                    Err(
+                        "latitude: is missing while longitude is given; give both or neither"
+                            .into()
+                    )
+                ),
+                (
+                    5,
+                    Err(
+                        "longitude: is missing while latitude is given; give both or neither"
+                            .into()
+                    )
+                ),
+            ]
+        );
+        let rows = events(b"ip,lat,lon,ts\n1.2.3.4,,,1736919120\n");
+        assert_eq!(rows[0].coordinates(), None);
+        let message = header_error(b"ip,lng,ts\n");
+        assert!(
+            message.starts_with("missing column latitude (named one of: lat, latitude), since"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn optional_request_columns_are_read_and_text_is_bounded() {
+        let long = "p".repeat(3000);
+        let input = format!(
+            "Timestamp,ip address,length,Protocol,status_code,method,url,dst_ip\n\
+             1736919120,1.2.3.4,1514,TCP,200,GET,/index.html,10.0.0.1\n\
+             1736919120,1.2.3.4,-,,,,/{long},\n\
+             1736919120,1.2.3.4,10,UDP,999,GET,/,\n"
+        );
+        let rows = read(input.as_bytes());
+        let first = &rows[0].as_ref().unwrap().event;
+        assert_eq!(first.bytes, Some(1514));
+        assert_eq!(first.protocol.as_deref(), Some("TCP"));
+        assert_eq!(first.status, Some(200));
+        assert_eq!(first.method.as_deref(), Some("GET"));
+        assert_eq!(first.path.as_deref(), Some("/index.html"));
+        assert_eq!(first.dest_ip, Some("10.0.0.1".parse().unwrap()));
+        let second = &rows[1].as_ref().unwrap().event;
+        assert_eq!(
+            (second.bytes, second.protocol.as_ref(), second.status),
+            (None, None, None)
+        );
+        assert_eq!(
+            second.path.as_ref().map(String::len),
+            Some(event::MAX_PATH_BYTES)
+        );
+        match &rows[2] {
+            Err(ReadError::Row { line: 4, reason }) => {
+                assert!(reason.starts_with("status: 999"), "{reason}")
+            }
+            other => panic!("expected a row error, got {other:?}"),
+        }
     }
 
     #[test]
@@ -642,17 +749,19 @@ mod tests {
         let message = header_error(b"ip address,Latitude,Timestamp,suspicious\n1.2.3.4,1,2,3\n");
         assert_eq!(
             message,
-            "missing column longitude (named one of: lon, lng, long, longitude); \
-             found header [\"ip address\", \"Latitude\", \"Timestamp\", \"suspicious\"]"
+            "missing column longitude (named one of: lon, lng, long, longitude), since there \
+             is a latitude column; give both or neither; found header [\"ip address\", \"Latitude\", \"Timestamp\", \"suspicious\"]"
         );
         let message = header_error(b"1.2.3.4,10,20,1736919120,0\n");
         assert!(
             message.starts_with("missing columns ip (named one of: ip, "),
             "{message}"
         );
-        for field in ["latitude", "longitude", "timestamp"] {
-            assert!(message.contains(&format!("; {field} (named")), "{message}");
-        }
+        assert!(message.contains("; timestamp (named"), "{message}");
+        assert!(
+            !message.contains("latitude"),
+            "coordinates are optional: {message}"
+        );
         assert!(
             message.ends_with("found header [\"1.2.3.4\", \"10\", \"20\", \"1736919120\", \"0\"]")
         );

@@ -2,7 +2,15 @@
 //!
 //! Both the CSV reader and the server's JSON ingest accept the same spellings of each field
 //! (unix seconds or milliseconds or RFC 3339 for the time, `0`/`1`/`0.0`/`1.0`/`true`/`false`
-//! for the flag), so those rules live here, once.
+//! for the flag), so those rules live here, once; so does the table of accepted names of
+//! each field ([`field_named`]), which the CSV header and the JSON keys both go through.
+//!
+//! Besides the address and the time, every field is optional: coordinates (both or
+//! neither; without them the server places the event by its IP), and the request's
+//! `bytes`, `protocol`, `status`, `method`, `path` and `dest_ip`. Text fields are bounded:
+//! a longer value is cut at the limit (on a character boundary), never refused, so a hit is
+//! not lost for a long URL and memory per event stays bounded; see [`MAX_PATH_BYTES`] and
+//! [`MAX_TOKEN_BYTES`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -10,19 +18,81 @@ use std::net::IpAddr;
 use chrono::{DateTime, NaiveDateTime};
 use serde::Serialize;
 
-/// One hit on the server: where it came from, when, and whether the anomaly detector flagged it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+/// Longest `path` kept, in bytes; a longer one is cut to this (on a character boundary).
+pub const MAX_PATH_BYTES: usize = 2048;
+/// Longest `protocol` or `method` kept, in bytes; a longer one is cut to this.
+pub const MAX_TOKEN_BYTES: usize = 32;
+
+/// One hit on the server: where it came from, when, whether the anomaly detector flagged it,
+/// and what the source says about the request when it says anything.
+///
+/// Serialized (by the sender) with absent optional fields left out, so an event with
+/// coordinates and nothing else is the same JSON as before these fields existed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Source address, IPv4 or IPv6.
     pub ip: IpAddr,
-    /// Degrees north, in `-90..=90`.
-    pub latitude: f64,
-    /// Degrees east, in `-180..=180`.
-    pub longitude: f64,
+    /// Degrees north, in `-90..=90`; present exactly when `longitude` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    /// Degrees east, in `-180..=180`; present exactly when `latitude` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
     /// Unix time in seconds (fractional seconds allowed), as the data says it happened.
     pub timestamp: f64,
     /// Flagged by the anomaly detector.
     pub suspicious: bool,
+    /// Bytes transferred (response size, frame length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Protocol, e.g. `TCP`, `UDP`, `HTTP`, `DNS` (at most [`MAX_TOKEN_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// HTTP status, `100..=599`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// HTTP method, e.g. `GET` (at most [`MAX_TOKEN_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Request path (at most [`MAX_PATH_BYTES`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Destination address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_ip: Option<IpAddr>,
+}
+
+impl Event {
+    /// An event with only the required fields: no coordinates, no request details.
+    pub fn new(ip: IpAddr, timestamp: f64, suspicious: bool) -> Self {
+        Self {
+            ip,
+            latitude: None,
+            longitude: None,
+            timestamp,
+            suspicious,
+            bytes: None,
+            protocol: None,
+            status: None,
+            method: None,
+            path: None,
+            dest_ip: None,
+        }
+    }
+
+    /// An event at the given coordinates, without request details.
+    pub fn at(ip: IpAddr, latitude: f64, longitude: f64, timestamp: f64, suspicious: bool) -> Self {
+        Self {
+            latitude: Some(latitude),
+            longitude: Some(longitude),
+            ..Self::new(ip, timestamp, suspicious)
+        }
+    }
+
+    /// `(latitude, longitude)` when the event carries them.
+    pub fn coordinates(&self) -> Option<(f64, f64)> {
+        self.latitude.zip(self.longitude)
+    }
 }
 
 /// The fields of an [`Event`], used to say which one is wrong.
@@ -39,6 +109,19 @@ pub enum Field {
     Timestamp,
     /// [`Event::suspicious`]
     Suspicious,
+    /// [`Event::bytes`]
+    Bytes,
+    /// [`Event::protocol`]
+    Protocol,
+    /// [`Event::status`]
+    Status,
+    /// [`Event::method`]
+    Method,
+    /// [`Event::path`]
+    Path,
+    /// [`Event::dest_ip`]
+    #[serde(rename = "dest_ip")]
+    DestIp,
 }
 
 impl Field {
@@ -50,8 +133,147 @@ impl Field {
             Field::Longitude => "longitude",
             Field::Timestamp => "timestamp",
             Field::Suspicious => "suspicious",
+            Field::Bytes => "bytes",
+            Field::Protocol => "protocol",
+            Field::Status => "status",
+            Field::Method => "method",
+            Field::Path => "path",
+            Field::DestIp => "dest_ip",
         }
     }
+}
+
+/// The names accepted for each field, normalised (see [`normalize`]). One table for the CSV
+/// header and the JSON keys.
+pub const ALIASES: [(Field, &[&str]); 11] = [
+    (
+        Field::Ip,
+        &[
+            "ip",
+            "ip_address",
+            "ipaddress",
+            "ip_addr",
+            "address",
+            "source_ip",
+            "src_ip",
+            "source_address",
+            "src_addr",
+            "client_ip",
+            "remote_addr",
+        ],
+    ),
+    (Field::Latitude, &["lat", "latitude"]),
+    (Field::Longitude, &["lon", "lng", "long", "longitude"]),
+    (
+        Field::Timestamp,
+        &[
+            "timestamp",
+            "time_stamp",
+            "time",
+            "ts",
+            "datetime",
+            "date_time",
+            "unix_time",
+        ],
+    ),
+    (
+        Field::Suspicious,
+        &[
+            "suspicious",
+            "is_suspicious",
+            "flagged",
+            "is_flagged",
+            "anomaly",
+            "is_anomaly",
+        ],
+    ),
+    (
+        Field::Bytes,
+        &[
+            "bytes",
+            "length",
+            "size",
+            "bytes_sent",
+            "body_bytes_sent",
+            "response_size",
+            "len",
+        ],
+    ),
+    (Field::Protocol, &["protocol", "proto"]),
+    (
+        Field::Status,
+        &[
+            "status",
+            "status_code",
+            "http_status",
+            "response_code",
+            "response_status",
+        ],
+    ),
+    (
+        Field::Method,
+        &["method", "http_method", "request_method", "verb"],
+    ),
+    (
+        Field::Path,
+        &[
+            "path",
+            "url",
+            "uri",
+            "request_uri",
+            "request_path",
+            "url_path",
+        ],
+    ),
+    (
+        Field::DestIp,
+        &[
+            "dest_ip",
+            "destination_ip",
+            "dst_ip",
+            "dest_address",
+            "destination_address",
+            "dst_addr",
+            "server_ip",
+        ],
+    ),
+];
+
+/// Lower case, trimmed, with runs of spaces, underscores and hyphens turned into one `_`.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for part in name
+        .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
+        .filter(|part| !part.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&part.to_lowercase());
+    }
+    out
+}
+
+/// The field a name (CSV header cell or JSON key) stands for, if any: matched ignoring case,
+/// with spaces, underscores and hyphens interchangeable.
+pub fn field_named(name: &str) -> Option<Field> {
+    let find = |name: &str| {
+        ALIASES
+            .iter()
+            .find(|(_, names)| names.contains(&name))
+            .map(|&(field, _)| field)
+    };
+    // Fast path for names already in canonical form (the common JSON case): no allocation.
+    find(name).or_else(|| find(&normalize(name)))
+}
+
+/// The accepted names of `field`, for messages.
+pub fn names_of(field: Field) -> String {
+    ALIASES
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map(|(_, names)| names.join(", "))
+        .unwrap_or_default()
 }
 
 impl fmt::Display for Field {
@@ -194,6 +416,116 @@ pub fn parse_timestamp(text: &str) -> Result<f64, FieldError> {
     timestamp_from_number(seconds)
 }
 
+/// The both-or-neither rule for coordinates: `Some` pair, `None`, or an error naming the
+/// missing one.
+pub fn coordinates(
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+) -> Result<Option<(f64, f64)>, FieldError> {
+    match (latitude, longitude) {
+        (Some(latitude), Some(longitude)) => Ok(Some((latitude, longitude))),
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(FieldError::new(
+            Field::Latitude,
+            "is missing while longitude is given; give both or neither",
+        )),
+        (Some(_), None) => Err(FieldError::new(
+            Field::Longitude,
+            "is missing while latitude is given; give both or neither",
+        )),
+    }
+}
+
+/// Reads a byte count from a number: a whole number `>= 0`.
+pub fn bytes_from_number(value: f64) -> Result<u64, FieldError> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < 1.8e19 {
+        Ok(value as u64)
+    } else {
+        Err(FieldError::new(
+            Field::Bytes,
+            format!("{value} is not a whole number of bytes"),
+        ))
+    }
+}
+
+/// Parses a byte count written as text; empty or `-` (access logs' "none") means absent.
+pub fn parse_bytes(text: &str) -> Result<Option<u64>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(Some(n));
+    }
+    match text.parse::<f64>() {
+        Ok(number) => bytes_from_number(number).map(Some),
+        Err(_) => Err(FieldError::new(
+            Field::Bytes,
+            format!("{text:?} is not a whole number of bytes"),
+        )),
+    }
+}
+
+/// Checks an HTTP status given as a number: a whole number in `100..=599`.
+pub fn status_from_number(value: f64) -> Result<u16, FieldError> {
+    if value.fract() == 0.0 && (100.0..=599.0).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(FieldError::new(
+            Field::Status,
+            format!("{value} is not an HTTP status 100..=599"),
+        ))
+    }
+}
+
+/// Parses an HTTP status written as text; empty or `-` means absent.
+pub fn parse_status(text: &str) -> Result<Option<u16>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(number) => status_from_number(number).map(Some),
+        Err(_) => Err(FieldError::new(
+            Field::Status,
+            format!("{text:?} is not an HTTP status 100..=599"),
+        )),
+    }
+}
+
+/// Parses a destination address; empty or `-` means absent.
+pub fn parse_dest_ip(text: &str) -> Result<Option<IpAddr>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        FieldError::new(
+            Field::DestIp,
+            format!("{text:?} is not an IPv4 or IPv6 address"),
+        )
+    })
+}
+
+/// A text field (`protocol`, `method`, `path`) as kept: trimmed, empty or `-` meaning
+/// absent, cut to its limit on a character boundary.
+pub fn bounded_text(field: Field, text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return None;
+    }
+    let max = if field == Field::Path {
+        MAX_PATH_BYTES
+    } else {
+        MAX_TOKEN_BYTES
+    };
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
+}
+
 /// Reads the suspicious flag from a number: only 0 and 1 are allowed.
 pub fn suspicious_from_number(value: f64) -> Result<bool, FieldError> {
     if value == 0.0 {
@@ -298,6 +630,84 @@ mod tests {
         assert!(check_longitude(-180.5).is_err());
         let err = parse_coordinate(Field::Longitude, "east").unwrap_err();
         assert_eq!(err.field, Field::Longitude);
+    }
+
+    #[test]
+    fn every_alias_names_its_field_whatever_the_case_and_separators() {
+        assert_eq!(field_named("ip"), Some(Field::Ip));
+        assert_eq!(field_named("ip address"), Some(Field::Ip));
+        assert_eq!(field_named("Source-IP"), Some(Field::Ip));
+        assert_eq!(field_named("Latitude"), Some(Field::Latitude));
+        assert_eq!(field_named("lng"), Some(Field::Longitude));
+        assert_eq!(field_named("Timestamp"), Some(Field::Timestamp));
+        assert_eq!(field_named("bytes_sent"), Some(Field::Bytes));
+        assert_eq!(field_named("Length"), Some(Field::Bytes));
+        assert_eq!(field_named("status code"), Some(Field::Status));
+        assert_eq!(field_named("dst_ip"), Some(Field::DestIp));
+        assert_eq!(field_named("info"), None);
+        for (field, names) in ALIASES {
+            for name in names {
+                assert_eq!(field_named(name), Some(field), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn coordinates_are_both_or_neither() {
+        assert_eq!(coordinates(Some(1.0), Some(2.0)).unwrap(), Some((1.0, 2.0)));
+        assert_eq!(coordinates(None, None).unwrap(), None);
+        let err = coordinates(None, Some(2.0)).unwrap_err();
+        assert_eq!(err.field, Field::Latitude);
+        assert!(err.reason.contains("both or neither"), "{}", err.reason);
+        assert_eq!(
+            coordinates(Some(1.0), None).unwrap_err().field,
+            Field::Longitude
+        );
+    }
+
+    #[test]
+    fn optional_request_fields_parse_and_dash_or_empty_means_absent() {
+        assert_eq!(parse_bytes("512").unwrap(), Some(512));
+        assert_eq!(parse_bytes("512.0").unwrap(), Some(512));
+        assert_eq!(parse_bytes("-").unwrap(), None);
+        assert_eq!(parse_bytes("").unwrap(), None);
+        assert_eq!(parse_bytes("-3").unwrap_err().field, Field::Bytes);
+        assert_eq!(parse_bytes("1.5").unwrap_err().field, Field::Bytes);
+        assert_eq!(parse_status("404").unwrap(), Some(404));
+        assert_eq!(parse_status(" ").unwrap(), None);
+        assert_eq!(parse_status("600").unwrap_err().field, Field::Status);
+        assert_eq!(parse_status("99").unwrap_err().field, Field::Status);
+        assert_eq!(
+            parse_dest_ip("10.0.0.1").unwrap(),
+            Some("10.0.0.1".parse().unwrap())
+        );
+        assert_eq!(parse_dest_ip("host").unwrap_err().field, Field::DestIp);
+        assert_eq!(bounded_text(Field::Method, " GET "), Some("GET".to_owned()));
+        assert_eq!(bounded_text(Field::Protocol, "-"), None);
+    }
+
+    #[test]
+    fn long_text_fields_are_cut_at_their_limit_on_a_character_boundary() {
+        let path = format!("/{}", "é".repeat(MAX_PATH_BYTES));
+        let kept = bounded_text(Field::Path, &path).unwrap();
+        assert!(kept.len() <= MAX_PATH_BYTES && kept.len() >= MAX_PATH_BYTES - 1);
+        assert!(path.starts_with(&kept));
+        let method = bounded_text(Field::Method, &"X".repeat(1000)).unwrap();
+        assert_eq!(method.len(), MAX_TOKEN_BYTES);
+    }
+
+    #[test]
+    fn absent_optional_fields_are_left_out_of_the_json() {
+        let event = Event::at("1.2.3.4".parse().unwrap(), 1.5, 2.5, 1_736_919_120.0, false);
+        assert_eq!(
+            serde_json::to_string(&event).unwrap(),
+            r#"{"ip":"1.2.3.4","latitude":1.5,"longitude":2.5,"timestamp":1736919120.0,"suspicious":false}"#
+        );
+        let bare = Event::new("1.2.3.4".parse().unwrap(), 1_736_919_120.0, true);
+        assert_eq!(
+            serde_json::to_string(&bare).unwrap(),
+            r#"{"ip":"1.2.3.4","timestamp":1736919120.0,"suspicious":true}"#
+        );
     }
 
     #[test]

@@ -757,7 +757,10 @@ mod tests {
         let mut per_place: HashMap<(u64, u64), u32> = HashMap::new();
         for e in &events {
             *per_place
-                .entry((e.latitude.to_bits(), e.longitude.to_bits()))
+                .entry((
+                    e.latitude.unwrap().to_bits(),
+                    e.longitude.unwrap().to_bits(),
+                ))
                 .or_default() += 1;
         }
         let mut counts: Vec<u32> = per_place.values().copied().collect();

@@ -4,7 +4,13 @@
 //! The body is one event object or an array of them. Field values are read leniently, with
 //! the same rules as the CSV reader (see [`crate::event`]): numbers may come as JSON numbers
 //! or numeric strings, the time as unix seconds/milliseconds or date-time text, the flag as a
-//! bool, 0/1 or text. Unknown fields are ignored; `suspicious` may be left out (false).
+//! bool, 0/1 or text. Keys are matched through the same table of names as the CSV header
+//! ([`crate::event::field_named`]): `ip_address`, `ip address`, `source_ip`, `Latitude`,
+//! `lng`, `Timestamp`, `ts`, `length`, `status_code`, ... (when two keys name one field, the
+//! later one counts). Unknown keys are ignored. Only `ip` and `timestamp` are required;
+//! `latitude`/`longitude` come both or neither; `suspicious` left out means false; the
+//! request fields (`bytes`, `protocol`, `status`, `method`, `path`, `dest_ip`) are optional,
+//! null meaning absent, and text is cut to its limit (see [`crate::event`]).
 //!
 //! Parsing borrows strings from the body and never builds a generic JSON tree, so it costs
 //! little more than the validation itself.
@@ -203,6 +209,12 @@ struct RawItem<'a> {
     longitude: Option<Value<'a>>,
     timestamp: Option<Value<'a>>,
     suspicious: Option<Value<'a>>,
+    bytes: Option<Value<'a>>,
+    protocol: Option<Value<'a>>,
+    status: Option<Value<'a>>,
+    method: Option<Value<'a>>,
+    path: Option<Value<'a>>,
+    dest_ip: Option<Value<'a>>,
 }
 
 impl RawItem<'_> {
@@ -214,11 +226,12 @@ impl RawItem<'_> {
             Value::Text(text) => event::parse_ip(&text),
             other => Err(wrong_type(Field::Ip, &other, "a string")),
         };
-        let latitude = coordinate(Field::Latitude, required(Field::Latitude, self.latitude)?);
-        let longitude = coordinate(
-            Field::Longitude,
-            required(Field::Longitude, self.longitude)?,
-        );
+        let latitude = optional(self.latitude)
+            .map(|v| coordinate(Field::Latitude, v))
+            .transpose();
+        let longitude = optional(self.longitude)
+            .map(|v| coordinate(Field::Longitude, v))
+            .transpose();
         let timestamp = match required(Field::Timestamp, self.timestamp)? {
             Value::Number(n) => event::timestamp_from_number(n),
             Value::Text(text) => event::parse_timestamp(&text),
@@ -231,13 +244,58 @@ impl RawItem<'_> {
             Value::Text(text) => event::parse_suspicious(&text),
             other => Err(wrong_type(Field::Suspicious, &other, "a boolean, 0 or 1")),
         };
+        let bytes = match optional(self.bytes) {
+            None => Ok(None),
+            Some(Value::Number(n)) => event::bytes_from_number(n).map(Some),
+            Some(Value::Text(text)) => event::parse_bytes(&text),
+            Some(other) => Err(wrong_type(Field::Bytes, &other, "a number")),
+        };
+        let status = match optional(self.status) {
+            None => Ok(None),
+            Some(Value::Number(n)) => event::status_from_number(n).map(Some),
+            Some(Value::Text(text)) => event::parse_status(&text),
+            Some(other) => Err(wrong_type(Field::Status, &other, "a number")),
+        };
+        let dest_ip = match optional(self.dest_ip) {
+            None => Ok(None),
+            Some(Value::Text(text)) => event::parse_dest_ip(&text),
+            Some(other) => Err(wrong_type(Field::DestIp, &other, "a string")),
+        };
+        let field = ItemProblem::Field;
+        let ip = ip.map_err(field)?;
+        let coordinates = event::coordinates(latitude.map_err(field)?, longitude.map_err(field)?)
+            .map_err(field)?;
         Ok(Event {
-            ip: ip.map_err(ItemProblem::Field)?,
-            latitude: latitude.map_err(ItemProblem::Field)?,
-            longitude: longitude.map_err(ItemProblem::Field)?,
-            timestamp: timestamp.map_err(ItemProblem::Field)?,
-            suspicious: suspicious.map_err(ItemProblem::Field)?,
+            ip,
+            latitude: coordinates.map(|c| c.0),
+            longitude: coordinates.map(|c| c.1),
+            timestamp: timestamp.map_err(field)?,
+            suspicious: suspicious.map_err(field)?,
+            bytes: bytes.map_err(field)?,
+            protocol: text(Field::Protocol, self.protocol).map_err(field)?,
+            status: status.map_err(field)?,
+            method: text(Field::Method, self.method).map_err(field)?,
+            path: text(Field::Path, self.path).map_err(field)?,
+            dest_ip: dest_ip.map_err(field)?,
         })
+    }
+}
+
+/// A value that may be left out: absent and null are the same.
+fn optional(value: Option<Value<'_>>) -> Option<Value<'_>> {
+    match value {
+        None | Some(Value::Null) => None,
+        value => value,
+    }
+}
+
+/// An optional text field, bounded; numbers are taken as their text (`"protocol": 6`).
+fn text(field: Field, value: Option<Value<'_>>) -> Result<Option<String>, FieldError> {
+    match optional(value) {
+        None => Ok(None),
+        Some(Value::Text(text)) => Ok(event::bounded_text(field, &text)),
+        Some(Value::Number(n)) => Ok(event::bounded_text(field, &n.to_string())),
+        Some(other) => Err(wrong_type(field, &other, "a string")),
     }
 }
 
@@ -341,13 +399,19 @@ impl<'de> Visitor<'de> for ItemVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut item = RawItem::default();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let slot = match key.as_ref() {
-                "ip" => &mut item.ip,
-                "latitude" => &mut item.latitude,
-                "longitude" => &mut item.longitude,
-                "timestamp" => &mut item.timestamp,
-                "suspicious" => &mut item.suspicious,
-                _ => {
+            let slot = match event::field_named(&key) {
+                Some(Field::Ip) => &mut item.ip,
+                Some(Field::Latitude) => &mut item.latitude,
+                Some(Field::Longitude) => &mut item.longitude,
+                Some(Field::Timestamp) => &mut item.timestamp,
+                Some(Field::Suspicious) => &mut item.suspicious,
+                Some(Field::Bytes) => &mut item.bytes,
+                Some(Field::Protocol) => &mut item.protocol,
+                Some(Field::Status) => &mut item.status,
+                Some(Field::Method) => &mut item.method,
+                Some(Field::Path) => &mut item.path,
+                Some(Field::DestIp) => &mut item.dest_ip,
+                None => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
@@ -399,9 +463,9 @@ mod tests {
     fn a_single_object_is_one_event() {
         let events = parse_body(GOOD.as_bytes(), 1000).unwrap();
         assert_eq!(events.len(), 1);
-        let e = events[0];
+        let e = &events[0];
         assert_eq!(e.ip.to_string(), "173.198.105.40");
-        assert_eq!((e.latitude, e.longitude), (35.3696, -119.0105));
+        assert_eq!(e.coordinates(), Some((35.3696, -119.0105)));
         assert_eq!(e.timestamp, 1_736_919_120.0);
         assert!(!e.suspicious);
     }
@@ -416,12 +480,55 @@ mod tests {
         let events = parse_body(body.as_bytes(), 1000).unwrap();
         assert_eq!(events.len(), 3);
         assert!(events[0].ip.is_ipv6());
-        assert_eq!(events[0].latitude, 51.5);
+        assert_eq!(events[0].latitude, Some(51.5));
+        assert_eq!(events[0].bytes, Some(512));
         assert!(events[0].suspicious);
         assert_eq!(events[1].timestamp, 1_736_919_121.5);
         assert!(events[1].suspicious);
         assert_eq!(events[2].timestamp, 1_736_919_122.25);
         assert!(!events[2].suspicious, "a missing flag means not suspicious");
+    }
+
+    #[test]
+    fn course_style_spellings_are_read_like_the_csv_header() {
+        let body = r#"[
+            {"ip_address":"173.198.105.40","Latitude":35.3696,"Longitude":-119.0105,"Timestamp":1736919120,"suspicious":0.0},
+            {"ip address":"8.8.8.8","lat":"1.5","lng":"2.5","ts":"2025-01-15T05:32:00Z","suspicious":1.0},
+            {"source_ip":"1.1.1.1","timestamp":1736919120,"length":1514,"protocol":"TCP","dst_ip":"10.0.0.2"},
+            {"src_ip":"1.1.1.2","time":1736919120,"bytes_sent":"-","status_code":"404","method":"GET","url":"/.env"}
+        ]"#;
+        let events = parse_body(body.as_bytes(), 1000).unwrap();
+        assert_eq!(events[0].ip.to_string(), "173.198.105.40");
+        assert_eq!(events[0].coordinates(), Some((35.3696, -119.0105)));
+        assert!(!events[0].suspicious);
+        assert_eq!(events[1].coordinates(), Some((1.5, 2.5)));
+        assert!(events[1].suspicious);
+        assert_eq!(
+            events[2].coordinates(),
+            None,
+            "no coordinates: placed by IP later"
+        );
+        assert_eq!(events[2].bytes, Some(1514));
+        assert_eq!(events[2].protocol.as_deref(), Some("TCP"));
+        assert_eq!(events[2].dest_ip, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(events[3].bytes, None);
+        assert_eq!(events[3].status, Some(404));
+        assert_eq!(events[3].method.as_deref(), Some("GET"));
+        assert_eq!(events[3].path.as_deref(), Some("/.env"));
+    }
+
+    #[test]
+    fn an_ip_and_a_time_make_an_event_and_long_paths_are_cut() {
+        let path = format!("/{}", "a".repeat(10_000));
+        let body = format!(
+            r#"{{"ip":"2001:db8::1","timestamp":1736919120,"path":"{path}","latitude":null,"longitude":null}}"#
+        );
+        let events = parse_body(body.as_bytes(), 10).unwrap();
+        assert_eq!(events[0].coordinates(), None);
+        assert_eq!(
+            events[0].path.as_ref().map(String::len),
+            Some(event::MAX_PATH_BYTES)
+        );
     }
 
     #[test]
@@ -481,7 +588,27 @@ mod tests {
             (
                 r#"{"ip":"1.2.3.4","latitude":null,"longitude":1,"timestamp":1736919120}"#,
                 Field::Latitude,
-                "missing",
+                "both or neither",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","lat":1,"timestamp":1736919120}"#,
+                Field::Longitude,
+                "both or neither",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"status":700}"#,
+                Field::Status,
+                "100..=599",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"bytes":-1}"#,
+                Field::Bytes,
+                "whole number",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"dest_ip":"nowhere"}"#,
+                Field::DestIp,
+                "not an IPv4",
             ),
             (
                 r#"{"ip":"1.2.3.4","latitude":1,"longitude":-181,"timestamp":1736919120}"#,

@@ -14,5 +14,5 @@ pub mod pacing;
 #[cfg(feature = "service")]
 pub mod service;
 
-pub use aggregates::{Aggregates, AggregatesConfig, Place, Summary};
+pub use aggregates::{Aggregates, AggregatesConfig, Location, Place, Summary};
 pub use event::{Event, Field, FieldError};

@@ -31,7 +31,7 @@ fn course_file_reads_completely_without_errors() {
                 rows += 1;
                 assert_eq!(row.line, rows + 1, "one row per line after the header");
                 suspicious += u64::from(row.event.suspicious);
-                first.get_or_insert(row.event);
+                first.get_or_insert(row.event.clone());
                 last = Some(row.event);
             }
             Err(e) => errors.push(e.to_string()),

@@ -29,6 +29,7 @@ export function cellKey(lat, lon, cellDeg = MERGE_CELL_DEG) {
  * @property {string} country
  * @property {number} latestTimestamp data timestamp of the newest hit
  * @property {string} latestIp
+ * @property {object} latest the newest hit itself (for the request fields it may carry)
  */
 
 export class Clusters {
@@ -108,6 +109,7 @@ export class Clusters {
         country: hit.country || hit.country_code || '',
         latestTimestamp: hit.timestamp,
         latestIp: hit.ip,
+        latest: hit,
       };
       this.byKey.set(key, c);
     }
@@ -119,6 +121,7 @@ export class Clusters {
       if (!(hit.timestamp < c.latestTimestamp)) {
         c.latestTimestamp = hit.timestamp;
         c.latestIp = hit.ip;
+        c.latest = hit;
         if (hit.city) c.city = hit.city;
       }
     }

@@ -7,6 +7,24 @@ import { TIMELINE_SECS } from '../config.js';
 
 /** @typedef {'all' | 'suspicious' | 'normal'} Filter */
 
+/**
+ * Whether a hit has a place to be drawn at: coordinates from the event or its IP. An
+ * unlocated hit (`located: null`, `unlocated: "<reason>"`) is counted, never drawn (and
+ * never at 0,0).
+ */
+export function isPlaced(hit) {
+  return hit.located !== null && Number.isFinite(hit.latitude) && Number.isFinite(hit.longitude);
+}
+
+/** "private: 2, loopback: 1", largest first, for the unlocated counter's hover text. */
+export function describeReasons(byReason) {
+  return Object.entries(byReason || {})
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([reason, n]) => `${reason.replace(/_/g, ' ')}: ${n}`)
+    .join(', ');
+}
+
 export class TrafficState {
   constructor() {
     this.reset();
@@ -53,8 +71,11 @@ export class TrafficState {
       hit.id = id;
       fresh.push(hit);
       if (!this.stats || id > this.stats.seq) {
+        const placed = isPlaced(hit);
         this.extra.push({
           id,
+          located: placed ? (hit.located ?? 'event') : null,
+          unlocated: placed ? null : (hit.unlocated ?? 'unknown'),
           suspicious: !!hit.suspicious,
           key: hit.place_key,
           city: hit.city,
@@ -94,10 +115,15 @@ export class TrafficState {
     const s = this.stats;
     let total = s ? s.total : 0;
     let suspicious = s ? s.suspicious : 0;
+    const byReason = { ...(s?.unlocated?.by_reason ?? {}) };
+    const located = { event: s?.located?.event ?? 0, ip: s?.located?.ip ?? 0 };
     for (const e of this.extra) {
       total += 1;
       if (e.suspicious) suspicious += 1;
+      if (e.unlocated) byReason[e.unlocated] = (byReason[e.unlocated] ?? 0) + 1;
+      else located[e.located === 'ip' ? 'ip' : 'event'] += 1;
     }
+    const unlocatedTotal = Object.values(byReason).reduce((a, n) => a + n, 0);
     const clock = followClock(s ? s.timeline : null, s ? s.latest_timestamp : null, this.extra, window);
     const extraSeconds = clock.seconds;
     const latest = clock.latest;
@@ -125,6 +151,8 @@ export class TrafficState {
       lastOutlier: clock.lastOutlier,
       clockJumps: s ? (s.timeline.clock_jumps ?? 0) : 0,
       hitsTruncated: this.hitsTruncated,
+      unlocated: { total: unlocatedTotal, byReason },
+      located,
       top: this.topPlaces(filter, top),
       timeline,
     };
@@ -151,6 +179,7 @@ export class TrafficState {
       });
     }
     for (const e of this.extra) {
+      if (e.unlocated) continue; // counted, but never a place
       let p = byKey.get(e.key);
       if (!p) {
         p = {

@@ -24,6 +24,38 @@ export function formatDataTime(unixSecs) {
   return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 }
 
+/** Bytes as "512 B", "1.5 kB", "3.2 MB" (powers of 1000). */
+export function formatBytes(n) {
+  if (n == null) return '';
+  if (n < 1000) return `${n} B`;
+  const units = ['kB', 'MB', 'GB', 'TB', 'PB'];
+  let v = n;
+  let i = -1;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i += 1;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * What a hit says about its request, when it says anything: "GET /login → 404 · 1.5 kB · TCP
+ * · to 10.0.0.1"; '' for a hit with none of the optional fields. Plain text (shown with
+ * textContent); the path is shortened for the tooltip.
+ */
+export function describeRequest(hit) {
+  const parts = [];
+  const path = hit.path && hit.path.length > 60 ? `${hit.path.slice(0, 59)}…` : hit.path;
+  const request = [hit.method, path].filter(Boolean).join(' ');
+  if (request || hit.status != null) {
+    parts.push([request, hit.status != null ? `→ ${hit.status}` : ''].filter(Boolean).join(' '));
+  }
+  if (hit.bytes != null) parts.push(formatBytes(hit.bytes));
+  if (hit.protocol) parts.push(hit.protocol);
+  if (hit.dest_ip) parts.push(`to ${hit.dest_ip}`);
+  return parts.join(' · ');
+}
+
 /** Only the time of day, UTC, for axis labels. */
 export function formatClock(unixSecs) {
   if (unixSecs == null) return '';

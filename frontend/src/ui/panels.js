@@ -2,6 +2,7 @@
 // every text from the data is set with textContent.
 
 import { formatCount, formatRate, formatShare, formatDataTime } from './format.js';
+import { describeReasons } from '../data/state.js';
 import { notesFor } from './notes.js';
 
 const $ = (root, sel) => root.querySelector(sel);
@@ -21,6 +22,10 @@ export function createPanels(root, { onPlaceClick }) {
     listTitle: $(root, '#top-title'),
     notes: $(root, '#notes'),
     places: $(root, '#places'),
+    unlocated: $(root, '[data-testid="unlocated"]'),
+    unlocatedRow: $(root, '#unlocated-row'),
+    unlocatedReasons: $(root, '#unlocated-reasons'),
+    locatedCounts: $(root, '#located-counts'),
   };
   let selectedKey = null;
   let lastTop = [];
@@ -69,6 +74,22 @@ export function createPanels(root, { onPlaceClick }) {
     });
   }
 
+  // Unlocated hits: counted in the totals, not drawn; the reasons on hover (title) and in
+  // small print. Plain text only.
+  function renderPlacement(view) {
+    const unlocated = view.unlocated ?? { total: 0, byReason: {} };
+    el.unlocatedRow.hidden = unlocated.total === 0;
+    el.unlocated.textContent = formatCount(unlocated.total);
+    const reasons = describeReasons(unlocated.byReason);
+    el.unlocatedReasons.textContent = reasons ? `(${reasons})` : '';
+    el.unlocatedRow.title = reasons ? `Hits that could not be placed: ${reasons}` : '';
+    const located = view.located ?? { event: 0, ip: 0 };
+    el.locatedCounts.textContent =
+      located.event || located.ip
+        ? ` · ${formatCount(located.event)} by coordinates, ${formatCount(located.ip)} by IP`
+        : '';
+  }
+
   return {
     /** Paints a state view. */
     render(view, filter) {
@@ -82,6 +103,7 @@ export function createPanels(root, { onPlaceClick }) {
       el.listTitle.textContent = filter === 'suspicious' ? 'Top suspicious locations' : 'Top locations';
       el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
       renderList(view.top, filter);
+      renderPlacement(view);
       const notes = notesFor(view);
       el.notes.textContent = notes.join(' · ');
       el.notes.hidden = notes.length === 0;

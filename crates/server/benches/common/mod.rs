@@ -330,7 +330,7 @@ pub fn coordinates() -> &'static [(f64, f64)] {
         traffic::csv::CsvReader::from_path(data_file())
             .unwrap()
             .filter_map(Result::ok)
-            .map(|row| (row.event.latitude, row.event.longitude))
+            .filter_map(|row| row.event.coordinates())
             .collect()
     })
 }

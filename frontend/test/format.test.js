@@ -1,0 +1,18 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { describeRequest, formatBytes } from '../src/ui/format.js';
+
+test('a hit without request fields describes nothing', () => {
+  assert.equal(describeRequest({ ip: '1.2.3.4', timestamp: 1 }), '');
+});
+
+test('request fields are described in one plain line, long paths shortened', () => {
+  assert.equal(
+    describeRequest({ method: 'GET', path: '/.env', status: 404, bytes: 1514, protocol: 'HTTP', dest_ip: '10.0.0.1' }),
+    'GET /.env → 404 · 1.5 kB · HTTP · to 10.0.0.1',
+  );
+  assert.equal(describeRequest({ bytes: 12, protocol: 'UDP' }), '12 B · UDP');
+  const line = describeRequest({ path: `/${'a'.repeat(500)}` });
+  assert.ok(line.length <= 60 && line.endsWith('…'), line);
+  assert.equal(formatBytes(3_200_000), '3.2 MB');
+});
