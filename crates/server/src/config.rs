@@ -3,6 +3,7 @@
 use std::fmt::Debug;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
@@ -112,6 +113,24 @@ pub struct Config {
     /// connections wait to be accepted until one closes.
     #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// An IP geolocation database (MaxMind format: GeoIP2/GeoLite2 City or an ip-location-db
+    /// file) that places events sent without coordinates. Repeatable (e.g. one IPv4 and one
+    /// IPv6 file; IPv4 addresses are looked up in the IPv4 file); the env var takes a
+    /// comma-separated list. Without it, the DB-IP files in --geoip-dir are used if present.
+    #[arg(
+        long = "geoip",
+        env = "SERVER_GEOIP",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub geoip: Vec<PathBuf>,
+
+    /// Where to look for the default database (DB-IP City Lite, fetched by
+    /// scripts/fetch-geoip) when no --geoip is given. Without any database, events with only
+    /// an IP address are counted as unlocated (no_database).
+    #[arg(long, env = "SERVER_GEOIP_DIR", default_value = geoip::DEFAULT_DIR)]
+    pub geoip_dir: PathBuf,
 
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).

@@ -13,13 +13,15 @@
 //! hit placed by IP has a place like any other.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use country_boundaries::{BOUNDARIES_ODBL_360X180, CountryBoundaries, LatLon};
 use reverse_geocoder::{Record, ReverseGeocoder};
 use traffic::countries::country_name;
 use traffic::{Event, Place};
+
+pub use geoip::{Unlocated, classify};
 
 /// Most remembered coordinate pairs; real feeds repeat a few thousand city centroids, so
 /// this is plenty, and the cache is simply cleared when it fills.
@@ -32,36 +34,6 @@ pub struct IpPlace {
     pub latitude: f64,
     /// Degrees east.
     pub longitude: f64,
-}
-
-/// Why an address could not be placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Unlocated {
-    /// 127.0.0.0/8, ::1.
-    Loopback,
-    /// Private and link-local ranges: 10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16,
-    /// fc00::/7, fe80::/10.
-    Private,
-    /// Documentation, benchmarking, multicast, broadcast, unspecified and other reserved
-    /// ranges (e.g. 192.0.2.0/24, 2001:db8::/32), and IPv6 outside 2000::/3.
-    Reserved,
-    /// A public address the database does not know.
-    NotFound,
-    /// A public address, and no database to look it up in.
-    NoDatabase,
-}
-
-impl Unlocated {
-    /// The reason as the wire names it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unlocated::Loopback => "loopback",
-            Unlocated::Private => "private",
-            Unlocated::Reserved => "reserved",
-            Unlocated::NotFound => "not_found",
-            Unlocated::NoDatabase => "no_database",
-        }
-    }
 }
 
 /// Places an IP address. Implementations are shared by all requests, so `&self` and thread
@@ -81,51 +53,14 @@ impl Locate for NoDatabase {
     }
 }
 
-/// The reason a non-public address cannot be placed, or `None` for a public one.
-pub fn classify(ip: IpAddr) -> Option<Unlocated> {
-    match ip {
-        IpAddr::V4(v4) => classify_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => classify_v4(v4),
-            None => classify_v6(v6),
-        },
-    }
-}
-
-fn classify_v4(ip: Ipv4Addr) -> Option<Unlocated> {
-    let [a, b, c, _] = ip.octets();
-    if a == 127 {
-        Some(Unlocated::Loopback)
-    } else if a == 10
-        || (a == 172 && (16..32).contains(&b))
-        || (a == 192 && b == 168)
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 169 && b == 254)
-    {
-        Some(Unlocated::Private)
-    } else if a == 0
-        || a >= 224
-        || (a == 192 && b == 0 && (c == 0 || c == 2))
-        || (a == 198 && b == 51 && c == 100)
-        || (a == 203 && b == 0 && c == 113)
-        || (a == 198 && (b == 18 || b == 19))
-    {
-        Some(Unlocated::Reserved)
-    } else {
-        None
-    }
-}
-
-fn classify_v6(ip: Ipv6Addr) -> Option<Unlocated> {
-    let first = ip.segments()[0];
-    if ip.is_loopback() {
-        Some(Unlocated::Loopback)
-    } else if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
-        Some(Unlocated::Private)
-    } else if (first & 0xe000) != 0x2000 || (first == 0x2001 && ip.segments()[1] == 0x0db8) {
-        Some(Unlocated::Reserved)
-    } else {
-        None
+/// An IP geolocation database places an address at its record's coordinates; everything
+/// else (non-public addresses, addresses it lacks) is unlocated with its reason.
+impl Locate for geoip::GeoIp {
+    fn locate(&self, ip: IpAddr) -> Result<IpPlace, Unlocated> {
+        self.lookup_shared(ip).map(|found| IpPlace {
+            latitude: found.latitude,
+            longitude: found.longitude,
+        })
     }
 }
 
@@ -429,6 +364,47 @@ mod tests {
         }
         assert!(matches!(placed[1], Placed::Unlocated(Unlocated::Loopback)));
         assert!(matches!(&placed[2], Placed::Event(p) if p.city == "Tokyo"));
+    }
+
+    #[test]
+    fn the_real_database_places_an_address_in_its_country_through_the_bundled_places() {
+        // scripts/fetch-geoip puts DB-IP City Lite here; the test command runs it first.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/geoip");
+        let files = geoip::GeoIp::default_files(&dir);
+        if files.len() < 2 {
+            eprintln!(
+                "skipped: no DB-IP files in {} (run scripts/fetch-geoip)",
+                dir.display()
+            );
+            return;
+        }
+        let db = geoip::GeoIp::open(&files).unwrap();
+        let geo = Geocoder::shared();
+        let events = [
+            Event::new("8.8.8.8".parse().unwrap(), 1_736_919_120.0, false),
+            Event::new(
+                "2001:4860:4860::8888".parse().unwrap(),
+                1_736_919_120.0,
+                false,
+            ),
+            Event::new("10.0.0.1".parse().unwrap(), 1_736_919_120.0, false),
+        ];
+        let placed = geo.place_all(&db, &events);
+        // The bundled places put the database's coordinates in the database's own country.
+        for (hit, event) in placed[..2].iter().zip(&events) {
+            let found = db.lookup(event.ip).unwrap();
+            match hit {
+                Placed::Ip { place, .. } => {
+                    assert_eq!(
+                        place.country_code, found.country_code,
+                        "{place:?} {found:?}"
+                    );
+                }
+                other => panic!("placed by IP, not {other:?}"),
+            }
+        }
+        assert!(matches!(&placed[0], Placed::Ip { place, .. } if place.country_code == "US"));
+        assert!(matches!(placed[2], Placed::Unlocated(Unlocated::Private)));
     }
 
     #[test]

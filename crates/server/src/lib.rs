@@ -204,9 +204,68 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         elapsed_ms = started.elapsed().as_millis() as u64,
         "geodata loaded"
     );
+    let locator = open_geoip(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
-    serve(listener, AppState::new(config, geo, shutdown)).await
+    serve(
+        listener,
+        AppState::new(config, geo, shutdown).with_locator(locator),
+    )
+    .await
+}
+
+/// Opens the IP databases named by `--geoip`, or else the default ones in `--geoip-dir` if
+/// they are there; with none, events without coordinates are unlocated (`no_database`), and
+/// the log says how to get a database. A named file that cannot be opened is an error.
+async fn open_geoip(config: &Config) -> anyhow::Result<Arc<dyn geo::Locate>> {
+    let named = !config.geoip.is_empty();
+    let paths = if named {
+        config.geoip.clone()
+    } else {
+        geoip::GeoIp::default_files(&config.geoip_dir)
+    };
+    if paths.is_empty() {
+        tracing::warn!(dir = %config.geoip_dir.display(), "{}", geoip::NO_DATABASE_HINT);
+        return Ok(Arc::new(geo::NoDatabase));
+    }
+    let db = tokio::task::spawn_blocking(move || geoip::GeoIp::open(&paths))
+        .await
+        .context("while opening the IP geolocation database")?
+        .context("while opening the IP geolocation database (--geoip)")?;
+    for info in db.databases() {
+        tracing::info!(
+            path = %info.path.display(),
+            database_type = %info.database_type,
+            ip_version = info.ip_version,
+            build_epoch = info.build_epoch,
+            attribution = info.attribution.as_deref().unwrap_or(""),
+            "IP geolocation database"
+        );
+    }
+    Ok(Arc::new(db))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_named_database_that_cannot_be_opened_stops_the_start_naming_it() {
+        let mut config = Config::default_for_tests();
+        config.geoip = vec!["/nonexistent/city.mmdb".into()];
+        let error = open_geoip(&config).await.err().expect("an error");
+        let text = format!("{error:#}");
+        assert!(text.contains("/nonexistent/city.mmdb"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn without_any_database_ip_only_events_are_unlocated_as_no_database() {
+        let mut config = Config::default_for_tests();
+        config.geoip_dir = "/nonexistent-geoip-dir".into();
+        let locator = open_geoip(&config).await.unwrap();
+        let ip = "8.8.8.8".parse().unwrap();
+        assert_eq!(locator.locate(ip), Err(geo::Unlocated::NoDatabase));
+    }
 }
