@@ -1,4 +1,4 @@
-//! The formats, by name, and their detection from the first lines of an input.
+//! The formats, by name, and their detection from the first lines of an input ([`detect()`]).
 
 use std::fmt;
 use std::str::FromStr;

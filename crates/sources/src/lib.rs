@@ -8,7 +8,7 @@
 //!
 //! Formats ([`Format`]): nginx/Apache `common`, `combined` and `vcombined` ([`clf`]), Caddy JSON
 //! access logs ([`caddy`]) and JSON logs with a key map, such as nginx `escape=json` logs
-//! ([`json_map`]). [`detect`] guesses the format from the first lines. [`suspicious`] is the small
+//! ([`json_map`]). [`detect()`] guesses the format from the first lines. [`suspicious`] is the small
 //! rule set that flags probes and scanners where a source has no flag of its own.
 
 pub mod caddy;

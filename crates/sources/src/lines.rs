@@ -65,10 +65,16 @@ impl<R: Read> LineReader<R> {
 
     /// Lines of at most `max_line` bytes (at least 1).
     pub fn with_max_line(inner: R, max_line: usize) -> Self {
+        Self::with_buffer(inner, max_line, MIN_BUFFER)
+    }
+
+    /// Lines of at most `max_line` bytes (at least 1), read through a buffer of `buffer` bytes
+    /// (at least `max_line + 2`; the default is 256 KiB).
+    pub fn with_buffer(inner: R, max_line: usize, buffer: usize) -> Self {
         let max_line = max_line.max(1);
         LineReader {
             inner,
-            buf: vec![0; (max_line + 2).max(MIN_BUFFER)],
+            buf: vec![0; (max_line + 2).max(buffer)],
             pos: 0,
             filled: 0,
             cur: (0, 0),
@@ -313,6 +319,26 @@ mod tests {
             ]
         );
         assert_eq!(r.offset(), input.len() as u64);
+    }
+
+    #[test]
+    fn a_small_buffer_reads_the_same_lines() {
+        let input = b"a\r\nbbbb\ncc\r\ntoolongline\n\nd\r";
+        let mut want = Vec::new();
+        let mut r = LineReader::with_max_line(&input[..], 4);
+        while let Some(l) = r.next_line() {
+            want.push(format!("{:?}", l.expect("no error")));
+        }
+        for buffer in 0..16 {
+            let mut r = LineReader::with_buffer(Trickle(input), 4, buffer);
+            let mut got = Vec::new();
+            while let Some(l) = r.next_line() {
+                got.push(format!("{:?}", l.expect("no error")));
+            }
+            assert_eq!(got, want, "buffer {buffer}");
+            assert_eq!(r.offset(), input.len() as u64);
+        }
+        assert_eq!(want.len(), 6);
     }
 
     #[test]

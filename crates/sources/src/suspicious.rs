@@ -81,15 +81,33 @@ impl Default for Rules {
     }
 }
 
+/// Patterns are lowered and matched against lowered text: a case-sensitive automaton keeps
+/// its fast SIMD prefilter, which ASCII case folding would lose.
 fn automaton(patterns: &[Vec<u8>]) -> Option<AhoCorasick> {
     if patterns.is_empty() {
         return None;
     }
     AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
-        .build(patterns)
+        .build(patterns.iter().map(|p| p.to_ascii_lowercase()))
         .ok()
+}
+
+/// Text up to this long is lowered on the stack; longer text in a fresh buffer.
+const STACK_TEXT: usize = 512;
+
+/// Calls `f` with `text` in ASCII lower case, without allocating for short text.
+fn with_lowered<T>(text: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    if text.len() <= STACK_TEXT {
+        let mut buf = [0u8; STACK_TEXT];
+        let out = &mut buf[..text.len()];
+        for (o, c) in out.iter_mut().zip(text) {
+            *o = c.to_ascii_lowercase();
+        }
+        f(out)
+    } else {
+        f(&text.to_ascii_lowercase())
+    }
 }
 
 impl Rules {
@@ -138,16 +156,18 @@ impl Rules {
         if let (Some(ac), Some(path)) = (&self.paths, path) {
             let b = path.as_bytes();
             let end = memchr::memchr2(b'?', b'#', b).unwrap_or(b.len());
-            let b = &b[..end];
-            for m in ac.find_overlapping_iter(b) {
-                let pattern = &self.path_patterns[m.pattern().as_usize()];
-                if pattern.ends_with(b"/") || m.end() == b.len() || b[m.end()] == b'/' {
-                    return true;
-                }
+            let hit = with_lowered(&b[..end], |b| {
+                ac.find_overlapping_iter(b).any(|m| {
+                    let pattern = &self.path_patterns[m.pattern().as_usize()];
+                    pattern.ends_with(b"/") || m.end() == b.len() || b[m.end()] == b'/'
+                })
+            });
+            if hit {
+                return true;
             }
         }
         if let (Some(ac), Some(ua)) = (&self.agents, user_agent) {
-            return ac.is_match(ua);
+            return with_lowered(ua.as_bytes(), |ua| ac.is_match(ua));
         }
         false
     }
