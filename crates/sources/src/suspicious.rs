@@ -72,7 +72,7 @@ pub struct RulesError {
 pub struct Rules {
     paths: Option<AhoCorasick>,
     path_patterns: Vec<Vec<u8>>,
-    agents: Option<AhoCorasick>,
+    agents: Option<Substrings>,
 }
 
 impl Default for Rules {
@@ -91,6 +91,35 @@ fn automaton(patterns: &[Vec<u8>]) -> Option<AhoCorasick> {
         .match_kind(MatchKind::Standard)
         .build(patterns.iter().map(|p| p.to_ascii_lowercase()))
         .ok()
+}
+
+/// Lowered patterns found anywhere in lowered text: SIMD (Teddy) where the CPU has it.
+#[derive(Debug, Clone)]
+enum Substrings {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Substrings {
+    fn new(patterns: &[Vec<u8>]) -> Option<Substrings> {
+        let lowered: Vec<Vec<u8>> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
+        if lowered.is_empty() {
+            return None;
+        }
+        let mut b = aho_corasick::packed::Config::new().builder();
+        b.extend(&lowered);
+        match b.build() {
+            Some(s) => Some(Substrings::Packed(s)),
+            None => automaton(&lowered).map(Substrings::Automaton),
+        }
+    }
+
+    fn is_match(&self, text: &[u8]) -> bool {
+        match self {
+            Substrings::Packed(s) => s.find(text).is_some(),
+            Substrings::Automaton(a) => a.is_match(text),
+        }
+    }
 }
 
 /// Text up to this long is lowered on the stack; longer text in a fresh buffer.
@@ -147,7 +176,7 @@ impl Rules {
         Ok(Rules {
             paths: automaton(&paths),
             path_patterns: paths,
-            agents: automaton(&agents),
+            agents: Substrings::new(&agents),
         })
     }
 
