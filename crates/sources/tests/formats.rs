@@ -310,3 +310,26 @@ fn the_default_rules_flag_fixture_probes_and_scanners() {
     }
     assert_eq!(flagged, [7]);
 }
+
+#[test]
+fn a_too_long_line_is_one_error_and_the_next_line_still_parses() {
+    let good = br#"192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "x""#;
+    let mut input = good.to_vec();
+    input.push(b'\n');
+    input.extend_from_slice(&good[..good.len() - 1]);
+    input.extend(std::iter::repeat_n(b'y', 300));
+    input.extend_from_slice(b"\"\n");
+    input.extend_from_slice(good);
+    let parser = AnyParser::new(Format::Combined, &[]).expect("parser");
+    let got: Vec<_> = Records::new(LineReader::with_max_line(&input[..], 200), parser)
+        .map(|r| r.map(|r| r.line).map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].as_ref().ok(), Some(&1));
+    let e = got[1].as_ref().expect_err("too long");
+    assert!(
+        e.starts_with("line 2: line is longer than 200 bytes"),
+        "{e}"
+    );
+    assert_eq!(got[2].as_ref().ok(), Some(&3));
+}
