@@ -63,7 +63,10 @@ fuzz_target!(|input: &[u8]| {
             Err(ParseError::Line(e)) => e.line,
             Err(ParseError::Io(e)) => panic!("reading memory failed: {e}"),
         };
-        assert!(line > last && line <= total, "line {line} after {last}, of {total}");
+        assert!(
+            line > last && line <= total,
+            "line {line} after {last}, of {total}"
+        );
         last = line;
     }
 });
