@@ -1,0 +1,335 @@
+//! Each format parsed from fixtures, awkward lines included.
+
+use std::net::IpAddr;
+
+use sources::{AnyParser, Format, LineError, LineReader, ParseError, Record, Records, detect};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn parse(name: &str, format: Format) -> Vec<Result<Record, LineError>> {
+    let parser = AnyParser::new(format, &[]).expect("no key map");
+    Records::new(LineReader::new(&fixture(name)[..]), parser)
+        .map(|r| match r {
+            Ok(r) => Ok(r),
+            Err(ParseError::Line(e)) => Err(e),
+            Err(ParseError::Io(e)) => panic!("in-memory read failed: {e}"),
+        })
+        .collect()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn ok(r: &Result<Record, LineError>) -> &Record {
+    r.as_ref()
+        .unwrap_or_else(|e| panic!("expected a record, got {e}"))
+}
+
+fn err_at(r: &Result<Record, LineError>, line: u64, needle: &str) {
+    match r {
+        Err(e) => {
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.reason.contains(needle), "`{}` lacks `{needle}`", e.reason);
+        }
+        Ok(r) => panic!("expected an error on line {line}, got {r:?}"),
+    }
+}
+
+#[test]
+fn combined_fixture_reads_ipv6_dashes_escapes_and_garbage_and_names_bad_lines() {
+    let got = parse("combined.log", Format::Combined);
+    assert_eq!(got.len(), 13, "the blank line 6 is skipped");
+
+    let r = ok(&got[0]);
+    assert_eq!(
+        *r,
+        Record {
+            line: 1,
+            ip: ip("203.0.113.9"),
+            timestamp: 971_211_336.0,
+            bytes: Some(2326),
+            status: Some(200),
+            method: Some("GET".into()),
+            path: Some("/apache_pb.gif".into()),
+            protocol: Some("HTTP/1.0".into()),
+            dest_ip: None,
+            user_agent: Some("Mozilla/4.08 [en] (Win98; I ;Nav)".into()),
+            suspicious: None,
+        }
+    );
+    let r = ok(&got[1]);
+    assert_eq!(r.ip, ip("2001:db8:85a3::8a2e:370:7334"));
+    assert_eq!((r.status, r.bytes), (Some(302), None), "`-` bytes is none");
+    assert_eq!(r.path.as_deref(), Some("/api/v1/login?next=%2F"));
+    assert_eq!(r.protocol.as_deref(), Some("HTTP/2.0"));
+
+    let r = ok(&got[2]);
+    assert_eq!(r.timestamp, 971_211_338.0);
+    assert_eq!(
+        r.user_agent.as_deref(),
+        Some(r#"Mozilla/5.0 ("quoted" build) Gecko"#)
+    );
+
+    for (i, bytes) in [(3, Some(0)), (4, Some(157))] {
+        let r = ok(&got[i]);
+        assert_eq!(
+            (r.method.as_deref(), r.path.as_deref()),
+            (None, None),
+            "line {}",
+            r.line
+        );
+        assert_eq!(
+            (r.status, r.bytes, r.user_agent.as_deref()),
+            (Some(400), bytes, None)
+        );
+    }
+
+    let r = ok(&got[5]);
+    assert_eq!(
+        (r.line, r.ip),
+        (7, ip("192.0.2.10")),
+        "IPv4-mapped becomes IPv4"
+    );
+    assert_eq!(r.path.as_deref(), Some("/.env"));
+
+    let r = ok(&got[6]);
+    assert_eq!(
+        (r.line, r.bytes, r.user_agent.as_deref()),
+        (8, Some(612), None),
+        "a common line"
+    );
+
+    let r = ok(&got[7]);
+    assert_eq!(r.line, 9);
+    assert_eq!(
+        r.path.as_deref(),
+        Some(r#"/a"b"#),
+        "user with a space, escaped quote in path"
+    );
+    assert_eq!(
+        r.user_agent.as_deref(),
+        Some("x"),
+        "extra trailing field ignored"
+    );
+
+    err_at(&got[8], 10, "not an IP address");
+    err_at(&got[9], 11, "date");
+    err_at(&got[10], 12, "no closing quote");
+    err_at(&got[11], 13, "status");
+    err_at(&got[12], 14, "bytes");
+}
+
+#[test]
+fn common_fixture_reads_dash_bytes_http09_requests_and_missing_bytes() {
+    let got = parse("common.log", Format::Common);
+    let r = ok(&got[0]);
+    assert_eq!(
+        (r.ip, r.timestamp, r.bytes),
+        (ip("127.0.0.1"), 971_211_336.0, Some(2326))
+    );
+    assert_eq!(r.user_agent, None);
+    let r = ok(&got[1]);
+    assert_eq!(
+        (r.ip, r.method.as_deref(), r.bytes),
+        (ip("2001:db8::1"), Some("HEAD"), None)
+    );
+    let r = ok(&got[2]);
+    assert_eq!(
+        r.timestamp, 1_709_247_599.0,
+        "+0100 is an hour ahead of UTC"
+    );
+    assert_eq!(
+        (r.path.as_deref(), r.protocol.as_deref()),
+        (Some("/x"), None)
+    );
+    let r = ok(&got[3]);
+    assert_eq!(
+        (r.status, r.bytes),
+        (None, None),
+        "`-` status, bytes missing"
+    );
+}
+
+#[test]
+fn vcombined_fixture_skips_the_virtual_host_with_or_without_port() {
+    let got = parse("vcombined.log", Format::VCombined);
+    assert_eq!(ok(&got[0]).ip, ip("203.0.113.9"));
+    let r = ok(&got[1]);
+    assert_eq!(
+        (r.ip, r.status, r.bytes),
+        (ip("2001:db8::2"), Some(301), None)
+    );
+    assert_eq!(r.user_agent.as_deref(), Some(r#"Mozilla/5.0 ("x")"#));
+    let r = ok(&got[2]);
+    assert_eq!(
+        (r.ip, r.user_agent.as_deref()),
+        (ip("203.0.113.10"), Some("sqlmap/1.8"))
+    );
+    err_at(&got[3], 4, "no client address");
+}
+
+#[test]
+fn caddy_fixture_prefers_client_ip_and_falls_back_to_remote_ip() {
+    let got = parse("caddy.log", Format::Caddy);
+    let r = ok(&got[0]);
+    assert_eq!(
+        *r,
+        Record {
+            line: 1,
+            ip: ip("203.0.113.9"),
+            timestamp: 1_646_861_401.524_102_4,
+            bytes: Some(10900),
+            status: Some(200),
+            method: Some("GET".into()),
+            path: Some("/".into()),
+            protocol: Some("HTTP/2.0".into()),
+            dest_ip: None,
+            user_agent: Some("curl/7.82.0".into()),
+            suspicious: None,
+        }
+    );
+    let r = ok(&got[1]);
+    assert_eq!((r.ip, r.timestamp), (ip("2001:db8::7"), 1_646_861_402.25));
+    assert_eq!(
+        (r.path.as_deref(), r.bytes, r.user_agent.as_deref()),
+        (Some(r#"/.git/config?x="y""#), Some(0), None)
+    );
+    err_at(&got[2], 3, "not an IP address");
+    err_at(&got[3], 4, "no client address");
+    err_at(&got[4], 5, "not JSON");
+}
+
+#[test]
+fn nginx_json_fixture_reads_string_numbers_request_lines_and_any_date() {
+    let got = parse("nginx.json", Format::NginxJson);
+    let r = ok(&got[0]);
+    assert_eq!(
+        (r.ip, r.timestamp, r.status, r.bytes),
+        (ip("203.0.113.9"), 971_211_336.0, Some(200), Some(612))
+    );
+    assert_eq!(
+        (
+            r.method.as_deref(),
+            r.path.as_deref(),
+            r.protocol.as_deref()
+        ),
+        (Some("GET"), Some(r#"/index.html?a="b""#), Some("HTTP/1.1"))
+    );
+    assert_eq!(r.user_agent.as_deref(), Some(r#"Mozilla/5.0 ("quoted")"#));
+    assert_eq!(r.dest_ip, Some(ip("192.0.2.1")));
+    let r = ok(&got[1]);
+    assert_eq!(
+        (r.timestamp, r.status, r.bytes, r.user_agent.as_deref()),
+        (971_211_337.0, Some(304), None, None)
+    );
+    assert_eq!(
+        (r.method.as_deref(), r.protocol.as_deref()),
+        (Some("HEAD"), Some("HTTP/2.0"))
+    );
+    let r = ok(&got[2]);
+    assert_eq!(
+        (r.timestamp, r.method.as_deref()),
+        (971_211_338.25, None),
+        "msec, `-` request"
+    );
+    err_at(&got[3], 4, "not a status");
+    err_at(&got[4], 5, "no timestamp");
+    err_at(&got[5], 6, "not a JSON object");
+}
+
+#[test]
+fn a_key_map_reads_json_with_other_names() {
+    let line = br#"{"who":{"addr":"203.0.113.1"},"when":"2000-10-10T20:55:36Z","code":201,"flag":true,"ua":["a","b"]}"#;
+    let map = sources::json_map::parse_map_arg(
+        "ip=who.addr,timestamp=when,status=code,suspicious=flag,user_agent=ua",
+    )
+    .expect("valid map");
+    let parser = AnyParser::new(Format::NginxJson, &map).expect("json format");
+    let got: Vec<_> = Records::new(LineReader::new(&line[..]), parser).collect();
+    let r = got[0].as_ref().expect("record");
+    assert_eq!(
+        (r.ip, r.timestamp, r.status, r.suspicious),
+        (ip("203.0.113.1"), 971_211_336.0, Some(201), Some(true))
+    );
+    assert_eq!(r.user_agent.as_deref(), Some("a"));
+    assert!(
+        AnyParser::new(Format::Combined, &map).is_err(),
+        "no key map for access logs"
+    );
+}
+
+#[test]
+fn detection_names_each_fixture_format() {
+    for (name, format) in [
+        ("combined.log", Format::Combined),
+        ("common.log", Format::Common),
+        ("vcombined.log", Format::VCombined),
+        ("caddy.log", Format::Caddy),
+        ("nginx.json", Format::NginxJson),
+    ] {
+        assert_eq!(detect(&fixture(name)), Some(format), "{name}");
+    }
+}
+
+#[test]
+fn detection_ignores_a_cut_last_line_and_refuses_unknown_text() {
+    let mut sample = fixture("common.log");
+    sample.extend_from_slice(
+        br#"192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "Moz"#,
+    );
+    assert_eq!(
+        detect(&sample),
+        Some(Format::Common),
+        "a cut combined line does not count"
+    );
+    assert_eq!(detect(b"ts,lat,lon\n1,2,3\n"), None);
+    assert_eq!(detect(b""), None);
+    assert_eq!(detect(b"\n\n  \n"), None);
+}
+
+#[test]
+fn the_default_rules_flag_fixture_probes_and_scanners() {
+    let rules = sources::suspicious::Rules::default();
+    let text = fixture("combined.log");
+    let mut records = Records::new(
+        LineReader::new(&text[..]),
+        AnyParser::new(Format::Combined, &[]).expect("parser"),
+    );
+    let mut flagged = Vec::new();
+    while let Some(r) = records.next_record() {
+        if let Ok(mut r) = r {
+            rules.apply(&mut r);
+            if r.suspicious == Some(true) {
+                flagged.push(r.line);
+            }
+        }
+    }
+    assert_eq!(flagged, [7]);
+}
+
+#[test]
+fn a_too_long_line_is_one_error_and_the_next_line_still_parses() {
+    let good = br#"192.0.2.1 - - [10/Oct/2000:13:55:36 -0700] "GET / HTTP/1.1" 200 1 "-" "x""#;
+    let mut input = good.to_vec();
+    input.push(b'\n');
+    input.extend_from_slice(&good[..good.len() - 1]);
+    input.extend(std::iter::repeat_n(b'y', 300));
+    input.extend_from_slice(b"\"\n");
+    input.extend_from_slice(good);
+    let parser = AnyParser::new(Format::Combined, &[]).expect("parser");
+    let got: Vec<_> = Records::new(LineReader::with_max_line(&input[..], 200), parser)
+        .map(|r| r.map(|r| r.line).map_err(|e| e.to_string()))
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].as_ref().ok(), Some(&1));
+    let e = got[1].as_ref().expect_err("too long");
+    assert!(
+        e.starts_with("line 2: line is longer than 200 bytes"),
+        "{e}"
+    );
+    assert_eq!(got[2].as_ref().ok(), Some(&3));
+}
