@@ -14,6 +14,7 @@ import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
+import { loadDatabases } from './ui/info.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -67,6 +68,8 @@ window.addEventListener('resize', placeGlobe);
 placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
+// Which IP databases place hits: their attribution and build date in the legend (once).
+loadDatabases(document.getElementById('attribution'));
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
