@@ -437,6 +437,11 @@ async function main() {
       '8.8.4.4 is placed by IP, in the United States',
     );
   }
+  // Two of them carried a protocol and a status: the Traffic mix card lists them.
+  await waitFor('the traffic mix', async () => (await a.page.getByTestId('mix').isVisible()) && (await a.page.getByTestId('status-classes').textContent()).includes('4xx'), { timeout: 10000 });
+  check((await a.page.getByTestId('protocols').textContent()).startsWith('TCP1'), 'the Traffic mix lists TCP: 1');
+  check((await a.page.getByTestId('status-classes').textContent()) === '4xx1', 'and the status class 4xx: 1');
+  check((await a.page.getByTestId('bytes').textContent()) === '512 B in 1 hit', 'and 512 B in 1 hit');
   check(
     unlocatedStats.top_places.every((p) => p.city),
     'no unlocated pseudo-place among the top places',
