@@ -401,6 +401,8 @@ async function main() {
 
   // Hits without coordinates (course spellings): counted, by reason, never drawn; a public
   // IP is placed by the database when there is one, else unlocated (no_database).
+  check(!(await a.page.locator('#unlocated-row').isVisible()), 'no unlocated counter while every hit is placed');
+  check(!(await a.page.getByTestId('mix').isVisible()), 'no Traffic mix while no hit carries protocol, status or bytes');
   const totalBeforeUnlocated = await numberOf(a.page, 'total');
   const suspiciousBeforeUnlocated = await numberOf(a.page, 'suspicious');
   const writtenBefore = await a.page.evaluate(() => window.__globe.points().written);
