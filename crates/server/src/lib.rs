@@ -39,6 +39,8 @@ pub struct AppState {
     /// IP addresses to coordinates, for events without them ([`geo::NoDatabase`] unless
     /// [`AppState::with_locator`] sets one).
     pub locator: Arc<dyn geo::Locate>,
+    /// What `locator` was loaded from, for `/api/info` (empty: no IP database).
+    pub databases: Arc<[geoip::DatabaseInfo]>,
     /// Sequencing, aggregates, fan-out.
     pub hub: Arc<Hub>,
     /// Counters for `/metrics`.
@@ -62,6 +64,7 @@ impl AppState {
             config: Arc::new(config),
             geo,
             locator: Arc::new(geo::NoDatabase),
+            databases: Arc::new([]),
             hub,
             metrics,
             shutdown,
@@ -72,6 +75,12 @@ impl AppState {
     /// The same state, placing events without coordinates by `locator`.
     pub fn with_locator(mut self, locator: Arc<dyn geo::Locate>) -> Self {
         self.locator = locator;
+        self
+    }
+
+    /// The same state, saying on `/api/info` that `databases` were loaded.
+    pub fn with_databases(mut self, databases: Vec<geoip::DatabaseInfo>) -> Self {
+        self.databases = databases.into();
         self
     }
 
@@ -126,6 +135,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/events", post(api::ingest))
         .route("/api/stream", get(stream::stream))
         .route("/api/stats", get(api::stats))
+        .route("/api/info", get(api::info))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)
@@ -204,14 +214,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         elapsed_ms = started.elapsed().as_millis() as u64,
         "geodata loaded"
     );
-    let locator = open_geoip(&config).await?;
+    let (locator, databases) = open_geoip(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     serve(
         listener,
-        AppState::new(config, geo, shutdown).with_locator(locator),
+        AppState::new(config, geo, shutdown)
+            .with_locator(locator)
+            .with_databases(databases),
     )
     .await
 }
@@ -219,7 +231,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 /// Opens the IP databases named by `--geoip`, or else the default ones in `--geoip-dir` if
 /// they are there; with none, events without coordinates are unlocated (`no_database`), and
 /// the log says how to get a database. A named file that cannot be opened is an error.
-async fn open_geoip(config: &Config) -> anyhow::Result<Arc<dyn geo::Locate>> {
+/// Returns the locator and what it was loaded from.
+async fn open_geoip(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn geo::Locate>, Vec<geoip::DatabaseInfo>)> {
     let named = !config.geoip.is_empty();
     let paths = if named {
         config.geoip.clone()
@@ -228,7 +243,7 @@ async fn open_geoip(config: &Config) -> anyhow::Result<Arc<dyn geo::Locate>> {
     };
     if paths.is_empty() {
         tracing::warn!(dir = %config.geoip_dir.display(), "{}", geoip::NO_DATABASE_HINT);
-        return Ok(Arc::new(geo::NoDatabase));
+        return Ok((Arc::new(geo::NoDatabase), Vec::new()));
     }
     let db = tokio::task::spawn_blocking(move || geoip::GeoIp::open(&paths))
         .await
@@ -244,7 +259,8 @@ async fn open_geoip(config: &Config) -> anyhow::Result<Arc<dyn geo::Locate>> {
             "IP geolocation database"
         );
     }
-    Ok(Arc::new(db))
+    let databases = db.databases().to_vec();
+    Ok((Arc::new(db), databases))
 }
 
 #[cfg(test)]
@@ -261,10 +277,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_default_databases_are_reported_with_their_attribution() {
+        // scripts/fetch-geoip puts DB-IP City Lite here; the test command runs it first.
+        let mut config = Config::default_for_tests();
+        config.geoip_dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/geoip");
+        if geoip::GeoIp::default_files(&config.geoip_dir).len() < 2 {
+            eprintln!("skipped: no DB-IP files (run scripts/fetch-geoip)");
+            return;
+        }
+        let (_, databases) = open_geoip(&config).await.unwrap();
+        assert_eq!(databases.len(), 2);
+        for info in &databases {
+            assert_eq!(info.attribution.as_deref(), Some(geoip::DBIP_ATTRIBUTION));
+            assert!(info.build_epoch > 1_700_000_000, "{info:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn without_any_database_ip_only_events_are_unlocated_as_no_database() {
         let mut config = Config::default_for_tests();
         config.geoip_dir = "/nonexistent-geoip-dir".into();
-        let locator = open_geoip(&config).await.unwrap();
+        let (locator, databases) = open_geoip(&config).await.unwrap();
+        assert!(databases.is_empty());
         let ip = "8.8.8.8".parse().unwrap();
         assert_eq!(locator.locate(ip), Err(geo::Unlocated::NoDatabase));
     }

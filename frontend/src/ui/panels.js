@@ -4,6 +4,7 @@
 import { formatCount, formatRate, formatShare, formatDataTime } from './format.js';
 import { describeReasons } from '../data/state.js';
 import { notesFor } from './notes.js';
+import { renderBreakdown } from './breakdown.js';
 
 const $ = (root, sel) => root.querySelector(sel);
 
@@ -26,6 +27,12 @@ export function createPanels(root, { onPlaceClick }) {
     unlocatedRow: $(root, '#unlocated-row'),
     unlocatedReasons: $(root, '#unlocated-reasons'),
     locatedCounts: $(root, '#located-counts'),
+    mix: {
+      card: $(root, '#mix'),
+      protocols: $(root, '[data-testid="protocols"]'),
+      statuses: $(root, '[data-testid="status-classes"]'),
+      bytes: $(root, '[data-testid="bytes"]'),
+    },
   };
   let selectedKey = null;
   let lastTop = [];
@@ -104,6 +111,7 @@ export function createPanels(root, { onPlaceClick }) {
       el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
       renderList(view.top, filter);
       renderPlacement(view);
+      renderBreakdown(el.mix, view.mix ?? null);
       const notes = notesFor(view);
       el.notes.textContent = notes.join(' · ');
       el.notes.hidden = notes.length === 0;
