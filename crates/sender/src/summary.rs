@@ -87,6 +87,8 @@ pub struct Summary {
     pub drift: Option<Duration>,
     /// The replay was stopped by the shutdown token.
     pub cancelled: bool,
+    /// Sent as fast as the server took them (`--speed max`): the summary gives lines/s.
+    pub unpaced: bool,
 }
 
 /// Percentiles of per-row lateness.
@@ -113,6 +115,16 @@ impl Summary {
             && self.not_sent == 0
             && self.rejected == 0
             && self.accepted == self.rows_read
+    }
+
+    /// Lines read (usable and skipped) per second of `elapsed`.
+    pub fn lines_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.rows_read + self.skipped_total()) as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     /// Whether the replay delivered the whole file, all but its unreadable rows, or less.
@@ -170,6 +182,9 @@ impl fmt::Display for Summary {
         }
         if self.cancelled {
             f.write_str(", stopped early")?;
+        }
+        if self.unpaced {
+            write!(f, ", {:.0} lines/s", self.lines_per_second())?;
         }
         Ok(())
     }
