@@ -111,6 +111,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// Combinations of options that cannot work, as a usage error's message.
+    pub fn check(&self) -> Result<(), String> {
+        if self.looping && (self.csv.as_os_str() == "-" || self.speed == Speed::Max) {
+            return Err(
+                "--loop needs a file to read again and a paced speed (not - or --speed max)".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// The largest batch: `--max-batch`, or the default for the speed.
     pub fn batch_size(&self) -> NonZeroUsize {
         let default = match self.speed {

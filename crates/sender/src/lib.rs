@@ -47,9 +47,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut transport = HttpTransport::new(&config.url, config.timeout)
         .with_context(|| format!("while preparing to post to {}", config.url))?;
     let path = config.csv.as_path();
-    if config.looping && (source::is_stdin(path) || config.speed == Speed::Max) {
-        anyhow::bail!("--loop needs a file to read again and a paced speed (not - or --speed max)");
-    }
+    config.check().map_err(anyhow::Error::msg)?;
     let rules = match &config.rules {
         Some(file) => {
             let text = std::fs::read_to_string(file)

@@ -157,6 +157,24 @@ impl fmt::Display for Summary {
                 .collect();
             write!(f, " ({})", reasons.join(", "))?;
         }
+        if self.unpaced {
+            // No schedule, so no out of order, lateness or drift: the rate instead.
+            return write!(
+                f,
+                ", rejected {}, not sent {}, posts {}, retries {}, elapsed {:.3} s, {:.0} lines/s{}",
+                self.rejected,
+                self.not_sent,
+                self.posts,
+                self.retries,
+                self.elapsed.as_secs_f64(),
+                self.lines_per_second(),
+                if self.cancelled {
+                    ", stopped early"
+                } else {
+                    ""
+                }
+            );
+        }
         write!(
             f,
             ", rejected {}, out of order {}, not sent {}, posts {}, retries {}, passes {}, \
@@ -182,9 +200,6 @@ impl fmt::Display for Summary {
         }
         if self.cancelled {
             f.write_str(", stopped early")?;
-        }
-        if self.unpaced {
-            write!(f, ", {:.0} lines/s", self.lines_per_second())?;
         }
         Ok(())
     }
@@ -229,6 +244,21 @@ mod tests {
             ),
             "{skipped}"
         );
+    }
+
+    #[test]
+    fn an_unpaced_import_reports_its_rate_and_no_pacing_figures() {
+        let mut import = delivered(3000);
+        import.skipped = BTreeMap::from([("malformed".to_owned(), 1000)]);
+        import.unpaced = true;
+        import.elapsed = Duration::from_millis(500);
+        let text = import.to_string();
+        assert!(
+            text.ends_with("posts 1, retries 0, elapsed 0.500 s, 8000 lines/s"),
+            "{text}"
+        );
+        assert!(!text.contains("lateness"), "{text}");
+        assert!(!text.contains("out of order"), "{text}");
     }
 
     #[test]

@@ -211,3 +211,13 @@ fn an_input_of_no_known_format_fails_naming_the_formats() {
         "{stderr}"
     );
 }
+
+#[test]
+fn looping_standard_input_or_a_max_speed_import_is_a_usage_error() {
+    for args in [["--loop", "-", "--quiet"], ["--loop", "--speed", "max"]] {
+        let output = sender().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("--loop needs a file"), "{stderr}");
+    }
+}
