@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
+use crate::source::{InputFormat, KeyMap, parse_map};
+
 /// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
 /// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
 ///
@@ -37,18 +39,42 @@ pub enum Command {
 /// How to replay a file.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// CSV file of traffic rows to replay (header: ip, latitude, longitude, timestamp,
-    /// suspicious; names and spellings as the reader accepts them).
-    #[arg(env = "SENDER_CSV", default_value = "data/sample.csv")]
+    /// File to replay: a traffic CSV (header: ip, latitude, longitude, timestamp, suspicious;
+    /// names and spellings as the reader accepts them) or an access log (see --format);
+    /// `-` reads standard input; gzip files are decompressed.
+    #[arg(
+        env = "SENDER_CSV",
+        value_name = "FILE",
+        default_value = "data/sample.csv"
+    )]
     pub csv: PathBuf,
+
+    /// What the file is: auto (decided from its first lines: a CSV when the first line is a
+    /// CSV header, otherwise the access-log format they parse as), csv, combined, common,
+    /// vcombined, caddy, nginx-json.
+    #[arg(long, env = "SENDER_FORMAT", default_value = "auto")]
+    pub format: InputFormat,
+
+    /// Key map for the JSON access-log formats, `field=key,...` (e.g.
+    /// `ip=remote_addr,timestamp=time_iso8601`), overriding the format's default keys.
+    #[arg(long, env = "SENDER_MAP", value_name = "FIELD=KEY,...", value_parser = parse_map)]
+    pub map: Option<KeyMap>,
+
+    /// Suspicious rules for access logs, one `path PATTERN` or `agent PATTERN` a line
+    /// (replacing the default rules: well-known probe paths and scanner user agents; an
+    /// empty file flags nothing). CSV rows keep their own suspicious column.
+    #[arg(long, env = "SENDER_RULES", value_name = "FILE")]
+    pub rules: Option<PathBuf>,
 
     /// Base URL of the server; rows are POSTed to {url}/api/events. Plain http:// only.
     #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
     pub url: Url,
 
-    /// Replay speed factor: 1 is real time, 60 plays one minute of data per second.
-    #[arg(long, env = "SENDER_SPEED", default_value_t = 1.0, value_parser = parse_speed)]
-    pub speed: f64,
+    /// Replay speed factor: 1 is real time, 60 plays one minute of data per second; `max`
+    /// imports the file as fast as the server takes it (no pacing, large batches, several
+    /// requests in flight, the summary gives rows/s).
+    #[arg(long, env = "SENDER_SPEED", default_value = "1", value_parser = parse_speed)]
+    pub speed: Speed,
 
     /// At the end of the file start over, continuing the data's clock, until stopped.
     #[arg(long = "loop", env = "SENDER_LOOP")]
@@ -58,9 +84,10 @@ pub struct Config {
     #[arg(long, env = "SENDER_STRICT")]
     pub strict: bool,
 
-    /// Most rows in one POST; rows due together or overdue are sent together.
-    #[arg(long, env = "SENDER_MAX_BATCH", default_value = "1000")]
-    pub max_batch: NonZeroUsize,
+    /// Most rows in one POST; rows due together or overdue are sent together
+    /// (default 1000; 10000 with --speed max).
+    #[arg(long, env = "SENDER_MAX_BATCH")]
+    pub max_batch: Option<NonZeroUsize>,
 
     /// Shorten every gap between rows longer than this, in data time, to this (seconds, or
     /// 500ms, 90s, 2m, 1h); later rows keep their spacing. Timestamps sent are unchanged.
@@ -81,6 +108,41 @@ pub struct Config {
     /// No progress bar or progress lines: warnings and the final summary only.
     #[arg(long, short, env = "SENDER_QUIET")]
     pub quiet: bool,
+}
+
+impl Config {
+    /// Combinations of options that cannot work, as a usage error's message.
+    pub fn check(&self) -> Result<(), String> {
+        if self.looping && (self.csv.as_os_str() == "-" || self.speed == Speed::Max) {
+            return Err(
+                "--loop needs a file to read again and a paced speed (not - or --speed max)".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The largest batch: `--max-batch`, or the default for the speed.
+    pub fn batch_size(&self) -> NonZeroUsize {
+        let default = match self.speed {
+            Speed::Max => MAX_SPEED_BATCH,
+            Speed::Factor(_) => PACED_BATCH,
+        };
+        self.max_batch.unwrap_or(default)
+    }
+}
+
+/// Default `--max-batch` when paced.
+pub const PACED_BATCH: NonZeroUsize = NonZeroUsize::new(1000).expect("not zero");
+/// Default `--max-batch` with `--speed max`.
+pub const MAX_SPEED_BATCH: NonZeroUsize = NonZeroUsize::new(10_000).expect("not zero");
+
+/// `--speed`: a factor over the data's own pace, or as fast as the server takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Speed {
+    /// Paced by the timestamps, scaled by this factor (> 0, finite).
+    Factor(f64),
+    /// No pacing.
+    Max,
 }
 
 /// Options of `sender generate`.
@@ -146,14 +208,17 @@ pub fn parse_base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Parses a speed factor: finite and greater than 0.
-fn parse_speed(text: &str) -> Result<f64, String> {
+/// Parses `--speed`: `max`, or a factor, finite and greater than 0.
+fn parse_speed(text: &str) -> Result<Speed, String> {
+    if text.trim().eq_ignore_ascii_case("max") {
+        return Ok(Speed::Max);
+    }
     let speed: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
     traffic::pacing::Schedule::new(speed).map_err(|e| e.to_string())?;
-    Ok(speed)
+    Ok(Speed::Factor(speed))
 }
 
 /// Parses a `--max-gap`: a duration greater than 0.
@@ -224,7 +289,15 @@ mod tests {
         let cli = Cli::try_parse_from(["sender", "data.csv", "--speed", "60"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.replay.csv, PathBuf::from("data.csv"));
-        assert_eq!(cli.replay.speed, 60.0);
+        assert_eq!(cli.replay.speed, Speed::Factor(60.0));
+        assert_eq!(cli.replay.batch_size().get(), 1000);
+        let max = Cli::try_parse_from(["sender", "-", "--speed", "max", "--format", "combined"])
+            .unwrap()
+            .replay;
+        assert_eq!(max.speed, Speed::Max);
+        assert_eq!(max.batch_size(), MAX_SPEED_BATCH);
+        assert_eq!(max.format, InputFormat::Log(sources::Format::Combined));
+        assert!(Cli::try_parse_from(["sender", "--format", "apache"]).is_err());
         let cli = Cli::try_parse_from(["sender", "generate", "--rows", "10"]).unwrap();
         let Some(Command::Generate(args)) = cli.command else {
             panic!("generate not parsed");

@@ -1,28 +1,32 @@
-//! The traffic-globe sender: replays traffic rows from a CSV file to the server as JSON POSTs,
-//! each row at the instant its timestamp says (scaled by a speed factor).
+//! The traffic-globe sender: replays traffic rows from a CSV file or an access log to the
+//! server as JSON POSTs, each row at the instant its timestamp says (scaled by a speed
+//! factor), or as fast as the server takes them (`--speed max`).
 //!
-//! [`run`] is the whole program behind the binary's command line; [`replay::replay`] is the
-//! paced loop itself, generic over a [`Transport`] so that tests drive it on a paused clock.
+//! [`run`] is the whole program behind the binary's command line; [`source`] turns the input
+//! into rows; [`replay::replay`] is the paced loop, and [`import::import`] the unpaced one,
+//! both generic over a [`Transport`] so that tests drive them against fakes.
 
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod progress;
 pub mod replay;
+pub mod source;
 pub mod summary;
 pub mod transport;
 
 use std::fs::File;
 use std::io::{IsTerminal, Read};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use traffic::csv::{CsvReader, ReadError};
 use traffic::generate::write_csv;
 
-pub use config::{Cli, Command, Config, GenerateArgs};
+pub use config::{Cli, Command, Config, GenerateArgs, Speed};
 pub use http::HttpTransport;
 pub use progress::Progress;
 pub use replay::{Options, ReplayError, replay};
@@ -43,54 +47,96 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let mut transport = HttpTransport::new(&config.url, config.timeout)
         .with_context(|| format!("while preparing to post to {}", config.url))?;
     let path = config.csv.as_path();
-    // Open once up front so that a missing file or a bad header fails before anything is sent.
-    drop(open_csv(path).with_context(|| format!("while opening {}", path.display()))?);
+    config.check().map_err(anyhow::Error::msg)?;
+    let rules = match &config.rules {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("while reading the rules file {}", file.display()))?;
+            sources::suspicious::Rules::parse(&text)
+                .with_context(|| format!("in the rules file {}", file.display()))?
+        }
+        None => sources::suspicious::Rules::default(),
+    };
+    let mut spec = source::Spec {
+        path: path.to_owned(),
+        format: config.format,
+        map: config.map.clone().unwrap_or_default().0,
+        rules: Arc::new(rules),
+    };
+    // Open once up front so that a missing file or a bad header fails before anything is
+    // sent; the first pass reads this opening (standard input can only be read once).
+    let opened =
+        source::open(&spec).with_context(|| format!("while opening {}", path.display()))?;
+    spec.format = opened.format;
+    let mut first = Some(opened.rows);
+    let open = move || match first.take() {
+        Some(rows) => Ok(rows),
+        None => source::open(&spec).map(|o| o.rows),
+    };
 
     let progress = if config.quiet {
         Progress::off()
     } else if std::io::stderr().is_terminal() {
-        // The bar's length is only known for a single pass; counting is a byte scan.
-        let total = if config.looping {
+        // The bar's length is only known for a single pass of a plain file; counting is a
+        // byte scan.
+        let total = if config.looping || source::is_stdin(path) || is_gzip(path) {
             None
         } else {
-            count_data_lines(path).ok()
+            count_data_lines(path, opened.format == source::InputFormat::Csv).ok()
         };
         Progress::bar(total)
     } else {
         Progress::log()
     };
-    let options = Options {
-        speed: config.speed,
-        looping: config.looping,
-        strict: config.strict,
-        max_batch: config.max_batch,
-        max_gap: config.max_gap,
-        give_up_after: config.give_up_after,
-        spin: SPIN,
-        run_id: transport::new_run_id(),
-    };
+    let run_id = transport::new_run_id();
     info!(
-        csv = %path.display(),
+        file = %path.display(),
+        format = %opened.format,
         endpoint = %transport.endpoint(),
-        speed = config.speed,
+        speed = ?config.speed,
         looping = config.looping,
-        run_id = %options.run_id,
+        run_id = %run_id,
         "replaying"
     );
-    let (summary, result) = replay(
-        || open_csv(path),
-        &mut transport,
-        &options,
-        progress,
-        &shutdown,
-    )
-    .await;
+    let (summary, result) = match config.speed {
+        Speed::Max => {
+            let options = import::Options {
+                strict: config.strict,
+                max_batch: config.batch_size(),
+                in_flight: import::IN_FLIGHT,
+                give_up_after: config.give_up_after,
+                run_id,
+            };
+            import::import(open, &transport, &options, progress, &shutdown).await
+        }
+        Speed::Factor(speed) => {
+            let options = Options {
+                speed,
+                looping: config.looping,
+                strict: config.strict,
+                max_batch: config.batch_size(),
+                max_gap: config.max_gap,
+                give_up_after: config.give_up_after,
+                spin: SPIN,
+                run_id,
+            };
+            replay(open, &mut transport, &options, progress, &shutdown).await
+        }
+    };
     eprintln!("sender: {summary}");
     if summary.cancelled {
         warn!(not_sent = summary.not_sent, "stopped before the end");
     }
     result.with_context(|| format!("while replaying {}", path.display()))?;
     Ok(summary)
+}
+
+/// True when the file starts with the gzip magic bytes.
+fn is_gzip(path: &Path) -> bool {
+    let mut magic = [0u8; 2];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == [0x1f, 0x8b])
 }
 
 /// The exit status for an outcome of [`run`] (see [`exit`]), logging why it is not 0.
@@ -133,14 +179,9 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the CSV file and reads its header (the csv crate buffers its input itself).
-fn open_csv(path: &Path) -> Result<CsvReader<File>, ReadError> {
-    CsvReader::from_path(path)
-}
-
-/// Lines after the header, counted by a byte scan for LF in constant memory (blank lines
-/// count too: this is for a progress bar, not for the summary).
-fn count_data_lines(path: &Path) -> std::io::Result<u64> {
+/// Lines (after the header, for a CSV), counted by a byte scan for LF in constant memory
+/// (blank lines count too: this is for a progress bar, not for the summary).
+fn count_data_lines(path: &Path, header: bool) -> std::io::Result<u64> {
     let mut file = File::open(path)?;
     let mut buffer = vec![0u8; 1 << 16];
     let (mut lines, mut last) = (0u64, b'\n');
@@ -155,7 +196,7 @@ fn count_data_lines(path: &Path) -> std::io::Result<u64> {
     if last != b'\n' {
         lines += 1;
     }
-    Ok(lines.saturating_sub(1))
+    Ok(lines.saturating_sub(u64::from(header)))
 }
 
 #[cfg(test)]
@@ -168,10 +209,10 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let with_newline = dir.join("a.csv");
         std::fs::write(&with_newline, "h\n1\n2\n").unwrap();
-        assert_eq!(count_data_lines(&with_newline).unwrap(), 2);
+        assert_eq!(count_data_lines(&with_newline, true).unwrap(), 2);
         let without = dir.join("b.csv");
         std::fs::write(&without, "h\r\n1\r\n2").unwrap();
-        assert_eq!(count_data_lines(&without).unwrap(), 2);
+        assert_eq!(count_data_lines(&without, true).unwrap(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

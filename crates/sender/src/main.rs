@@ -3,13 +3,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use sender::{Cli, Command, exit};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(message) = cli.replay.check() {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
     let default_level = if cli.replay.quiet { "warn" } else { "info" };
     traffic::service::init_tracing(default_level);
 

@@ -295,7 +295,7 @@ fn human(wait: Duration) -> String {
 }
 
 /// The skip reason's category: the field named before the first `:`, or `malformed`.
-fn reason_category(reason: &str) -> String {
+pub(crate) fn reason_category(reason: &str) -> String {
     match reason.split_once(':') {
         Some((field, _))
             if !field.is_empty()
@@ -1080,6 +1080,49 @@ mod tests {
             [(secs(0.0), 1), (secs(2.0), 2), (secs(3.0), 1)]
         );
         assert_eq!(summary.out_of_order, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_access_log_stamped_at_request_start_replays_in_file_order_late_lines_at_once() {
+        // Logged when each request ended, stamped when it began: line 2 began 2 s before
+        // line 1 ended, line 4 a second before line 3.
+        let log = "\
+198.51.100.1 - - [15/Jan/2025:05:32:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"
+198.51.100.2 - - [15/Jan/2025:05:31:58 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"
+198.51.100.3 - - [15/Jan/2025:05:32:03 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"
+198.51.100.4 - - [15/Jan/2025:05:32:02 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"
+198.51.100.5 - - [15/Jan/2025:05:32:05 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"a\"
+";
+        let path = std::env::temp_dir().join(format!("sender-ooo-{}.log", std::process::id()));
+        std::fs::write(&path, log).unwrap();
+        let spec = crate::source::Spec {
+            path: path.clone(),
+            format: crate::source::InputFormat::Auto,
+            map: Vec::new(),
+            rules: std::sync::Arc::new(sources::suspicious::Rules::default()),
+        };
+        let mut server = FakeServer::new();
+        let shutdown = CancellationToken::new();
+        let (summary, result) = replay(
+            || crate::source::open(&spec).map(|o| o.rows),
+            &mut server,
+            &options(1.0),
+            Progress::off(),
+            &shutdown,
+        )
+        .await;
+        std::fs::remove_file(&path).unwrap();
+        result.unwrap();
+        // Each line late for the schedule goes at once with the latest one; none is held
+        // back or reordered, and each keeps its own timestamp.
+        assert_eq!(
+            server.post_times(),
+            [(secs(0.0), 2), (secs(3.0), 2), (secs(5.0), 1)]
+        );
+        let sent: Vec<f64> = server.events.iter().map(|e| e.timestamp - T0).collect();
+        assert_eq!(sent, [0.0, -2.0, 3.0, 2.0, 5.0]);
+        assert_eq!(summary.out_of_order, 2);
+        assert!(summary.all_accepted(), "{summary}");
     }
 
     fn with_bad_row() -> impl FnMut() -> Result<Rows, ReadError> {

@@ -87,6 +87,8 @@ pub struct Summary {
     pub drift: Option<Duration>,
     /// The replay was stopped by the shutdown token.
     pub cancelled: bool,
+    /// Sent as fast as the server took them (`--speed max`): the summary gives lines/s.
+    pub unpaced: bool,
 }
 
 /// Percentiles of per-row lateness.
@@ -113,6 +115,16 @@ impl Summary {
             && self.not_sent == 0
             && self.rejected == 0
             && self.accepted == self.rows_read
+    }
+
+    /// Lines read (usable and skipped) per second of `elapsed`.
+    pub fn lines_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.rows_read + self.skipped_total()) as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     /// Whether the replay delivered the whole file, all but its unreadable rows, or less.
@@ -144,6 +156,24 @@ impl fmt::Display for Summary {
                 .map(|(r, n)| format!("{r} {n}"))
                 .collect();
             write!(f, " ({})", reasons.join(", "))?;
+        }
+        if self.unpaced {
+            // No schedule, so no out of order, lateness or drift: the rate instead.
+            return write!(
+                f,
+                ", rejected {}, not sent {}, posts {}, retries {}, elapsed {:.3} s, {:.0} lines/s{}",
+                self.rejected,
+                self.not_sent,
+                self.posts,
+                self.retries,
+                self.elapsed.as_secs_f64(),
+                self.lines_per_second(),
+                if self.cancelled {
+                    ", stopped early"
+                } else {
+                    ""
+                }
+            );
         }
         write!(
             f,
@@ -214,6 +244,21 @@ mod tests {
             ),
             "{skipped}"
         );
+    }
+
+    #[test]
+    fn an_unpaced_import_reports_its_rate_and_no_pacing_figures() {
+        let mut import = delivered(3000);
+        import.skipped = BTreeMap::from([("malformed".to_owned(), 1000)]);
+        import.unpaced = true;
+        import.elapsed = Duration::from_millis(500);
+        let text = import.to_string();
+        assert!(
+            text.ends_with("posts 1, retries 0, elapsed 0.500 s, 8000 lines/s"),
+            "{text}"
+        );
+        assert!(!text.contains("lateness"), "{text}");
+        assert!(!text.contains("out of order"), "{text}");
     }
 
     #[test]

@@ -36,6 +36,9 @@ fn help_lists_every_option_with_its_environment_variable() {
         "SENDER_GIVE_UP_AFTER",
         "SENDER_TIMEOUT",
         "SENDER_QUIET",
+        "SENDER_FORMAT",
+        "SENDER_MAP",
+        "SENDER_RULES",
     ] {
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
     }
@@ -165,4 +168,56 @@ fn generate_writes_the_course_header_and_the_asked_rows() {
         Some("ip address,Latitude,Longitude,Timestamp,suspicious")
     );
     assert_eq!(lines.count(), 5);
+}
+
+const LOG: &str = "\
+203.0.113.9 - - [15/Jan/2025:05:32:00 +0000] \"GET / HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"
+203.0.113.10 - - [15/Jan/2025:05:31:59 +0000] \"GET /.env HTTP/1.1\" 404 - \"-\" \"curl/8\"
+";
+
+#[tokio::test]
+async fn an_access_log_on_standard_input_is_detected_and_imported_at_max_speed() {
+    use tokio::io::AsyncWriteExt;
+    let addr = accepting_server().await;
+    let mut command = tokio::process::Command::from(sender());
+    let url = format!("http://{addr}");
+    command.args(["--quiet", "--speed", "max", "--url", &url, "-"]);
+    command.stdin(std::process::Stdio::piped());
+    command.stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(LOG.as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("sender: complete, every row delivered: rows read 2, sent 2 (accepted 2)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("lines/s"), "{stderr}");
+}
+
+#[test]
+fn an_input_of_no_known_format_fails_naming_the_formats() {
+    let path = std::env::temp_dir().join(format!("sender-cli-{}-unknown.txt", std::process::id()));
+    std::fs::write(&path, "hello\nworld\n").unwrap();
+    let output = sender().arg(&path).arg("--quiet").output().unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("csv, combined, common, vcombined, caddy, nginx-json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn looping_standard_input_or_a_max_speed_import_is_a_usage_error() {
+    for args in [["--loop", "-", "--quiet"], ["--loop", "--speed", "max"]] {
+        let output = sender().args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("--loop needs a file"), "{stderr}");
+    }
 }

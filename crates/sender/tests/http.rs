@@ -186,11 +186,14 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
     std::fs::write(&path, csv).unwrap();
     Config {
         csv: path,
+        format: sender::source::InputFormat::Auto,
+        map: None,
+        rules: None,
         url: format!("http://{addr}").parse().unwrap(),
-        speed: 10.0,
+        speed: sender::Speed::Factor(10.0),
         looping: false,
         strict: false,
-        max_batch: 1000.try_into().unwrap(),
+        max_batch: None,
         max_gap: None,
         give_up_after: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
