@@ -373,6 +373,29 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 }
 
+/// An object key, matched against the field names where it lies in the body: no `String` per
+/// key (serde's `Deserialize` for `Cow<str>` always builds an owned one).
+struct FieldKey(Option<Field>);
+
+impl<'de> Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(FieldKeyVisitor)
+    }
+}
+
+struct FieldKeyVisitor;
+
+impl Visitor<'_> for FieldKeyVisitor {
+    type Value = FieldKey;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<FieldKey, E> {
+        Ok(FieldKey(event::field_named(v)))
+    }
+}
+
 impl<'de> Deserialize<'de> for RawItem<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(ItemVisitor)
@@ -398,8 +421,8 @@ impl<'de> Visitor<'de> for ItemVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut item = RawItem::default();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let slot = match event::field_named(&key) {
+        while let Some(FieldKey(field)) = map.next_key()? {
+            let slot = match field {
                 Some(Field::Ip) => &mut item.ip,
                 Some(Field::Latitude) => &mut item.latitude,
                 Some(Field::Longitude) => &mut item.longitude,
@@ -529,6 +552,17 @@ mod tests {
             events[0].path.as_ref().map(String::len),
             Some(event::MAX_PATH_BYTES)
         );
+    }
+
+    #[test]
+    fn keys_are_matched_even_when_written_with_escapes() {
+        let body = r#"[{"\u0069p":"10.0.0.1","l\u0061titude":1.5,"longitude":2,"Time\u0020Stamp":1736919120,"suspicious\u0078":1}]"#;
+        let events = parse_body(body.as_bytes(), 1000).unwrap();
+        assert_eq!(events[0].ip.to_string(), "10.0.0.1");
+        assert_eq!(events[0].latitude, Some(1.5));
+        assert_eq!(events[0].timestamp, 1_736_919_120.0);
+        // "suspiciousx" is an unknown key, ignored: the flag is left false.
+        assert!(!events[0].suspicious);
     }
 
     #[test]
