@@ -12,7 +12,6 @@ use traffic::Event;
 
 use crate::AppState;
 use crate::error::{ApiError, json_response};
-use crate::geo::Placed;
 use crate::hub::{Pending, Stats, unix_ms};
 use crate::idempotency::{self, Claim};
 
@@ -125,7 +124,7 @@ async fn accept_body(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
 
 async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
     let max_batch = state.config.max_batch;
-    let located = if body.len() <= PARSE_INLINE_MAX_BYTES {
+    let batch = if body.len() <= PARSE_INLINE_MAX_BYTES {
         locate(state, traffic::ingest::parse_body(&body, max_batch)?)
     } else {
         // Parsing and locating a big batch takes milliseconds: not on an async worker.
@@ -136,7 +135,6 @@ async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("while parsing a body")))??
     };
-    let batch = Pending::batch(located, unix_ms(SystemTime::now()));
     let accepted = batch.len();
     state
         .metrics
@@ -146,9 +144,10 @@ async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError
     Ok(accepted)
 }
 
-fn locate(state: &AppState, events: Vec<Event>) -> Vec<(Event, Placed)> {
+/// Places the events and serializes them as hits, ready for the hub.
+fn locate(state: &AppState, events: Vec<Event>) -> Vec<Pending> {
     let placed = state.geo.place_all(&*state.locator, &events);
-    events.into_iter().zip(placed).collect()
+    Pending::batch(events.into_iter().zip(placed), unix_ms(SystemTime::now()))
 }
 
 /// Counts a refused request in the metrics and logs it at debug level.
