@@ -9,14 +9,20 @@
 //! only cycles the generations). The maps keep their allocation across rotations.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, PoisonError};
 
 const SHARDS: usize = 32;
 
+/// foldhash with a random per-process seed: much cheaper than SipHash for the small keys
+/// here (addresses, record offsets), and still keyed, so addresses chosen by a client cannot
+/// be made to collide without knowing the seed. Each map and the shard choice get their own
+/// seed, so the keys of one shard do not share bits of their in-map hash.
+type RandomState = foldhash::fast::RandomState;
+
 struct Shard<K, V> {
-    hot: HashMap<K, V>,
-    cold: HashMap<K, V>,
+    hot: HashMap<K, V, RandomState>,
+    cold: HashMap<K, V, RandomState>,
 }
 
 pub(crate) struct Cache<K, V> {
@@ -34,15 +40,15 @@ impl<K: Hash + Eq + Copy, V: Clone> Cache<K, V> {
         let shards = (0..SHARDS)
             .map(|_| {
                 Mutex::new(Shard {
-                    hot: HashMap::new(),
-                    cold: HashMap::new(),
+                    hot: HashMap::default(),
+                    cold: HashMap::default(),
                 })
             })
             .collect();
         Cache {
             shards,
             generation,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

@@ -102,9 +102,10 @@ pub struct Geocoder {
 struct Known {
     /// Places by (city record address, country code): one `Arc` per place, so aggregates
     /// and every hit share it.
-    places: HashMap<(usize, [u8; 2]), Arc<Place>>,
+    places: HashMap<(usize, [u8; 2]), Arc<Place>, foldhash::fast::RandomState>,
     /// Recently resolved coordinates (as bit patterns) to their place.
-    coordinates: HashMap<(u64, u64), Arc<Place>>,
+    /// (foldhash, randomly seeded: cheap, and still keyed against chosen collisions.)
+    coordinates: HashMap<(u64, u64), Arc<Place>, foldhash::fast::RandomState>,
 }
 
 impl Geocoder {

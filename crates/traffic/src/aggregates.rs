@@ -16,6 +16,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
+
+/// foldhash, randomly seeded: much cheaper than SipHash, and still keyed, so place keys and
+/// country or protocol names from clients cannot be chosen to collide.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,14 +111,14 @@ impl Counts {
 pub struct Aggregates {
     config: AggregatesConfig,
     counts: Counts,
-    places: HashMap<u64, (Arc<Place>, Counts)>,
+    places: Map<u64, (Arc<Place>, Counts)>,
     other_places: Counts,
-    countries: HashMap<String, Counts>,
+    countries: Map<String, Counts>,
     timeline: Timeline,
     located: LocatedCounts,
     unlocated: BTreeMap<&'static str, u64>,
     bytes: BytesSummary,
-    protocols: HashMap<String, u64>,
+    protocols: Map<String, u64>,
     other_protocols: u64,
     status_classes: BTreeMap<&'static str, u64>,
 }
@@ -125,14 +129,14 @@ impl Aggregates {
         Self {
             config,
             counts: Counts::default(),
-            places: HashMap::new(),
+            places: Map::default(),
             other_places: Counts::default(),
-            countries: HashMap::new(),
+            countries: Map::default(),
             timeline: Timeline::new(config),
             located: LocatedCounts::default(),
             unlocated: BTreeMap::new(),
             bytes: BytesSummary::default(),
-            protocols: HashMap::new(),
+            protocols: Map::default(),
             other_protocols: 0,
             status_classes: BTreeMap::new(),
         }
