@@ -263,8 +263,29 @@ pub fn field_named(name: &str) -> Option<Field> {
             .find(|(_, names)| names.contains(&name))
             .map(|&(field, _)| field)
     };
-    // Fast path for names already in canonical form (the common JSON case): no allocation.
-    find(name).or_else(|| find(&normalize(name)))
+    // Fastest path: a field's own name (what the sender and most clients write), matched
+    // without scanning the table; then names already in canonical form: no allocation.
+    canonical_field(name)
+        .or_else(|| find(name))
+        .or_else(|| find(&normalize(name)))
+}
+
+/// The field whose [`Field::name`] is `name`.
+fn canonical_field(name: &str) -> Option<Field> {
+    Some(match name {
+        "ip" => Field::Ip,
+        "latitude" => Field::Latitude,
+        "longitude" => Field::Longitude,
+        "timestamp" => Field::Timestamp,
+        "suspicious" => Field::Suspicious,
+        "bytes" => Field::Bytes,
+        "protocol" => Field::Protocol,
+        "status" => Field::Status,
+        "method" => Field::Method,
+        "path" => Field::Path,
+        "dest_ip" => Field::DestIp,
+        _ => return None,
+    })
 }
 
 /// The accepted names of `field`, for messages.
@@ -565,6 +586,23 @@ pub fn parse_suspicious(text: &str) -> Result<bool, FieldError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shortcut_for_field_names_agrees_with_the_table() {
+        for (field, names) in ALIASES {
+            assert_eq!(canonical_field(field.name()), Some(field));
+            // The table lists each field's own name under that field, and first there.
+            let by_table = ALIASES
+                .iter()
+                .find(|(_, names)| names.contains(&field.name()))
+                .map(|&(f, _)| f);
+            assert_eq!(by_table, Some(field), "{field}");
+            for name in names {
+                let shortcut = canonical_field(name);
+                assert!(shortcut.is_none() || shortcut == Some(field), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn timestamps_in_seconds_milliseconds_and_microseconds_agree() {
