@@ -247,26 +247,9 @@ impl From<&geoip::DatabaseInfo> for DatabaseView {
 
 /// Unix seconds as RFC 3339 UTC (`2026-06-05T13:00:00Z`); `None` past the year 9999.
 fn rfc3339(unix_secs: u64) -> Option<String> {
-    let days = i64::try_from(unix_secs / 86_400).ok()?;
-    let secs = unix_secs % 86_400;
-    // Days to a civil date (H. Hinnant's algorithm), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year <= 9999).then(|| {
-        format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            secs / 3600,
-            secs / 60 % 60,
-            secs % 60
-        )
-    })
+    use chrono::{Datelike, SecondsFormat};
+    let time = chrono::DateTime::from_timestamp(i64::try_from(unix_secs).ok()?, 0)?;
+    (time.year() <= 9999).then(|| time.to_rfc3339_opts(SecondsFormat::Secs, true))
 }
 
 /// `GET /healthz`: the process is up and serving.
