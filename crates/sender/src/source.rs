@@ -35,7 +35,7 @@ pub enum InputFormat {
 }
 
 /// Every name `--format` takes, for messages.
-pub const FORMAT_NAMES: &str = "auto, csv, combined, common, vcombined, caddy, nginx-json";
+pub const FORMAT_NAMES: &str = "auto, csv, combined, common, vcombined, caddy, nginx-json, sshd, zeek, tshark-fields, tshark-ek";
 
 impl FromStr for InputFormat {
     type Err = String;
@@ -288,6 +288,22 @@ mod tests {
         let opened = open(spec).unwrap();
         let rows = opened.rows.map(|r| r.map_err(|e| e.to_string())).collect();
         (opened.format, rows)
+    }
+
+    #[test]
+    fn captures_exports_and_auth_logs_are_detected_not_taken_for_csv() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sources/tests/fixtures/");
+        for (name, format, rows) in [
+            ("tshark-fields.csv", Format::TsharkFields, 14),
+            ("tshark.ek.json", Format::TsharkEk, 5),
+            ("auth.log", Format::Sshd, 7),
+            ("conn.log", Format::Zeek, 4),
+        ] {
+            let path = PathBuf::from(dir).join(name);
+            let (got, read) = read(&spec(&path, InputFormat::Auto));
+            assert_eq!(got, InputFormat::Log(format), "{name}");
+            assert_eq!(read.len(), rows, "{name}");
+        }
     }
 
     #[test]
