@@ -83,7 +83,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     } else if std::io::stderr().is_terminal() {
         // The bar's length is only known for a single pass of a plain file; counting is a
         // byte scan.
-        let total = if config.looping || source::is_stdin(path) || is_gzip(path) {
+        let total = if config.looping
+            || source::is_stdin(path)
+            || is_gzip(path)
+            || opened.format == source::InputFormat::Pcap
+        {
             None
         } else {
             count_data_lines(path, opened.format == source::InputFormat::Csv).ok()

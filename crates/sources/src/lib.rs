@@ -19,6 +19,7 @@ pub mod detect;
 pub mod generate;
 pub mod json_map;
 pub mod lines;
+pub mod pcap;
 mod record;
 pub mod sshd;
 pub mod suspicious;

@@ -444,3 +444,77 @@ fn detection_names_the_new_formats() {
         assert_eq!(detect(&fixture(name)), Some(format), "{name}");
     }
 }
+
+/// Time, source, destination, length and protocol column of each packet, as tshark read them.
+fn tshark_oracle() -> Vec<(f64, IpAddr, IpAddr, u64, String)> {
+    let text = String::from_utf8(fixture("tshark-fields.csv")).expect("UTF-8");
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let (src, dst) = if f[1].is_empty() {
+                (f[3], f[4])
+            } else {
+                (f[1], f[2])
+            };
+            (
+                f[0].parse().expect("time"),
+                ip(src),
+                ip(dst),
+                f[5].parse().expect("length"),
+                f[6].to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn capture(name: &str) -> Vec<Record> {
+    sources::pcap::PcapRecords::new(&fixture(name)[..])
+        .expect("a capture")
+        .map(|r| r.expect("every packet reads").to_record())
+        .collect()
+}
+
+#[test]
+fn pcapng_with_nanosecond_resolution_agrees_with_tshark_packet_by_packet() {
+    let got = capture("lo-nanosecond.pcapng");
+    let want = tshark_oracle();
+    assert_eq!(got.len(), want.len());
+    for (i, (r, (t, src, dst, len, column))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(r.line, i as u64 + 1);
+        assert_eq!(
+            (r.ip, r.dest_ip, r.bytes),
+            (*src, Some(*dst), Some(*len)),
+            "packet {}",
+            i + 1
+        );
+        // f64 keeps about 0.2 µs at this epoch; a microsecond reading would be off by up to 1 µs.
+        assert!(
+            (r.timestamp - t).abs() < 5e-7,
+            "packet {}: {} vs {t}",
+            i + 1,
+            r.timestamp
+        );
+        let transport = if column == "HTTP" {
+            "TCP"
+        } else {
+            column.as_str()
+        };
+        assert_eq!(r.protocol.as_deref(), Some(transport));
+    }
+}
+
+#[test]
+fn microsecond_pcap_reads_the_same_packets_to_the_microsecond() {
+    let got = capture("lo-microsecond.pcap");
+    let want = tshark_oracle();
+    assert_eq!(got.len(), want.len());
+    for (r, (t, src, _, len, _)) in got.iter().zip(&want) {
+        assert_eq!((r.ip, r.bytes), (*src, Some(*len)));
+        assert!((r.timestamp - t).abs() < 1.5e-6);
+        assert!(
+            (r.timestamp * 1e6 - (r.timestamp * 1e6).round()).abs() < 0.3,
+            "whole microseconds"
+        );
+    }
+}

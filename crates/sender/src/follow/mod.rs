@@ -86,7 +86,7 @@ impl<T: Transport> Follower<T> {
         };
         let parser = match options.format {
             InputFormat::Auto => None,
-            InputFormat::Csv => return Err(csv_refused()),
+            InputFormat::Csv | InputFormat::Pcap => return Err(csv_refused()),
             InputFormat::Log(format) => Some(new_parser(format, &options.map)?),
         };
         let saved = checkpoint::load(&options.checkpoint)
@@ -404,7 +404,9 @@ fn new_parser(format: Format, map: &[(String, String)]) -> Result<AnyParser, Rep
 
 fn csv_refused() -> ReplayError {
     ReplayError::Read(ReadError::Header(
-        "--follow reads logs (access logs, sshd, Zeek, tshark exports), not the traffic CSV".into(),
+        "--follow reads text logs (access logs, sshd, Zeek, tshark exports), not the traffic \
+         CSV or a pcap capture"
+            .into(),
     ))
 }
 
