@@ -432,7 +432,9 @@ pub async fn follow<T: Transport>(
         }
     };
     let mut summary = follower.summary.clone();
-    summary.cancelled = shutdown.is_cancelled();
+    // Being stopped is how following ends: it only counts as stopping early when rows read
+    // were left undelivered.
+    summary.cancelled = shutdown.is_cancelled() && summary.not_sent > 0;
     summary.elapsed = started.elapsed();
     (summary, result)
 }
@@ -661,6 +663,25 @@ mod tests {
         let mut f = Follower::new(options(&d, Start::End), fake.clone()).unwrap();
         f.step(&token).await.unwrap();
         assert_eq!(fake.counted(), ips(1..=10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stopping_after_everything_was_delivered_is_a_complete_run() {
+        let d = dir("stop");
+        append(&d.0.join("access.log"), &(line(1) + &line(2) + &line(3)));
+        let fake = Fake::default();
+        let token = CancellationToken::new();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            sleep(Duration::from_secs(1)).await; // a few polls later (paused clock)
+            stop.cancel();
+        });
+        let (summary, result) = follow(options(&d, Start::Beginning), fake.clone(), &token).await;
+        assert!(result.is_ok());
+        assert_eq!(fake.counted(), ips(1..=3));
+        assert_eq!(summary.verdict(), crate::Verdict::Complete, "{summary}");
+        let cp = checkpoint::load(&d.0.join("cp")).unwrap().unwrap();
+        assert_eq!((cp.line, cp.sending), (3, None));
     }
 
     #[tokio::test(start_paused = true)]
