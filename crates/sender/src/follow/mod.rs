@@ -94,6 +94,21 @@ impl<T: Transport> Follower<T> {
         let (tailer, resumed) =
             Tailer::open(&options.path, saved.map(|c| c.position()), options.start)
                 .map_err(|e| io(&options.path.display().to_string(), e))?;
+        // The file's first lines: they decide the format now if they can, and a parser that
+        // reads headers (Zeek's `#fields`, tshark's header line) needs them when reading
+        // resumes past them.
+        let head = tailer
+            .head(HEAD_BYTES)
+            .map_err(|e| io(&options.path.display().to_string(), e))?;
+        let mut parser = parser;
+        if parser.is_none() {
+            parser = detect_parser(&head, &options)?;
+        }
+        if let Some(p) = parser.as_mut()
+            && let Some(position) = tailer.position()
+        {
+            prime(p, &head, position.offset);
+        }
         let resend = match (&resumed, saved.and_then(|c| c.sending)) {
             (Resumed::SameFile | Resumed::Rotated(_), Some((end, _))) => Some(end),
             _ => None,
@@ -223,21 +238,7 @@ impl<T: Transport> Follower<T> {
                     sample.push(b'\n');
                 }
             }
-            match crate::source::detect(&sample) {
-                Some(InputFormat::Log(format)) => {
-                    info!(format = %format, "format detected");
-                    self.parser = Some(new_parser(format, &self.options.map)?);
-                }
-                Some(_) => return Err(csv_refused()),
-                None if sample.trim_ascii().is_empty() => {}
-                None => {
-                    return Err(ReplayError::Read(ReadError::Header(format!(
-                        "{}: the format is not recognised from its first lines; name it with \
-                         --format ({FORMAT_NAMES})",
-                        self.options.path.display()
-                    ))));
-                }
-            }
+            self.parser = detect_parser(&sample, &self.options)?;
         }
         let (mut numbers, mut events) = (Vec::new(), Vec::new());
         let Some(parser) = self.parser.as_mut() else {
@@ -246,6 +247,7 @@ impl<T: Transport> Follower<T> {
         for line in &chunk.lines {
             let row = match line {
                 TailLine::Text(_, text) if text.trim_ascii().is_empty() => continue,
+                TailLine::Text(n, text) if parser.skip(*n, text) => continue,
                 TailLine::Text(n, text) => match parser.parse(*n, text) {
                     Ok(mut record) => {
                         self.options.rules.apply(&mut record);
@@ -394,6 +396,49 @@ impl<T: Transport> Follower<T> {
             }
         }
         Ok(true)
+    }
+}
+
+/// How much of the file's start is read for detection and headers.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// The parser for the lines in `sample` (complete lines): `None` when there are none yet.
+fn detect_parser(sample: &[u8], options: &Options) -> Result<Option<AnyParser>, ReplayError> {
+    let complete = match sample.iter().rposition(|&b| b == b'\n') {
+        Some(i) => &sample[..=i],
+        None => return Ok(None),
+    };
+    if complete.trim_ascii().is_empty() {
+        return Ok(None);
+    }
+    match crate::source::detect(complete) {
+        Some(InputFormat::Log(format)) => {
+            info!(format = %format, "format detected");
+            new_parser(format, &options.map).map(Some)
+        }
+        Some(_) => Err(csv_refused()),
+        None => Err(ReplayError::Read(ReadError::Header(format!(
+            "{}: the format is not recognised from its first lines; name it with --format \
+             ({FORMAT_NAMES})",
+            options.path.display()
+        )))),
+    }
+}
+
+/// Shows `parser` the header lines at the start of `head`, before `offset` (where reading
+/// resumes): the lines it skips, up to the first it would parse.
+fn prime(parser: &mut AnyParser, head: &[u8], offset: u64) {
+    let before = &head[..head
+        .len()
+        .min(usize::try_from(offset).unwrap_or(usize::MAX))];
+    let mut lines = before.split(|&b| b == b'\n');
+    // The last piece has no newline within `before`: not a complete line there.
+    lines.next_back();
+    for (i, line) in lines.enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !parser.skip(i as u64 + 1, line) {
+            break;
+        }
     }
 }
 
@@ -682,6 +727,28 @@ mod tests {
         assert_eq!(summary.verdict(), crate::Verdict::Complete, "{summary}");
         let cp = checkpoint::load(&d.0.join("cp")).unwrap().unwrap();
         assert_eq!((cp.line, cp.sending), (3, None));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_past_a_zeek_header_still_knows_the_format_and_its_columns() {
+        let d = dir("zeek");
+        let log = d.0.join("access.log");
+        let row = |i: u32| format!("203.0.113.{i}\t1736919123.{i}\ttcp\n");
+        append(
+            &log,
+            &("#separator \\x09\n#fields\tid.orig_h\tts\tproto\n".to_owned() + &row(1)),
+        );
+        let fake = Fake::default();
+        let mut f = Follower::new(options(&d, Start::Beginning), fake.clone()).unwrap();
+        step(&mut f).await;
+        drop(f);
+        append(&log, &row(2));
+        // Data lines alone are no known format, and their columns are not conn.log's order:
+        // the header at the file's start decides both.
+        let mut f = Follower::new(options(&d, Start::End), fake.clone()).unwrap();
+        step(&mut f).await;
+        assert_eq!(fake.counted(), ips(1..=2));
+        assert!(f.summary().skipped.is_empty(), "{:?}", f.summary().skipped);
     }
 
     #[tokio::test(start_paused = true)]

@@ -357,6 +357,25 @@ impl Tailer {
         })
     }
 
+    /// Up to `max` bytes from the start of the file being read (empty when there is none):
+    /// its header lines, for detection and for parsers that read headers.
+    pub fn head(&self, max: usize) -> io::Result<Vec<u8>> {
+        let Some(cur) = self.current.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let mut head = vec![0u8; max];
+        let mut n = 0;
+        while n < max {
+            let k = cur.file.read_at(&mut head[n..], n as u64)?;
+            if k == 0 {
+                break;
+            }
+            n += k;
+        }
+        head.truncate(n);
+        Ok(head)
+    }
+
     /// What happened to the path since the last call (rotations, truncations).
     pub fn take_events(&mut self) -> Vec<Event> {
         std::mem::take(&mut self.events)
