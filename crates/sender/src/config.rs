@@ -51,7 +51,7 @@ pub struct Config {
 
     /// What the file is: auto (decided from its first bytes: a pcap/pcapng capture by its
     /// magic number, a CSV when the first line is a CSV header, otherwise the format most of
-    /// the first lines parse as), csv, pcap, combined, common, vcombined, caddy, nginx-json,
+    /// the first lines parse as), csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json,
     /// sshd, zeek, tshark-fields, tshark-ek.
     #[arg(long, env = "SENDER_FORMAT", default_value = "auto")]
     pub format: InputFormat,

@@ -86,8 +86,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         let total = if config.looping
             || source::is_stdin(path)
             || is_gzip(path)
-            || opened.format == source::InputFormat::Pcap
-        {
+            || matches!(
+                opened.format,
+                source::InputFormat::Pcap | source::InputFormat::TsharkJson
+            ) {
             None
         } else {
             count_data_lines(path, opened.format == source::InputFormat::Csv).ok()

@@ -32,12 +32,14 @@ pub enum InputFormat {
     Csv,
     /// A pcap or pcapng capture.
     Pcap,
+    /// A `tshark -T json` export (one array, streamed).
+    TsharkJson,
     /// An access log.
     Log(Format),
 }
 
 /// Every name `--format` takes, for messages.
-pub const FORMAT_NAMES: &str = "auto, csv, combined, common, vcombined, caddy, nginx-json, sshd, zeek, tshark-fields, tshark-ek";
+pub const FORMAT_NAMES: &str = "auto, csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json, sshd, zeek, tshark-fields, tshark-ek";
 
 impl FromStr for InputFormat {
     type Err = String;
@@ -47,6 +49,7 @@ impl FromStr for InputFormat {
             "auto" => Ok(InputFormat::Auto),
             "csv" => Ok(InputFormat::Csv),
             "pcap" | "pcapng" => Ok(InputFormat::Pcap),
+            "tshark-json" => Ok(InputFormat::TsharkJson),
             other => other
                 .parse()
                 .map(InputFormat::Log)
@@ -61,6 +64,7 @@ impl fmt::Display for InputFormat {
             InputFormat::Auto => f.write_str("auto"),
             InputFormat::Csv => f.write_str("csv"),
             InputFormat::Pcap => f.write_str("pcap"),
+            InputFormat::TsharkJson => f.write_str("tshark-json"),
             InputFormat::Log(format) => f.write_str(format.name()),
         }
     }
@@ -158,10 +162,13 @@ impl Iterator for LogRows {
     }
 }
 
-/// Packets of a capture as rows, numbered by packet, suspicious by the rules (which look at
-/// paths and user agents, so none is flagged today).
+/// Records that are not lines (packets of a capture or of a `tshark -T json` array).
+type RecordIter = Box<dyn Iterator<Item = Result<RecordRef<'static>, ParseError>> + Send>;
+
+/// Packets as rows, numbered by packet, suspicious by the rules (which look at paths and user
+/// agents, so none is flagged today).
 pub struct PacketRows {
-    packets: sources::pcap::PcapRecords<'static>,
+    packets: RecordIter,
     rules: Arc<Rules>,
 }
 
@@ -169,7 +176,7 @@ impl Iterator for PacketRows {
     type Item = Result<Row, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.packets.next_record()? {
+        Some(match self.packets.next()? {
             Ok(mut record) => {
                 self.rules.apply(&mut record);
                 to_row(&record)
@@ -234,6 +241,7 @@ pub fn open(spec: &Spec) -> Result<Opened, ReadError> {
     let head = read_head(&mut input).map_err(with_path)?;
     let format = match spec.format {
         InputFormat::Auto if sources::pcap::is_capture(&head) => InputFormat::Pcap,
+        InputFormat::Auto if sources::tshark_json::is_tshark_json(&head) => InputFormat::TsharkJson,
         InputFormat::Auto => detect(&head).ok_or_else(|| {
             ReadError::Header(format!(
                 "{}: the format is not recognised: the first lines are neither a CSV with a \
@@ -246,14 +254,17 @@ pub fn open(spec: &Spec) -> Result<Opened, ReadError> {
     };
     let input: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(input));
     let rows = match format {
-        InputFormat::Pcap if !spec.map.is_empty() => {
-            return Err(ReadError::Header(
-                "--map applies to the JSON access-log formats (caddy, nginx-json), not to pcap"
-                    .into(),
-            ));
+        InputFormat::Pcap | InputFormat::TsharkJson if !spec.map.is_empty() => {
+            return Err(ReadError::Header(format!(
+                "--map applies to the JSON access-log formats (caddy, nginx-json), not to {format}"
+            )));
         }
         InputFormat::Pcap => Rows::Packets(PacketRows {
-            packets: sources::pcap::PcapRecords::new(input).map_err(with_path)?,
+            packets: Box::new(sources::pcap::PcapRecords::new(input).map_err(with_path)?),
+            rules: Arc::clone(&spec.rules),
+        }),
+        InputFormat::TsharkJson => Rows::Packets(PacketRows {
+            packets: Box::new(sources::tshark_json::TsharkJsonRecords::new(input)),
             rules: Arc::clone(&spec.rules),
         }),
         InputFormat::Log(format) => {
@@ -348,11 +359,15 @@ mod tests {
             assert_eq!(got, InputFormat::Log(format), "{name}");
             assert_eq!(read.len(), rows, "{name}");
         }
-        for name in ["lo-microsecond.pcap", "lo-nanosecond.pcapng"] {
+        for (name, format, packets) in [
+            ("lo-microsecond.pcap", InputFormat::Pcap, 14),
+            ("lo-nanosecond.pcapng", InputFormat::Pcap, 14),
+            ("tshark.json", InputFormat::TsharkJson, 4),
+        ] {
             let path = PathBuf::from(dir).join(name);
             let (got, read) = read(&spec(&path, InputFormat::Auto));
-            assert_eq!(got, InputFormat::Pcap, "{name}");
-            assert_eq!(read.len(), 14, "{name}");
+            assert_eq!(got, format, "{name}");
+            assert_eq!(read.len(), packets, "{name}");
             let first = read[0].as_ref().unwrap();
             assert_eq!(first.line, 1);
             assert_eq!(first.event.bytes, Some(49));

@@ -207,7 +207,9 @@ fn an_input_of_no_known_format_fails_naming_the_formats() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr.contains("csv, combined, common, vcombined, caddy, nginx-json"),
+        stderr.contains(
+            "csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json, sshd, zeek"
+        ),
         "{stderr}"
     );
 }

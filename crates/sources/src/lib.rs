@@ -25,6 +25,7 @@ pub mod sshd;
 pub mod suspicious;
 pub mod time;
 pub mod tshark;
+pub mod tshark_json;
 pub mod zeek;
 
 pub use detect::{Format, detect};

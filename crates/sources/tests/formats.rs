@@ -518,3 +518,24 @@ fn microsecond_pcap_reads_the_same_packets_to_the_microsecond() {
         );
     }
 }
+
+#[test]
+fn tshark_json_fixture_from_a_real_capture_is_streamed_packet_by_packet() {
+    let got: Vec<Record> =
+        sources::tshark_json::TsharkJsonRecords::new(&fixture("tshark.json")[..])
+            .map(|r| r.expect("every packet reads").to_record())
+            .collect();
+    let want = tshark_oracle();
+    assert_eq!(got.len(), 4, "the fixture holds the first 4 packets");
+    for (r, (t, src, dst, len, _)) in got.iter().zip(&want) {
+        assert_eq!((r.ip, r.dest_ip, r.bytes), (*src, Some(*dst), Some(*len)));
+        assert!((r.timestamp - t).abs() < 5e-7);
+        assert_eq!(r.protocol.as_deref(), Some("UDP"));
+    }
+    assert!(sources::tshark_json::is_tshark_json(&fixture(
+        "tshark.json"
+    )));
+    assert!(!sources::tshark_json::is_tshark_json(&fixture(
+        "tshark.ek.json"
+    )));
+}

@@ -86,7 +86,9 @@ impl<T: Transport> Follower<T> {
         };
         let parser = match options.format {
             InputFormat::Auto => None,
-            InputFormat::Csv | InputFormat::Pcap => return Err(csv_refused()),
+            InputFormat::Csv | InputFormat::Pcap | InputFormat::TsharkJson => {
+                return Err(csv_refused());
+            }
             InputFormat::Log(format) => Some(new_parser(format, &options.map)?),
         };
         let saved = checkpoint::load(&options.checkpoint)
