@@ -39,6 +39,9 @@ fn help_lists_every_option_with_its_environment_variable() {
         "SENDER_FORMAT",
         "SENDER_MAP",
         "SENDER_RULES",
+        "SENDER_FOLLOW",
+        "SENDER_CHECKPOINT",
+        "SENDER_FROM_BEGINNING",
     ] {
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
     }
