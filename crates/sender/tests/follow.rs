@@ -122,7 +122,7 @@ async fn a_killed_and_restarted_follower_sends_every_line_once_across_a_rotation
     first.wait().unwrap();
 
     append(&log, &(line(4) + &line(5)));
-    let mut second = start(&log, &checkpoint, addr);
+    let second = start(&log, &checkpoint, addr);
     until_counted(&counted, 5).await;
     append(&log, &line(6));
     std::fs::rename(&log, dir.join("access.log.1")).unwrap();
