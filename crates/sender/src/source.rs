@@ -148,17 +148,23 @@ impl Iterator for LogRows {
     type Item = Result<Row, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.records.next_record()? {
-            Ok(mut record) => {
-                self.rules.apply(&mut record);
-                to_row(&record)
-            }
-            Err(ParseError::Line(e)) => Err(ReadError::Row {
-                line: e.line,
-                reason: e.reason,
-            }),
-            Err(ParseError::Io(e)) => Err(ReadError::Io(e)),
-        })
+        let record = self.records.next_record()?;
+        Some(rule_row(record, &self.rules))
+    }
+}
+
+/// A record flagged by the rules, as a row; a parse error as a row error.
+fn rule_row(record: Result<RecordRef<'_>, ParseError>, rules: &Rules) -> Result<Row, ReadError> {
+    match record {
+        Ok(mut record) => {
+            rules.apply(&mut record);
+            to_row(&record)
+        }
+        Err(ParseError::Line(e)) => Err(ReadError::Row {
+            line: e.line,
+            reason: e.reason,
+        }),
+        Err(ParseError::Io(e)) => Err(ReadError::Io(e)),
     }
 }
 
@@ -176,17 +182,7 @@ impl Iterator for PacketRows {
     type Item = Result<Row, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.packets.next()? {
-            Ok(mut record) => {
-                self.rules.apply(&mut record);
-                to_row(&record)
-            }
-            Err(ParseError::Line(e)) => Err(ReadError::Row {
-                line: e.line,
-                reason: e.reason,
-            }),
-            Err(ParseError::Io(e)) => Err(ReadError::Io(e)),
-        })
+        Some(rule_row(self.packets.next()?, &self.rules))
     }
 }
 
