@@ -167,7 +167,7 @@ impl LineParser for SshdParser {
         let timestamp = match text.first() {
             Some(c) if c.is_ascii_digit() => {
                 let end = text.iter().position(|&c| c == b' ').unwrap_or(text.len());
-                parse_iso8601(&text[..end])
+                parse_iso8601(&text[..end]).filter(|t| *t >= 0.0)
             }
             _ => self.syslog_date(text),
         }

@@ -231,7 +231,8 @@ impl LineParser for TsharkEkParser {
             .get("timestamp")
             .and_then(Value::as_str)
             .and_then(|t| t.parse::<f64>().ok())
-            .map(|ms| ms / 1000.0);
+            .map(|ms| ms / 1000.0)
+            .filter(|t| t.is_finite() && *t >= 0.0);
         layers_record(line, layers, fallback)?
             .ok_or_else(|| LineError::new(line, "ip: no IP layer"))
     }

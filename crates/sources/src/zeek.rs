@@ -165,7 +165,7 @@ impl ZeekParser {
             .map_err(|e| LineError::new(line, format!("not JSON: {e}")))?;
         let timestamp = match v.get("ts") {
             Some(Value::Number(n)) => n.as_f64().and_then(unix_number),
-            Some(Value::String(s)) => parse_iso8601(s.as_bytes()),
+            Some(Value::String(s)) => parse_iso8601(s.as_bytes()).and_then(unix_number),
             _ => None,
         }
         .ok_or_else(|| LineError::new(line, "timestamp: no usable ts"))?;
@@ -230,6 +230,14 @@ pub fn shape(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_before_1970_are_errors_not_negative_timestamps() {
+        let line = br#"{"ts":"1012-01-15T05:32:04Z","id.orig_h":"203.0.113.9"}"#;
+        let e = ZeekParser::default().parse(4, line).unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.reason.starts_with("timestamp"), "{e}");
+    }
 
     #[test]
     fn separator_escapes_are_decoded() {
