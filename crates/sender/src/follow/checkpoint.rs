@@ -83,12 +83,24 @@ pub fn load(path: &Path) -> io::Result<Option<Checkpoint>> {
     })
 }
 
+/// Fails unless a checkpoint can be written at `path` (its directory exists and is
+/// writable), by creating and removing the file [`store`] writes first.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    File::create(&tmp)?;
+    fs::remove_file(&tmp)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".new");
+    PathBuf::from(tmp)
+}
+
 /// Replaces the checkpoint at `path` atomically: a reader (or a crash) sees the old one or
 /// the new one, never a torn file.
 pub fn store(path: &Path, checkpoint: &Checkpoint) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".new");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_path(path);
     let text = serde_json::to_vec(checkpoint).map_err(io::Error::other)?;
     {
         let mut file = File::create(&tmp)?;

@@ -91,6 +91,15 @@ impl<T: Transport> Follower<T> {
             }
             InputFormat::Log(format) => Some(new_parser(format, &options.map)?),
         };
+        checkpoint::check_writable(&options.checkpoint).map_err(|e| {
+            io(
+                &format!(
+                    "the checkpoint {} cannot be written (choose another place with --checkpoint)",
+                    options.checkpoint.display()
+                ),
+                e,
+            )
+        })?;
         let saved = checkpoint::load(&options.checkpoint)
             .map_err(|e| io(&options.checkpoint.display().to_string(), e))?;
         let (tailer, resumed) =
@@ -768,7 +777,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn unreadable_lines_are_skipped_with_their_numbers_and_csv_is_refused() {
+    async fn unreadable_lines_are_skipped_with_their_numbers_and_csv_or_an_unwritable_checkpoint_refused()
+     {
         let d = dir("bad");
         let log = d.0.join("access.log");
         append(&log, &(line(1) + "garbage\n" + &line(3)));
@@ -783,5 +793,9 @@ mod tests {
         let mut o = options(&d, Start::Beginning);
         o.format = InputFormat::Csv;
         assert!(Follower::new(o, Fake::default()).is_err());
+        let mut o = options(&d, Start::Beginning);
+        o.checkpoint = d.0.join("no-such-dir").join("cp");
+        let e = Follower::new(o, Fake::default()).err().unwrap().to_string();
+        assert!(e.contains("--checkpoint"), "{e}");
     }
 }
