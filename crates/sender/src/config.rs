@@ -49,9 +49,10 @@ pub struct Config {
     )]
     pub csv: PathBuf,
 
-    /// What the file is: auto (decided from its first lines: a CSV when the first line is a
-    /// CSV header, otherwise the access-log format they parse as), csv, combined, common,
-    /// vcombined, caddy, nginx-json.
+    /// What the file is: auto (decided from its first bytes: a pcap/pcapng capture by its
+    /// magic number, a CSV when the first line is a CSV header, otherwise the format most of
+    /// the first lines parse as), csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json,
+    /// sshd, zeek, tshark-fields, tshark-ek.
     #[arg(long, env = "SENDER_FORMAT", default_value = "auto")]
     pub format: InputFormat,
 
@@ -75,6 +76,22 @@ pub struct Config {
     /// requests in flight, the summary gives rows/s).
     #[arg(long, env = "SENDER_SPEED", default_value = "1", value_parser = parse_speed)]
     pub speed: Speed,
+
+    /// Follow the file like `tail -F`: send lines as they are written (not paced; --speed
+    /// does not apply), across rotation by rename and truncation, until stopped. Keeps a
+    /// checkpoint (see --checkpoint) so that a restarted sender continues where it stopped.
+    #[arg(long, env = "SENDER_FOLLOW")]
+    pub follow: bool,
+
+    /// With --follow: the checkpoint file (default: `.<name>.sender-checkpoint` beside the
+    /// followed file).
+    #[arg(long, env = "SENDER_CHECKPOINT", value_name = "PATH")]
+    pub checkpoint: Option<PathBuf>,
+
+    /// With --follow and no checkpoint: send the lines already in the file too (default:
+    /// only lines written from now on, as `tail -F -n 0`).
+    #[arg(long, env = "SENDER_FROM_BEGINNING")]
+    pub from_beginning: bool,
 
     /// At the end of the file start over, continuing the data's clock, until stopped.
     #[arg(long = "loop", env = "SENDER_LOOP")]
@@ -117,6 +134,12 @@ impl Config {
             return Err(
                 "--loop needs a file to read again and a paced speed (not - or --speed max)".into(),
             );
+        }
+        if self.follow && (self.looping || self.csv.as_os_str() == "-") {
+            return Err("--follow needs a file to follow (not -) and no --loop".into());
+        }
+        if !self.follow && (self.checkpoint.is_some() || self.from_beginning) {
+            return Err("--checkpoint and --from-beginning go with --follow".into());
         }
         Ok(())
     }
@@ -324,5 +347,35 @@ mod tests {
         let zero = Cli::try_parse_from(["sender", "--max-gap", "0"]).unwrap_err();
         assert!(zero.to_string().contains("greater than 0"), "{zero}");
         assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
+    }
+
+    #[test]
+    fn follow_takes_a_file_and_refuses_stdin_loop_and_stray_checkpoints() {
+        let check = |args: &[&str]| {
+            let args = std::iter::once("sender").chain(args.iter().copied());
+            Cli::try_parse_from(args).unwrap().replay.check()
+        };
+        assert_eq!(check(&["--follow", "access.log"]), Ok(()));
+        assert_eq!(
+            check(&[
+                "--follow",
+                "a.log",
+                "--checkpoint",
+                "cp",
+                "--from-beginning"
+            ]),
+            Ok(())
+        );
+        assert!(check(&["--follow", "-"]).unwrap_err().contains("--follow"));
+        assert!(
+            check(&["--follow", "--loop", "a.log"])
+                .unwrap_err()
+                .contains("--follow")
+        );
+        assert!(
+            check(&["a.log", "--checkpoint", "cp"])
+                .unwrap_err()
+                .contains("--checkpoint")
+        );
     }
 }

@@ -7,6 +7,7 @@
 //! both generic over a [`Transport`] so that tests drive them against fakes.
 
 pub mod config;
+pub mod follow;
 pub mod http;
 pub mod import;
 pub mod progress;
@@ -57,6 +58,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         }
         None => sources::suspicious::Rules::default(),
     };
+    if config.follow {
+        return run_follow(&config, transport, rules, &shutdown).await;
+    }
     let mut spec = source::Spec {
         path: path.to_owned(),
         format: config.format,
@@ -79,7 +83,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     } else if std::io::stderr().is_terminal() {
         // The bar's length is only known for a single pass of a plain file; counting is a
         // byte scan.
-        let total = if config.looping || source::is_stdin(path) || is_gzip(path) {
+        let total = if config.looping
+            || source::is_stdin(path)
+            || is_gzip(path)
+            || matches!(
+                opened.format,
+                source::InputFormat::Pcap | source::InputFormat::TsharkJson
+            ) {
             None
         } else {
             count_data_lines(path, opened.format == source::InputFormat::Csv).ok()
@@ -128,6 +138,45 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         warn!(not_sent = summary.not_sent, "stopped before the end");
     }
     result.with_context(|| format!("while replaying {}", path.display()))?;
+    Ok(summary)
+}
+
+/// `--follow`: follows the file until shut down; the summary says what was sent.
+async fn run_follow(
+    config: &Config,
+    transport: HttpTransport,
+    rules: sources::suspicious::Rules,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Summary> {
+    let path = config.csv.clone();
+    let options = follow::Options {
+        checkpoint: config
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| follow::default_checkpoint(&path)),
+        path,
+        format: config.format,
+        map: config.map.clone().unwrap_or_default().0,
+        rules: Arc::new(rules),
+        start: if config.from_beginning {
+            follow::tail::Start::Beginning
+        } else {
+            follow::tail::Start::End
+        },
+        max_batch: config.batch_size().get(),
+        strict: config.strict,
+        give_up_after: config.give_up_after,
+        poll: follow::POLL,
+    };
+    info!(
+        file = %options.path.display(),
+        checkpoint = %options.checkpoint.display(),
+        endpoint = %transport.endpoint(),
+        "following"
+    );
+    let (summary, result) = follow::follow(options, transport, shutdown).await;
+    eprintln!("sender: {summary}");
+    result.with_context(|| format!("while following {}", config.csv.display()))?;
     Ok(summary)
 }
 

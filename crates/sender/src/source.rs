@@ -30,12 +30,16 @@ pub enum InputFormat {
     Auto,
     /// The traffic CSV (header: ip, timestamp, ...).
     Csv,
+    /// A pcap or pcapng capture.
+    Pcap,
+    /// A `tshark -T json` export (one array, streamed).
+    TsharkJson,
     /// An access log.
     Log(Format),
 }
 
 /// Every name `--format` takes, for messages.
-pub const FORMAT_NAMES: &str = "auto, csv, combined, common, vcombined, caddy, nginx-json";
+pub const FORMAT_NAMES: &str = "auto, csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json, sshd, zeek, tshark-fields, tshark-ek";
 
 impl FromStr for InputFormat {
     type Err = String;
@@ -44,6 +48,8 @@ impl FromStr for InputFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(InputFormat::Auto),
             "csv" => Ok(InputFormat::Csv),
+            "pcap" | "pcapng" => Ok(InputFormat::Pcap),
+            "tshark-json" => Ok(InputFormat::TsharkJson),
             other => other
                 .parse()
                 .map(InputFormat::Log)
@@ -57,6 +63,8 @@ impl fmt::Display for InputFormat {
         match self {
             InputFormat::Auto => f.write_str("auto"),
             InputFormat::Csv => f.write_str("csv"),
+            InputFormat::Pcap => f.write_str("pcap"),
+            InputFormat::TsharkJson => f.write_str("tshark-json"),
             InputFormat::Log(format) => f.write_str(format.name()),
         }
     }
@@ -103,6 +111,8 @@ pub enum Rows {
     Csv(CsvReader<Box<dyn Read + Send>>),
     /// An access log.
     Log(LogRows),
+    /// A capture.
+    Packets(PacketRows),
 }
 
 impl fmt::Debug for Rows {
@@ -110,6 +120,7 @@ impl fmt::Debug for Rows {
         match self {
             Rows::Csv(_) => f.write_str("Rows::Csv"),
             Rows::Log(_) => f.write_str("Rows::Log"),
+            Rows::Packets(_) => f.write_str("Rows::Packets"),
         }
     }
 }
@@ -121,6 +132,7 @@ impl Iterator for Rows {
         match self {
             Rows::Csv(rows) => rows.next(),
             Rows::Log(rows) => rows.next(),
+            Rows::Packets(rows) => rows.next(),
         }
     }
 }
@@ -136,17 +148,41 @@ impl Iterator for LogRows {
     type Item = Result<Row, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.records.next_record()? {
-            Ok(mut record) => {
-                self.rules.apply(&mut record);
-                to_row(&record)
-            }
-            Err(ParseError::Line(e)) => Err(ReadError::Row {
-                line: e.line,
-                reason: e.reason,
-            }),
-            Err(ParseError::Io(e)) => Err(ReadError::Io(e)),
-        })
+        let record = self.records.next_record()?;
+        Some(rule_row(record, &self.rules))
+    }
+}
+
+/// A record flagged by the rules, as a row; a parse error as a row error.
+fn rule_row(record: Result<RecordRef<'_>, ParseError>, rules: &Rules) -> Result<Row, ReadError> {
+    match record {
+        Ok(mut record) => {
+            rules.apply(&mut record);
+            to_row(&record)
+        }
+        Err(ParseError::Line(e)) => Err(ReadError::Row {
+            line: e.line,
+            reason: e.reason,
+        }),
+        Err(ParseError::Io(e)) => Err(ReadError::Io(e)),
+    }
+}
+
+/// Records that are not lines (packets of a capture or of a `tshark -T json` array).
+type RecordIter = Box<dyn Iterator<Item = Result<RecordRef<'static>, ParseError>> + Send>;
+
+/// Packets as rows, numbered by packet, suspicious by the rules (which look at paths and user
+/// agents, so none is flagged today).
+pub struct PacketRows {
+    packets: RecordIter,
+    rules: Arc<Rules>,
+}
+
+impl Iterator for PacketRows {
+    type Item = Result<Row, ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(rule_row(self.packets.next()?, &self.rules))
     }
 }
 
@@ -200,6 +236,8 @@ pub fn open(spec: &Spec) -> Result<Opened, ReadError> {
     let mut input = sources::open(&spec.path).map_err(with_path)?;
     let head = read_head(&mut input).map_err(with_path)?;
     let format = match spec.format {
+        InputFormat::Auto if sources::pcap::is_capture(&head) => InputFormat::Pcap,
+        InputFormat::Auto if sources::tshark_json::is_tshark_json(&head) => InputFormat::TsharkJson,
         InputFormat::Auto => detect(&head).ok_or_else(|| {
             ReadError::Header(format!(
                 "{}: the format is not recognised: the first lines are neither a CSV with a \
@@ -212,6 +250,19 @@ pub fn open(spec: &Spec) -> Result<Opened, ReadError> {
     };
     let input: Box<dyn Read + Send> = Box::new(Cursor::new(head).chain(input));
     let rows = match format {
+        InputFormat::Pcap | InputFormat::TsharkJson if !spec.map.is_empty() => {
+            return Err(ReadError::Header(format!(
+                "--map applies to the JSON access-log formats (caddy, nginx-json), not to {format}"
+            )));
+        }
+        InputFormat::Pcap => Rows::Packets(PacketRows {
+            packets: Box::new(sources::pcap::PcapRecords::new(input).map_err(with_path)?),
+            rules: Arc::clone(&spec.rules),
+        }),
+        InputFormat::TsharkJson => Rows::Packets(PacketRows {
+            packets: Box::new(sources::tshark_json::TsharkJsonRecords::new(input)),
+            rules: Arc::clone(&spec.rules),
+        }),
         InputFormat::Log(format) => {
             let parser = AnyParser::new(format, &spec.map)
                 .map_err(|e| ReadError::Header(format!("--map: {e}")))?;
@@ -288,6 +339,36 @@ mod tests {
         let opened = open(spec).unwrap();
         let rows = opened.rows.map(|r| r.map_err(|e| e.to_string())).collect();
         (opened.format, rows)
+    }
+
+    #[test]
+    fn captures_exports_and_auth_logs_are_detected_not_taken_for_csv() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../sources/tests/fixtures/");
+        for (name, format, rows) in [
+            ("tshark-fields.csv", Format::TsharkFields, 14),
+            ("tshark.ek.json", Format::TsharkEk, 5),
+            ("auth.log", Format::Sshd, 7),
+            ("conn.log", Format::Zeek, 4),
+        ] {
+            let path = PathBuf::from(dir).join(name);
+            let (got, read) = read(&spec(&path, InputFormat::Auto));
+            assert_eq!(got, InputFormat::Log(format), "{name}");
+            assert_eq!(read.len(), rows, "{name}");
+        }
+        for (name, format, packets) in [
+            ("lo-microsecond.pcap", InputFormat::Pcap, 14),
+            ("lo-nanosecond.pcapng", InputFormat::Pcap, 14),
+            ("tshark.json", InputFormat::TsharkJson, 4),
+        ] {
+            let path = PathBuf::from(dir).join(name);
+            let (got, read) = read(&spec(&path, InputFormat::Auto));
+            assert_eq!(got, format, "{name}");
+            assert_eq!(read.len(), packets, "{name}");
+            let first = read[0].as_ref().unwrap();
+            assert_eq!(first.line, 1);
+            assert_eq!(first.event.bytes, Some(49));
+            assert_eq!(first.event.dest_ip, Some("127.0.0.1".parse().unwrap()));
+        }
     }
 
     #[test]

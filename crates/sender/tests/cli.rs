@@ -39,6 +39,9 @@ fn help_lists_every_option_with_its_environment_variable() {
         "SENDER_FORMAT",
         "SENDER_MAP",
         "SENDER_RULES",
+        "SENDER_FOLLOW",
+        "SENDER_CHECKPOINT",
+        "SENDER_FROM_BEGINNING",
     ] {
         assert!(help.contains(env), "{env} missing from --help:\n{help}");
     }
@@ -207,7 +210,9 @@ fn an_input_of_no_known_format_fails_naming_the_formats() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
-        stderr.contains("csv, combined, common, vcombined, caddy, nginx-json"),
+        stderr.contains(
+            "csv, pcap, tshark-json, combined, common, vcombined, caddy, nginx-json, sshd, zeek"
+        ),
         "{stderr}"
     );
 }

@@ -198,6 +198,9 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
         give_up_after: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
         quiet: true,
+        follow: false,
+        checkpoint: None,
+        from_beginning: false,
     }
 }
 

@@ -20,19 +20,32 @@ pub enum Format {
     Caddy,
     /// nginx JSON logs (`escape=json`), or any JSON lines with a key map.
     NginxJson,
+    /// sshd failed logins (auth.log, journal text or JSON).
+    Sshd,
+    /// Zeek `conn.log`, TSV or JSON.
+    Zeek,
+    /// `tshark -T fields -E header=y`.
+    TsharkFields,
+    /// `tshark -T ek`.
+    TsharkEk,
 }
 
 impl Format {
     /// Every format, in the order [`detect`] prefers them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 9] = [
         Format::Combined,
         Format::Common,
         Format::VCombined,
         Format::Caddy,
         Format::NginxJson,
+        Format::Sshd,
+        Format::Zeek,
+        Format::TsharkFields,
+        Format::TsharkEk,
     ];
 
-    /// The name `--format` takes: `common`, `combined`, `vcombined`, `caddy`, `nginx-json`.
+    /// The name `--format` takes: `common`, `combined`, `vcombined`, `caddy`, `nginx-json`,
+    /// `sshd`, `zeek`, `tshark-fields`, `tshark-ek`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Common => "common",
@@ -40,6 +53,10 @@ impl Format {
             Format::VCombined => "vcombined",
             Format::Caddy => "caddy",
             Format::NginxJson => "nginx-json",
+            Format::Sshd => "sshd",
+            Format::Zeek => "zeek",
+            Format::TsharkFields => "tshark-fields",
+            Format::TsharkEk => "tshark-ek",
         }
     }
 }
@@ -52,7 +69,9 @@ impl fmt::Display for Format {
 
 /// A name that is no format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format `{0}` (formats: common, combined, vcombined, caddy, nginx-json)")]
+#[error(
+    "unknown format `{0}` (formats: common, combined, vcombined, caddy, nginx-json, sshd, zeek, tshark-fields, tshark-ek)"
+)]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for Format {
@@ -71,6 +90,18 @@ pub const DETECT_LINES: usize = 20;
 
 fn line_format(line: &[u8]) -> Option<Format> {
     let trimmed = line.trim_ascii();
+    if crate::zeek::shape(trimmed) {
+        return Some(Format::Zeek);
+    }
+    if crate::tshark::ek_shape(trimmed) {
+        return Some(Format::TsharkEk);
+    }
+    if crate::tshark::fields_header(trimmed) {
+        return Some(Format::TsharkFields);
+    }
+    if crate::sshd::shape(trimmed) {
+        return Some(Format::Sshd);
+    }
     if trimmed.starts_with(b"{") {
         if JsonMapParser::new(KeyMap::caddy())
             .parse(1, trimmed)
@@ -106,7 +137,7 @@ pub fn detect(sample: &[u8]) -> Option<Format> {
         lines.pop();
     }
     lines.truncate(DETECT_LINES);
-    let mut votes = [0usize; 5];
+    let mut votes = [0usize; Format::ALL.len()];
     for l in lines {
         if let Some(f) = line_format(l) {
             votes[Format::ALL.iter().position(|&x| x == f).unwrap_or(0)] += 1;

@@ -8,7 +8,9 @@
 //!
 //! Formats ([`Format`]): nginx/Apache `common`, `combined` and `vcombined` ([`clf`]), Caddy JSON
 //! access logs ([`caddy`]) and JSON logs with a key map, such as nginx `escape=json` logs
-//! ([`json_map`]). [`detect()`] guesses the format from the first lines. [`suspicious`] is the small
+//! ([`json_map`]); sshd failed logins ([`sshd`]); Zeek conn.log ([`zeek`]); tshark `-T fields`
+//! and `-T ek` exports ([`tshark`]); and, not line by line, pcap and pcapng captures
+//! ([`pcap`]). [`detect()`] guesses the format from the first lines. [`suspicious`] is the small
 //! rule set that flags probes and scanners where a source has no flag of its own.
 
 pub mod caddy;
@@ -17,9 +19,14 @@ pub mod detect;
 pub mod generate;
 pub mod json_map;
 pub mod lines;
+pub mod pcap;
 mod record;
+pub mod sshd;
 pub mod suspicious;
 pub mod time;
+pub mod tshark;
+pub mod tshark_json;
+pub mod zeek;
 
 pub use detect::{Format, detect};
 pub use lines::{Line, LineReader, MAX_LINE_BYTES, open};
@@ -36,6 +43,14 @@ pub enum AnyParser {
     Caddy(caddy::CaddyParser),
     /// JSON objects with a key map (nginx JSON logs).
     Json(json_map::JsonMapParser),
+    /// sshd failed logins.
+    Sshd(sshd::SshdParser),
+    /// Zeek conn.log.
+    Zeek(zeek::ZeekParser),
+    /// `tshark -T fields` with a header.
+    TsharkFields(tshark::TsharkFieldsParser),
+    /// `tshark -T ek`.
+    TsharkEk(tshark::TsharkEkParser),
 }
 
 impl AnyParser {
@@ -43,7 +58,15 @@ impl AnyParser {
     /// the JSON formats and is an error for the others.
     pub fn new(format: Format, map: &[(String, String)]) -> Result<AnyParser, json_map::MapError> {
         Ok(match format {
-            Format::Common | Format::Combined | Format::VCombined if !map.is_empty() => {
+            Format::Common
+            | Format::Combined
+            | Format::VCombined
+            | Format::Sshd
+            | Format::Zeek
+            | Format::TsharkFields
+            | Format::TsharkEk
+                if !map.is_empty() =>
+            {
                 return Err(json_map::MapError::NotJson(format.name()));
             }
             Format::Common => AnyParser::Clf(clf::ClfParser::new(clf::Variant::Common)),
@@ -56,6 +79,10 @@ impl AnyParser {
             Format::NginxJson => AnyParser::Json(json_map::JsonMapParser::new(
                 json_map::KeyMap::nginx().with_overrides(map)?,
             )),
+            Format::Sshd => AnyParser::Sshd(sshd::SshdParser::default()),
+            Format::Zeek => AnyParser::Zeek(zeek::ZeekParser::default()),
+            Format::TsharkFields => AnyParser::TsharkFields(tshark::TsharkFieldsParser::default()),
+            Format::TsharkEk => AnyParser::TsharkEk(tshark::TsharkEkParser),
         })
     }
 }
@@ -66,6 +93,20 @@ impl LineParser for AnyParser {
             AnyParser::Clf(p) => p.parse(line, text),
             AnyParser::Caddy(p) => p.parse(line, text),
             AnyParser::Json(p) => p.parse(line, text),
+            AnyParser::Sshd(p) => p.parse(line, text),
+            AnyParser::Zeek(p) => p.parse(line, text),
+            AnyParser::TsharkFields(p) => p.parse(line, text),
+            AnyParser::TsharkEk(p) => p.parse(line, text),
+        }
+    }
+
+    fn skip(&mut self, line: u64, text: &[u8]) -> bool {
+        match self {
+            AnyParser::Clf(_) | AnyParser::Caddy(_) | AnyParser::Json(_) => false,
+            AnyParser::Sshd(p) => p.skip(line, text),
+            AnyParser::Zeek(p) => p.skip(line, text),
+            AnyParser::TsharkFields(p) => p.skip(line, text),
+            AnyParser::TsharkEk(p) => p.skip(line, text),
         }
     }
 }

@@ -134,6 +134,14 @@ pub enum ParseError {
 pub trait LineParser {
     /// Parses `text`, which is line number `line` (1-based) of the input.
     fn parse<'a>(&mut self, line: u64, text: &'a [u8]) -> Result<RecordRef<'a>, LineError>;
+
+    /// True when line `line` belongs to the format but is no record (a header the parser
+    /// takes note of, a comment, another program's line in a shared log): it is passed over
+    /// silently instead of being parsed. Called before [`LineParser::parse`]; by default no
+    /// line is skipped.
+    fn skip(&mut self, _line: u64, _text: &[u8]) -> bool {
+        false
+    }
 }
 
 /// Lines from `R` through a parser: records, or errors naming the line. Blank lines are skipped.
@@ -165,6 +173,9 @@ impl<R: Read, P: LineParser> Records<R, P> {
                 }
                 Ok(Some(Step::Text(line))) => {
                     if self.lines.text().iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    if self.parser.skip(line, self.lines.text()) {
                         continue;
                     }
                     let text = self.lines.text();

@@ -30,7 +30,7 @@ pub const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
-fn digits(b: &[u8]) -> Option<u32> {
+pub(crate) fn digits(b: &[u8]) -> Option<u32> {
     let mut v = 0u32;
     for &c in b {
         let d = c.wrapping_sub(b'0');
@@ -42,7 +42,7 @@ fn digits(b: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-fn month(b: &[u8]) -> Option<u32> {
+pub(crate) fn month(b: &[u8]) -> Option<u32> {
     let i = MONTHS
         .iter()
         .position(|m| m.as_bytes().eq_ignore_ascii_case(b))?;

@@ -333,3 +333,209 @@ fn a_too_long_line_is_one_error_and_the_next_line_still_parses() {
     );
     assert_eq!(got[2].as_ref().ok(), Some(&3));
 }
+
+#[test]
+fn sshd_fixture_reads_failures_only_from_syslog_iso_and_journal_lines() {
+    let got = parse("auth.log", Format::Sshd);
+    let lines: Vec<u64> = got
+        .iter()
+        .map(|r| match r {
+            Ok(r) => r.line,
+            Err(e) => e.line,
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [2, 3, 4, 6, 7, 9, 10],
+        "other programs and accepted logins skipped"
+    );
+    let r = ok(&got[0]);
+    assert_eq!(r.ip, ip("203.0.113.9"));
+    assert_eq!(r.protocol.as_deref(), Some("SSH"));
+    assert_eq!(r.suspicious, Some(true));
+    assert_eq!(ok(&got[1]).ip, ip("198.51.100.7"));
+    assert_eq!(
+        ok(&got[3]).ip,
+        ip("2001:db8::7"),
+        "quoted user names and IPv6"
+    );
+    assert_eq!(ok(&got[4]).timestamp, 1_736_919_127.25);
+    err_at(&got[5], 9, "ip:");
+    let j = ok(&got[6]);
+    assert_eq!((j.ip, j.timestamp), (ip("203.0.113.11"), 1_736_919_130.5));
+}
+
+#[test]
+fn zeek_tsv_fixture_reads_its_header_and_names_bad_lines() {
+    let got = parse("conn.log", Format::Zeek);
+    assert_eq!(got.len(), 4, "header lines are skipped");
+    let r = ok(&got[0]);
+    assert_eq!(r.line, 9);
+    assert_eq!(
+        (r.ip, r.dest_ip),
+        (ip("203.0.113.9"), Some(ip("192.0.2.10")))
+    );
+    assert_eq!(r.timestamp, 1_736_919_123.1);
+    assert_eq!(r.protocol.as_deref(), Some("SSL"));
+    assert_eq!(r.bytes, Some(517 + 4130));
+    let v6 = ok(&got[1]);
+    assert_eq!((v6.ip, v6.bytes), (ip("2001:db8::9"), Some(40)));
+    assert_eq!(v6.protocol.as_deref(), Some("DNS"));
+    let unset = ok(&got[2]);
+    assert_eq!(
+        (unset.protocol.as_deref(), unset.bytes),
+        (Some("TCP"), None)
+    );
+    err_at(&got[3], 12, "ip:");
+}
+
+#[test]
+fn zeek_json_fixture_reads_numbers_and_iso_times() {
+    let got = parse("conn.json", Format::Zeek);
+    assert_eq!(got.len(), 4);
+    let r = ok(&got[0]);
+    assert_eq!((r.ip, r.bytes), (ip("203.0.113.9"), Some(4647)));
+    assert_eq!(r.protocol.as_deref(), Some("SSL"));
+    assert_eq!(ok(&got[1]).timestamp, 1_736_919_124.25);
+    assert_eq!(ok(&got[2]).protocol.as_deref(), Some("TCP"));
+    err_at(&got[3], 4, "ip:");
+}
+
+#[test]
+fn tshark_fields_fixture_from_a_real_capture_reads_ipv4_and_ipv6() {
+    let got = parse("tshark-fields.csv", Format::TsharkFields);
+    assert_eq!(got.len(), 14, "14 packets, the header skipped");
+    let r = ok(&got[0]);
+    assert_eq!(
+        (r.line, r.ip, r.dest_ip),
+        (2, ip("127.0.0.1"), Some(ip("127.0.0.1")))
+    );
+    assert_eq!((r.bytes, r.protocol.as_deref()), (Some(49), Some("UDP")));
+    assert!((r.timestamp - 1_795_977_479.605_024).abs() < 1e-5);
+    assert_eq!(ok(&got[3]).ip, ip("::1"));
+    assert_eq!(ok(&got[7]).protocol.as_deref(), Some("HTTP"));
+    assert!(got.iter().all(Result::is_ok));
+}
+
+#[test]
+fn tshark_ek_fixture_from_a_real_capture_skips_index_lines() {
+    let got = parse("tshark.ek.json", Format::TsharkEk);
+    assert_eq!(got.len(), 5, "10 lines, every other one an index line");
+    let r = ok(&got[0]);
+    assert_eq!((r.line, r.ip, r.bytes), (2, ip("127.0.0.1"), Some(49)));
+    assert_eq!(r.protocol.as_deref(), Some("UDP"));
+    assert!((r.timestamp - 1_795_977_479.605_024).abs() < 1e-5);
+    let v6 = ok(&got[3]);
+    assert_eq!(
+        (v6.ip, v6.dest_ip, v6.bytes),
+        (ip("::1"), Some(ip("::1")), Some(70))
+    );
+}
+
+#[test]
+fn detection_names_the_new_formats() {
+    for (name, format) in [
+        ("auth.log", Format::Sshd),
+        ("conn.log", Format::Zeek),
+        ("conn.json", Format::Zeek),
+        ("tshark-fields.csv", Format::TsharkFields),
+        ("tshark.ek.json", Format::TsharkEk),
+    ] {
+        assert_eq!(detect(&fixture(name)), Some(format), "{name}");
+    }
+}
+
+/// Time, source, destination, length and protocol column of each packet, as tshark read them.
+fn tshark_oracle() -> Vec<(f64, IpAddr, IpAddr, u64, String)> {
+    let text = String::from_utf8(fixture("tshark-fields.csv")).expect("UTF-8");
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let (src, dst) = if f[1].is_empty() {
+                (f[3], f[4])
+            } else {
+                (f[1], f[2])
+            };
+            (
+                f[0].parse().expect("time"),
+                ip(src),
+                ip(dst),
+                f[5].parse().expect("length"),
+                f[6].to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn capture(name: &str) -> Vec<Record> {
+    sources::pcap::PcapRecords::new(&fixture(name)[..])
+        .expect("a capture")
+        .map(|r| r.expect("every packet reads").to_record())
+        .collect()
+}
+
+#[test]
+fn pcapng_with_nanosecond_resolution_agrees_with_tshark_packet_by_packet() {
+    let got = capture("lo-nanosecond.pcapng");
+    let want = tshark_oracle();
+    assert_eq!(got.len(), want.len());
+    for (i, (r, (t, src, dst, len, column))) in got.iter().zip(&want).enumerate() {
+        assert_eq!(r.line, i as u64 + 1);
+        assert_eq!(
+            (r.ip, r.dest_ip, r.bytes),
+            (*src, Some(*dst), Some(*len)),
+            "packet {}",
+            i + 1
+        );
+        // f64 keeps about 0.2 µs at this epoch; a microsecond reading would be off by up to 1 µs.
+        assert!(
+            (r.timestamp - t).abs() < 5e-7,
+            "packet {}: {} vs {t}",
+            i + 1,
+            r.timestamp
+        );
+        let transport = if column == "HTTP" {
+            "TCP"
+        } else {
+            column.as_str()
+        };
+        assert_eq!(r.protocol.as_deref(), Some(transport));
+    }
+}
+
+#[test]
+fn microsecond_pcap_reads_the_same_packets_to_the_microsecond() {
+    let got = capture("lo-microsecond.pcap");
+    let want = tshark_oracle();
+    assert_eq!(got.len(), want.len());
+    for (r, (t, src, _, len, _)) in got.iter().zip(&want) {
+        assert_eq!((r.ip, r.bytes), (*src, Some(*len)));
+        assert!((r.timestamp - t).abs() < 1.5e-6);
+        assert!(
+            (r.timestamp * 1e6 - (r.timestamp * 1e6).round()).abs() < 0.3,
+            "whole microseconds"
+        );
+    }
+}
+
+#[test]
+fn tshark_json_fixture_from_a_real_capture_is_streamed_packet_by_packet() {
+    let got: Vec<Record> =
+        sources::tshark_json::TsharkJsonRecords::new(&fixture("tshark.json")[..])
+            .map(|r| r.expect("every packet reads").to_record())
+            .collect();
+    let want = tshark_oracle();
+    assert_eq!(got.len(), 4, "the fixture holds the first 4 packets");
+    for (r, (t, src, dst, len, _)) in got.iter().zip(&want) {
+        assert_eq!((r.ip, r.dest_ip, r.bytes), (*src, Some(*dst), Some(*len)));
+        assert!((r.timestamp - t).abs() < 5e-7);
+        assert_eq!(r.protocol.as_deref(), Some("UDP"));
+    }
+    assert!(sources::tshark_json::is_tshark_json(&fixture(
+        "tshark.json"
+    )));
+    assert!(!sources::tshark_json::is_tshark_json(&fixture(
+        "tshark.ek.json"
+    )));
+}
