@@ -1,0 +1,548 @@
+//! Access control: who may send (ingest), watch (viewer) and change things (admin).
+//!
+//! Every route is declared once in [`crate::routes`] with the [`Access`] it needs; the router
+//! is built from that table and puts [`guard`] in front of each route, so a handler never
+//! checks a credential itself and no route exists without a rule.
+//!
+//! Credentials: an ingest token (`Authorization: Bearer tgi_...`) or a session cookie (from
+//! `POST /api/login`). Without any, ingest and viewing are open only when the server
+//! listens on loopback and the client is on this machine (see [`Policy`]), or with `--open`.
+//! No credentials or bad ones: 401; the wrong role: 403.
+
+pub mod audit;
+pub(crate) mod handlers;
+pub mod limit;
+pub mod session;
+pub mod store;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::AppState;
+use crate::error::ApiError;
+use audit::{AuditLog, Entry};
+use limit::Limiter;
+use store::AuthFile;
+
+/// What a credential lets its holder do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May POST events (ingest tokens).
+    Ingest,
+    /// May open the page, the stream, stats and history.
+    Viewer,
+    /// Everything, including every endpoint that changes configuration or data.
+    Admin,
+}
+
+/// What a route requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, login); credentials are read if present but never refused.
+    Public,
+    /// An ingest token or an admin; open on loopback / with `--open`.
+    Ingest,
+    /// A viewer or an admin; open on loopback / with `--open`.
+    Viewer,
+    /// An admin session, always.
+    Admin,
+}
+
+/// Who is making a request (a request extension set by [`guard`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Nobody, let in because ingest and viewing are open here.
+    Open,
+    /// A sender with the ingest token of this name.
+    Token(String),
+    /// A person logged in.
+    Session {
+        /// User name.
+        user: String,
+        /// Their role now (looked up on each request).
+        role: Role,
+        /// The session's claims.
+        claims: session::Claims,
+    },
+}
+
+impl Principal {
+    /// The role this principal acts with (`None` for [`Principal::Open`]).
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Principal::Open => None,
+            Principal::Token(_) => Some(Role::Ingest),
+            Principal::Session { role, .. } => Some(*role),
+        }
+    }
+
+    fn may(&self, access: Access) -> bool {
+        matches!(
+            (access, self.role()),
+            (Access::Public, _)
+                | (_, Some(Role::Admin))
+                | (Access::Ingest, Some(Role::Ingest))
+                | (Access::Viewer, Some(Role::Viewer))
+                | (Access::Ingest | Access::Viewer, None)
+        )
+    }
+}
+
+/// When requests without credentials may ingest and view.
+#[derive(Debug)]
+pub struct Policy {
+    /// `--open`: from anywhere.
+    pub open: bool,
+    /// `--require-auth`: never, not even on loopback.
+    pub require_auth: bool,
+    /// Whether the listening socket is on a loopback address (set when it is bound).
+    pub loopback_listener: AtomicBool,
+    /// Session lifetime.
+    pub session_secs: i64,
+    /// Whether cookies get `Secure` (`--secure-cookies`).
+    pub secure_cookies: bool,
+}
+
+/// The auth state shared by all requests.
+#[derive(Debug)]
+pub struct Auth {
+    path: Option<PathBuf>,
+    file: RwLock<Loaded>,
+    /// Logins, logouts and admin actions.
+    pub audit: AuditLog,
+    /// Failed logins per client address.
+    pub by_client: Limiter,
+    /// Failed logins per user name.
+    pub by_user: Limiter,
+    /// Open sessions' cancellation (ends their streams on logout), by session id.
+    sessions: Mutex<HashMap<String, (String, i64, CancellationToken)>>,
+    /// The one-time secret that creates the first admin, while there is none.
+    setup: Mutex<Option<String>>,
+    /// When credentials are needed.
+    pub policy: Policy,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    file: AuthFile,
+    key: Vec<u8>,
+    stamp: Option<(SystemTime, u64)>,
+}
+
+/// Failed logins allowed per client and per user within [`LOGIN_WINDOW`].
+pub const LOGIN_MAX_FAILURES: u32 = 10;
+/// See [`LOGIN_MAX_FAILURES`].
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl Auth {
+    /// The state in `dir/auth.json` (created with a fresh key if missing), or in memory only
+    /// when `dir` is `None` (tests).
+    pub fn open(
+        dir: Option<&std::path::Path>,
+        policy: Policy,
+        audit_max_bytes: u64,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let path = dir.map(|d| d.join(store::FILE_NAME));
+        let file = match &path {
+            Some(path) => match AuthFile::load(path)? {
+                Some(file) => file,
+                None => {
+                    let file = AuthFile::new();
+                    file.save(path)
+                        .context("while creating the auth state (--data-dir)")?;
+                    file
+                }
+            },
+            None => AuthFile::new(),
+        };
+        let key = file.session_key()?;
+        let stamp = path.as_deref().and_then(stamp);
+        let audit = match dir {
+            Some(dir) => AuditLog::in_dir(dir, audit_max_bytes),
+            None => AuditLog::in_memory(),
+        };
+        Ok(Self {
+            path,
+            file: RwLock::new(Loaded { file, key, stamp }),
+            audit,
+            by_client: Limiter::new(LOGIN_MAX_FAILURES, LOGIN_WINDOW),
+            by_user: Limiter::new(LOGIN_MAX_FAILURES, LOGIN_WINDOW),
+            sessions: Mutex::default(),
+            setup: Mutex::default(),
+            policy,
+            shutdown,
+        })
+    }
+
+    /// Reads the current state.
+    pub fn read<T>(&self, f: impl FnOnce(&AuthFile) -> T) -> T {
+        f(&self.file.read().unwrap_or_else(|e| e.into_inner()).file)
+    }
+
+    /// Changes the state: re-reads the file first (the CLI may have changed it), applies
+    /// `f`, and writes it back atomically.
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut AuthFile) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut loaded = self.file.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(path) = &self.path
+            && let Some(fresh) = AuthFile::load(path)?
+        {
+            loaded.key = fresh.session_key()?;
+            loaded.file = fresh;
+        }
+        let mut file = loaded.file.clone();
+        let out = f(&mut file)?;
+        if let Some(path) = &self.path {
+            file.save(path)?;
+            loaded.stamp = stamp(path);
+        }
+        loaded.file = file;
+        Ok(out)
+    }
+
+    /// Re-reads the file if it changed on disk since it was last read (the CLI added or
+    /// revoked something); returns whether it did.
+    pub fn reload_if_changed(&self) -> anyhow::Result<bool> {
+        let Some(path) = &self.path else {
+            return Ok(false);
+        };
+        let now = stamp(path);
+        if now == self.file.read().unwrap_or_else(|e| e.into_inner()).stamp {
+            return Ok(false);
+        }
+        let Some(fresh) = AuthFile::load(path)? else {
+            return Ok(false);
+        };
+        let mut loaded = self.file.write().unwrap_or_else(|e| e.into_inner());
+        loaded.key = fresh.session_key()?;
+        loaded.file = fresh;
+        loaded.stamp = now;
+        drop(loaded);
+        self.end_sessions_of_missing_users();
+        Ok(true)
+    }
+
+    fn key(&self) -> Vec<u8> {
+        self.file
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .key
+            .clone()
+    }
+
+    /// If there is no admin, makes and returns the one-time setup secret (replacing any
+    /// earlier one).
+    pub fn begin_setup(&self) -> Option<String> {
+        if self.read(AuthFile::has_admin) {
+            return None;
+        }
+        let secret = store::random_token();
+        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some(secret.clone());
+        Some(secret)
+    }
+
+    /// Uses up the setup secret if `presented` is it (compared in constant time).
+    fn take_setup(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
+        let matches = setup
+            .as_deref()
+            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(presented.as_bytes())));
+        if matches {
+            *setup = None;
+        }
+        matches
+    }
+
+    /// Whether the setup secret is still waiting to be used.
+    pub fn setup_pending(&self) -> bool {
+        self.setup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+            && !self.read(AuthFile::has_admin)
+    }
+
+    /// Starts a session for `user`: its cookie value and claims.
+    fn start_session(&self, user: &str) -> (String, session::Claims) {
+        let now = store::now_unix();
+        let claims = session::Claims {
+            sid: store::random_token(),
+            user: user.to_owned(),
+            exp: now + self.policy.session_secs,
+        };
+        (session::sign(&self.key(), &claims), claims)
+    }
+
+    /// The token that ends the streams of session `claims` on logout.
+    fn session_token(&self, claims: &session::Claims) -> CancellationToken {
+        let now = store::now_unix();
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if sessions.len() > 10_000 {
+            sessions.retain(|_, (_, exp, _)| *exp > now);
+        }
+        sessions
+            .entry(claims.sid.clone())
+            .or_insert_with(|| (claims.user.clone(), claims.exp, self.shutdown.child_token()))
+            .2
+            .clone()
+    }
+
+    /// Ends session `claims`: it is refused from now on, and its open streams end.
+    fn end_session(&self, claims: &session::Claims) -> anyhow::Result<()> {
+        self.update(|file| {
+            file.revoke_session(&claims.sid, claims.exp, store::now_unix());
+            Ok(())
+        })?;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, _, token)) = sessions.remove(&claims.sid) {
+            token.cancel();
+        }
+        Ok(())
+    }
+
+    /// Ends the open streams of users that no longer exist.
+    fn end_sessions_of_missing_users(&self) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, (user, _, token)| {
+            let exists = self.read(|f| f.user(user).is_some());
+            if !exists {
+                token.cancel();
+            }
+            exists
+        });
+    }
+
+    /// Who presents `headers`: `Ok(None)` without credentials, `Err` with bad ones.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("the Authorization header must be `Bearer TOKEN`".into())
+                })?;
+            return match self.read(|f| f.token_name(token.trim()).map(str::to_owned)) {
+                Some(name) => Ok(Some(Principal::Token(name))),
+                None => Err(ApiError::Unauthorized(
+                    "unknown or revoked token (an admin makes one with `server token add NAME`)"
+                        .into(),
+                )),
+            };
+        }
+        let Some(value) = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| session::cookie(v, session::COOKIE))
+        else {
+            return Ok(None);
+        };
+        let claims = session::verify(&self.key(), value, store::now_unix()).map_err(|e| {
+            ApiError::Unauthorized(match e {
+                session::Invalid::Expired => "the session has expired; log in again".into(),
+                session::Invalid::Forged => "invalid session; log in again".into(),
+            })
+        })?;
+        let role = self.read(|f| {
+            if f.is_revoked(&claims.sid) {
+                return None;
+            }
+            f.user(&claims.user).map(|u| u.role)
+        });
+        let role = role
+            .ok_or_else(|| ApiError::Unauthorized("the session has ended; log in again".into()))?;
+        Ok(Some(Principal::Session {
+            user: claims.user.clone(),
+            role,
+            claims,
+        }))
+    }
+}
+
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// Where a request comes from: the TCP peer, or for a peer on loopback (the `web` proxy)
+/// the last address in `X-Forwarded-For`. `None` for a request that did not come over a
+/// socket (in-process tests): treated as remote.
+pub fn client_addr(request: &Request) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()?
+        .0
+        .ip();
+    if !peer.is_loopback() {
+        return Some(peer);
+    }
+    match forwarded_for(request.headers()) {
+        Some(Some(ip)) => Some(ip),
+        Some(None) => None,
+        None => Some(peer),
+    }
+}
+
+/// The last `X-Forwarded-For` address: `None` without the header, `Some(None)` if it is
+/// unreadable.
+fn forwarded_for(headers: &HeaderMap) -> Option<Option<IpAddr>> {
+    let values: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    let last = values.last()?;
+    Some(
+        last.to_str()
+            .ok()
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok()),
+    )
+}
+
+/// Whether a request without credentials may ingest and view.
+fn open_to(auth: &Auth, request: &Request) -> bool {
+    if auth.policy.open {
+        return true;
+    }
+    if auth.policy.require_auth || !auth.policy.loopback_listener.load(Relaxed) {
+        return false;
+    }
+    // Another proxy on this machine would make every client look local: a request that
+    // says it was forwarded in any other way counts as remote.
+    if request.headers().contains_key(header::FORWARDED) {
+        return false;
+    }
+    client_addr(request).is_some_and(|ip| ip.is_loopback())
+}
+
+/// CSRF: a state-changing request from a browser must come from the page's own origin.
+fn same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let refused = || ApiError::Forbidden("cross-origin request refused".into());
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers
+            .get("x-forwarded-host")
+            .or_else(|| headers.get(header::HOST))
+            .and_then(|h| h.to_str().ok())
+            .ok_or_else(refused)?;
+        let origin = origin.to_str().map_err(|_| refused())?;
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .ok_or_else(refused)?;
+        return if authority.eq_ignore_ascii_case(host) {
+            Ok(())
+        } else {
+            Err(refused())
+        };
+    }
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        Some("cross-site" | "same-site") => Err(refused()),
+        _ => Ok(()),
+    }
+}
+
+/// The client as text for the audit log and rate limits.
+pub(crate) fn client_text(request: &Request) -> String {
+    client_addr(request).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+}
+
+/// The layer in front of every route: checks the origin of state-changing requests, who is
+/// asking and whether `access` lets them; records admin actions; ties a session's responses
+/// to the session, so logout ends its open streams.
+pub(crate) async fn guard(
+    State((state, access)): State<(AppState, Access)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let auth = &state.auth;
+    if let Err(e) = same_origin(request.method(), request.headers()) {
+        return e.into_response();
+    }
+    let principal = match auth.authenticate(request.headers()) {
+        Ok(principal) => principal,
+        Err(_) if access == Access::Public => None,
+        Err(e) => return e.into_response(),
+    };
+    let principal = match principal {
+        Some(p) => Some(p),
+        None if access == Access::Public => open_to(auth, &request).then_some(Principal::Open),
+        None if access != Access::Admin && open_to(auth, &request) => Some(Principal::Open),
+        None => {
+            return ApiError::Unauthorized(match access {
+                Access::Admin => "log in as an admin (POST /api/login)".into(),
+                _ => "credentials required: log in (POST /api/login) or send `Authorization: Bearer TOKEN`".into(),
+            })
+            .into_response();
+        }
+    };
+    if let Some(p) = &principal
+        && !p.may(access)
+    {
+        return ApiError::Forbidden(format!(
+            "this needs the {} role",
+            match access {
+                Access::Ingest => "ingest",
+                Access::Viewer => "viewer",
+                _ => "admin",
+            }
+        ))
+        .into_response();
+    }
+    let audit = (access == Access::Admin).then(|| {
+        let actor = match &principal {
+            Some(Principal::Session { user, .. }) => user.clone(),
+            _ => "?".to_owned(),
+        };
+        (
+            format!("{} {}", request.method(), request.uri().path()),
+            actor,
+            client_text(&request),
+        )
+    });
+    let session = match &principal {
+        Some(Principal::Session { claims, .. }) => Some(auth.session_token(claims)),
+        _ => None,
+    };
+    if let Some(p) = principal {
+        request.extensions_mut().insert(p);
+    }
+    let response = next.run(request).await;
+    if let Some((action, actor, client)) = audit {
+        let status = response.status();
+        let outcome = if status.is_success() {
+            "ok".to_owned()
+        } else {
+            status.as_u16().to_string()
+        };
+        auth.audit
+            .record(Entry::now(&action, &actor, &client, &outcome));
+    }
+    match session {
+        Some(ended) => {
+            let (parts, body) = response.into_parts();
+            let body = body.into_data_stream().take_until(ended.cancelled_owned());
+            Response::from_parts(parts, axum::body::Body::from_stream(body))
+        }
+        None => response,
+    }
+}
