@@ -17,7 +17,8 @@ use crate::source::{InputFormat, KeyMap, parse_map};
 /// the replay finished and every usable row was accepted, but some rows were skipped as
 /// unreadable (each is named with its line in a warning, and the summary starts with
 /// "INCOMPLETE"); 1 when the replay failed or stopped early or the server did not accept
-/// every usable row; 2 on usage errors. Log level from RUST_LOG (default: info).
+/// every usable row; 2 on usage errors; 4 when the server refused the credentials (401:
+/// no, unknown or revoked --token; 403: the token may not ingest). Log level from RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "sender", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -69,6 +70,11 @@ pub struct Config {
     /// Base URL of the server; rows are POSTed to {url}/api/events. Plain http:// only.
     #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
     pub url: Url,
+
+    /// Ingest token (from `server token add NAME`), sent as `Authorization: Bearer TOKEN`.
+    /// Needed unless the server listens on loopback or runs with --open.
+    #[arg(long, env = "SENDER_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
 
     /// Replay speed factor: 1 is real time, 60 plays one minute of data per second; `max`
     /// imports the file as fast as the server takes it (no pacing, large batches, several
@@ -324,5 +330,26 @@ mod tests {
         let zero = Cli::try_parse_from(["sender", "--max-gap", "0"]).unwrap_err();
         assert!(zero.to_string().contains("greater than 0"), "{zero}");
         assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
+    }
+}
+
+/// A secret from the command line or environment, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("a token is printable ASCII without spaces".into());
+        }
+        Ok(Secret(s.to_owned()))
     }
 }
