@@ -139,6 +139,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
     pub data_dir: PathBuf,
 
+    /// An ingest token accepted besides those in --data-dir (named `env` in the audit log),
+    /// e.g. shared with the sender through compose's `.env`. At least 32 characters.
+    #[arg(long, env = "SERVER_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<crate::auth::Secret>,
+
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
     #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
@@ -219,6 +224,12 @@ impl Config {
         in_range("--header-timeout-secs", self.header_timeout_secs, 1..=3600)?;
         in_range("--idle-timeout-secs", self.idle_timeout_secs, 1..=86_400)?;
         in_range("--session-secs", self.session_secs, 60..=30 * 86_400)?;
+        if let Some(token) = &self.ingest_token {
+            anyhow::ensure!(
+                token.0.len() >= 32,
+                "--ingest-token must be at least 32 characters (e.g. `openssl rand -hex 24`)"
+            );
+        }
         in_range("--audit-max-bytes", self.audit_max_bytes, 1024..=1 << 30)?;
         self.serve_limits().validate()?;
         anyhow::ensure!(
@@ -254,6 +265,7 @@ impl Config {
             loopback_listener: self.listen.ip().is_loopback().into(),
             session_secs: self.session_secs,
             secure_cookies: self.secure_cookies,
+            ingest_token: self.ingest_token.clone(),
         }
     }
 

@@ -278,6 +278,39 @@ async fn with_open_anyone_may_ingest_and_view_but_admin_still_needs_an_admin() {
 }
 
 #[tokio::test]
+async fn the_ingest_token_from_the_environment_may_ingest_and_nothing_more() {
+    let token = "a-shared-token-of-at-least-32-characters";
+    let mut config = Config::default_for_tests();
+    config.require_auth = true;
+    config.ingest_token = Some(token.parse().unwrap());
+    config.validate().unwrap();
+    let fixture = fixture(config);
+    let with = |path: &str, bearer: &str| {
+        let method = if path == "/api/events" { "POST" } else { "GET" };
+        let mut request = fixture.request(method, path, Cred::None, REMOTE);
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+        app(fixture.state.clone()).oneshot(request)
+    };
+    let ingest = with("/api/events", token).await.unwrap();
+    assert_eq!(ingest.status(), StatusCode::UNPROCESSABLE_ENTITY); // let in; `{}` is no event
+    assert_eq!(
+        with("/api/stats", token).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let other = with("/api/events", "a-shared-token-of-at-least-32-characterZ");
+    assert_eq!(other.await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let mut short = Config::default_for_tests();
+    short.ingest_token = Some("short".parse().unwrap());
+    let error = short.validate().unwrap_err().to_string();
+    assert!(
+        error.starts_with("--ingest-token must be at least 32"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
 async fn a_listener_off_loopback_needs_credentials_even_from_this_machine() {
     let mut config = Config::default_for_tests();
     config.listen = "0.0.0.0:3000".parse().unwrap();
@@ -313,6 +346,37 @@ async fn a_cross_origin_state_change_is_refused_and_a_same_origin_one_is_not() {
     assert_eq!(own.status(), StatusCode::BAD_REQUEST); // let in; `{}` lacks a name
     let curl = send(None, "localhost:8080").await.unwrap();
     assert_eq!(curl.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn every_admin_action_is_in_the_audit_log_with_who_and_the_outcome() {
+    let fixture = fixture(Config::default_for_tests());
+    let mut request = fixture.request("POST", "/api/tokens", Cred::Admin, LOOPBACK);
+    *request.body_mut() = Body::from(r#"{"name":"ci"}"#);
+    let response = app(fixture.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    fixture
+        .status("DELETE", "/api/users/nobody", Cred::Admin, REMOTE)
+        .await;
+    fixture
+        .status("GET", "/api/audit", Cred::Viewer, LOOPBACK)
+        .await;
+    let entries: Vec<String> = fixture
+        .state
+        .auth
+        .audit
+        .recent(10)
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {} {} {}", e.action, e.actor, e.client, e.outcome))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "POST /api/tokens ann 127.0.0.1 ok",
+            "DELETE /api/users/nobody ann 203.0.113.7 404",
+        ]
+    );
 }
 
 #[test]
