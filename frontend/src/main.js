@@ -10,6 +10,8 @@ import { Highlight } from './scene/highlight.js';
 import { TrafficState, isPlaced } from './data/state.js';
 import { Clusters, MarkerFeed, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
+import * as session from './data/session.js';
+import { createLogin, showAudit } from './ui/login.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
@@ -136,7 +138,54 @@ const streamHandlers = {
     document.body.dataset.status = s;
   },
 };
-connectStream('/api/stream', streamHandlers);
+// Access: a login form when the stream (or /api/me) answers 401; the stream starts once in.
+let stream = null;
+function watch() {
+  stream?.close();
+  stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
+}
+/** Asks who we are; shows the form and resolves to true when a login is needed. */
+async function checkAccess() {
+  const who = session.access(await session.me());
+  const token = session.setupToken(window.location.hash);
+  if (who.view !== 'in' || (token && !who.user)) {
+    streamHandlers.status('login');
+    loginUi.ask(who.view === 'setup' || token ? 'setup' : 'login', token);
+    return who.view !== 'in';
+  }
+  loginUi.signedIn(who);
+  return false;
+}
+async function signedIn(answer) {
+  if (answer.status !== 200) {
+    loginUi.failed(answer.body?.message);
+    return;
+  }
+  if (window.location.hash.includes('setup=')) history.replaceState(null, '', window.location.pathname);
+  loginUi.signedIn(answer.body);
+  watch();
+}
+const loginUi = createLogin(document.body, {
+  login: ({ user, password }) => session.login(user, password).then(signedIn),
+  setup: ({ token, user, password }) => session.setup(token, user, password).then(signedIn),
+  wantLogin: () => loginUi.ask('login'),
+  async logout() {
+    await session.logout();
+    stream?.close();
+    stream = null;
+    streamHandlers.status('signed-out');
+    loginUi.ask('login');
+  },
+});
+document.getElementById('audit-refresh').addEventListener('click', async () => {
+  const answer = await session.audit();
+  if (answer.status === 200) showAudit(document.querySelector('[data-testid="audit"]'), answer.body);
+});
+checkAccess()
+  .catch(() => false)
+  .then((stop) => {
+    if (!stop) watch();
+  });
 
 function refreshMarkers() {
   // Expiry runs while paused too (memory stays bounded); only the picture holds still.
