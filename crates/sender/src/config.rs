@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::source::{InputFormat, KeyMap, parse_map};
+pub use traffic::Secret;
 
 /// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
 /// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
@@ -330,26 +331,5 @@ mod tests {
         let zero = Cli::try_parse_from(["sender", "--max-gap", "0"]).unwrap_err();
         assert!(zero.to_string().contains("greater than 0"), "{zero}");
         assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
-    }
-}
-
-/// A secret from the command line or environment, never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("a token is printable ASCII without spaces".into());
-        }
-        Ok(Secret(s.to_owned()))
     }
 }

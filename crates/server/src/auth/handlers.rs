@@ -1,6 +1,8 @@
 //! The endpoints of access control: login, logout, who am I, first-admin setup, users,
 //! ingest tokens and the audit log. Who may call each is in [`crate::routes`].
 
+use std::sync::Arc;
+
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +40,13 @@ pub struct Me {
     /// Unix seconds when the session ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     expires: Option<i64>,
+}
+
+/// Runs `f` (which writes the auth file) on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f).await?
 }
 
 async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, ApiError> {
@@ -116,7 +125,8 @@ pub async fn logout(
     request: Request,
 ) -> Result<Response, ApiError> {
     if let Some(Extension(Principal::Session { user, claims, .. })) = principal {
-        state.auth.end_session(&claims)?;
+        let auth = Arc::clone(&state.auth);
+        blocking(move || auth.end_session(&claims)).await?;
         state
             .auth
             .audit
@@ -193,13 +203,10 @@ pub async fn setup(State(state): State<AppState>, request: Request) -> Response 
             .into_response();
     }
     let (user, password) = (body.user.clone(), body.password);
-    let added = tokio::task::spawn_blocking({
-        let auth = std::sync::Arc::clone(&state.auth);
-        move || auth.update(|f| f.set_user(&user, Role::Admin, &password))
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
+    let auth_for_update = Arc::clone(&state.auth);
+    let added =
+        blocking(move || auth_for_update.update(|f| f.set_user(&user, Role::Admin, &password)))
+            .await;
     if let Err(e) = added {
         // The secret stays usable for a corrected attempt.
         *auth.setup.lock().unwrap_or_else(|e| e.into_inner()) = body.token;
@@ -252,13 +259,10 @@ pub async fn add_user(
     request: Request,
 ) -> Result<StatusCode, ApiError> {
     let body: NewUser = json_body(request).await?;
-    let auth = std::sync::Arc::clone(&state.auth);
-    let new = tokio::task::spawn_blocking(move || {
-        auth.update(|f| f.set_user(&body.name, body.role, &body.password))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(|e| ApiError::Malformed(format!("{e:#}")))?;
+    let auth = Arc::clone(&state.auth);
+    let new = blocking(move || auth.update(|f| f.set_user(&body.name, body.role, &body.password)))
+        .await
+        .map_err(|e| ApiError::Malformed(format!("{e:#}")))?;
     Ok(if new {
         StatusCode::CREATED
     } else {
@@ -272,13 +276,18 @@ pub async fn remove_user(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let removed = state.auth.update(|f| {
-        let admins = f.users.iter().filter(|u| u.role == Role::Admin).count();
-        if admins == 1 && f.user(&name).is_some_and(|u| u.role == Role::Admin) {
-            return Ok(None);
-        }
-        Ok(Some(f.remove_user(&name)))
-    })?;
+    let auth = Arc::clone(&state.auth);
+    let target = name.clone();
+    let removed = blocking(move || {
+        auth.update(|f| {
+            let admins = f.users.iter().filter(|u| u.role == Role::Admin).count();
+            if admins == 1 && f.user(&target).is_some_and(|u| u.role == Role::Admin) {
+                return Ok(None);
+            }
+            Ok(Some(f.remove_user(&target)))
+        })
+    })
+    .await?;
     match removed {
         None => Err(ApiError::Conflict(
             "the last admin cannot be removed".into(),
@@ -323,9 +332,10 @@ pub async fn add_token(
     request: Request,
 ) -> Result<Response, ApiError> {
     let body: NewToken = json_body(request).await?;
-    let token = state
-        .auth
-        .update(|f| f.add_token(&body.name))
+    let auth = Arc::clone(&state.auth);
+    let name = body.name.clone();
+    let token = blocking(move || auth.update(|f| f.add_token(&name)))
+        .await
         .map_err(|e| ApiError::Malformed(format!("{e:#}")))?;
     Ok((
         StatusCode::CREATED,
@@ -339,7 +349,9 @@ pub async fn revoke_token(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.auth.update(|f| Ok(f.revoke_token(&name)))? {
+    let auth = Arc::clone(&state.auth);
+    let target = name.clone();
+    if blocking(move || auth.update(|f| Ok(f.revoke_token(&target)))).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("token {name}")))
@@ -359,9 +371,7 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Vec<Entry>>, ApiError> {
     let limit = query.limit.unwrap_or(200).min(10_000);
-    let auth = std::sync::Arc::clone(&state.auth);
-    let entries = tokio::task::spawn_blocking(move || auth.audit.recent(limit))
-        .await
-        .map_err(anyhow::Error::from)??;
+    let auth = Arc::clone(&state.auth);
+    let entries = blocking(move || auth.audit.recent(limit)).await?;
     Ok(Json(entries))
 }

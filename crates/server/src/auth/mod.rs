@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,6 +36,7 @@ use crate::error::ApiError;
 use audit::{AuditLog, Entry};
 use limit::Limiter;
 use store::AuthFile;
+pub use traffic::Secret;
 
 /// What a credential lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -119,27 +120,6 @@ pub struct Policy {
     pub ingest_token: Option<Secret>,
 }
 
-/// A secret from the command line or environment, never shown by `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err("a token is printable ASCII without spaces".into());
-        }
-        Ok(Secret(s.to_owned()))
-    }
-}
-
 /// The auth state shared by all requests.
 #[derive(Debug)]
 pub struct Auth {
@@ -151,8 +131,10 @@ pub struct Auth {
     pub by_client: Limiter,
     /// Failed logins per user name.
     pub by_user: Limiter,
-    /// Open sessions' cancellation (ends their streams on logout), by session id.
-    sessions: Mutex<HashMap<String, (String, i64, CancellationToken)>>,
+    /// Cancellation of the open responses (streams) of each session, by session id, with
+    /// the user: an entry lives while a response of that session is open (each holds a
+    /// clone of the `Arc`), so the map is bounded by the open connections.
+    sessions: Mutex<HashMap<String, (String, Arc<CancellationToken>)>>,
     /// The one-time secret that creates the first admin, while there is none.
     setup: Mutex<Option<String>>,
     /// When credentials are needed.
@@ -312,18 +294,18 @@ impl Auth {
         (session::sign(&self.key(), &claims), claims)
     }
 
-    /// The token that ends the streams of session `claims` on logout.
-    fn session_token(&self, claims: &session::Claims) -> CancellationToken {
-        let now = store::now_unix();
+    /// The token that ends the open responses of session `claims` on logout; hold it for
+    /// as long as the response is open.
+    fn session_token(&self, claims: &session::Claims) -> Arc<CancellationToken> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if sessions.len() > 10_000 {
-            sessions.retain(|_, (_, exp, _)| *exp > now);
+        if sessions.len() >= 1024 {
+            // Forget sessions with no response open (only the map holds their token).
+            sessions.retain(|_, (_, token)| Arc::strong_count(token) > 1);
         }
-        sessions
+        let (_, token) = sessions
             .entry(claims.sid.clone())
-            .or_insert_with(|| (claims.user.clone(), claims.exp, self.shutdown.child_token()))
-            .2
-            .clone()
+            .or_insert_with(|| (claims.user.clone(), Arc::new(self.shutdown.child_token())));
+        Arc::clone(token)
     }
 
     /// Ends session `claims`: it is refused from now on, and its open streams end.
@@ -333,7 +315,7 @@ impl Auth {
             Ok(())
         })?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, _, token)) = sessions.remove(&claims.sid) {
+        if let Some((_, token)) = sessions.remove(&claims.sid) {
             token.cancel();
         }
         Ok(())
@@ -342,7 +324,7 @@ impl Auth {
     /// Ends the open streams of users that no longer exist.
     fn end_sessions_of_missing_users(&self) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, (user, _, token)| {
+        sessions.retain(|_, (user, token)| {
             let exists = self.read(|f| f.user(user).is_some());
             if !exists {
                 token.cancel();
@@ -566,7 +548,8 @@ pub(crate) async fn guard(
     match session {
         Some(ended) => {
             let (parts, body) = response.into_parts();
-            let body = body.into_data_stream().take_until(ended.cancelled_owned());
+            let ended = async move { ended.cancelled().await };
+            let body = body.into_data_stream().take_until(ended);
             Response::from_parts(parts, axum::body::Body::from_stream(body))
         }
         None => response,
@@ -633,5 +616,21 @@ mod tests {
         assert!(!streams.is_cancelled());
         auth.end_sessions_of_missing_users();
         assert!(streams.is_cancelled());
+    }
+
+    #[test]
+    fn sessions_without_an_open_response_are_forgotten_so_the_map_stays_bounded() {
+        let auth = Auth::open(None, policy(), 1 << 20, CancellationToken::new()).unwrap();
+        let (_, open) = auth.start_session("val");
+        let held = auth.session_token(&open);
+        for _ in 0..5000 {
+            let (_, claims) = auth.start_session("val");
+            drop(auth.session_token(&claims));
+        }
+        let sessions = auth.sessions.lock().unwrap();
+        assert!(sessions.len() <= 1024, "{}", sessions.len());
+        assert!(sessions.contains_key(&open.sid));
+        drop(sessions);
+        drop(held);
     }
 }
