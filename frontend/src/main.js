@@ -71,8 +71,6 @@ window.addEventListener('resize', placeGlobe);
 placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
-// Which IP databases place hits: their attribution and build date in the legend (once).
-loadDatabases(document.getElementById('attribution'));
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
@@ -141,6 +139,9 @@ const streamHandlers = {
 // Access: a login form when the stream (or /api/me) answers 401; the stream starts once in.
 let stream = null;
 function watch() {
+  // Which IP databases place hits: their attribution and build date in the legend (asked
+  // once we may watch: /api/info is for viewers).
+  loadDatabases(document.getElementById('attribution'));
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
 }
