@@ -144,6 +144,17 @@ pub struct Config {
     #[arg(long, env = "SERVER_INGEST_TOKEN", hide_env_values = true)]
     pub ingest_token: Option<crate::auth::Secret>,
 
+    /// Networks of reverse proxies (e.g. web in another container) whose `X-Forwarded-For`
+    /// names the client, for login limits and the audit log (loopback always counts).
+    /// Never decides what is open. Comma-separated CIDRs.
+    #[arg(
+        long,
+        env = "SERVER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
     #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
@@ -266,6 +277,7 @@ impl Config {
             session_secs: self.session_secs,
             secure_cookies: self.secure_cookies,
             ingest_token: self.ingest_token.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 

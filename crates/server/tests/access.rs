@@ -379,6 +379,33 @@ async fn every_admin_action_is_in_the_audit_log_with_who_and_the_outcome() {
     );
 }
 
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client_for_limits_and_audit_and_others_cannot() {
+    let mut config = Config::default_for_tests();
+    config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    let fixture = fixture(config);
+    let proxy: SocketAddr = "10.1.2.3:40000".parse().unwrap();
+    for peer in [proxy, REMOTE] {
+        let mut request = fixture.request("POST", "/api/login", Cred::None, peer);
+        *request.body_mut() = Body::from(r#"{"user":"val","password":"wrong password"}"#);
+        request
+            .headers_mut()
+            .insert("x-forwarded-for", "198.51.100.9".parse().unwrap());
+        let response = app(fixture.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let clients: Vec<String> = fixture
+        .state
+        .auth
+        .audit
+        .recent(2)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.client)
+        .collect();
+    assert_eq!(clients, ["198.51.100.9", "203.0.113.7"]);
+}
+
 #[test]
 fn no_route_is_added_outside_the_table() {
     let lib = include_str!("../src/lib.rs");

@@ -16,16 +16,16 @@ use super::{Access, Auth, Principal};
 use crate::AppState;
 use crate::error::ApiError;
 
-/// Where a request comes from: the TCP peer, or for a peer on loopback (the `web` proxy)
-/// the last address in `X-Forwarded-For`. `None` for a request that did not come over a
-/// socket (in-process tests): treated as remote.
-pub fn client_addr(request: &Request) -> Option<IpAddr> {
+/// Where a request comes from: the TCP peer, or for a peer on loopback or in `trusted`
+/// (`--trusted-proxies`: the `web` proxy) the last address in `X-Forwarded-For`. `None`
+/// for a request that did not come over a socket (in-process tests): treated as remote.
+pub fn client_addr(request: &Request, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()?
         .0
         .ip();
-    if !peer.is_loopback() {
+    if !peer.is_loopback() && !trusted.iter().any(|net| net.contains(&peer)) {
         return Some(peer);
     }
     match forwarded_for(request.headers()) {
@@ -61,7 +61,8 @@ fn open_to(auth: &Auth, request: &Request) -> bool {
     if request.headers().contains_key(header::FORWARDED) {
         return false;
     }
-    client_addr(request).is_some_and(|ip| ip.is_loopback())
+    // On a loopback listener every peer is on loopback: trusted proxies play no part here.
+    client_addr(request, &[]).is_some_and(|ip| ip.is_loopback())
 }
 
 /// CSRF: a state-changing request from a browser must come from the page's own origin.
@@ -94,8 +95,9 @@ fn same_origin(method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The client as text for the audit log and rate limits.
-pub(crate) fn client_text(request: &Request) -> String {
-    client_addr(request).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+pub(crate) fn client_text(auth: &Auth, request: &Request) -> String {
+    client_addr(request, &auth.policy.trusted_proxies)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
 }
 
 /// The layer in front of every route: checks the origin of state-changing requests, who is
@@ -148,7 +150,7 @@ pub(crate) async fn guard(
         (
             format!("{} {}", request.method(), request.uri().path()),
             actor,
-            client_text(&request),
+            client_text(auth, &request),
         )
     });
     let session = match &principal {

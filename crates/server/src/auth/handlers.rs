@@ -58,7 +58,7 @@ async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T
 
 /// `POST /api/login`: `{"user","password"}` → a session cookie.
 pub async fn login(State(state): State<AppState>, request: Request) -> Response {
-    let client = client_text(&request);
+    let client = client_text(&state.auth, &request);
     let body: Login = match json_body(request).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
@@ -127,10 +127,12 @@ pub async fn logout(
     if let Some(Extension(Principal::Session { user, claims, .. })) = principal {
         let auth = Arc::clone(&state.auth);
         blocking(move || auth.end_session(&claims)).await?;
-        state
-            .auth
-            .audit
-            .record(Entry::now("logout", &user, &client_text(&request), "ok"));
+        state.auth.audit.record(Entry::now(
+            "logout",
+            &user,
+            &client_text(&state.auth, &request),
+            "ok",
+        ));
     }
     let set = session::set_cookie("", 0, state.auth.policy.secure_cookies);
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -182,7 +184,7 @@ pub async fn me(
 /// `POST /api/setup`: `{"token","user","password"}` creates the first admin with the
 /// one-time secret from the log, and logs them in.
 pub async fn setup(State(state): State<AppState>, request: Request) -> Response {
-    let client = client_text(&request);
+    let client = client_text(&state.auth, &request);
     let client_key = format!("client:{client}");
     if let Err(wait) = state.auth.by_client.check(&client_key) {
         return ApiError::TooManyRequests(wait).into_response();

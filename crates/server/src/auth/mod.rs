@@ -115,6 +115,9 @@ pub struct Policy {
     pub secure_cookies: bool,
     /// `--ingest-token`: accepted besides the tokens in the file, as `env`.
     pub ingest_token: Option<Secret>,
+    /// `--trusted-proxies`: peers whose `X-Forwarded-For` names the client (for login
+    /// limits and the audit log; loopback peers always are).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The auth state shared by all requests.
@@ -401,6 +404,7 @@ mod tests {
             session_secs: 3600,
             secure_cookies: false,
             ingest_token: None,
+            trusted_proxies: Vec::new(),
         }
     }
 

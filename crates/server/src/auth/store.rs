@@ -220,8 +220,7 @@ impl AuthFile {
     /// Writes to `path` atomically with mode 0600 (creating the folder).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
         let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("while creating {}", dir.display()))?;
+        create_private_dir(dir).with_context(|| format!("while creating {}", dir.display()))?;
         let tmp = temp_path(path);
         let text = serde_json::to_vec_pretty(self).context("while serializing the auth state")?;
         write_private(&tmp, &text).with_context(|| format!("while writing {}", tmp.display()))?;
@@ -241,6 +240,23 @@ fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Creates `dir` (and its parents); a folder it creates itself is mode 0700.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
 }
 
 #[cfg(unix)]
@@ -368,6 +384,8 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
+            let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
         }
         assert_eq!(AuthFile::load(&path).unwrap(), Some(file));
         let leftovers = std::fs::read_dir(&dir).unwrap().count();
