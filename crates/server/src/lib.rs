@@ -152,8 +152,10 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     for route in routes::table() {
-        let guard =
-            axum::middleware::from_fn_with_state((state.clone(), route.access), auth::guard);
+        let guard = axum::middleware::from_fn_with_state(
+            (Arc::clone(&state.auth), route.access),
+            auth::guard,
+        );
         router = router.route(route.path, route.handler.route_layer(guard));
     }
     router

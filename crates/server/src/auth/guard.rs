@@ -3,6 +3,7 @@
 //! state-changing request comes from the page's own origin.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -13,7 +14,6 @@ use futures_util::StreamExt;
 
 use super::audit::Entry;
 use super::{Access, Auth, Principal};
-use crate::AppState;
 use crate::error::ApiError;
 
 /// Where a request comes from: the TCP peer, or for a peer on loopback or in `trusted`
@@ -104,11 +104,11 @@ pub(crate) fn client_text(auth: &Auth, request: &Request) -> String {
 /// asking and whether `access` lets them; records admin actions; ties a session's responses
 /// to the session, so logout ends its open streams.
 pub(crate) async fn guard(
-    State((state, access)): State<(AppState, Access)>,
+    State((auth, access)): State<(Arc<Auth>, Access)>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let auth = &state.auth;
+    let auth = &*auth;
     if let Err(e) = same_origin(request.method(), request.headers()) {
         return e.into_response();
     }
