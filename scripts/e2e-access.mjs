@@ -5,7 +5,8 @@
 // which the CLI made a viewer, an admin and an ingest token, and `web` in front of it. A
 // page gets the login form, logs in as the viewer and watches the stream; the sender
 // delivers the file with the token (and is stopped with exit 4 without one); the viewer
-// sees no admin controls, the admin does and reads the logins in the audit log; logging
+// sees no admin controls, the admin does, adds a viewer who then logs in, and reads the
+// logins in the audit log; logging
 // out ends the viewer's stream (the server's stream count drops) and brings the form back.
 //
 // Usage: node scripts/e2e-access.mjs     Env: E2E_NO_BUILD=1, CHROMIUM, E2E_HEADFUL=1.
@@ -125,12 +126,21 @@ async function main() {
   await waitFor('audit entries', async () => (await admin.getByTestId('audit').locator('li').count()) > 0);
   const audit = await admin.getByTestId('audit').locator('li').allTextContents();
   check(audit.some((t) => t.includes('login · val · bad_credentials')) && audit.some((t) => t.includes('login · val · ok')), 'the admin reads the viewer\'s failed and good logins in the audit log');
+  await admin.locator('#new-user').fill('vic');
+  await admin.locator('#new-password').fill('another password');
+  await admin.getByTestId('add-user').click();
+  await waitFor('user saved', async () => (await admin.getByTestId('admin-said').textContent()) === 'vic (viewer) saved');
+  const vic = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  await vic.goto(base, { waitUntil: 'load' });
+  await loginAs(vic, 'vic', 'another password');
+  check(true, 'a viewer the admin added on the page logs in and watches');
+  await vic.close();
   const forbidden = await viewer.evaluate(async () => (await fetch('/api/audit')).status);
   check(forbidden === 403, 'the viewer\'s session gets 403 from an admin endpoint');
 
   await viewer.getByTestId('logout').click();
   await waitFor('viewer signed out', async () => (await viewer.getByTestId('status').textContent()) === 'signed out');
-  await waitFor('stream count drops', async () => (await metric(upstream, 'traffic_stream_clients')) === 1);
+  await waitFor('stream count drops', async () => (await metric(upstream, 'traffic_stream_clients')) === 1, { timeout: 10000 });
   check(await viewer.getByTestId('login').isVisible(), 'logout brings the login form back');
   const after = await viewer.evaluate(async () => (await fetch('/api/stats')).status);
   check(after === 401, 'after logout the page\'s requests get 401');

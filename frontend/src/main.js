@@ -11,7 +11,8 @@ import { TrafficState, isPlaced } from './data/state.js';
 import { Clusters, MarkerFeed, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
 import * as session from './data/session.js';
-import { createLogin, showAudit } from './ui/login.js';
+import { createLogin } from './ui/login.js';
+import { createAdmin } from './ui/admin.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
@@ -178,9 +179,19 @@ const loginUi = createLogin(document.body, {
     loginUi.ask('login');
   },
 });
-document.getElementById('audit-refresh').addEventListener('click', async () => {
-  const answer = await session.audit();
-  if (answer.status === 200) showAudit(document.querySelector('[data-testid="audit"]'), answer.body);
+const admin = createAdmin(document.querySelector('section.admin'), {
+  async addUser({ name, role, password }) {
+    const answer = await session.addUser(name, role, password);
+    admin.say(answer.status < 300 ? `${name} (${role}) saved` : answer.body?.message || `failed (${answer.status})`);
+  },
+  async addToken(name) {
+    const answer = await session.addToken(name);
+    admin.say(answer.status === 201 ? `token ${name}: ${answer.body.token} (shown once)` : answer.body?.message || `failed (${answer.status})`);
+  },
+  async refreshAudit() {
+    const answer = await session.audit();
+    if (answer.status === 200) admin.showAudit(answer.body);
+  },
 });
 checkAccess()
   .catch(() => false)

@@ -26,6 +26,10 @@ export const login = (user, password) => call('POST', '/api/login', { user, pass
 export const setup = (token, user, password) => call('POST', '/api/setup', { token, user, password });
 /** POST /api/logout: ends the session and its streams. */
 export const logout = () => call('POST', '/api/logout');
+/** POST /api/users (admins): adds a user or sets their role and password. */
+export const addUser = (name, role, password) => call('POST', '/api/users', { name, role, password });
+/** POST /api/tokens (admins): a new ingest token, in the answer only. */
+export const addToken = (name) => call('POST', '/api/tokens', { name });
 /** GET /api/audit (admins). */
 export const audit = (limit = 50) => call('GET', `/api/audit?limit=${limit}`);
 

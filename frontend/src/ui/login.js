@@ -54,12 +54,3 @@ export function createLogin(root, on) {
   };
 }
 
-/** Fills `list` with audit entries, newest first. */
-export function showAudit(list, entries) {
-  list.replaceChildren();
-  for (const e of [...entries].reverse()) {
-    const li = document.createElement('li');
-    li.textContent = `${e.time.slice(11, 19)} ${e.action} · ${e.actor} · ${e.outcome}`;
-    list.append(li);
-  }
-}
