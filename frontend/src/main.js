@@ -10,6 +10,9 @@ import { Highlight } from './scene/highlight.js';
 import { TrafficState, isPlaced } from './data/state.js';
 import { Clusters, MarkerFeed, cellKey, countFor } from './data/merge.js';
 import { connectStream } from './data/stream.js';
+import * as session from './data/session.js';
+import { createLogin } from './ui/login.js';
+import { createAdmin } from './ui/admin.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
@@ -69,8 +72,6 @@ window.addEventListener('resize', placeGlobe);
 placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
-// Which IP databases place hits: their attribution and build date in the legend (once).
-loadDatabases(document.getElementById('attribution'));
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
@@ -136,7 +137,67 @@ const streamHandlers = {
     document.body.dataset.status = s;
   },
 };
-connectStream('/api/stream', streamHandlers);
+// Access: a login form when the stream (or /api/me) answers 401; the stream starts once in.
+let stream = null;
+function watch() {
+  // Which IP databases place hits: their attribution and build date in the legend (asked
+  // once we may watch: /api/info is for viewers).
+  loadDatabases(document.getElementById('attribution'));
+  stream?.close();
+  stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
+}
+/** Asks who we are; shows the form and resolves to true when a login is needed. */
+async function checkAccess() {
+  const who = session.access(await session.me());
+  const token = session.setupToken(window.location.hash);
+  if (who.view !== 'in' || (token && !who.user)) {
+    streamHandlers.status('login');
+    loginUi.ask(who.view === 'setup' || token ? 'setup' : 'login', token);
+    return who.view !== 'in';
+  }
+  loginUi.signedIn(who);
+  return false;
+}
+async function signedIn(answer) {
+  if (answer.status !== 200) {
+    loginUi.failed(answer.body?.message);
+    return;
+  }
+  if (window.location.hash.includes('setup=')) history.replaceState(null, '', window.location.pathname);
+  loginUi.signedIn(answer.body);
+  watch();
+}
+const loginUi = createLogin(document.body, {
+  login: ({ user, password }) => session.login(user, password).then(signedIn),
+  setup: ({ token, user, password }) => session.setup(token, user, password).then(signedIn),
+  wantLogin: () => loginUi.ask('login'),
+  async logout() {
+    await session.logout();
+    stream?.close();
+    stream = null;
+    streamHandlers.status('signed-out');
+    loginUi.ask('login');
+  },
+});
+const admin = createAdmin(document.querySelector('section.admin'), {
+  async addUser({ name, role, password }) {
+    const answer = await session.addUser(name, role, password);
+    admin.say(answer.status < 300 ? `${name} (${role}) saved` : answer.body?.message || `failed (${answer.status})`);
+  },
+  async addToken(name) {
+    const answer = await session.addToken(name);
+    admin.say(answer.status === 201 ? `token ${name}: ${answer.body.token} (shown once)` : answer.body?.message || `failed (${answer.status})`);
+  },
+  async refreshAudit() {
+    const answer = await session.audit();
+    if (answer.status === 200) admin.showAudit(answer.body);
+  },
+});
+checkAccess()
+  .catch(() => false)
+  .then((stop) => {
+    if (!stop) watch();
+  });
 
 function refreshMarkers() {
   // Expiry runs while paused too (memory stays bounded); only the picture holds still.

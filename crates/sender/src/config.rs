@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 
 use crate::source::{InputFormat, KeyMap, parse_map};
+pub use traffic::Secret;
 
 /// Replays traffic rows from a CSV file to the traffic-globe server, each row at the moment
 /// its timestamp says (scaled by --speed), as JSON POSTs to {url}/api/events.
@@ -17,7 +18,8 @@ use crate::source::{InputFormat, KeyMap, parse_map};
 /// the replay finished and every usable row was accepted, but some rows were skipped as
 /// unreadable (each is named with its line in a warning, and the summary starts with
 /// "INCOMPLETE"); 1 when the replay failed or stopped early or the server did not accept
-/// every usable row; 2 on usage errors. Log level from RUST_LOG (default: info).
+/// every usable row; 2 on usage errors; 4 when the server refused the credentials (401:
+/// no, unknown or revoked --token; 403: the token may not ingest). Log level from RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(name = "sender", version, args_conflicts_with_subcommands = true)]
 pub struct Cli {
@@ -70,6 +72,11 @@ pub struct Config {
     /// Base URL of the server; rows are POSTed to {url}/api/events. Plain http:// only.
     #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
     pub url: Url,
+
+    /// Ingest token (from `server token add NAME`), sent as `Authorization: Bearer TOKEN`.
+    /// Needed unless the server listens on loopback or runs with --open.
+    #[arg(long, env = "SENDER_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
 
     /// Replay speed factor: 1 is real time, 60 plays one minute of data per second; `max`
     /// imports the file as fast as the server takes it (no pacing, large batches, several

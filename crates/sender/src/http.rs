@@ -24,9 +24,20 @@ pub struct HttpTransport {
 pub struct ClientError(#[from] reqwest::Error);
 
 impl HttpTransport {
-    /// A transport posting to `{base}/api/events`, each request limited to `timeout`.
-    pub fn new(base: &Url, timeout: Duration) -> Result<Self, ClientError> {
+    /// A transport posting to `{base}/api/events`, each request limited to `timeout`,
+    /// with `Authorization: Bearer {token}` when a token is given.
+    pub fn new(base: &Url, timeout: Duration, token: Option<&str>) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        if let Some(token) = token
+            && let Ok(mut value) =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        {
+            // Kept out of debug output.
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout)
             // A redirected POST would silently turn into a GET: treat it as an answer instead.
@@ -148,6 +159,13 @@ fn classify(
         .unwrap_or_else(|| text.chars().take(200).collect());
     let described = format!("server answered {status}: {message}");
     match status {
+        StatusCode::UNAUTHORIZED => Err(PostError::Unauthorized(format!(
+            "{described}; fix: pass an ingest token with --token or SENDER_TOKEN (an admin \
+             makes one with `server token add NAME`)"
+        ))),
+        StatusCode::FORBIDDEN => Err(PostError::Unauthorized(format!(
+            "{described}; fix: use an ingest token (`server token add NAME`)"
+        ))),
         StatusCode::PAYLOAD_TOO_LARGE => Err(PostError::TooLarge),
         StatusCode::UNPROCESSABLE_ENTITY if parsed.item.is_some() || sent == 1 => {
             Err(PostError::Invalid {
@@ -226,6 +244,19 @@ mod tests {
                 classify(status, None, b"busy", 1),
                 Err(PostError::Transient(_))
             ));
+        }
+        for status in [401, 403] {
+            let status = StatusCode::from_u16(status).unwrap();
+            let Err(PostError::Unauthorized(message)) = classify(
+                status,
+                None,
+                br#"{"error":"unauthorized","message":"unknown or revoked token"}"#,
+                1,
+            ) else {
+                panic!("{status} should stop the sender as unauthorized");
+            };
+            assert!(message.contains("unknown or revoked token"), "{message}");
+            assert!(message.contains("server token add"), "{message}");
         }
         for status in [404, 415, 400, 301] {
             let status = StatusCode::from_u16(status).unwrap();

@@ -347,6 +347,9 @@ async fn deliver<T: Transport>(
             Err(PostError::Fatal(message)) => {
                 return (transport, Err(ReplayError::Refused(message)));
             }
+            Err(PostError::Unauthorized(message)) => {
+                return (transport, Err(ReplayError::Unauthorized(message)));
+            }
             Err(PostError::Transient(message)) => {
                 if let Err(e) =
                     back_off(tally, options, &mut backoff, message, Duration::ZERO).await

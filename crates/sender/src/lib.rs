@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use traffic::generate::write_csv;
 
-pub use config::{Cli, Command, Config, GenerateArgs, Speed};
+pub use config::{Cli, Command, Config, GenerateArgs, Secret, Speed};
 pub use http::HttpTransport;
 pub use progress::Progress;
 pub use replay::{Options, ReplayError, replay};
@@ -45,7 +45,8 @@ const SPIN: Duration = Duration::from_millis(3);
 /// usable row, was accepted; `Err` means the replay stopped early (unreadable file, server
 /// refusing or unreachable, strict mode).
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
-    let mut transport = HttpTransport::new(&config.url, config.timeout)
+    let token = config.token.as_ref().map(|t| t.0.as_str());
+    let mut transport = HttpTransport::new(&config.url, config.timeout, token)
         .with_context(|| format!("while preparing to post to {}", config.url))?;
     let path = config.csv.as_path();
     config.check().map_err(anyhow::Error::msg)?;
@@ -204,7 +205,14 @@ pub fn exit_status(outcome: &anyhow::Result<Summary>) -> u8 {
         }
         Err(e) => {
             error!("{e:#}");
-            exit::FAILED
+            let unauthorized = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(ReplayError::Unauthorized(_))));
+            if unauthorized {
+                exit::UNAUTHORIZED
+            } else {
+                exit::FAILED
+            }
         }
     }
 }

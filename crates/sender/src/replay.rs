@@ -78,6 +78,9 @@ pub enum ReplayError {
     /// The server refused the request in a way that retrying cannot fix.
     #[error("the server refused the events: {0}")]
     Refused(String),
+    /// The server refused the credentials (401/403).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The server failed without a break for longer than allowed.
     #[error(
         "gave up after {:.1} s of failing to deliver ({last_error}): {undelivered} rows were not delivered",
@@ -516,6 +519,9 @@ where
                 ));
             }
             Err(PostError::Fatal(message)) => return Err(ReplayError::Refused(message)),
+            Err(PostError::Unauthorized(message)) => {
+                return Err(ReplayError::Unauthorized(message));
+            }
             Err(PostError::Transient(message)) => {
                 return self.back_off(message, Duration::ZERO).await;
             }

@@ -16,6 +16,9 @@ pub mod exit {
     /// The replay finished and every usable row was accepted, but some rows of the file
     /// were skipped as unreadable (each named with its line in a warning).
     pub const ROWS_SKIPPED: u8 = 3;
+    /// The server refused the credentials (401: no, unknown or revoked `--token`; 403: the
+    /// token may not ingest); the sender stopped at once.
+    pub const UNAUTHORIZED: u8 = 4;
 }
 
 /// What a finished replay amounts to.

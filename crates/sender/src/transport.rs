@@ -54,6 +54,10 @@ pub enum PostError {
         /// How long to wait at least.
         after: Duration,
     },
+    /// 401 or 403: the credentials are missing, unknown, revoked or lack the ingest role;
+    /// retrying cannot fix it.
+    #[error("{0}")]
+    Unauthorized(String),
     /// The server refuses the request in a way retrying cannot fix (404, 415, 400, ...).
     #[error("{0}")]
     Fatal(String),

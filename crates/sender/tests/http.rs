@@ -73,7 +73,7 @@ async fn start(server: Server) -> SocketAddr {
 
 fn transport(addr: SocketAddr) -> HttpTransport {
     let url = format!("http://{addr}").parse().unwrap();
-    HttpTransport::new(&url, Duration::from_secs(5)).unwrap()
+    HttpTransport::new(&url, Duration::from_secs(5), None).unwrap()
 }
 
 fn event(ip: &str, timestamp: f64) -> Event {
@@ -190,6 +190,7 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
         map: None,
         rules: None,
         url: format!("http://{addr}").parse().unwrap(),
+        token: None,
         speed: sender::Speed::Factor(10.0),
         looping: false,
         strict: false,

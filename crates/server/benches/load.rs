@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use common::{
-    Conn, Server, batch, bin_dir, cpu_secs, data_file, event, open_stream, post_request, rss_kib,
+    Conn, Server, batch, bin_dir, cpu_secs, data_file, event, open_stream, post_request,
+    post_request_as, rss_kib,
 };
 use hdrhistogram::Histogram;
 use tokio::io::AsyncReadExt;
@@ -183,16 +184,35 @@ fn thousands(x: f64) -> String {
 // ---------------------------------------------------------------------------------------
 // Ingest
 
+/// The ingest token of the `with a token` scenarios.
+const BENCH_TOKEN: &str = "bench-token-0123456789abcdef0123456789";
+
 /// `clients` connections each POSTing `batch_size` events per request, back to back.
 async fn ingest(settings: &Settings, report: &mut Report, clients: usize, batch_size: usize) {
-    let server = Server::start(&[]).await;
+    ingest_as(settings, report, clients, batch_size, None).await;
+}
+
+/// The same, each request with `Authorization: Bearer {token}` (checked by the server).
+async fn ingest_as(
+    settings: &Settings,
+    report: &mut Report,
+    clients: usize,
+    batch_size: usize,
+    token: Option<&str>,
+) {
+    let server = match token {
+        None => Server::start(&[]).await,
+        // On loopback the token is still checked when sent (a wrong one is a 401), and the
+        // stats stay readable for the count below.
+        Some(token) => Server::start(&["--ingest-token", token]).await,
+    };
     let requests: Arc<Vec<Vec<u8>>> = Arc::new(
         (0..64u64)
             .map(|k| {
                 if batch_size == 1 {
-                    post_request(&event(k))
+                    post_request_as(&event(k), token)
                 } else {
-                    post_request(&batch(k * batch_size as u64, batch_size))
+                    post_request_as(&batch(k * batch_size as u64, batch_size), token)
                 }
             })
             .collect(),
@@ -230,15 +250,20 @@ async fn ingest(settings: &Settings, report: &mut Report, clients: usize, batch_
     let (server_cpu, own_cpu) = meter.stop();
     let posts = h.len() as f64 / wall;
     let accepted = server.stats().await["total"].as_u64().unwrap_or(0);
+    let with = if token.is_some() {
+        ", with a token"
+    } else {
+        ""
+    };
     let (name, result, target) = if batch_size == 1 {
         (
-            format!("ingest: single-event POSTs, {clients} conn"),
+            format!("ingest: single-event POSTs, {clients} conn{with}"),
             format!("{} POSTs/s", thousands(posts)),
             ">= 50,000 POSTs/s",
         )
     } else {
         (
-            format!("ingest: batches of {batch_size}, {clients} conn"),
+            format!("ingest: batches of {batch_size}, {clients} conn{with}"),
             format!("{} events/s", thousands(posts * batch_size as f64)),
             ">= 1,000,000 events/s",
         )
@@ -685,6 +710,9 @@ fn main() {
             ingest(&settings, &mut report, 64, 1).await;
             ingest(&settings, &mut report, 2, 100).await;
             ingest(&settings, &mut report, 2, 1000).await;
+            // The same path with access control's token check.
+            ingest_as(&settings, &mut report, 8, 1, Some(BENCH_TOKEN)).await;
+            ingest_as(&settings, &mut report, 64, 1, Some(BENCH_TOKEN)).await;
         }
         if settings.wants("fanout") {
             for &(clients, rate) in &settings.fanout_clients {

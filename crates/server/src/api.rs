@@ -302,7 +302,7 @@ mod tests {
             request = request.header("content-type", content_type);
         }
         let response = app(state.clone())
-            .oneshot(request.body(body.into()).unwrap())
+            .oneshot(crate::from_loopback(request.body(body.into()).unwrap()))
             .await
             .unwrap();
         let status = response.status();
@@ -314,7 +314,9 @@ mod tests {
 
     async fn get(state: &AppState, path: &str) -> (StatusCode, String) {
         let response = app(state.clone())
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .oneshot(crate::from_loopback(
+                Request::get(path).body(Body::empty()).unwrap(),
+            ))
             .await
             .unwrap();
         let status = response.status();
@@ -583,7 +585,10 @@ mod tests {
             .header("idempotency-key", key)
             .body(Body::from(body.to_owned()))
             .unwrap();
-        let response = app(state.clone()).oneshot(request).await.unwrap();
+        let response = app(state.clone())
+            .oneshot(crate::from_loopback(request))
+            .await
+            .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -18,7 +18,9 @@ use crate::hub::HubConfig;
 #[command(version, about, long_about = None)]
 pub struct Config {
     /// Address and port to listen on.
-    #[arg(long, env = "SERVER_LISTEN", default_value = "0.0.0.0:3000")]
+    /// Ingest and viewing are open without credentials only on a loopback address (see
+    /// --open); on any other they need a token or a login.
+    #[arg(long, env = "SERVER_LISTEN", default_value = "127.0.0.1:3000")]
     pub listen: SocketAddr,
 
     /// Largest accepted request body, in bytes (larger: 413). 1..=1073741824.
@@ -132,6 +134,53 @@ pub struct Config {
     #[arg(long, env = "SERVER_GEOIP_DIR", default_value = geoip::DEFAULT_DIR)]
     pub geoip_dir: PathBuf,
 
+    /// Folder for the server's own state: users, ingest tokens and the session key
+    /// (auth.json, mode 0600) and the audit log (audit.log).
+    #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
+    pub data_dir: PathBuf,
+
+    /// An ingest token accepted besides those in --data-dir (named `env` in the audit log),
+    /// e.g. shared with the sender through compose's `.env`. At least 32 characters.
+    #[arg(long, env = "SERVER_INGEST_TOKEN", hide_env_values = true)]
+    pub ingest_token: Option<crate::auth::Secret>,
+
+    /// Networks of reverse proxies (e.g. web in another container) whose `X-Forwarded-For`
+    /// names the client, for login limits and the audit log (loopback always counts).
+    /// Never decides what is open. Comma-separated CIDRs.
+    #[arg(
+        long,
+        env = "SERVER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Let anyone, from any address, send events and watch without credentials (admin
+    /// endpoints still need an admin). Logged loudly at start.
+    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
+    pub open: bool,
+
+    /// Require credentials for ingest and viewing even from this machine on loopback.
+    #[arg(long, env = "SERVER_REQUIRE_AUTH")]
+    pub require_auth: bool,
+
+    /// Seconds a login session lasts. 60..=2592000 (30 days).
+    #[arg(long, env = "SERVER_SESSION_SECS", default_value_t = 12 * 3600)]
+    pub session_secs: i64,
+
+    /// Mark the session cookie `Secure` (only sent over HTTPS): set it when a TLS proxy is
+    /// in front.
+    #[arg(long, env = "SERVER_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// Size in bytes past which the audit log is rotated (3 old files kept). 1024..=1073741824.
+    #[arg(long, env = "SERVER_AUDIT_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub audit_max_bytes: u64,
+
+    /// Administration instead of serving (users, tokens); without one, serve.
+    #[command(subcommand)]
+    pub command: Option<crate::cli::Command>,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -185,6 +234,14 @@ impl Config {
         in_range("--idempotency-secs", self.idempotency_secs, 1..=7 * 86_400)?;
         in_range("--header-timeout-secs", self.header_timeout_secs, 1..=3600)?;
         in_range("--idle-timeout-secs", self.idle_timeout_secs, 1..=86_400)?;
+        in_range("--session-secs", self.session_secs, 60..=30 * 86_400)?;
+        if let Some(token) = &self.ingest_token {
+            anyhow::ensure!(
+                token.0.len() >= 32,
+                "--ingest-token must be at least 32 characters (e.g. `openssl rand -hex 24`)"
+            );
+        }
+        in_range("--audit-max-bytes", self.audit_max_bytes, 1024..=1 << 30)?;
         self.serve_limits().validate()?;
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
@@ -208,6 +265,19 @@ impl Config {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+        }
+    }
+
+    /// When requests without credentials are let in (the listener's side is set once bound).
+    pub(crate) fn policy(&self) -> crate::auth::Policy {
+        crate::auth::Policy {
+            open: self.open,
+            require_auth: self.require_auth,
+            loopback_listener: self.listen.ip().is_loopback().into(),
+            session_secs: self.session_secs,
+            secure_cookies: self.secure_cookies,
+            ingest_token: self.ingest_token.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -283,6 +353,9 @@ mod tests {
             ("--header-timeout-secs", "0", "3600"),
             ("--header-timeout-secs", "18446744073709551615", "1"),
             ("--idle-timeout-secs", "86401", "86400"),
+            ("--session-secs", "59", "60"),
+            ("--session-secs", "2592001", "2592000"),
+            ("--audit-max-bytes", "1023", "1024"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");

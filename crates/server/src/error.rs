@@ -45,6 +45,19 @@ pub enum ApiError {
     /// This `Idempotency-Key` was used before with a different body (422).
     #[error("this Idempotency-Key was already used with a different body")]
     IdempotencyKeyReused,
+    /// No credentials, or bad or expired ones (401, `WWW-Authenticate`).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Valid credentials without the role the endpoint needs, or a cross-origin request
+    /// (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed logins; retry after this many seconds (429, `Retry-After`).
+    #[error("too many failed attempts; retry in {0} s")]
+    TooManyRequests(u64),
+    /// The request conflicts with the current state (409).
+    #[error("{0}")]
+    Conflict(String),
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -96,6 +109,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -132,10 +149,24 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, body) = self.status_and_body();
         let mut response = json_response(status, body);
-        if matches!(self, ApiError::InFlight) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match self {
+            ApiError::InFlight => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests(secs) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            ApiError::Unauthorized(_) => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"traffic-globe\""),
+                );
+            }
+            _ => {}
         }
         response
     }

@@ -5,12 +5,15 @@
 //! listener with the background tasks and graceful shutdown; [`run`] is what `main` calls.
 
 mod api;
+pub mod auth;
+pub mod cli;
 mod config;
 mod error;
 pub mod geo;
 pub mod hub;
 pub mod idempotency;
 mod metrics;
+pub mod routes;
 mod stream;
 
 use std::sync::Arc;
@@ -18,7 +21,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -49,11 +51,22 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Recent `Idempotency-Key`s of ingest requests and their answers.
     pub idempotency: Arc<idempotency::Store>,
+    /// Users, tokens, sessions, the audit log and when credentials are needed.
+    pub auth: Arc<auth::Auth>,
 }
 
 impl AppState {
-    /// State for `config`, sharing the process-wide geocoder.
+    /// State for `config`, sharing the process-wide geocoder, with the auth state in memory
+    /// only ([`AppState::with_auth`] sets the one from `--data-dir`).
     pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
+        let auth = auth::Auth::open(
+            None,
+            config.policy(),
+            config.audit_max_bytes,
+            shutdown.clone(),
+        )
+        // A fresh state in memory touches no file and cannot fail.
+        .unwrap_or_else(|e| unreachable!("{e}"));
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
         let idempotency = idempotency::Store::new(
@@ -69,7 +82,14 @@ impl AppState {
             metrics,
             shutdown,
             idempotency,
+            auth: Arc::new(auth),
         }
+    }
+
+    /// The same state with `auth` (loaded from `--data-dir`).
+    pub fn with_auth(mut self, auth: auth::Auth) -> Self {
+        self.auth = Arc::new(auth);
+        self
     }
 
     /// The same state, placing events without coordinates by `locator`.
@@ -127,17 +147,18 @@ impl AppState {
     }
 }
 
-/// The router: the API under `/api`, plus `/healthz` and `/metrics`.
+/// The router: every route of [`routes::table`], each behind [`auth::guard`] with its
+/// access rule; anything else is a 404.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        // The body limit is applied by the handler itself (it also refuses a declared
-        // Content-Length over the limit before reading).
-        .route("/api/events", post(api::ingest))
-        .route("/api/stream", get(stream::stream))
-        .route("/api/stats", get(api::stats))
-        .route("/api/info", get(api::info))
-        .route("/healthz", get(api::healthz))
-        .route("/metrics", get(api::metrics))
+    let mut router = Router::new();
+    for route in routes::table() {
+        let guard = axum::middleware::from_fn_with_state(
+            (Arc::clone(&state.auth), route.access),
+            auth::guard,
+        );
+        router = router.route(route.path, route.handler.route_layer(guard));
+    }
+    router
         .fallback(api::not_found)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
@@ -161,7 +182,14 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
         config.max_streams = streams;
         state.config = Arc::new(config);
     }
+    let loopback = listener.local_addr()?.ip().is_loopback();
+    state
+        .auth
+        .policy
+        .loopback_listener
+        .store(loopback, std::sync::atomic::Ordering::Relaxed);
     let background = state.spawn_background();
+    let reload = auth_reloader(&state);
     let shutdown = state.shutdown.clone();
     traffic::service::serve(listener, app(state), limits, shutdown)
         .await
@@ -169,7 +197,37 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
     background
         .await
         .context("while stopping background tasks")?;
+    reload.await.context("while stopping the auth reloader")?;
     Ok(())
+}
+
+/// How often the server looks for changes the CLI made to the auth state.
+pub const AUTH_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Re-reads `auth.json` when the CLI changed it (a revoked token stops working within
+/// [`AUTH_RELOAD_INTERVAL`]), until shutdown.
+fn auth_reloader(state: &AppState) -> tokio::task::JoinHandle<()> {
+    let auth = Arc::clone(&state.auth);
+    let shutdown = state.shutdown.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(AUTH_RELOAD_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            let auth = Arc::clone(&auth);
+            match tokio::task::spawn_blocking(move || auth.reload_if_changed()).await {
+                Ok(Ok(true)) => tracing::info!("auth state reloaded (changed on disk)"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot reload the auth state; keeping the last one"
+                ),
+                Err(e) => tracing::warn!(error = %e, "auth reload task failed"),
+            }
+        }
+    })
 }
 
 /// Asks a running server at `address` (`host:port`) whether it is healthy: `GET /healthz`
@@ -215,17 +273,60 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "geodata loaded"
     );
     let (locator, databases) = open_geoip(&config).await?;
+    let auth = auth::Auth::open(
+        Some(&config.data_dir),
+        config.policy(),
+        config.audit_max_bytes,
+        shutdown.clone(),
+    )
+    .with_context(|| {
+        format!(
+            "while opening the auth state in {} (--data-dir)",
+            config.data_dir.display()
+        )
+    })?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "listening");
+    announce_access(&config, &auth, address);
     serve(
         listener,
         AppState::new(config, geo, shutdown)
             .with_locator(locator)
-            .with_databases(databases),
+            .with_databases(databases)
+            .with_auth(auth),
     )
     .await
+}
+
+/// Says in the log who may do what, and, while there is no admin, how to create one.
+fn announce_access(config: &Config, auth: &auth::Auth, address: std::net::SocketAddr) {
+    if config.open {
+        tracing::warn!(
+            %address,
+            "--open: ANYONE who can reach this address may send events and watch all traffic \
+             without credentials (admin endpoints still need an admin)"
+        );
+    } else if config.require_auth {
+        tracing::info!("credentials required for ingest and viewing (--require-auth)");
+    } else if address.ip().is_loopback() {
+        tracing::info!(
+            "ingest and viewing open to this machine only (loopback); others need credentials"
+        );
+    } else {
+        tracing::info!("ingest needs a token and viewing a login (not on loopback, no --open)");
+    }
+    if let Some(secret) = auth.begin_setup() {
+        // The one-time secret is the whole point of this line: it creates the first admin
+        // and is useless once one exists (or when this process ends).
+        tracing::warn!(
+            setup_link = %format!("http://localhost:8080/#setup={secret}"),
+            "no admin yet: open the page with this link (or POST /api/setup with this token) \
+             to create one; or run `server user add NAME --role admin`"
+        );
+    }
 }
 
 /// Opens the IP databases named by `--geoip`, or else the default ones in `--geoip-dir` if
@@ -261,6 +362,17 @@ async fn open_geoip(
     }
     let databases = db.databases().to_vec();
     Ok((Arc::new(db), databases))
+}
+
+/// `request` as if it came over a socket from 127.0.0.1 (in-process tests; without a peer
+/// address a request counts as remote).
+#[cfg(test)]
+pub(crate) fn from_loopback<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    request
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The `server` binary: parse config, start tracing, run until ctrl-c or SIGTERM.
+//! The `server` binary: parse config, start tracing, run until ctrl-c or SIGTERM; or, with
+//! a subcommand (`server user ...`, `server token ...`), manage users and tokens and exit.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,21 @@ use std::time::Duration;
 async fn main() -> ExitCode {
     let config = server::Config::parse_valid();
     traffic::service::init_tracing("info,tower_http=warn");
+    if let Some(command) = &config.command {
+        let stdin = std::io::stdin();
+        return match server::cli::run(
+            command,
+            &config.data_dir,
+            &mut stdin.lock(),
+            &mut std::io::stdout(),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let probe = config
         .probe
         .clone()

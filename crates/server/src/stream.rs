@@ -400,7 +400,9 @@ mod tests {
         let state = AppState::new(config, Geocoder::shared(), CancellationToken::new());
         let open = || async {
             crate::app(state.clone())
-                .oneshot(Request::get("/api/stream").body(Body::empty()).unwrap())
+                .oneshot(crate::from_loopback(
+                    Request::get("/api/stream").body(Body::empty()).unwrap(),
+                ))
                 .await
                 .unwrap()
         };

@@ -11,8 +11,10 @@ pub mod event;
 pub mod generate;
 pub mod ingest;
 pub mod pacing;
+pub mod secret;
 #[cfg(feature = "service")]
 pub mod service;
 
 pub use aggregates::{Aggregates, AggregatesConfig, Location, Place, Summary};
 pub use event::{Event, Field, FieldError};
+pub use secret::Secret;

@@ -12,8 +12,9 @@ use traffic::service::ServeLimits;
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Config {
-    /// Address and port to listen on.
-    #[arg(long, env = "WEB_LISTEN", default_value = "0.0.0.0:8080")]
+    /// Address and port to listen on (loopback by default: the page is for this machine
+    /// unless you choose otherwise; the server then asks remote browsers to log in).
+    #[arg(long, env = "WEB_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Base URL of the traffic-globe server; every request under /api/ is forwarded there.
@@ -94,7 +95,7 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_ports_and_folder() {
         let config = Config::default_for_tests();
-        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.upstream_base(), "http://127.0.0.1:3000");
         assert_eq!(config.dist, PathBuf::from("frontend/dist"));
         config.validate().expect("defaults are valid");

@@ -5,13 +5,21 @@
 //! them) except the hop-by-hop ones. Forwarded responses end when the web binary shuts
 //! down, so an open event stream never holds up a graceful shutdown.
 //!
+//! The upstream learns who the client is from `X-Forwarded-For` (this connection's peer
+//! address, replacing whatever the client sent, so no client can claim to be local) and
+//! which origin the page was loaded from from `X-Forwarded-Host` (the Host the browser
+//! used, for the server's CSRF origin check). Cookies and `Set-Cookie` pass through as they
+//! are: the login session lives in a cookie.
+//!
 //! Only paths under `/api` are forwarded, and only in a form that no later step can turn
 //! into another path: the URL library on the way upstream resolves `..` and `%2e%2e`
 //! (WHATWG URL rules), so a path with a dot segment, an empty segment, a backslash or an
 //! encoded separator in any spelling is refused here with a 404 before it is built.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -44,7 +52,11 @@ pub(crate) async fn forward(State(state): State<AppState>, request: Request) -> 
     let url = format!("{}{}", state.upstream, path_and_query);
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
-    headers.remove(header::HOST);
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    set_forwarding(&mut headers, peer);
     let mut upstream = state.client.request(parts.method, &url).headers(headers);
     // A GET has no body; streaming an empty one would turn it into a chunked request.
     if http_body_is_empty(&body) {
@@ -114,6 +126,22 @@ fn http_body_is_empty(body: &Body) -> bool {
     body.size_hint().exact() == Some(0)
 }
 
+/// Replaces the client's own forwarding headers with what this proxy knows: its peer's
+/// address (`unknown` if it has none, which the server treats as remote) and the Host the
+/// client asked for; the `Host` itself becomes the upstream's.
+fn set_forwarding(headers: &mut HeaderMap, peer: Option<SocketAddr>) {
+    let host = headers.remove(header::HOST);
+    headers.remove(header::FORWARDED);
+    headers.remove("x-forwarded-host");
+    let client = peer.map_or_else(|| "unknown".to_owned(), |p| p.ip().to_string());
+    if let Ok(value) = HeaderValue::from_str(&client) {
+        headers.insert("x-forwarded-for", value);
+    }
+    if let Some(host) = host {
+        headers.insert("x-forwarded-host", host);
+    }
+}
+
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Headers named in `Connection` are hop-by-hop too.
     let named: Vec<HeaderName> = headers
@@ -179,6 +207,26 @@ mod tests {
         ] {
             assert!(!is_forwardable(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_client_address_and_host_replace_whatever_the_client_claimed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+        headers.insert("forwarded", HeaderValue::from_static("for=127.0.0.1"));
+        headers.insert("x-forwarded-host", HeaderValue::from_static("evil"));
+        headers.insert(header::HOST, HeaderValue::from_static("globe.example:8080"));
+        headers.insert(header::COOKIE, HeaderValue::from_static("tg_session=a.b"));
+        set_forwarding(&mut headers, Some(([203, 0, 113, 7], 5555).into()));
+        assert_eq!(headers["x-forwarded-for"], "203.0.113.7");
+        assert_eq!(headers["x-forwarded-host"], "globe.example:8080");
+        assert_eq!(headers[header::COOKIE], "tg_session=a.b");
+        assert!(!headers.contains_key(header::HOST));
+        assert!(!headers.contains_key(header::FORWARDED));
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+        set_forwarding(&mut headers, None);
+        assert_eq!(headers["x-forwarded-for"], "unknown");
     }
 
     #[test]

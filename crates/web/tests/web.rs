@@ -63,6 +63,30 @@ async fn start_upstream() -> Upstream {
             }),
         )
         .route(
+            "/api/whoami",
+            get(|headers: HeaderMap| async move {
+                let get = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_owned()
+                };
+                (
+                    [(
+                        "set-cookie",
+                        "tg_session=s.t; Path=/; HttpOnly; SameSite=Strict",
+                    )],
+                    format!(
+                        "for={} host={} cookie={}",
+                        get("x-forwarded-for"),
+                        get("x-forwarded-host"),
+                        get("cookie")
+                    ),
+                )
+            }),
+        )
+        .route(
             "/api/events",
             post(|uri: axum::http::Uri, body: Bytes| async move {
                 let echo = format!(
@@ -245,6 +269,28 @@ async fn api_requests_are_forwarded_with_method_query_body_and_status() {
     assert_eq!(
         response.text().await.expect("body"),
         r#"{"query":"dry=1","bytes":16}"#
+    );
+}
+
+#[tokio::test]
+async fn cookies_pass_both_ways_and_the_upstream_learns_the_real_client_and_host() {
+    let upstream = start_upstream().await;
+    let web = start_web(&format!("http://{}", upstream.address)).await;
+    let response = client()
+        .get(format!("{}/api/whoami", web.base))
+        .header("cookie", "tg_session=a.b")
+        .header("x-forwarded-for", "10.9.8.7")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        header(&response, "set-cookie"),
+        "tg_session=s.t; Path=/; HttpOnly; SameSite=Strict"
+    );
+    let host = web.base.trim_start_matches("http://").to_owned();
+    assert_eq!(
+        response.text().await.expect("body"),
+        format!("for=127.0.0.1 host={host} cookie=tg_session=a.b")
     );
 }
 

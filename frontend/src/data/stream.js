@@ -7,8 +7,12 @@
 const RETRY_MS = 2000;
 
 /**
+ * When the browser gives up on a stream, `on.refused()` (if given) is asked first whether
+ * to stop: it resolves to true when the server wants a login (the stream answered 401),
+ * and the stream then stays closed until it is opened again.
+ *
  * @param {string} url
- * @param {{snapshot: Function, hits: Function, stats: Function, status: Function}} on
+ * @param {{snapshot: Function, hits: Function, stats: Function, status: Function, refused?: Function}} on
  * @returns {{close: () => void}}
  */
 export function connectStream(url, on) {
@@ -40,7 +44,11 @@ export function connectStream(url, on) {
       if (closed) return;
       if (source.readyState === EventSource.CLOSED) {
         on.status('offline');
-        timer = setTimeout(open, RETRY_MS);
+        Promise.resolve(on.refused ? on.refused() : false)
+          .catch(() => false)
+          .then((stop) => {
+            if (!stop && !closed) timer = setTimeout(open, RETRY_MS);
+          });
       } else {
         on.status('reconnecting');
       }

@@ -117,7 +117,7 @@ export function createPanels(root, { onPlaceClick }) {
       el.notes.hidden = notes.length === 0;
     },
     status(state) {
-      const text = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline — retrying' }[state] || state;
+      const text = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline — retrying', login: 'login required', 'signed-out': 'signed out' }[state] || state;
       el.status.textContent = text;
       el.statusDot.className = `dot ${state}`;
     },

@@ -57,8 +57,14 @@ impl Server {
     /// Starts binary `name` (`server` or `web`) on `port` with `extra` flags, its standard
     /// error going to `stderr`; waits until `/healthz` answers 200.
     pub async fn spawn(name: &str, port: u16, extra: &[&str], stderr: Stdio) -> Self {
-        let child = Command::new(binary(name))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+        let mut command = Command::new(binary(name));
+        command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        if name == "server" {
+            // Its users, tokens and audit log go to a folder of its own, not the source tree.
+            let dir = std::env::temp_dir().join(format!("tg-bench-{}-{port}", std::process::id()));
+            command.arg("--data-dir").arg(dir);
+        }
+        let child = command
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -275,8 +281,14 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A `POST /api/events` request with `body`.
 pub fn post_request(body: &str) -> Vec<u8> {
+    post_request_as(body, None)
+}
+
+/// A `POST /api/events` request with `body`, with `Authorization: Bearer {token}` if given.
+pub fn post_request_as(body: &str, token: Option<&str>) -> Vec<u8> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     format!(
-        "POST /api/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /api/events HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()

@@ -2,6 +2,7 @@
 //! idle timeout and a connection cap around hyper, with graceful shutdown.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -9,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -16,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt as _;
 
 /// Limits every served connection is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,10 +111,10 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             slot = Arc::clone(&slots).acquire_owned() => slot.context("the slots are never closed")?,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -120,6 +123,7 @@ pub async fn serve(
         };
         let connection = serve_connection(
             stream,
+            peer,
             router.clone(),
             Arc::clone(&http),
             limits.idle_timeout,
@@ -156,6 +160,7 @@ async fn accept_failed(e: io::Error) {
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: axum::Router,
     http: Arc<hyper::server::conn::http1::Builder>,
     idle_timeout: Duration,
@@ -171,7 +176,13 @@ async fn serve_connection(
         start,
         activity: Arc::clone(&activity),
     });
-    let connection = http.serve_connection(io, TowerToHyperService::new(router));
+    // Handlers may ask who is at the other end (`ConnectInfo<SocketAddr>`), e.g. to tell a
+    // browser on this machine from one elsewhere.
+    let service = router.map_request(move |mut request: axum::extract::Request<_>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    });
+    let connection = http.serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(connection);
     let mut draining = false;
     loop {

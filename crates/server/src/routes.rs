@@ -1,0 +1,80 @@
+//! The one table of routes and who may call them. [`crate::app`] builds the router from it
+//! alone, putting [`auth::guard`] with the route's [`Access`] in front of each handler, so
+//! a route cannot exist without a rule.
+//!
+//! Adding an endpoint: add one [`Route`] line below (method, path, access, handler). Data-
+//! or configuration-changing endpoints are [`Access::Admin`]. The table-driven test in
+//! `tests/access.rs` then exercises the new line with no, bad, expired and valid credentials
+//! of every role and checks the answer against its access level; nothing else to write.
+
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use crate::auth::{self, Access};
+use crate::{AppState, api, stream};
+
+/// One endpoint and the access it needs.
+pub struct Route {
+    /// HTTP method.
+    pub method: Method,
+    /// Path, in axum's syntax (`/api/users/{name}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// The handler.
+    pub handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> Route {
+    Route {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+/// Every route of the server.
+pub fn table() -> Vec<Route> {
+    use Access::{Admin, Ingest, Public, Viewer};
+    use auth::handlers as h;
+    vec![
+        // The body limit is applied by the handler itself (it also refuses a declared
+        // Content-Length over the limit before reading).
+        route(Method::POST, "/api/events", Ingest, post(api::ingest)),
+        route(Method::GET, "/api/stream", Viewer, get(stream::stream)),
+        route(Method::GET, "/api/stats", Viewer, get(api::stats)),
+        route(Method::GET, "/api/info", Viewer, get(api::info)),
+        // Probes and scrapers: counts only, no addresses.
+        route(Method::GET, "/healthz", Public, get(api::healthz)),
+        route(Method::GET, "/metrics", Public, get(api::metrics)),
+        // Sessions.
+        route(Method::POST, "/api/login", Public, post(h::login)),
+        route(Method::POST, "/api/logout", Public, post(h::logout)),
+        route(Method::GET, "/api/me", Public, get(h::me)),
+        route(Method::POST, "/api/setup", Public, post(h::setup)),
+        // Administration.
+        route(Method::GET, "/api/users", Admin, get(h::list_users)),
+        route(Method::POST, "/api/users", Admin, post(h::add_user)),
+        route(
+            Method::DELETE,
+            "/api/users/{name}",
+            Admin,
+            delete(h::remove_user),
+        ),
+        route(Method::GET, "/api/tokens", Admin, get(h::list_tokens)),
+        route(Method::POST, "/api/tokens", Admin, post(h::add_token)),
+        route(
+            Method::DELETE,
+            "/api/tokens/{name}",
+            Admin,
+            delete(h::revoke_token),
+        ),
+        route(Method::GET, "/api/audit", Admin, get(h::audit)),
+    ]
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+// End-to-end test of access control in headless Chromium.
+//
+// Starts `server --require-auth` (credentials even on loopback) with a fresh --data-dir in
+// which the CLI made a viewer, an admin and an ingest token, and `web` in front of it. A
+// page gets the login form, logs in as the viewer and watches the stream; the sender
+// delivers the file with the token (and is stopped with exit 4 without one); the viewer
+// sees no admin controls, the admin does, adds a viewer who then logs in, and reads the
+// logins in the audit log; logging
+// out ends the viewer's stream (the server's stream count drops) and brings the form back.
+//
+// Usage: node scripts/e2e-access.mjs     Env: E2E_NO_BUILD=1, CHROMIUM, E2E_HEADFUL=1.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(join(root, 'frontend', 'package.json'));
+const { chromium } = require('playwright-core');
+
+const csvPath = join(root, 'data', 'sample.csv');
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const h = harness('e2e-access');
+const { log, run, start } = h;
+const cleanups = [];
+const bin = (name) => join(root, 'target', 'debug', name);
+
+function check(condition, message) {
+  if (!condition) throw new Error(`check failed: ${message}`);
+  log(`ok: ${message}`);
+}
+
+/** Runs the server's CLI on `dataDir`, with `input` on stdin; returns stdout. */
+function cli(dataDir, args, input = '') {
+  const r = spawnSync(bin('server'), ['--data-dir', dataDir, ...args], { input, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`server ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+function sender(base, token) {
+  return new Promise((ok, fail) => {
+    const args = ['--url', base, '--speed', 'max', '--quiet', csvPath];
+    if (token) args.unshift('--token', token);
+    const child = spawn(bin('sender'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('error', fail);
+    child.on('exit', (status) => ok({ status, output }));
+  });
+}
+
+async function metric(upstream, name) {
+  const text = await (await fetch(`${upstream}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(' ')[1]);
+}
+
+async function loginAs(page, user, password) {
+  await waitFor('the login form', () => page.getByTestId('login').isVisible());
+  await page.locator('#login-user').fill(user);
+  await page.locator('#login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+  await waitFor(`${user}: stream live`, async () => (await page.getByTestId('status').textContent()) === 'live');
+}
+
+async function main() {
+  const rows = readFileSync(csvPath, 'utf8').trim().split(/\r?\n/).length - 1;
+  if (!process.env.E2E_NO_BUILD) {
+    run('cargo', ['build', '--locked', '-p', 'server', '-p', 'web', '-p', 'sender'], { cwd: root });
+    run('npm', ['run', 'build', '--silent'], { cwd: join(root, 'frontend') });
+  }
+  const dataDir = mkdtempSync(join(tmpdir(), 'e2e-access-'));
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+  cli(dataDir, ['user', 'add', 'val', '--role', 'viewer'], 'viewer password\n');
+  cli(dataDir, ['user', 'add', 'ann', '--role', 'admin'], 'admin password\n');
+  const token = cli(dataDir, ['token', 'add', 'e2e']);
+  check(token.startsWith('tgi_'), 'the CLI made users and printed an ingest token');
+
+  const serverPort = await freePort();
+  const webPort = await freePort();
+  const upstream = `http://127.0.0.1:${serverPort}`;
+  const base = `http://127.0.0.1:${webPort}`;
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--require-auth', '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none')]);
+  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
+  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
+  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+
+  const browser = await chromium.launch({ executablePath: chromiumPath, headless: !process.env.E2E_HEADFUL, args: CHROMIUM_ARGS });
+  cleanups.push(() => browser.close());
+  const viewer = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  const problems = [];
+  viewer.on('pageerror', (e) => problems.push(e.message));
+
+  await viewer.goto(base, { waitUntil: 'load' });
+  await waitFor('login required', async () => (await viewer.getByTestId('status').textContent()) === 'login required');
+  check(await viewer.getByTestId('login').isVisible(), 'a page without a session gets the login form');
+  await viewer.locator('#login-user').fill('val');
+  await viewer.locator('#login-password').fill('wrong password');
+  await viewer.getByTestId('login-submit').click();
+  await waitFor('the error', async () => (await viewer.getByTestId('login-error').textContent()).includes('wrong'));
+  check(true, 'a wrong password is refused on the form');
+  await loginAs(viewer, 'val', 'viewer password');
+  check((await viewer.getByTestId('who').textContent()) === 'val · viewer', 'the badge names the viewer');
+  check(!(await viewer.locator('section.admin').isVisible()), 'a viewer sees no admin controls');
+  check((await metric(upstream, 'traffic_stream_clients')) === 1, 'the viewer holds one stream');
+
+  const refused = await sender(base, null);
+  check(refused.status === 4 && refused.output.includes('--token'), `the sender without a token stops with exit 4 naming --token`);
+  const sent = await sender(base, token);
+  check(sent.status === 0, 'the sender with its token delivers every row (through web)');
+  await waitFor('viewer total == rows', async () => Number((await viewer.getByTestId('total').textContent()).replace(/[^0-9]/g, '')) === rows, { timeout: 15000 });
+  check(true, `the viewer's page counts all ${rows} rows live`);
+
+  const admin = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  await admin.goto(base, { waitUntil: 'load' });
+  await loginAs(admin, 'ann', 'admin password');
+  check(await admin.locator('section.admin').isVisible(), 'an admin sees the admin controls');
+  await admin.getByTestId('audit-refresh').click();
+  await waitFor('audit entries', async () => (await admin.getByTestId('audit').locator('li').count()) > 0);
+  const audit = await admin.getByTestId('audit').locator('li').allTextContents();
+  check(audit.some((t) => t.includes('login · val · bad_credentials')) && audit.some((t) => t.includes('login · val · ok')), 'the admin reads the viewer\'s failed and good logins in the audit log');
+  await admin.locator('#new-user').fill('vic');
+  await admin.locator('#new-password').fill('another password');
+  await admin.getByTestId('add-user').click();
+  await waitFor('user saved', async () => (await admin.getByTestId('admin-said').textContent()) === 'vic (viewer) saved');
+  const vic = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage();
+  await vic.goto(base, { waitUntil: 'load' });
+  await loginAs(vic, 'vic', 'another password');
+  check(true, 'a viewer the admin added on the page logs in and watches');
+  await vic.close();
+  const forbidden = await viewer.evaluate(async () => (await fetch('/api/audit')).status);
+  check(forbidden === 403, 'the viewer\'s session gets 403 from an admin endpoint');
+
+  await viewer.getByTestId('logout').click();
+  await waitFor('viewer signed out', async () => (await viewer.getByTestId('status').textContent()) === 'signed out');
+  await waitFor('stream count drops', async () => (await metric(upstream, 'traffic_stream_clients')) === 1, { timeout: 10000 });
+  check(await viewer.getByTestId('login').isVisible(), 'logout brings the login form back');
+  const after = await viewer.evaluate(async () => (await fetch('/api/stats')).status);
+  check(after === 401, 'after logout the page\'s requests get 401');
+  check(problems.length === 0, `no page errors (${problems.join('; ')})`);
+  log('PASS');
+}
+
+async function cleanup() {
+  for (const f of cleanups.reverse()) {
+    try {
+      await f();
+    } catch {}
+  }
+  h.stopAll();
+}
+
+main()
+  .then(cleanup)
+  .catch(async (e) => {
+    h.failing = true;
+    console.error(`[e2e-access] FAIL: ${e.message}`);
+    h.dumpOutput();
+    await cleanup();
+    process.exit(1);
+  });
