@@ -379,6 +379,9 @@ impl<T: Transport> Follower<T> {
                     ));
                 }
                 Err(PostError::Fatal(message)) => return Err(ReplayError::Refused(message)),
+                Err(PostError::Unauthorized(message)) => {
+                    return Err(ReplayError::Unauthorized(message));
+                }
                 Err(PostError::Transient(message)) => (message, Duration::ZERO),
                 Err(PostError::RetryAfter { reason, after }) => (reason, after),
             };
@@ -774,6 +777,21 @@ mod tests {
         assert_eq!(fake.counted(), ips(1..=1));
         assert_eq!(f.summary().retries, 1);
         assert_eq!(f.summary().accepted, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_token_stops_following_at_once_as_unauthorized() {
+        let d = dir("unauthorized");
+        let log = d.0.join("access.log");
+        append(&log, &line(1));
+        let fake = Fake::default();
+        fake.0.lock().unwrap().lose_next = Some(PostError::Unauthorized(
+            "401: unknown or revoked token".into(),
+        ));
+        let mut f = Follower::new(options(&d, Start::Beginning), fake.clone()).unwrap();
+        let error = f.step(&CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(error, ReplayError::Unauthorized(_)), "{error:?}");
+        assert_eq!(f.summary().retries, 0);
     }
 
     #[tokio::test(start_paused = true)]
