@@ -1,5 +1,6 @@
 //! The HTTP/1.1 serving loop of the server and web binaries: a header-read timeout, an
-//! idle timeout and a connection cap around hyper, with graceful shutdown.
+//! idle timeout and a connection cap around hyper, with graceful shutdown; connections are
+//! served thread-per-core (one single-threaded runtime per serving thread).
 
 use std::io;
 use std::pin::Pin;
