@@ -70,6 +70,18 @@ struct Running {
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+impl Running {
+    /// Shuts down and waits for the drain, which must succeed.
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("drained")
+            .unwrap()
+            .unwrap();
+    }
+}
+
 async fn start(limits: ServeLimits, gate: Arc<Gate>) -> Running {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -147,13 +159,8 @@ async fn connections_are_spread_over_the_threads_and_each_stays_on_its_thread() 
             assert_eq!(&get_on(stream, "/thread").await, thread);
         }
     }
-    server.shutdown.cancel();
     drop(connections);
-    tokio::time::timeout(WAIT, server.task)
-        .await
-        .expect("drained")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -179,13 +186,8 @@ async fn the_connection_cap_holds_across_the_threads() {
         .await
         .expect("served once a slot was free")
         .unwrap();
-    server.shutdown.cancel();
     drop((first, third));
-    tokio::time::timeout(WAIT, server.task)
-        .await
-        .expect("drained")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -207,12 +209,7 @@ async fn half_sent_requests_are_closed_on_every_thread() {
     }
     closed_by_server(&mut a).await;
     closed_by_server(&mut b).await;
-    server.shutdown.cancel();
-    tokio::time::timeout(WAIT, server.task)
-        .await
-        .expect("drained")
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -254,13 +251,10 @@ async fn shutdown_waits_for_the_responses_under_way_on_every_thread() {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("done"), "{answer}");
     }
-    tokio::time::timeout(WAIT, server.task)
-        .await
-        .expect("drained")
-        .unwrap()
-        .unwrap();
+    let addr = server.addr;
+    server.stop().await;
     assert!(
-        TcpStream::connect(server.addr).await.is_err(),
+        TcpStream::connect(addr).await.is_err(),
         "still accepting after the drain"
     );
 }
