@@ -238,7 +238,7 @@ async fn shutdown_waits_for_the_responses_under_way_on_every_thread() {
     }
     assert_eq!(gate.entered.load(Ordering::SeqCst), 2);
     server.shutdown.cancel();
-    // Not done while the two responses are under way, and no new connection is accepted.
+    // Not done while the two responses are under way.
     let early = tokio::time::timeout(Duration::from_millis(300), &mut server.task).await;
     assert!(early.is_err(), "returned before the responses: {early:?}");
     gate.open.add_permits(2);
