@@ -116,6 +116,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Threads that accept and serve connections, each with its own single-threaded
+    /// runtime, so a connection's work never wakes another thread (0: one per core).
+    #[arg(long, env = "SERVER_SERVE_THREADS", default_value_t = 0)]
+    pub serve_threads: usize,
+
     /// An IP geolocation database (MaxMind format: GeoIP2/GeoLite2 City or an ip-location-db
     /// file) that places events sent without coordinates. Repeatable (e.g. one IPv4 and one
     /// IPv6 file; IPv4 addresses are looked up in the IPv4 file); the env var takes a
@@ -265,6 +270,7 @@ impl Config {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            threads: self.serve_threads,
         }
     }
 

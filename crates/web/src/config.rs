@@ -46,6 +46,11 @@ pub struct Config {
     #[arg(long, env = "WEB_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Threads that accept and serve connections, each with its own single-threaded
+    /// runtime, so a connection's work never wakes another thread (0: one per core).
+    #[arg(long, env = "WEB_SERVE_THREADS", default_value_t = 0)]
+    pub serve_threads: usize,
+
     /// Instead of serving, check a running web: GET /healthz at this HOST:PORT and exit 0 if
     /// it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -79,6 +84,7 @@ impl Config {
             header_timeout: Duration::from_secs(self.header_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            threads: self.serve_threads,
         }
     }
 

@@ -1,11 +1,12 @@
 //! The HTTP/1.1 serving loop of the server and web binaries: a header-read timeout, an
-//! idle timeout and a connection cap around hyper, with graceful shutdown.
+//! idle timeout and a connection cap around hyper, with graceful shutdown; connections are
+//! served thread-per-core (one single-threaded runtime per serving thread).
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
@@ -35,11 +36,25 @@ pub struct ServeLimits {
     /// until one closes (the timeouts above make sure one does), so file descriptors are
     /// never exhausted.
     pub max_connections: usize,
+    /// Threads that accept and serve connections, each with its own single-threaded
+    /// runtime; 0: one per core the process may use.
+    pub threads: usize,
 }
 
 impl ServeLimits {
     /// The most connections a limit may name (so a drain can wait for all of them at once).
     pub const MAX_CONNECTIONS: usize = 1_000_000;
+
+    /// The most serving threads a limit may name.
+    pub const MAX_THREADS: usize = 1024;
+
+    /// How many threads serve: `threads`, or one per core the process may use.
+    pub fn serving_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 
     /// Checks the limits, naming the binaries' flags.
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -55,6 +70,11 @@ impl ServeLimits {
             (1..=Self::MAX_CONNECTIONS).contains(&self.max_connections),
             "--max-connections must be between 1 and {}",
             Self::MAX_CONNECTIONS
+        );
+        anyhow::ensure!(
+            self.threads <= Self::MAX_THREADS,
+            "--serve-threads must be between 0 (one per core) and {}",
+            Self::MAX_THREADS
         );
         Ok(())
     }
@@ -93,6 +113,13 @@ fn open_file_limit() -> Option<u64> {
 /// Serves `router` on `listener` over HTTP/1.1 until `shutdown` is cancelled, holding every
 /// connection to `limits`; then stops accepting, lets each connection finish its current
 /// response (open streams end on the same token) and returns when all are closed.
+///
+/// Connections are served thread-per-core: the caller's runtime accepts, and hands each
+/// connection to whichever of the serving threads ([`ServeLimits::threads`]) has the fewest
+/// open, each thread running its own single-threaded runtime. A connection stays on its thread to the
+/// end, so its requests never wake another thread. The connection cap is shared by all.
+/// Tasks a handler spawns (`tokio::spawn`, `spawn_blocking`) run on its serving thread's
+/// runtime; everything else (background tasks) stays on the caller's.
 pub async fn serve(
     listener: TcpListener,
     router: axum::Router,
@@ -100,19 +127,151 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     limits.validate()?;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shared = Arc::new(Shared {
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        http: http1(&limits),
+        limits,
+        shutdown,
+    });
+    let mut threads = Vec::new();
+    let mut started = Ok(());
+    for index in 0..limits.serving_threads() {
+        match ServingThread::start(index, router.clone(), &shared) {
+            Ok(thread) => threads.push(thread),
+            Err(e) => {
+                started = Err(e);
+                break;
+            }
+        }
+    }
+    if started.is_ok() {
+        accept_until_shutdown(&listener, &threads, &shared).await;
+    }
+    drop(listener);
+    // Closing the hand-over channels tells each thread to drain and stop.
+    let mut outcome = started;
+    for thread in threads {
+        let result = thread.finish().await;
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    outcome
+}
+
+/// What the serving threads share.
+struct Shared {
+    /// One permit per connection that may be open (the cap, across all threads).
+    slots: Arc<Semaphore>,
+    http: hyper::server::conn::http1::Builder,
+    limits: ServeLimits,
+    /// Cancelled on shutdown: stop accepting and drain.
+    shutdown: CancellationToken,
+}
+
+fn http1(limits: &ServeLimits) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let http = Arc::new(http);
+    http
+}
+
+/// A connection handed to a serving thread, with the slot it holds until it is closed.
+type HandOver = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+/// One thread with its own single-threaded runtime, serving the connections handed to it.
+struct ServingThread {
+    connections: mpsc::UnboundedSender<HandOver>,
+    /// Connections open on this thread, to hand the next one to the least busy.
+    open: Arc<AtomicUsize>,
+    finished: oneshot::Receiver<anyhow::Result<()>>,
+}
+
+impl ServingThread {
+    fn start(index: usize, router: axum::Router, shared: &Arc<Shared>) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("while starting a serving thread's runtime")?;
+        let (connections, mut handed) = mpsc::unbounded_channel::<HandOver>();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (done, finished) = oneshot::channel();
+        let serve = {
+            let shared = Arc::clone(shared);
+            let open = Arc::clone(&open);
+            async move {
+                while let Some((stream, peer, slot)) = handed.recv().await {
+                    // Counted from the hand-over (see `accept_until_shutdown`) until dropped.
+                    let counted = Counted(Arc::clone(&open));
+                    let stream = match TcpStream::from_std(stream) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot register a connection; closed");
+                            continue;
+                        }
+                    };
+                    let (router, shared) = (router.clone(), Arc::clone(&shared));
+                    tokio::spawn(async move {
+                        serve_connection(stream, peer, router, &shared).await;
+                        // Also dropped if a handler panics, so neither leaks.
+                        drop((counted, slot));
+                    });
+                }
+                // No more connections are coming. Every connection holds a slot until it is
+                // closed: all slots free means all closed, on every thread. Waiting for all
+                // keeps this runtime (and what its handlers spawned) alive until then.
+                let all = u32::try_from(shared.limits.max_connections).context("validated")?;
+                let _drained = shared
+                    .slots
+                    .acquire_many(all)
+                    .await
+                    .context("the slots are never closed")?;
+                Ok(())
+            }
+        };
+        std::thread::Builder::new()
+            .name(format!("serve-{index}"))
+            .spawn(move || {
+                let _ = done.send(runtime.block_on(serve));
+            })
+            .context("while starting a serving thread")?;
+        Ok(Self {
+            connections,
+            open,
+            finished,
+        })
+    }
+
+    /// Closes the hand-over and waits until the thread has drained and stopped.
+    async fn finish(self) -> anyhow::Result<()> {
+        drop(self.connections);
+        self.finished
+            .await
+            .map_err(|_| anyhow::anyhow!("a serving thread panicked"))?
+    }
+}
+
+/// One open connection of a serving thread, uncounted when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn accept_until_shutdown(listener: &TcpListener, threads: &[ServingThread], shared: &Shared) {
     loop {
         // A free slot first, then accept: beyond the cap connections wait in the backlog.
         let slot = tokio::select! {
-            () = shutdown.cancelled() => break,
-            slot = Arc::clone(&slots).acquire_owned() => slot.context("the slots are never closed")?,
+            () = shared.shutdown.cancelled() => return,
+            slot = Arc::clone(&shared.slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return, // never closed
+            },
         };
         let (stream, peer) = tokio::select! {
-            () = shutdown.cancelled() => break,
+            () = shared.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -121,27 +280,24 @@ pub async fn serve(
                 }
             },
         };
-        let connection = serve_connection(
-            stream,
-            peer,
-            router.clone(),
-            Arc::clone(&http),
-            limits.idle_timeout,
-            shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            connection.await;
-            drop(slot);
-        });
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot hand a connection over; closed");
+                continue;
+            }
+        };
+        let Some(thread) = threads.iter().min_by_key(|t| t.open.load(Relaxed)) else {
+            return;
+        };
+        thread.open.fetch_add(1, Relaxed);
+        if thread.connections.send((stream, peer, slot)).is_err() {
+            // The thread is gone (it panicked): shut down, and its `finish` reports it.
+            tracing::error!("a serving thread stopped; shutting down");
+            shared.shutdown.cancel();
+            return;
+        }
     }
-    drop(listener);
-    // Every connection holds a slot until it is closed: all slots free means all closed.
-    let all = u32::try_from(limits.max_connections).context("validated above")?;
-    let _drained = slots
-        .acquire_many(all)
-        .await
-        .context("the slots are never closed")?;
-    Ok(())
 }
 
 /// An accept error is about one connection (reset before accepted) or about the process
@@ -162,10 +318,9 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     router: axum::Router,
-    http: Arc<hyper::server::conn::http1::Builder>,
-    idle_timeout: Duration,
-    shutdown: CancellationToken,
+    shared: &Shared,
 ) {
+    let idle_timeout = shared.limits.idle_timeout;
     // Answers are written whole (hyper writes head and body together): no reason to wait
     // for Nagle's algorithm.
     let _ = stream.set_nodelay(true);
@@ -182,7 +337,9 @@ async fn serve_connection(
         request.extensions_mut().insert(ConnectInfo(peer));
         request
     });
-    let connection = http.serve_connection(io, TowerToHyperService::new(service));
+    let connection = shared
+        .http
+        .serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(connection);
     let mut draining = false;
     loop {
@@ -194,7 +351,7 @@ async fn serve_connection(
                 }
                 return;
             }
-            () = shutdown.cancelled(), if !draining => {
+            () = shared.shutdown.cancelled(), if !draining => {
                 // Finish the response under way (streams end on the same token), then close.
                 connection.as_mut().graceful_shutdown();
                 draining = true;
@@ -288,6 +445,7 @@ mod tests {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections,
+            threads: 2,
         }
     }
 
@@ -303,6 +461,20 @@ mod tests {
             error.to_string().contains("--header-timeout-secs"),
             "{error}"
         );
+        let mut crowd = limits(1);
+        crowd.threads = ServeLimits::MAX_THREADS + 1;
+        let error = crowd.validate().expect_err("too many threads");
+        assert!(error.to_string().contains("--serve-threads"), "{error}");
+    }
+
+    #[test]
+    fn zero_serving_threads_means_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut per_core = limits(1);
+        per_core.threads = 0;
+        assert_eq!(per_core.serving_threads(), cores);
+        per_core.threads = 3;
+        assert_eq!(per_core.serving_threads(), 3);
     }
 
     #[test]
