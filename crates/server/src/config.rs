@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use traffic::AggregatesConfig;
+use traffic::analytics::{self, AnalyticsConfig, Thresholds};
 use traffic::service::ServeLimits;
 
 use crate::hub::HubConfig;
@@ -132,6 +133,35 @@ pub struct Config {
     #[arg(long, env = "SERVER_GEOIP_DIR", default_value = geoip::DEFAULT_DIR)]
     pub geoip_dir: PathBuf,
 
+    /// Analytics window T, in seconds of the data's clock, for every key kind (change it at
+    /// runtime per kind with PUT /api/analytics/config). 1..=3600.
+    #[arg(long, env = "SERVER_ANALYTICS_WINDOW_SECS", default_value_t = 60)]
+    pub analytics_window_secs: u32,
+
+    /// Analytics k: keys listed in each top k, for every key kind. 1..=100.
+    #[arg(long, env = "SERVER_ANALYTICS_TOP_K", default_value_t = 10)]
+    pub analytics_top_k: usize,
+
+    /// Analytics H: a heavy hitter has more than this percent of the window's total, for every
+    /// key kind. 0.1..=100.
+    #[arg(
+        long,
+        env = "SERVER_ANALYTICS_HEAVY_HITTER_PERCENT",
+        default_value_t = 5.0
+    )]
+    pub analytics_heavy_hitter_percent: f64,
+
+    /// Analytics X: an outlier's rate is more than this many standard deviations above the
+    /// mean rate of the window's keys, for every key kind. 0.1..=100.
+    #[arg(long, env = "SERVER_ANALYTICS_OUTLIER_STDDEVS", default_value_t = 3.0)]
+    pub analytics_outlier_stddevs: f64,
+
+    /// Distinct keys of a kind per second held exactly by the analytics; beyond it a bounded
+    /// summary whose error bound the results state. Memory is at most about 6 kinds x window
+    /// seconds x this x 100 bytes. 16..=1000000.
+    #[arg(long, env = "SERVER_ANALYTICS_BUDGET", default_value_t = 4096)]
+    pub analytics_budget: usize,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -185,6 +215,27 @@ impl Config {
         in_range("--idempotency-secs", self.idempotency_secs, 1..=7 * 86_400)?;
         in_range("--header-timeout-secs", self.header_timeout_secs, 1..=3600)?;
         in_range("--idle-timeout-secs", self.idle_timeout_secs, 1..=86_400)?;
+        in_range(
+            "--analytics-window-secs",
+            self.analytics_window_secs,
+            analytics::WINDOW_SECS,
+        )?;
+        in_range("--analytics-top-k", self.analytics_top_k, analytics::TOP_K)?;
+        in_range(
+            "--analytics-heavy-hitter-percent",
+            self.analytics_heavy_hitter_percent,
+            analytics::HEAVY_HITTER_PERCENT,
+        )?;
+        in_range(
+            "--analytics-outlier-stddevs",
+            self.analytics_outlier_stddevs,
+            analytics::OUTLIER_STDDEVS,
+        )?;
+        in_range(
+            "--analytics-budget",
+            self.analytics_budget,
+            analytics::BUDGET,
+        )?;
         self.serve_limits().validate()?;
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
@@ -223,7 +274,21 @@ impl Config {
                 max_places: self.max_places,
                 ..AggregatesConfig::default()
             },
+            analytics: self.analytics(),
         }
+    }
+
+    /// The analytics settings at start: the same thresholds for every key kind.
+    pub(crate) fn analytics(&self) -> AnalyticsConfig {
+        AnalyticsConfig::uniform(
+            self.analytics_budget,
+            Thresholds {
+                window_secs: self.analytics_window_secs,
+                top_k: self.analytics_top_k,
+                heavy_hitter_percent: self.analytics_heavy_hitter_percent,
+                outlier_stddevs: self.analytics_outlier_stddevs,
+            },
+        )
     }
 }
 
@@ -283,11 +348,22 @@ mod tests {
             ("--header-timeout-secs", "0", "3600"),
             ("--header-timeout-secs", "18446744073709551615", "1"),
             ("--idle-timeout-secs", "86401", "86400"),
+            ("--analytics-window-secs", "0", "3600"),
+            ("--analytics-window-secs", "3601", "1"),
+            ("--analytics-top-k", "0", "100"),
+            ("--analytics-heavy-hitter-percent", "0", "0.1"),
+            ("--analytics-heavy-hitter-percent", "NaN", "100"),
+            ("--analytics-outlier-stddevs", "0", "100"),
+            ("--analytics-budget", "15", "16"),
+            ("--analytics-budget", "1000001", "1000000"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");
             assert!(
-                error.contains(&format!("got {bad}")) || flag == "--visible-secs",
+                error.contains(&format!("got {bad}"))
+                    || flag == "--visible-secs"
+                    || flag.ends_with("percent")
+                    || flag.ends_with("stddevs"),
                 "{error}"
             );
             with(flag, good).unwrap_or_else(|e| panic!("{flag} {good}: {e}"));

@@ -45,6 +45,14 @@ pub enum ApiError {
     /// This `Idempotency-Key` was used before with a different body (422).
     #[error("this Idempotency-Key was already used with a different body")]
     IdempotencyKeyReused,
+    /// A setting out of range, of the wrong type or unknown (422).
+    #[error("{message}")]
+    InvalidSetting {
+        /// The whole story, e.g. `kinds.ip.top_k: 0 is out of range 1..=100`.
+        message: String,
+        /// The setting's JSON path, e.g. `kinds.ip.top_k`.
+        field: String,
+    },
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -96,6 +104,9 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
+            ApiError::InvalidSetting { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -113,6 +124,7 @@ impl ApiError {
                 reason,
                 ..
             } => (Some(*item), *field, Some(reason.as_str())),
+            ApiError::InvalidSetting { field, .. } => (None, Some(field.as_str()), None),
             _ => (None, None, None),
         };
         let body = Body {

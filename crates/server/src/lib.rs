@@ -4,6 +4,7 @@
 //! [`app`] builds the router (handler tests drive it with `oneshot`); [`serve`] runs it on a
 //! listener with the background tasks and graceful shutdown; [`run`] is what `main` calls.
 
+mod analytics;
 mod api;
 mod config;
 mod error;
@@ -136,6 +137,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stream", get(stream::stream))
         .route("/api/stats", get(api::stats))
         .route("/api/info", get(api::info))
+        .route("/api/analytics", get(analytics::report))
+        .route(
+            "/api/analytics/config",
+            get(analytics::config).put(analytics::set_config),
+        )
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)

@@ -115,6 +115,16 @@ impl Counts {
     }
 }
 
+impl<'a> Location<'a> {
+    /// The place, when the event was placed.
+    pub fn place(self) -> Option<&'a Arc<Place>> {
+        match self {
+            Location::Event(place) | Location::Ip(place) => Some(place),
+            Location::Unlocated(_) => None,
+        }
+    }
+}
+
 /// The running aggregates. Feed every accepted event to [`Aggregates::record`].
 #[derive(Debug)]
 pub struct Aggregates {

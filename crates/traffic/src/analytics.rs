@@ -33,7 +33,8 @@ mod window;
 mod oracle_tests;
 
 pub use config::{
-    AnalyticsConfig, ConfigError, ConfigUpdate, PerKind, Thresholds, ThresholdsUpdate,
+    AnalyticsConfig, BUDGET, ConfigError, ConfigUpdate, HEAVY_HITTER_PERCENT, OUTLIER_STDDEVS,
+    PerKind, TOP_K, Thresholds, ThresholdsUpdate, WINDOW_SECS,
 };
 pub use report::{AnalyticsReport, KeyReport, KindReport, PlaceRef};
 
