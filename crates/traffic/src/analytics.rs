@@ -201,20 +201,22 @@ impl Analytics {
         let weights = Weights::of(event);
         let now = clock.second;
         let ip = ip_key(event.ip);
-        let place_key = place.map(|p| {
-            self.places.entry(p.key).or_insert_with(|| Arc::clone(p));
-            u128::from(p.key)
-        });
+        let place_key = place.map(|p| u128::from(p.key));
         let country = place.and_then(|p| country_key(&p.country_code));
         let protocol = event.protocol.as_deref().map(|p| self.protocol_key(p));
         let status = event.status.map(|s| u128::from(s / 100));
         let windows = &mut self.windows;
         let add = |window: &mut Option<Window>, key: Option<u128>| {
-            if let Some(window) = window {
-                window.add(now, second, key, weights);
-            }
+            window
+                .as_mut()
+                .is_some_and(|w| w.add(now, second, key, weights))
         };
-        add(&mut windows.place, place_key);
+        // A place new to its second may be new to the windows: remember how to name it.
+        if add(&mut windows.place, place_key)
+            && let Some(p) = place
+        {
+            self.places.entry(p.key).or_insert_with(|| Arc::clone(p));
+        }
         add(&mut windows.country, country);
         add(&mut windows.ip, Some(ip));
         add(&mut windows.network, Some(network_key(event.ip)));

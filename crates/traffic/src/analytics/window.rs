@@ -73,6 +73,9 @@ pub(super) struct Window {
     /// Events older than the window when they arrived.
     pub(super) late: u64,
     scratch: Vec<u64>,
+    /// The last second added to and its slot: most events fall in the same second as the
+    /// one before, and this spares them a division.
+    last: Option<(i64, usize)>,
 }
 
 /// What a window holds over its seconds: estimates, totals and the error bound.
@@ -94,6 +97,7 @@ impl Window {
             since: i64::MIN,
             late: 0,
             scratch: Vec::new(),
+            last: None,
         }
     }
 
@@ -107,28 +111,42 @@ impl Window {
     }
 
     /// Counts one event of `second` (the clock being at `clock >= second`), under `key` if
-    /// it has one of this kind.
-    pub(super) fn add(&mut self, clock: i64, second: i64, key: Option<u128>, weights: Weights) {
+    /// it has one of this kind. Returns whether the key is new to its second.
+    pub(super) fn add(
+        &mut self,
+        clock: i64,
+        second: i64,
+        key: Option<u128>,
+        weights: Weights,
+    ) -> bool {
         if second < self.from(clock) {
             self.late += 1;
-            return;
+            return false;
         }
         let capacity = self.capacity;
-        let slot = second.rem_euclid(self.len()) as usize;
+        let slot = match self.last {
+            Some((last, slot)) if last == second => slot,
+            _ => {
+                let slot = second.rem_euclid(self.len()) as usize;
+                self.last = Some((second, slot));
+                slot
+            }
+        };
         let bucket = &mut self.buckets[slot];
         if bucket.second != second {
             bucket.reset(second);
         }
         bucket.total.add(weights);
-        let Some(key) = key else { return };
+        let Some(key) = key else { return false };
         if let Some(w) = bucket.keys.get_mut(&key) {
             w.add(weights);
-            return;
+            return false;
         }
         if bucket.keys.len() >= capacity {
             bucket.make_room(capacity, &mut self.scratch);
         }
         bucket.keys.insert(key, weights);
+        true
     }
 
     /// The window's keys, totals and bound with the clock at `clock`.
@@ -157,6 +175,7 @@ impl Window {
 
     /// Forgets everything (a new era of the data's clock).
     pub(super) fn clear(&mut self) {
+        self.last = None;
         for bucket in &mut self.buckets {
             bucket.reset(i64::MIN);
         }
@@ -175,6 +194,7 @@ impl Window {
         {
             self.since = self.from(clock);
         }
+        self.last = None;
         let old = std::mem::take(&mut self.buckets);
         self.buckets = (0..len).map(|_| Bucket::default()).collect();
         let from = clock.map_or(i64::MIN, |c| c.saturating_sub(len - 1));
