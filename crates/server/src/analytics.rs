@@ -1,5 +1,5 @@
-//! The analytics endpoints: `GET /api/analytics` (the windowed results now) and
-//! `GET`/`PUT /api/analytics/config` (the settings, changed at runtime). The queries
+//! The analytics endpoints: `GET /api/analytics` (the windowed results now),
+//! `GET`/`PUT /api/analytics/config` (the settings, changed at runtime) and `GET /api/alerts`. The queries
 //! themselves live in `traffic::analytics`; the hub feeds them and pushes `analytics`
 //! messages on the stream.
 
@@ -7,6 +7,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use traffic::analytics::alerts::Alert;
 use traffic::analytics::{AnalyticsConfig, ConfigUpdate};
 
 use crate::AppState;
@@ -21,6 +22,20 @@ const MAX_CONFIG_BYTES: usize = 64 * 1024;
 pub async fn report(State(state): State<AppState>) -> Json<AnalyticsView> {
     let (seq, report) = state.hub.analytics();
     Json(AnalyticsView { seq, report })
+}
+
+/// `GET /api/alerts`: the most recent alerts, newest first.
+pub async fn alerts(State(state): State<AppState>) -> Json<AlertsView> {
+    Json(AlertsView {
+        alerts: state.hub.alerts(),
+    })
+}
+
+/// The body of `GET /api/alerts`.
+#[derive(serde::Serialize)]
+pub struct AlertsView {
+    /// Newest first.
+    alerts: Vec<Alert>,
 }
 
 /// `GET /api/analytics/config`: the settings in force.
@@ -241,6 +256,68 @@ mod tests {
         assert_eq!(network[0]["key"], "198.51.100.0/24");
         let (_, config) = call(&state, "GET", "/api/analytics/config", "").await;
         assert_eq!(config, body);
+    }
+
+    /// `burst` events from distinct addresses of 192.0.2.0/24 and `spread` from as many
+    /// distinct networks, all at `second`.
+    fn burst(second: u64, burst: usize, spread: usize) -> String {
+        let one = |ip: String| {
+            format!(
+                r#"{{"ip":"{ip}","latitude":48.8566,"longitude":2.3522,"timestamp":{second},"suspicious":0}}"#
+            )
+        };
+        let events: Vec<String> = (0..burst)
+            .map(|i| one(format!("192.0.2.{}", i + 1)))
+            .chain((0..spread).map(|i| one(format!("10.{}.{}.1", i / 200, i % 200))))
+            .collect();
+        format!("[{}]", events.join(","))
+    }
+
+    /// The alert frames the stream sent `start` since the last call.
+    fn alert_frames(start: &mut Start) -> Vec<serde_json::Value> {
+        let mut found = Vec::new();
+        while let Ok(frame) = start.frames.try_recv() {
+            if frame.kind == FrameKind::Alert {
+                let text = std::str::from_utf8(&frame.bytes).unwrap();
+                assert!(text.contains("\nevent: alert\n"), "{text}");
+                found.push(data(&frame.bytes));
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn a_network_burst_fires_alerts_once_on_the_stream_and_they_resolve_after_it() {
+        let state = state();
+        let mut start = state.hub.start(None);
+        post(&state, burst(1_736_919_120, 10, 30)).await;
+        state.hub.publish_stats();
+        let fired = alert_frames(&mut start);
+        let rules: Vec<&str> = fired.iter().map(|a| a["rule"].as_str().unwrap()).collect();
+        assert_eq!(rules, ["heavy_hitter", "outlier"], "{fired:?}");
+        for alert in &fired {
+            assert_eq!(alert["kind"], "network");
+            assert_eq!(alert["key"], "192.0.2.0/24");
+            assert_eq!(alert["state"], "firing");
+        }
+        // The burst goes on: nothing new fires.
+        post(&state, burst(1_736_919_125, 10, 30)).await;
+        state.hub.publish_stats();
+        assert!(alert_frames(&mut start).is_empty());
+        // A minute and a half later of the data's clock, spread traffic only.
+        post(&state, burst(1_736_919_220, 0, 40)).await;
+        state.hub.publish_stats();
+        let resolved = alert_frames(&mut start);
+        assert_eq!(resolved.len(), 2, "{resolved:?}");
+        for alert in &resolved {
+            assert_eq!(alert["state"], "resolved");
+            assert_eq!(alert["resolved_at"], 1_736_919_220);
+        }
+        let (status, body) = call(&state, "GET", "/api/alerts", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let listed = body["alerts"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        assert!(listed.iter().all(|a| a["state"] == "resolved"));
     }
 
     #[tokio::test]

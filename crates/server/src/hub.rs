@@ -23,6 +23,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
+use traffic::analytics::alerts::{Alert, Alerts, AlertsConfig};
 use traffic::{
     Aggregates, AggregatesConfig, Analytics, AnalyticsConfig, AnalyticsReport, Event, Summary,
 };
@@ -58,6 +59,8 @@ pub enum FrameKind {
     Stats,
     /// Windowed analytics as of `seq`.
     Analytics,
+    /// An alert that fired or resolved, as of `seq`.
+    Alert,
 }
 
 /// One SSE message, ready to write.
@@ -208,6 +211,8 @@ struct Published {
     analytics_dirty: bool,
     /// The last `analytics` message's results, and its data (what a snapshot includes).
     analytics_last: Option<(AnalyticsReport, Bytes)>,
+    /// The alert rules' state, checked at each new report.
+    alerts: Alerts,
     recent: VecDeque<Recent>,
     /// Wall-clock rate samples: (when, total), one per stats tick.
     rate_samples: VecDeque<(Instant, u64)>,
@@ -281,6 +286,7 @@ impl Hub {
                 analytics: Analytics::new(config.analytics),
                 analytics_dirty: true,
                 analytics_last: None,
+                alerts: Alerts::new(AlertsConfig::default()),
                 recent: VecDeque::with_capacity(config.ring_capacity.min(1 << 16)),
                 rate_samples: VecDeque::new(),
                 events_per_second: 0.0,
@@ -445,6 +451,18 @@ impl Hub {
             return;
         }
         let json = analytics_json(published.seq, report.clone());
+        for alert in published.alerts.evaluate(&report) {
+            let mut data =
+                BytesMut::from(self.message_header(published.seq, "alert", "").as_bytes());
+            // Serializing a plain struct into memory cannot fail.
+            let _ = serde_json::to_writer((&mut data).writer(), &alert);
+            data.extend_from_slice(b"\n\n");
+            self.broadcast(Frame {
+                seq: published.seq,
+                kind: FrameKind::Alert,
+                bytes: data.freeze(),
+            });
+        }
         published.analytics_last = Some((report, json.clone()));
         let mut data = BytesMut::from(
             self.message_header(published.seq, "analytics", "")
@@ -463,6 +481,11 @@ impl Hub {
     pub fn analytics(&self) -> (u64, AnalyticsReport) {
         let mut published = lock(&self.published);
         (published.seq, published.analytics.report())
+    }
+
+    /// The most recent alerts, newest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        lock(&self.published).alerts.recent()
     }
 
     /// The analytics settings in force.

@@ -138,6 +138,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/info", get(api::info))
         .route("/api/analytics", get(analytics::report))
+        .route("/api/alerts", get(analytics::alerts))
         .route(
             "/api/analytics/config",
             get(analytics::config).put(analytics::set_config),

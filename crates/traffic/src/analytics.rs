@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::aggregates::{DataClock, Place};
 use crate::event::Event;
 
+pub mod alerts;
 mod config;
 mod report;
 mod window;
