@@ -164,20 +164,26 @@ mod tests {
         serde_json::from_str(line).unwrap()
     }
 
-    /// The analytics frames the stream sent `start` since the last call.
-    fn analytics_frames(start: &mut Start) -> Vec<serde_json::Value> {
+    /// The data of the frames of `kind` the stream sent `start` since the last call, each
+    /// checked to be an SSE message of the event `name`.
+    fn frames(start: &mut Start, kind: FrameKind, name: &str) -> Vec<serde_json::Value> {
         let mut found = Vec::new();
         while let Ok(frame) = start.frames.try_recv() {
-            if frame.kind == FrameKind::Analytics {
-                assert!(
-                    std::str::from_utf8(&frame.bytes)
-                        .unwrap()
-                        .contains("\nevent: analytics\n")
-                );
+            if frame.kind == kind {
+                let text = std::str::from_utf8(&frame.bytes).unwrap();
+                assert!(text.contains(&format!("\nevent: {name}\n")), "{text}");
                 found.push(data(&frame.bytes));
             }
         }
         found
+    }
+
+    fn analytics_frames(start: &mut Start) -> Vec<serde_json::Value> {
+        frames(start, FrameKind::Analytics, "analytics")
+    }
+
+    fn alert_frames(start: &mut Start) -> Vec<serde_json::Value> {
+        frames(start, FrameKind::Alert, "alert")
     }
 
     #[tokio::test]
@@ -271,19 +277,6 @@ mod tests {
             .chain((0..spread).map(|i| one(format!("10.{}.{}.1", i / 200, i % 200))))
             .collect();
         format!("[{}]", events.join(","))
-    }
-
-    /// The alert frames the stream sent `start` since the last call.
-    fn alert_frames(start: &mut Start) -> Vec<serde_json::Value> {
-        let mut found = Vec::new();
-        while let Ok(frame) = start.frames.try_recv() {
-            if frame.kind == FrameKind::Alert {
-                let text = std::str::from_utf8(&frame.bytes).unwrap();
-                assert!(text.contains("\nevent: alert\n"), "{text}");
-                found.push(data(&frame.bytes));
-            }
-        }
-        found
     }
 
     #[tokio::test]

@@ -142,21 +142,10 @@ fn main() {
     let passes = if quick { 2 } else { 5 };
     let places = places(2000);
     // Memory first, in a fresh process: 1,000,000 distinct keys over one full window.
-    let distinct = events(1_000_000, 1_000_000 / 60, 1_000_000, &places);
+    let mut distinct = events(1_000_000, 1_000_000 / 60, 1_000_000, &places);
     let before = rss_kib();
     let mut analytics = Analytics::new(AnalyticsConfig::default());
-    let mut clock = i64::MIN;
-    for (event, place) in &distinct {
-        clock = clock.max(event.timestamp as i64);
-        analytics.record(
-            event,
-            Some(place),
-            DataClock {
-                second: clock,
-                era: 0,
-            },
-        );
-    }
+    feed(&mut analytics, &mut distinct, 1);
     let after = rss_kib();
     let report = analytics.report();
     println!(
