@@ -162,6 +162,26 @@ pub struct Config {
     #[arg(long, env = "SERVER_ANALYTICS_BUDGET", default_value_t = 4096)]
     pub analytics_budget: usize,
 
+    /// Where alerts are delivered as they fire and resolve: `URL` (the alert as JSON),
+    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// only.
+    /// Repeatable; the env var takes a comma-separated list.
+    #[arg(
+        long = "alert-webhook",
+        env = "SERVER_ALERT_WEBHOOK",
+        value_name = "[FORMAT=]URL",
+        value_delimiter = ','
+    )]
+    pub alert_webhooks: Vec<crate::webhooks::Target>,
+
+    /// Alerts waiting for webhook delivery at most; more are dropped (and logged). 1..=100000.
+    #[arg(long, env = "SERVER_ALERT_WEBHOOK_QUEUE", default_value_t = 1000)]
+    pub alert_webhook_queue: usize,
+
+    /// Retries of a failed webhook delivery (after 1 s, then twice as long each time).
+    /// 0..=10.
+    #[arg(long, env = "SERVER_ALERT_WEBHOOK_RETRIES", default_value_t = 3)]
+    pub alert_webhook_retries: u32,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -236,6 +256,16 @@ impl Config {
             self.analytics_budget,
             analytics::BUDGET,
         )?;
+        in_range(
+            "--alert-webhook-queue",
+            self.alert_webhook_queue,
+            1..=100_000,
+        )?;
+        in_range(
+            "--alert-webhook-retries",
+            self.alert_webhook_retries,
+            0..=10,
+        )?;
         self.serve_limits().validate()?;
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
@@ -278,6 +308,17 @@ impl Config {
         }
     }
 
+    /// How alerts reach the webhooks, if any are configured.
+    pub(crate) fn delivery(&self) -> Option<crate::webhooks::Delivery> {
+        (!self.alert_webhooks.is_empty()).then(|| crate::webhooks::Delivery {
+            targets: self.alert_webhooks.clone(),
+            queue: self.alert_webhook_queue,
+            retries: self.alert_webhook_retries,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
     /// The analytics settings at start: the same thresholds for every key kind.
     pub(crate) fn analytics(&self) -> AnalyticsConfig {
         AnalyticsConfig::uniform(
@@ -313,6 +354,15 @@ mod tests {
 
     fn with(flag: &str, value: &str) -> anyhow::Result<()> {
         Config::parse_from(["server".to_owned(), format!("{flag}={value}")]).validate()
+    }
+
+    #[test]
+    fn a_webhook_that_is_not_http_stops_the_start_naming_the_flag() {
+        let error = Config::try_parse_from(["server", "--alert-webhook=slack=https://x"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--alert-webhook"), "{error}");
+        assert!(error.contains("https is not supported"), "{error}");
     }
 
     #[test]
@@ -356,6 +406,8 @@ mod tests {
             ("--analytics-outlier-stddevs", "0", "100"),
             ("--analytics-budget", "15", "16"),
             ("--analytics-budget", "1000001", "1000000"),
+            ("--alert-webhook-queue", "0", "100000"),
+            ("--alert-webhook-retries", "11", "0"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");

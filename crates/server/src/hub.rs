@@ -30,6 +30,7 @@ use traffic::{
 
 use crate::geo::Placed;
 use crate::metrics::Metrics;
+use crate::webhooks::Webhooks;
 
 /// Limits of the hub.
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +239,8 @@ pub struct Hub {
     published: Mutex<Published>,
     frames: broadcast::Sender<Frame>,
     metrics: Arc<Metrics>,
+    /// Where alerts also go, when webhooks are configured.
+    webhooks: std::sync::OnceLock<Arc<Webhooks>>,
 }
 
 /// Where a new stream starts.
@@ -295,7 +298,13 @@ impl Hub {
             }),
             frames,
             metrics,
+            webhooks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands every alert that fires or resolves from now on to `webhooks` too (once).
+    pub fn deliver_alerts_to(&self, webhooks: Arc<Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
     }
 
     /// Queues accepted events for the publisher.
@@ -452,6 +461,9 @@ impl Hub {
         }
         let json = analytics_json(published.seq, report.clone());
         for alert in published.alerts.evaluate(&report) {
+            if let Some(webhooks) = self.webhooks.get() {
+                webhooks.offer(&alert);
+            }
             let mut data =
                 BytesMut::from(self.message_header(published.seq, "alert", "").as_bytes());
             // Serializing a plain struct into memory cannot fail.

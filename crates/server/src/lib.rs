@@ -13,6 +13,7 @@ pub mod hub;
 pub mod idempotency;
 mod metrics;
 mod stream;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,8 +86,13 @@ impl AppState {
         self
     }
 
-    /// Starts the publisher and the stats ticker; they stop when `shutdown` is cancelled.
+    /// Starts the publisher and the stats ticker (and webhook delivery, when configured);
+    /// they stop when `shutdown` is cancelled.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        if let Some(delivery) = self.config.delivery() {
+            self.hub
+                .deliver_alerts_to(webhooks::Webhooks::start(delivery, self.shutdown.clone()));
+        }
         let publisher = {
             let hub = Arc::clone(&self.hub);
             let interval = Duration::from_millis(self.config.publish_interval_ms);

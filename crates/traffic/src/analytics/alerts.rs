@@ -77,6 +77,35 @@ pub struct Alert {
     pub peak: f64,
 }
 
+impl Alert {
+    /// One line for people (a chat message): what, which key, how much, when.
+    pub fn summary(&self) -> String {
+        let rule = match self.rule {
+            Rule::HeavyHitter => "heavy hitter",
+            Rule::Outlier => "outlier",
+            Rule::SuspiciousShare => "suspicious share",
+        };
+        let what = match (&self.kind, &self.key) {
+            (Some(kind), Some(key)) => format!("{} {key}", kind.name()),
+            _ => "all traffic".to_owned(),
+        };
+        let when = match self.resolved_at {
+            Some(at) => format!("resolved at {at}, fired at {}", self.fired_at),
+            None => format!("since {}", self.fired_at),
+        };
+        let state = match self.state {
+            AlertState::Firing => "FIRING",
+            AlertState::Resolved => "RESOLVED",
+        };
+        format!(
+            "[traffic-globe] {state} {rule}: {what}, {:.1}% of the window (peak {:.1}%), {when} \
+             (unix seconds of the data's clock)",
+            self.value * 100.0,
+            self.peak * 100.0
+        )
+    }
+}
+
 /// An alert's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
