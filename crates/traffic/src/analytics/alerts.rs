@@ -4,7 +4,9 @@
 //!
 //! Rules (the defaults; not yet configurable at runtime):
 //! - `heavy_hitter`: a key of `ip` or `network` is a heavy hitter of its window;
-//! - `outlier`: a key of `network` or `place` is an outlier of its window;
+//! - `outlier`: a key of `network` or `place` is an outlier of its window with at least
+//!   `outlier_min_share` of its events (on sparse data, a key with 3 events where most have 1
+//!   is already 3 standard deviations out: not worth an alert);
 //! - `suspicious_share`: the suspicious share of the whole window (of the `ip` kind) is above
 //!   `suspicious_share`.
 
@@ -34,6 +36,8 @@ pub struct AlertsConfig {
     pub hold_secs: i64,
     /// Threshold of the `suspicious_share` rule (0..=1).
     pub suspicious_share: f64,
+    /// Smallest share of the window's events an outlier needs to fire an alert.
+    pub outlier_min_share: f64,
     /// Alerts kept for `GET /api/alerts` (the most recent).
     pub keep: usize,
 }
@@ -43,6 +47,7 @@ impl Default for AlertsConfig {
         Self {
             hold_secs: 10,
             suspicious_share: 0.5,
+            outlier_min_share: 0.02,
             keep: 200,
         }
     }
@@ -160,7 +165,12 @@ impl Alerts {
             holding.extend(keyed(Rule::HeavyHitter, kind, &|k| &k.heavy_hitters));
         }
         for kind in [KeyKind::Network, KeyKind::Place] {
-            holding.extend(keyed(Rule::Outlier, kind, &|k| &k.outliers));
+            let min = self.config.outlier_min_share;
+            holding.extend(
+                keyed(Rule::Outlier, kind, &|k| &k.outliers)
+                    .into_iter()
+                    .filter(|(_, share, _)| *share >= min),
+            );
         }
         let share = report.kinds.ip.suspicious_share;
         if share > self.config.suspicious_share {
@@ -304,6 +314,16 @@ mod tests {
             changes.extend(alerts.evaluate(&report(second, heavy)));
         }
         assert_eq!(changes.len(), 1, "fired once, never resolved: {changes:?}");
+    }
+
+    #[test]
+    fn an_outlier_with_a_tiny_share_of_the_window_fires_nothing() {
+        let mut alerts = Alerts::new(AlertsConfig::default());
+        let mut r = report(5, &[]);
+        r.kinds.network.outliers = vec![key("a", 0.011)];
+        assert!(alerts.evaluate(&r).is_empty());
+        r.kinds.network.outliers = vec![key("a", 0.2)];
+        assert_eq!(alerts.evaluate(&r)[0].rule, Rule::Outlier);
     }
 
     #[test]
