@@ -157,15 +157,19 @@ impl Window {
             to: clock,
             ..Merged::default()
         };
-        for bucket in &self.buckets {
-            if bucket.second < from || bucket.second > clock || bucket.total.count == 0 {
-                continue;
-            }
+        let covered = |b: &&Bucket| b.second >= from && b.second <= clock && b.total.count > 0;
+        // Room for every entry at once: growing the map step by step would rehash it again
+        // and again (keys repeating across seconds only leave some of it unused).
+        let entries: usize = self
+            .buckets
+            .iter()
+            .filter(covered)
+            .map(|b| b.keys.len())
+            .sum();
+        merged.keys.reserve(entries);
+        for bucket in self.buckets.iter().filter(covered) {
             merged.total.add(bucket.total);
             merged.bound.add(bucket.bound);
-            if merged.keys.is_empty() {
-                merged.keys.reserve(bucket.keys.len());
-            }
             for (key, w) in &bucket.keys {
                 merged.keys.entry(*key).or_default().add(*w);
             }
