@@ -19,6 +19,9 @@ import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
 import { loadDatabases } from './ui/info.js';
 import { breakdowns } from './ui/breakdown.js';
+import { AnalyticsState, formToUpdate, putConfig, getJson } from './data/analytics.js';
+import { createAnalyticsPanel } from './ui/analytics.js';
+import { createAlertList } from './ui/alerts.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -117,8 +120,43 @@ function addHit(hit) {
   clusters.add(hit, spawn);
 }
 
+// Windowed analytics and alerts: results from the stream, settings through the API.
+const analytics = new AnalyticsState();
+const freshAlerts = new Set();
+const analyticsPanel = createAnalyticsPanel(document.body, {
+  async onApply(kind, values) {
+    analyticsPanel.showResult(await putConfig(formToUpdate(kind, values)));
+  },
+  onKeyClick: (place) => selectPlace(placeOf(place)),
+});
+const alertList = createAlertList(document.querySelector('[data-testid="alerts"]'), {
+  onAlertClick: (alert) => selectPlace(placeOf(alert.place)),
+});
+/** An analytics place as the top-locations list gives places to `selectPlace`. */
+function placeOf(p) {
+  return { key: p.key, city: p.city, country_code: p.country_code, lat: p.latitude, lon: p.longitude };
+}
+function showAlert(alert) {
+  if (analytics.applyAlert(alert)) {
+    freshAlerts.add(alert.id);
+    setTimeout(() => freshAlerts.delete(alert.id), 3000);
+  }
+  alertList.render(analytics.alerts, freshAlerts);
+}
+getJson('/api/alerts').then((body) => {
+  for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
+  alertList.render(analytics.alerts);
+});
+
 const streamHandlers = {
+  analytics(report) {
+    analytics.applyReport(report);
+    analyticsPanel.render(analytics.report);
+  },
+  alert: showAlert,
   snapshot(snap) {
+    analytics.applyReport(snap.analytics);
+    analyticsPanel.render(analytics.report);
     const hits = state.applySnapshot(snap);
     points.clear();
     clusters.clear();

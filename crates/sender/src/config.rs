@@ -201,6 +201,17 @@ pub struct GenerateArgs {
     /// Write to this file instead of standard output.
     #[arg(short, long, env = "SENDER_GENERATE_OUTPUT")]
     pub output: Option<PathBuf>,
+
+    /// A scripted burst, `A.B.C.0/24:SHARE:FROM-TO`: that network sends SHARE (0 to 1) of
+    /// the rows from second FROM to second TO of the file (e.g. `203.0.113.0/24:0.3:60-90`),
+    /// from one city. Repeatable; the env var takes a comma-separated list.
+    #[arg(
+        long = "burst",
+        env = "SENDER_GENERATE_BURSTS",
+        value_name = "NET:SHARE:FROM-TO",
+        value_delimiter = ','
+    )]
+    pub bursts: Vec<traffic::generate::ScriptedBurst>,
 }
 
 impl GenerateArgs {
@@ -333,6 +344,27 @@ mod tests {
             panic!("generate not parsed");
         };
         assert_eq!(args.rows, 10);
+        let cli = Cli::try_parse_from([
+            "sender",
+            "generate",
+            "--burst",
+            "203.0.113.0/24:0.3:60-90",
+            "--burst=198.51.100.0/24:1:0-5",
+        ])
+        .unwrap();
+        let Some(Command::Generate(args)) = cli.command else {
+            panic!("generate not parsed");
+        };
+        assert_eq!(args.bursts.len(), 2);
+        assert_eq!(args.bursts[1].network, [198, 51, 100]);
+        let error =
+            Cli::try_parse_from(["sender", "generate", "--burst", "203.0.113.0/24:2:60-90"])
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("--burst") && error.contains("between 0 and 1"),
+            "{error}"
+        );
         let Some(Command::Generate(args)) = Cli::parse_from(["sender", "generate"]).command else {
             panic!("generate not parsed");
         };

@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use traffic::generate::write_csv;
+use traffic::generate::write_csv_scripted;
 
 pub use config::{Cli, Command, Config, GenerateArgs, Secret, Speed};
 pub use http::HttpTransport;
@@ -224,9 +224,11 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("while creating {}", path.display()))?;
-            write_csv(&config, file).with_context(|| format!("while writing {}", path.display()))?
+            write_csv_scripted(&config, &args.bursts, file)
+                .with_context(|| format!("while writing {}", path.display()))?
         }
-        None => write_csv(&config, std::io::stdout().lock()).context("while writing to stdout")?,
+        None => write_csv_scripted(&config, &args.bursts, std::io::stdout().lock())
+            .context("while writing to stdout")?,
     };
     info!(
         rows,

@@ -175,7 +175,7 @@ fn accepted_response(accepted: usize) -> Response {
     json_response(StatusCode::ACCEPTED, accepted_body(accepted))
 }
 
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("(not text)"))

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use traffic::AggregatesConfig;
+use traffic::analytics::{self, AnalyticsConfig, Thresholds};
 use traffic::service::ServeLimits;
 
 use crate::hub::HubConfig;
@@ -185,6 +186,54 @@ pub struct Config {
     /// Administration instead of serving (users, tokens); without one, serve.
     #[command(subcommand)]
     pub command: Option<crate::cli::Command>,
+    /// Analytics window T, in seconds of the data's clock, for every key kind (change it at
+    /// runtime per kind with PUT /api/analytics/config). 1..=3600.
+    #[arg(long, env = "SERVER_ANALYTICS_WINDOW_SECS", default_value_t = 60)]
+    pub analytics_window_secs: u32,
+
+    /// Analytics k: keys listed in each top k, for every key kind. 1..=100.
+    #[arg(long, env = "SERVER_ANALYTICS_TOP_K", default_value_t = 10)]
+    pub analytics_top_k: usize,
+
+    /// Analytics H: a heavy hitter has more than this percent of the window's total, for every
+    /// key kind. 0.1..=100.
+    #[arg(
+        long,
+        env = "SERVER_ANALYTICS_HEAVY_HITTER_PERCENT",
+        default_value_t = 5.0
+    )]
+    pub analytics_heavy_hitter_percent: f64,
+
+    /// Analytics X: an outlier's rate is more than this many standard deviations above the
+    /// mean rate of the window's keys, for every key kind. 0.1..=100.
+    #[arg(long, env = "SERVER_ANALYTICS_OUTLIER_STDDEVS", default_value_t = 3.0)]
+    pub analytics_outlier_stddevs: f64,
+
+    /// Distinct keys of a kind per second held exactly by the analytics; beyond it a bounded
+    /// summary whose error bound the results state. Memory is at most about 6 kinds x window
+    /// seconds x this x 100 bytes. 16..=1000000.
+    #[arg(long, env = "SERVER_ANALYTICS_BUDGET", default_value_t = 4096)]
+    pub analytics_budget: usize,
+
+    /// Where alerts are delivered as they fire and resolve: `URL` (the alert as JSON),
+    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// only.
+    /// Repeatable; the env var takes a comma-separated list.
+    #[arg(
+        long = "alert-webhook",
+        env = "SERVER_ALERT_WEBHOOK",
+        value_name = "[FORMAT=]URL",
+        value_delimiter = ','
+    )]
+    pub alert_webhooks: Vec<crate::webhooks::Target>,
+
+    /// Alerts waiting for webhook delivery at most; more are dropped (and logged). 1..=100000.
+    #[arg(long, env = "SERVER_ALERT_WEBHOOK_QUEUE", default_value_t = 1000)]
+    pub alert_webhook_queue: usize,
+
+    /// Retries of a failed webhook delivery (after 1 s, then twice as long each time).
+    /// 0..=10.
+    #[arg(long, env = "SERVER_ALERT_WEBHOOK_RETRIES", default_value_t = 3)]
+    pub alert_webhook_retries: u32,
 
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
@@ -247,6 +296,37 @@ impl Config {
             );
         }
         in_range("--audit-max-bytes", self.audit_max_bytes, 1024..=1 << 30)?;
+        in_range(
+            "--analytics-window-secs",
+            self.analytics_window_secs,
+            analytics::WINDOW_SECS,
+        )?;
+        in_range("--analytics-top-k", self.analytics_top_k, analytics::TOP_K)?;
+        in_range(
+            "--analytics-heavy-hitter-percent",
+            self.analytics_heavy_hitter_percent,
+            analytics::HEAVY_HITTER_PERCENT,
+        )?;
+        in_range(
+            "--analytics-outlier-stddevs",
+            self.analytics_outlier_stddevs,
+            analytics::OUTLIER_STDDEVS,
+        )?;
+        in_range(
+            "--analytics-budget",
+            self.analytics_budget,
+            analytics::BUDGET,
+        )?;
+        in_range(
+            "--alert-webhook-queue",
+            self.alert_webhook_queue,
+            1..=100_000,
+        )?;
+        in_range(
+            "--alert-webhook-retries",
+            self.alert_webhook_retries,
+            0..=10,
+        )?;
         self.serve_limits().validate()?;
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
@@ -299,7 +379,32 @@ impl Config {
                 max_places: self.max_places,
                 ..AggregatesConfig::default()
             },
+            analytics: self.analytics(),
         }
+    }
+
+    /// How alerts reach the webhooks, if any are configured.
+    pub(crate) fn delivery(&self) -> Option<crate::webhooks::Delivery> {
+        (!self.alert_webhooks.is_empty()).then(|| crate::webhooks::Delivery {
+            targets: self.alert_webhooks.clone(),
+            queue: self.alert_webhook_queue,
+            retries: self.alert_webhook_retries,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The analytics settings at start: the same thresholds for every key kind.
+    pub(crate) fn analytics(&self) -> AnalyticsConfig {
+        AnalyticsConfig::uniform(
+            self.analytics_budget,
+            Thresholds {
+                window_secs: self.analytics_window_secs,
+                top_k: self.analytics_top_k,
+                heavy_hitter_percent: self.analytics_heavy_hitter_percent,
+                outlier_stddevs: self.analytics_outlier_stddevs,
+            },
+        )
     }
 }
 
@@ -324,6 +429,15 @@ mod tests {
 
     fn with(flag: &str, value: &str) -> anyhow::Result<()> {
         Config::parse_from(["server".to_owned(), format!("{flag}={value}")]).validate()
+    }
+
+    #[test]
+    fn a_webhook_that_is_not_http_stops_the_start_naming_the_flag() {
+        let error = Config::try_parse_from(["server", "--alert-webhook=slack=https://x"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--alert-webhook"), "{error}");
+        assert!(error.contains("https is not supported"), "{error}");
     }
 
     #[test]
@@ -362,11 +476,24 @@ mod tests {
             ("--session-secs", "59", "60"),
             ("--session-secs", "2592001", "2592000"),
             ("--audit-max-bytes", "1023", "1024"),
+            ("--analytics-window-secs", "0", "3600"),
+            ("--analytics-window-secs", "3601", "1"),
+            ("--analytics-top-k", "0", "100"),
+            ("--analytics-heavy-hitter-percent", "0", "0.1"),
+            ("--analytics-heavy-hitter-percent", "NaN", "100"),
+            ("--analytics-outlier-stddevs", "0", "100"),
+            ("--analytics-budget", "15", "16"),
+            ("--analytics-budget", "1000001", "1000000"),
+            ("--alert-webhook-queue", "0", "100000"),
+            ("--alert-webhook-retries", "11", "0"),
         ] {
             let error = with(flag, bad).unwrap_err().to_string();
             assert!(error.starts_with(&format!("{flag} must be in ")), "{error}");
             assert!(
-                error.contains(&format!("got {bad}")) || flag == "--visible-secs",
+                error.contains(&format!("got {bad}"))
+                    || flag == "--visible-secs"
+                    || flag.ends_with("percent")
+                    || flag.ends_with("stddevs"),
                 "{error}"
             );
             with(flag, good).unwrap_or_else(|e| panic!("{flag} {good}: {e}"));

@@ -58,6 +58,14 @@ pub enum ApiError {
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// A setting out of range, of the wrong type or unknown (422).
+    #[error("{message}")]
+    InvalidSetting {
+        /// The whole story, e.g. `kinds.ip.top_k: 0 is out of range 1..=100`.
+        message: String,
+        /// The setting's JSON path, e.g. `kinds.ip.top_k`.
+        field: String,
+    },
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -113,6 +121,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InvalidSetting { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting")
+            }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -130,6 +141,7 @@ impl ApiError {
                 reason,
                 ..
             } => (Some(*item), *field, Some(reason.as_str())),
+            ApiError::InvalidSetting { field, .. } => (None, Some(field.as_str()), None),
             _ => (None, None, None),
         };
         let body = Body {

@@ -23,10 +23,14 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast};
 use tokio::time::Instant;
-use traffic::{Aggregates, AggregatesConfig, Event, Summary};
+use traffic::analytics::alerts::{Alert, Alerts, AlertsConfig};
+use traffic::{
+    Aggregates, AggregatesConfig, Analytics, AnalyticsConfig, AnalyticsReport, Event, Summary,
+};
 
 use crate::geo::Placed;
 use crate::metrics::Metrics;
+use crate::webhooks::Webhooks;
 
 /// Limits of the hub.
 #[derive(Debug, Clone, Copy)]
@@ -43,6 +47,8 @@ pub struct HubConfig {
     pub client_buffer_frames: usize,
     /// The aggregates' limits.
     pub aggregates: AggregatesConfig,
+    /// The windowed analytics' settings at start.
+    pub analytics: AnalyticsConfig,
 }
 
 /// What kind of message a frame is.
@@ -52,6 +58,10 @@ pub enum FrameKind {
     Hits,
     /// Aggregates as of `seq`.
     Stats,
+    /// Windowed analytics as of `seq`.
+    Analytics,
+    /// An alert that fired or resolved, as of `seq`.
+    Alert,
 }
 
 /// One SSE message, ready to write.
@@ -197,6 +207,13 @@ struct Published {
     /// Sequence number of the newest published event (0: none yet; ids start at 1).
     seq: u64,
     aggregates: Aggregates,
+    analytics: Analytics,
+    /// Whether anything reached the analytics (events, settings) since the last report.
+    analytics_dirty: bool,
+    /// The last `analytics` message's results, and its data (what a snapshot includes).
+    analytics_last: Option<(AnalyticsReport, Bytes)>,
+    /// The alert rules' state, checked at each new report.
+    alerts: Alerts,
     recent: VecDeque<Recent>,
     /// Wall-clock rate samples: (when, total), one per stats tick.
     rate_samples: VecDeque<(Instant, u64)>,
@@ -222,6 +239,8 @@ pub struct Hub {
     published: Mutex<Published>,
     frames: broadcast::Sender<Frame>,
     metrics: Arc<Metrics>,
+    /// Where alerts also go, when webhooks are configured.
+    webhooks: std::sync::OnceLock<Arc<Webhooks>>,
 }
 
 /// Where a new stream starts.
@@ -267,6 +286,10 @@ impl Hub {
             published: Mutex::new(Published {
                 seq: 0,
                 aggregates: Aggregates::new(config.aggregates),
+                analytics: Analytics::new(config.analytics),
+                analytics_dirty: true,
+                analytics_last: None,
+                alerts: Alerts::new(AlertsConfig::default()),
                 recent: VecDeque::with_capacity(config.ring_capacity.min(1 << 16)),
                 rate_samples: VecDeque::new(),
                 events_per_second: 0.0,
@@ -275,7 +298,13 @@ impl Hub {
             }),
             frames,
             metrics,
+            webhooks: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Hands every alert that fires or resolves from now on to `webhooks` too (once).
+    pub fn deliver_alerts_to(&self, webhooks: Arc<Webhooks>) {
+        let _ = self.webhooks.set(webhooks);
     }
 
     /// Queues accepted events for the publisher.
@@ -324,10 +353,18 @@ impl Hub {
                 // A frame holds at most `frame_max_events` (validated <= 1,000,000) hits of a
                 // few hundred bytes each: far below 4 GiB.
                 spans.push((start as u32, data.len() as u32));
+                let location = p.placed.location();
+                let published = &mut *published;
                 published
                     .aggregates
-                    .record(&p.event, p.placed.location(), p.received.into_std());
+                    .record(&p.event, location, p.received.into_std());
+                if let Some(clock) = published.aggregates.clock() {
+                    published
+                        .analytics
+                        .record(&p.event, location.place(), clock);
+                }
             }
+            published.analytics_dirty = true;
             data.extend_from_slice(FOOTER);
             let bytes = data.freeze();
             for (i, (p, (start, end))) in chunk.iter().zip(spans).enumerate() {
@@ -385,6 +422,7 @@ impl Hub {
         {
             published.evicted.pop_front();
         }
+        self.publish_analytics_locked(&mut published);
         let said = (
             published.seq,
             published.events_per_second,
@@ -405,6 +443,74 @@ impl Hub {
             kind: FrameKind::Stats,
             bytes,
         });
+    }
+
+    /// Publishes an `analytics` frame if the results changed since the last one.
+    fn publish_analytics_locked(&self, published: &mut Published) {
+        if !published.analytics_dirty {
+            return;
+        }
+        published.analytics_dirty = false;
+        let report = published.analytics.report();
+        if published
+            .analytics_last
+            .as_ref()
+            .is_some_and(|(last, _)| *last == report)
+        {
+            return;
+        }
+        let json = analytics_json(published.seq, report.clone());
+        for alert in published.alerts.evaluate(&report) {
+            if let Some(webhooks) = self.webhooks.get() {
+                webhooks.offer(&alert);
+            }
+            let mut data =
+                BytesMut::from(self.message_header(published.seq, "alert", "").as_bytes());
+            // Serializing a plain struct into memory cannot fail.
+            let _ = serde_json::to_writer((&mut data).writer(), &alert);
+            data.extend_from_slice(b"\n\n");
+            self.broadcast(Frame {
+                seq: published.seq,
+                kind: FrameKind::Alert,
+                bytes: data.freeze(),
+            });
+        }
+        published.analytics_last = Some((report, json.clone()));
+        let mut data = BytesMut::from(
+            self.message_header(published.seq, "analytics", "")
+                .as_bytes(),
+        );
+        data.extend_from_slice(&json);
+        data.extend_from_slice(b"\n\n");
+        self.broadcast(Frame {
+            seq: published.seq,
+            kind: FrameKind::Analytics,
+            bytes: data.freeze(),
+        });
+    }
+
+    /// The windowed analytics now, and the id of the newest event they count.
+    pub fn analytics(&self) -> (u64, AnalyticsReport) {
+        let mut published = lock(&self.published);
+        (published.seq, published.analytics.report())
+    }
+
+    /// The most recent alerts, newest first.
+    pub fn alerts(&self) -> Vec<Alert> {
+        lock(&self.published).alerts.recent()
+    }
+
+    /// The analytics settings in force.
+    pub fn analytics_config(&self) -> AnalyticsConfig {
+        *lock(&self.published).analytics.config()
+    }
+
+    /// Puts valid analytics settings in force: the next report (and `analytics` message) uses
+    /// them.
+    pub fn set_analytics_config(&self, config: AnalyticsConfig) {
+        let mut published = lock(&self.published);
+        published.analytics.set_config(config);
+        published.analytics_dirty = true;
     }
 
     /// The current stats.
@@ -502,6 +608,11 @@ impl Hub {
             .into_bytes();
         // Serializing plain structs into memory cannot fail.
         let _ = serde_json::to_writer(&mut header, &stats);
+        header.extend_from_slice(b",\"analytics\":");
+        match &published.analytics_last {
+            Some((_, json)) => header.extend_from_slice(json),
+            None => header.extend_from_slice(b"null"),
+        }
         header.extend_from_slice(
             format!(
                 r#","visible_secs":{},"first_seq":{first_seq},"hits_truncated":{hits_truncated},"hits":["#,
@@ -549,6 +660,22 @@ impl Hub {
         let (boot, seq) = id.trim().split_once('-')?;
         (boot == self.boot).then(|| seq.parse().ok()).flatten()
     }
+}
+
+/// The analytics as `GET /api/analytics` and `analytics` messages show them: the report
+/// with the id of the newest event it counts.
+#[derive(Serialize)]
+pub struct AnalyticsView {
+    /// Id of the newest event counted.
+    pub seq: u64,
+    /// The results.
+    #[serde(flatten)]
+    pub report: AnalyticsReport,
+}
+
+fn analytics_json(seq: u64, report: AnalyticsReport) -> Bytes {
+    // Serializing plain structs into memory cannot fail.
+    Bytes::from(serde_json::to_vec(&AnalyticsView { seq, report }).unwrap_or_default())
 }
 
 /// The end of a `hits` or `snapshot` message: closes the hits array, the object, the message.
@@ -615,6 +742,7 @@ mod tests {
                 frame_max_events: 3,
                 client_buffer_frames: buffer,
                 aggregates: AggregatesConfig::default(),
+                analytics: AnalyticsConfig::default(),
             },
             Arc::new(Metrics::default()),
         )

@@ -4,6 +4,7 @@
 //! [`app`] builds the router (handler tests drive it with `oneshot`); [`serve`] runs it on a
 //! listener with the background tasks and graceful shutdown; [`run`] is what `main` calls.
 
+mod analytics;
 mod api;
 pub mod auth;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod idempotency;
 mod metrics;
 pub mod routes;
 mod stream;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,8 +126,13 @@ impl AppState {
         self
     }
 
-    /// Starts the publisher and the stats ticker; they stop when `shutdown` is cancelled.
+    /// Starts the publisher and the stats ticker (and webhook delivery, when configured);
+    /// they stop when `shutdown` is cancelled.
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+        if let Some(delivery) = self.config.delivery() {
+            self.hub
+                .deliver_alerts_to(webhooks::Webhooks::start(delivery, self.shutdown.clone()));
+        }
         let publisher = {
             let hub = Arc::clone(&self.hub);
             let interval = Duration::from_millis(self.config.publish_interval_ms);
@@ -393,6 +400,35 @@ pub(crate) fn from_loopback<B>(mut request: axum::http::Request<B>) -> axum::htt
         .extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
     request
+}
+
+/// `request` from loopback with the session cookie of an admin (created in `state` if
+/// there is none yet), for in-process tests of admin routes.
+#[cfg(test)]
+pub(crate) fn as_admin<B>(
+    state: &AppState,
+    mut request: axum::http::Request<B>,
+) -> axum::http::Request<B> {
+    use auth::session::{self, Claims};
+    const ADMIN: &str = "test-admin";
+    let key = state
+        .auth
+        .update(|f| {
+            f.set_user(ADMIN, auth::Role::Admin, "test admin password")?;
+            f.session_key()
+        })
+        .expect("an admin in the test's auth state");
+    let claims = Claims {
+        sid: auth::store::random_token(),
+        user: ADMIN.into(),
+        exp: auth::store::now_unix() + 3600,
+    };
+    let cookie = format!("{}={}", session::COOKIE, session::sign(&key, &claims));
+    let value = axum::http::HeaderValue::from_str(&cookie).expect("a cookie is ASCII");
+    request
+        .headers_mut()
+        .insert(axum::http::header::COOKIE, value);
+    from_loopback(request)
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@
 //! of every role and checks the answer against its access level; nothing else to write.
 
 use axum::http::Method;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, api, stream};
+use crate::{AppState, analytics, api, stream};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -50,6 +50,26 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/api/stream", Viewer, get(stream::stream)),
         route(Method::GET, "/api/stats", Viewer, get(api::stats)),
         route(Method::GET, "/api/info", Viewer, get(api::info)),
+        // Windowed analytics and alerts; changing the settings is an admin's.
+        route(
+            Method::GET,
+            "/api/analytics",
+            Viewer,
+            get(analytics::report),
+        ),
+        route(Method::GET, "/api/alerts", Viewer, get(analytics::alerts)),
+        route(
+            Method::GET,
+            "/api/analytics/config",
+            Viewer,
+            get(analytics::config),
+        ),
+        route(
+            Method::PUT,
+            "/api/analytics/config",
+            Admin,
+            put(analytics::set_config),
+        ),
         // Probes and scrapers: counts only, no addresses.
         route(Method::GET, "/healthz", Public, get(api::healthz)),
         route(Method::GET, "/metrics", Public, get(api::metrics)),

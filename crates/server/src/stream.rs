@@ -194,7 +194,7 @@ impl Client {
     fn accept(&mut self, frame: Frame) -> Option<Bytes> {
         let fresh = match frame.kind {
             FrameKind::Hits => frame.seq > self.seq,
-            FrameKind::Stats => frame.seq >= self.seq,
+            FrameKind::Stats | FrameKind::Analytics | FrameKind::Alert => frame.seq >= self.seq,
         };
         if fresh {
             self.seq = frame.seq;

@@ -78,6 +78,15 @@ impl Default for AggregatesConfig {
     }
 }
 
+/// The data's clock: where "now" is for windows over the data's own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DataClock {
+    /// The latest second of the current era (see [`TimelineSummary`]).
+    pub second: i64,
+    /// Eras before the current one: it changes when the clock jumps to a confirmed new era.
+    pub era: u64,
+}
+
 /// Most distinct protocols counted by name; more go under [`Summary::other_protocols`].
 pub const MAX_PROTOCOLS: usize = 64;
 
@@ -103,6 +112,16 @@ impl Counts {
     fn add(&mut self, suspicious: bool) {
         self.total += 1;
         self.suspicious += u64::from(suspicious);
+    }
+}
+
+impl<'a> Location<'a> {
+    /// The place, when the event was placed.
+    pub fn place(self) -> Option<&'a Arc<Place>> {
+        match self {
+            Location::Event(place) | Location::Ip(place) => Some(place),
+            Location::Unlocated(_) => None,
+        }
     }
 }
 
@@ -208,6 +227,11 @@ impl Aggregates {
             };
             *self.status_classes.entry(class).or_default() += 1;
         }
+    }
+
+    /// The data's clock (absent before the first event counted on it).
+    pub fn clock(&self) -> Option<DataClock> {
+        self.timeline.clock()
     }
 
     /// Total events recorded.

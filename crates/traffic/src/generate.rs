@@ -20,6 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::event;
 
+mod scripted;
+
+pub use scripted::ScriptedBurst;
+
 /// The header line written first, the same as the course file's.
 pub const HEADER: &str = "ip address,Latitude,Longitude,Timestamp,suspicious";
 
@@ -108,6 +112,16 @@ impl GenerateConfig {
 /// with an [`io::ErrorKind::InvalidInput`] error wrapping the [`ConfigError`]. Output is
 /// buffered here, so `out` need not be.
 pub fn write_csv<W: Write>(config: &GenerateConfig, out: W) -> io::Result<u64> {
+    write_csv_scripted(config, &[], out)
+}
+
+/// [`write_csv`] with scripted bursts: each takes over its share of the rows of its seconds
+/// (see [`ScriptedBurst`]). Without bursts, the same bytes as [`write_csv`].
+pub fn write_csv_scripted<W: Write>(
+    config: &GenerateConfig,
+    bursts: &[ScriptedBurst],
+    out: W,
+) -> io::Result<u64> {
     config
         .validate()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -117,6 +131,7 @@ pub fn write_csv<W: Write>(config: &GenerateConfig, out: W) -> io::Result<u64> {
     let profile = RateProfile::new(config.seed, config.duration_secs);
     let mut rows = RowMaker::new(config);
     let mut rng = SplitMix64::new(config.seed ^ 0x5EC0_4D5C_0047_5EED);
+    let mut scripted = scripted::Scripted::new(bursts, config.seed);
 
     // Spread the rows over the seconds: each second draws a near-Poisson count around its
     // share of the rows still to place, so the total is exact and the counts look natural.
@@ -142,7 +157,8 @@ pub fn write_csv<W: Write>(config: &GenerateConfig, out: W) -> io::Result<u64> {
         // duration_secs - 1 fits in i64: validate() checked start + it.
         let timestamp = config.start + second as i64;
         for _ in 0..count {
-            let row = rows.next();
+            let mut row = rows.next();
+            scripted.apply(second, &mut row);
             writeln!(
                 out,
                 "{},{},{},{timestamp},{}",

@@ -5,6 +5,7 @@
 //! Pure and synchronous: no I/O beyond the `Read` a caller hands in, no async runtime.
 
 pub mod aggregates;
+pub mod analytics;
 pub mod countries;
 pub mod csv;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod secret;
 #[cfg(feature = "service")]
 pub mod service;
 
-pub use aggregates::{Aggregates, AggregatesConfig, Location, Place, Summary};
+pub use aggregates::{Aggregates, AggregatesConfig, DataClock, Location, Place, Summary};
+pub use analytics::{Analytics, AnalyticsConfig, AnalyticsReport};
 pub use event::{Event, Field, FieldError};
 pub use secret::Secret;

@@ -12,7 +12,8 @@ const RETRY_MS = 2000;
  * and the stream then stays closed until it is opened again.
  *
  * @param {string} url
- * @param {{snapshot: Function, hits: Function, stats: Function, status: Function, refused?: Function}} on
+ * @param {{snapshot: Function, hits: Function, stats: Function, status: Function,
+ *          refused?: Function, analytics?: Function, alert?: Function}} on
  * @returns {{close: () => void}}
  */
 export function connectStream(url, on) {
@@ -40,6 +41,8 @@ export function connectStream(url, on) {
     source.addEventListener('snapshot', parse(on.snapshot));
     source.addEventListener('hits', parse(on.hits));
     source.addEventListener('stats', parse(on.stats));
+    if (on.analytics) source.addEventListener('analytics', parse(on.analytics));
+    if (on.alert) source.addEventListener('alert', parse(on.alert));
     source.addEventListener('error', () => {
       if (closed) return;
       if (source.readyState === EventSource.CLOSED) {

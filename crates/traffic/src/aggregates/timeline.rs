@@ -254,6 +254,14 @@ impl Timeline {
         }
     }
 
+    /// The clock: latest second of the current era, and how many eras came before it.
+    pub(super) fn clock(&self) -> Option<super::DataClock> {
+        self.latest.map(|second| super::DataClock {
+            second,
+            era: self.clock_jumps,
+        })
+    }
+
     pub(super) fn summary(&self) -> TimelineSummary {
         let pending = self.candidate.as_ref().map_or(0, |c| {
             c.events

@@ -1,0 +1,71 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AnalyticsState, formToUpdate, putConfig, MAX_ALERTS } from '../src/data/analytics.js';
+
+const alert = (id, state = 'firing') => ({ id, rule: 'heavy_hitter', kind: 'network', key: '192.0.2.0/24', state });
+
+test('an alert that resolves replaces the firing one; a new one is said to be new', () => {
+  const s = new AnalyticsState();
+  assert.equal(s.applyAlert(alert(1)), true);
+  assert.equal(s.applyAlert(alert(2)), true);
+  assert.equal(s.applyAlert(alert(1, 'resolved')), false);
+  assert.deepEqual(s.alerts.map((a) => [a.id, a.state]), [[2, 'firing'], [1, 'resolved']]);
+});
+
+test('the alert list keeps the newest ones only', () => {
+  const s = new AnalyticsState();
+  for (let id = 1; id <= MAX_ALERTS + 5; id++) s.applyAlert(alert(id));
+  assert.equal(s.alerts.length, MAX_ALERTS);
+  assert.equal(s.alerts[0].id, MAX_ALERTS + 5);
+});
+
+test('a snapshot without results keeps what the page had', () => {
+  const s = new AnalyticsState();
+  s.applyReport({ kinds: { ip: { top_by_count: [] } } });
+  s.applyReport(null);
+  assert.deepEqual(s.kind('ip'), { top_by_count: [] });
+});
+
+test('the form becomes an update for one kind, empty fields left out, text kept for the server to refuse', () => {
+  assert.deepEqual(formToUpdate('network', { window_secs: '30', top_k: '', heavy_hitter_percent: ' 12.5 ', outlier_stddevs: 'x' }), {
+    kinds: { network: { window_secs: 30, heavy_hitter_percent: 12.5, outlier_stddevs: 'x' } },
+  });
+});
+
+test('a 422 comes back with the field the server named', async () => {
+  const fake = async (url, init) => {
+    assert.equal(url, '/api/analytics/config');
+    assert.equal(init.method, 'PUT');
+    return { ok: false, status: 422, json: async () => ({ error: 'invalid_setting', field: 'kinds.ip.top_k', message: 'kinds.ip.top_k: 0 is out of range 1..=100' }) };
+  };
+  const result = await putConfig({ kinds: { ip: { top_k: 0 } } }, fake);
+  assert.deepEqual(result, { ok: false, field: 'kinds.ip.top_k', message: 'kinds.ip.top_k: 0 is out of range 1..=100' });
+  const ok = await putConfig({}, async () => ({ ok: true, status: 200, json: async () => ({ budget: 4096 }) }));
+  assert.deepEqual(ok, { ok: true, config: { budget: 4096 } });
+});
+
+import { describeWindow, describeKey } from '../src/ui/analytics.js';
+import { describeAlert, createAlertList } from '../src/ui/alerts.js';
+import { fakeDocument } from './fakedom.js';
+
+test('the window line names T, k, H, X, the events and whether the results are exact', () => {
+  const r = {
+    thresholds: { window_secs: 60, top_k: 10, heavy_hitter_percent: 5, outlier_stddevs: 3 },
+    total: { count: 1200 }, suspicious_share: 0.25, exact: false, error_bound: { count: 7 },
+  };
+  assert.equal(describeWindow(r), 'last 60 s · k 10 · H 5% · X 3σ · 1,200 events, 25.0% suspicious · summary: counts up to 7 low');
+  assert.equal(describeWindow(null), 'no data yet');
+  assert.deepEqual(describeKey({ key: '192.0.2.0/24', count: 12, share: 0.04 }), ['192.0.2.0/24', '12 · 4.0%']);
+});
+
+test('alerts are listed as text, a resolved one says so, markup stays text', () => {
+  assert.deepEqual(describeAlert({ rule: 'heavy_hitter', kind: 'network', key: '<b>x</b>', peak: 0.3, state: 'resolved' }), {
+    title: 'heavy hitter: network <b>x</b>', detail: '30.0% at peak · resolved',
+  });
+  const doc = fakeDocument();
+  const list = doc.createElement('ol');
+  createAlertList(list, { onAlertClick() {} }, doc).render([{ id: 3, rule: 'suspicious_share', peak: 0.6, state: 'firing' }], new Set([3]));
+  assert.equal(list.children.length, 1);
+  assert.equal(list.children[0].className, 'firing new');
+  assert.equal(list.textContent, 'suspicious share: all traffic60.0% at peak · firing');
+});
