@@ -11,6 +11,7 @@ pub mod geo;
 pub mod hub;
 pub mod idempotency;
 mod metrics;
+pub mod persist;
 mod stream;
 
 use std::sync::Arc;
@@ -49,10 +50,73 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Recent `Idempotency-Key`s of ingest requests and their answers.
     pub idempotency: Arc<idempotency::Store>,
+    /// The history's writer (`None` with `--store memory`): events are stored before they
+    /// are published.
+    pub history: Option<Arc<persist::Writer>>,
 }
 
 impl AppState {
-    /// State for `config`, sharing the process-wide geocoder.
+    /// State for `config` with its history (`--store`): opens the store, rebuilds the
+    /// aggregates, the ring of recent hits, the sequence and the idempotency keys from it,
+    /// and starts its writer. With `--store memory`, the same as [`AppState::new`].
+    pub async fn open(
+        config: Config,
+        geo: Arc<Geocoder>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let opened = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let Some(store) = persist::open(&config)? else {
+                    return Ok(None);
+                };
+                let started = std::time::Instant::now();
+                let metrics = Arc::new(Metrics::default());
+                let hub =
+                    Hub::with_epoch(config.hub(), Arc::clone(&metrics), store.epoch().to_owned());
+                let keys_max_age = Duration::from_secs(config.idempotency_secs);
+                let idempotency = idempotency::Store::with_secret(
+                    config.idempotency_keys,
+                    keys_max_age,
+                    store.secret(),
+                );
+                let last = persist::restore(&hub, &idempotency, keys_max_age, &*store)?;
+                tracing::info!(
+                    events = last,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    dir = %config.data_dir.display(),
+                    "history restored"
+                );
+                Ok(Some((store, hub, metrics, idempotency)))
+            })
+            .await
+            .context("while restoring the history")??
+        };
+        let Some((store, hub, metrics, idempotency)) = opened else {
+            return Ok(Self::new(config, geo, shutdown));
+        };
+        let hub = Arc::new(hub);
+        let writer = persist::spawn(
+            store,
+            Arc::clone(&hub),
+            config.durable,
+            Duration::from_secs(config.idempotency_secs),
+        )?;
+        Ok(Self {
+            config: Arc::new(config),
+            geo,
+            locator: Arc::new(geo::NoDatabase),
+            databases: Arc::new([]),
+            hub,
+            metrics,
+            shutdown,
+            idempotency,
+            history: Some(Arc::new(writer)),
+        })
+    }
+
+    /// State for `config` with nothing stored (as `--store memory`), sharing the
+    /// process-wide geocoder.
     pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
@@ -69,6 +133,7 @@ impl AppState {
             metrics,
             shutdown,
             idempotency,
+            history: None,
         }
     }
 
@@ -88,22 +153,46 @@ impl AppState {
     pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
         let publisher = {
             let hub = Arc::clone(&self.hub);
+            let history = self.history.clone();
             let interval = Duration::from_millis(self.config.publish_interval_ms);
             let shutdown = self.shutdown.clone();
+            // Without a history, publish at once; with one, hand the batch to the writer,
+            // which publishes it once stored.
+            let publish = move || {
+                let hub = Arc::clone(&hub);
+                let history = history.clone();
+                async move {
+                    match &history {
+                        None => {
+                            hub.publish();
+                        }
+                        Some(writer) => {
+                            if let Some(taken) = hub.take() {
+                                writer.send(taken).await;
+                            }
+                        }
+                    }
+                }
+            };
+            let hub = Arc::clone(&self.hub);
+            let history = self.history.clone();
             async move {
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = hub.wait_for_pending() => {}
                     }
-                    hub.publish();
+                    publish().await;
                     // Throttle: what arrives meanwhile goes out together in the next frame.
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(interval) => {}
                     }
                 }
-                hub.publish();
+                publish().await;
+                if let Some(writer) = history {
+                    writer.stop().await;
+                }
             }
         };
         let ticker = {
@@ -215,15 +304,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "geodata loaded"
     );
     let (locator, databases) = open_geoip(&config).await?;
-    let listener = TcpListener::bind(config.listen)
+    let listen = config.listen;
+    // The history is restored before binding: once the port accepts, the counts are back.
+    let state = AppState::open(config, geo, shutdown).await?;
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("while binding {}", config.listen))?;
+        .with_context(|| format!("while binding {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     serve(
         listener,
-        AppState::new(config, geo, shutdown)
-            .with_locator(locator)
-            .with_databases(databases),
+        state.with_locator(locator).with_databases(databases),
     )
     .await
 }

@@ -46,6 +46,8 @@ pub struct Server {
     child: Child,
     /// The port it listens on.
     pub port: u16,
+    /// A `server`'s history directory when the harness made one (removed on drop).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -57,15 +59,30 @@ impl Server {
     /// Starts binary `name` (`server` or `web`) on `port` with `extra` flags, its standard
     /// error going to `stderr`; waits until `/healthz` answers 200.
     pub async fn spawn(name: &str, port: u16, extra: &[&str], stderr: Stdio) -> Self {
+        // A server keeps its history in a directory of its own, unless told where.
+        let data_dir = (name == "server" && !extra.iter().any(|a| a.starts_with("--data-dir")))
+            .then(|| {
+                std::env::temp_dir()
+                    .join(format!("traffic-globe-bench-{}-{port}", std::process::id()))
+            });
         let child = Command::new(binary(name))
             .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(
+                data_dir
+                    .iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.as_os_str()]),
+            )
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut server = Server { child, port };
+        let mut server = Server {
+            child,
+            port,
+            data_dir,
+        };
         for _ in 0..400 {
             if server
                 .get("/healthz")
@@ -145,6 +162,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

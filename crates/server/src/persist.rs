@@ -1,0 +1,312 @@
+//! The history wired to the hub: opening the store, rebuilding the hub from it on start,
+//! and the writer thread that stores every taken batch before it is published.
+//!
+//! Events flow ingest -> hub queue -> (numbered) -> writer -> store commit -> publish. Only
+//! stored events reach the stream, so what a browser has seen is always in the store: after
+//! a crash the sequence continues from the store's last event, and a `Last-Event-ID` from
+//! before it resumes exactly (no id is ever given to two different events).
+//!
+//! The writer is a thread of its own (SQLite calls block), fed by a bounded channel: while
+//! it commits, the next batches queue up and go into the next transaction together (group
+//! commit). When the disk falls behind, the publisher waits for room in the channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use history::{Durability, KeyRecord, Located, NewEvent, Store};
+use tokio::sync::{mpsc, oneshot};
+use traffic::Place;
+
+use crate::Config;
+use crate::geo::{IpPlace, Placed, Unlocated};
+use crate::hub::{Hub, Taken, unix_ms};
+use crate::idempotency;
+
+/// Batches waiting for the writer; beyond them the publisher waits.
+const QUEUE_BATCHES: usize = 64;
+/// Most events in one transaction.
+const MAX_COMMIT_EVENTS: usize = 200_000;
+/// How often stored idempotency keys past their age are deleted.
+const FORGET_KEYS_EVERY: Duration = Duration::from_secs(30);
+
+/// Which store keeps the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// SQLite in `--data-dir` (embedded, the default).
+    Sqlite,
+    /// Nothing stored: a restart starts from zero.
+    Memory,
+}
+
+/// What the writer is told.
+enum Message {
+    /// Store these, then publish them.
+    Batch(Taken),
+    /// Everything sent before is stored: say so and stop.
+    Stop(oneshot::Sender<()>),
+}
+
+/// Counters of the writer, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterMetrics {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Events stored.
+    pub events: AtomicU64,
+    /// Failed attempts to commit (each retried).
+    pub errors: AtomicU64,
+}
+
+impl WriterMetrics {
+    /// Appends the writer's counters in the Prometheus text format.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        for (name, help, value) in [
+            (
+                "traffic_history_commits_total",
+                "Transactions committed to the history.",
+                &self.commits,
+            ),
+            (
+                "traffic_history_events_stored_total",
+                "Events stored in the history.",
+                &self.events,
+            ),
+            (
+                "traffic_history_write_errors_total",
+                "Failed commits to the history (each retried).",
+                &self.errors,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+    }
+}
+
+/// The handle on the writer thread.
+pub struct Writer {
+    queue: mpsc::Sender<Message>,
+    /// Counters.
+    pub metrics: Arc<WriterMetrics>,
+    /// Whether a 202 waits for its events' commit.
+    pub durable: bool,
+}
+
+impl Writer {
+    /// Hands a taken batch to the writer, waiting while its queue is full.
+    pub async fn send(&self, taken: Taken) {
+        // The writer only stops when told to, after the last batch.
+        let _ = self.queue.send(Message::Batch(taken)).await;
+    }
+
+    /// Waits until everything sent is stored and published, then stops the writer.
+    pub async fn stop(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self.queue.send(Message::Stop(done)).await.is_ok() {
+            let _ = stopped.await;
+        }
+    }
+}
+
+/// Opens the store the configuration names (`None` for `--store memory`).
+pub fn open(config: &Config) -> anyhow::Result<Option<Box<dyn Store>>> {
+    match config.store {
+        StoreKind::Memory => Ok(None),
+        StoreKind::Sqlite => {
+            let durability = if config.durable {
+                Durability::Disk
+            } else {
+                Durability::Process
+            };
+            let store = history::Sqlite::open(&config.data_dir, durability).with_context(|| {
+                format!("while opening the history in {}", config.data_dir.display())
+            })?;
+            Ok(Some(Box::new(store)))
+        }
+    }
+}
+
+/// Rebuilds `hub` (aggregates, ring, sequence) and `keys` (idempotency keys younger than
+/// their age limit) from `store`. Returns the newest stored seq.
+pub fn restore(
+    hub: &Hub,
+    keys: &idempotency::Store,
+    keys_max_age: Duration,
+    store: &dyn Store,
+) -> anyhow::Result<u64> {
+    let places: HashMap<u64, Arc<Place>> = store
+        .places()
+        .context("while reading the stored places")?
+        .into_iter()
+        .map(|p| (p.key, Arc::new(p)))
+        .collect();
+    let mut missing_places = 0u64;
+    let last = hub
+        .restore(|record| {
+            store.scan(0, &mut |stored| {
+                let placed = placed(&places, stored.located).unwrap_or_else(|| {
+                    missing_places += 1;
+                    Placed::Unlocated(Unlocated::NotFound)
+                });
+                record(stored.seq, stored.received_ms, stored.event, placed);
+            })
+        })
+        .context("while reading the stored events")?;
+    if missing_places > 0 {
+        tracing::warn!(
+            events = missing_places,
+            "stored events refer to unknown places; counted as unlocated"
+        );
+    }
+    let now_ms = unix_ms(SystemTime::now());
+    let since = now_ms.saturating_sub(keys_max_age.as_millis() as u64);
+    for key in store
+        .keys_since(since)
+        .context("while reading the stored idempotency keys")?
+    {
+        let status = axum::http::StatusCode::from_u16(key.status)
+            .unwrap_or(axum::http::StatusCode::ACCEPTED);
+        keys.restore(
+            &key.key,
+            key.fingerprint,
+            status,
+            key.body.into(),
+            Duration::from_millis(now_ms.saturating_sub(key.stored_ms)),
+        );
+    }
+    Ok(last)
+}
+
+fn placed(places: &HashMap<u64, Arc<Place>>, located: Located<u64>) -> Option<Placed> {
+    Some(match located {
+        Located::Event(key) => Placed::Event(Arc::clone(places.get(&key)?)),
+        Located::Ip {
+            place,
+            latitude,
+            longitude,
+        } => Placed::Ip {
+            place: Arc::clone(places.get(&place)?),
+            at: IpPlace {
+                latitude,
+                longitude,
+            },
+        },
+        Located::Unlocated(reason) => Placed::Unlocated(unlocated(&reason)),
+    })
+}
+
+fn unlocated(reason: &str) -> Unlocated {
+    [
+        Unlocated::Loopback,
+        Unlocated::Private,
+        Unlocated::Reserved,
+        Unlocated::NotFound,
+        Unlocated::NoDatabase,
+    ]
+    .into_iter()
+    .find(|u| u.as_str() == reason)
+    .unwrap_or(Unlocated::NotFound)
+}
+
+/// Starts the writer thread: it stores what it is sent, then publishes it on `hub`.
+pub fn spawn(
+    store: Box<dyn Store>,
+    hub: Arc<Hub>,
+    durable: bool,
+    keys_max_age: Duration,
+) -> anyhow::Result<Writer> {
+    let (queue, receiver) = mpsc::channel(QUEUE_BATCHES);
+    let metrics = Arc::new(WriterMetrics::default());
+    let counters = Arc::clone(&metrics);
+    std::thread::Builder::new()
+        .name("history-writer".to_owned())
+        .spawn(move || write_loop(store, &hub, receiver, &counters, keys_max_age))
+        .context("while starting the history writer")?;
+    Ok(Writer {
+        queue,
+        metrics,
+        durable,
+    })
+}
+
+fn write_loop(
+    mut store: Box<dyn Store>,
+    hub: &Hub,
+    mut receiver: mpsc::Receiver<Message>,
+    metrics: &WriterMetrics,
+    keys_max_age: Duration,
+) {
+    let mut forgot_keys = std::time::Instant::now();
+    let mut stop = None;
+    while stop.is_none() {
+        let Some(first) = receiver.blocking_recv() else {
+            return;
+        };
+        let mut batches = Vec::new();
+        let mut events = 0;
+        let mut next = Some(first);
+        // Everything queued while the last commit ran goes into this one.
+        while let Some(message) = next.take() {
+            match message {
+                Message::Batch(taken) => {
+                    events += taken.events.len();
+                    batches.push(taken);
+                }
+                Message::Stop(done) => {
+                    stop = Some(done);
+                    break;
+                }
+            }
+            if events < MAX_COMMIT_EVENTS {
+                next = receiver.try_recv().ok();
+            }
+        }
+        if batches.is_empty() {
+            continue;
+        }
+        let keys: Vec<KeyRecord> = batches
+            .iter_mut()
+            .flat_map(|b| std::mem::take(&mut b.keys))
+            .collect();
+        let rows: Vec<NewEvent<'_>> = batches
+            .iter()
+            .flat_map(|b| {
+                b.events
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| p.to_store(b.first_seq + i as u64))
+            })
+            .collect();
+        let mut backoff = Duration::from_millis(10);
+        while let Err(e) = store.append(&rows, &keys) {
+            metrics.errors.fetch_add(1, Relaxed);
+            tracing::error!(error = %e, events = rows.len(), "storing events failed; retrying");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        drop(rows);
+        metrics.commits.fetch_add(1, Relaxed);
+        metrics.events.fetch_add(events as u64, Relaxed);
+        for batch in batches {
+            hub.publish_taken(batch.first_seq, &batch.events);
+            hub.mark_committed(batch.ticket);
+        }
+        if forgot_keys.elapsed() >= FORGET_KEYS_EVERY {
+            forgot_keys = std::time::Instant::now();
+            let before = unix_ms(SystemTime::now()).saturating_sub(keys_max_age.as_millis() as u64);
+            if let Err(e) = store.forget_keys_before(before) {
+                tracing::warn!(error = %e, "forgetting old idempotency keys failed");
+            }
+        }
+    }
+    if let Some(done) = stop {
+        let _ = done.send(());
+    }
+}
