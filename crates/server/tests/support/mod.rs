@@ -34,6 +34,29 @@ impl TestServer {
         }
     }
 
+    /// A server with its history (`config.store`), restored from `config.data_dir`.
+    pub async fn start_with_history(config: Config) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let state = AppState::open(config, Geocoder::shared(), shutdown.clone())
+            .await
+            .unwrap();
+        let task = tokio::spawn(server::serve(listener, state.clone()));
+        Self {
+            addr,
+            state,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Shuts the server down as SIGTERM would and waits until it has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+
     /// Waits until the server has published `seq` events (so a new stream starts after them).
     pub async fn wait_published(&self, seq: u64) {
         for _ in 0..500 {

@@ -1,0 +1,189 @@
+//! The history across restarts, in process: a server on a temporary data directory is
+//! stopped and started again on it, and must come back with the same counts, the same
+//! sequence, the same idempotency keys, and resume a stream from before the restart.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::path::PathBuf;
+
+use history::Store;
+use server::Config;
+use server::persist::StoreKind;
+use support::{SseClient, TestServer, event_json, hits_of, ip_of, seq_of};
+
+/// A data directory of its own, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("server-history-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &TempDir) -> Config {
+    let mut config = Config::default_for_tests();
+    config.store = StoreKind::Sqlite;
+    config.data_dir = dir.0.clone();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config
+}
+
+async fn post_range(server: &TestServer, range: std::ops::Range<u32>) {
+    let body = format!(
+        "[{}]",
+        range
+            .map(|i| event_json(i, i % 3 == 0))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    assert_eq!(server.post(body).await.status(), 202);
+}
+
+/// The stats without what depends on the moment (clock, rate, clients).
+async fn lasting_stats(server: &TestServer) -> serde_json::Value {
+    let mut stats = server.stats().await;
+    for field in ["server_time", "events_per_second", "clients"] {
+        stats.as_object_mut().unwrap().remove(field);
+    }
+    stats
+}
+
+/// Reads `hits` messages until `ips` hits have come; fails on a snapshot.
+async fn read_hits(client: &mut SseClient, count: usize) -> Vec<(u64, String)> {
+    let mut hits = Vec::new();
+    while hits.len() < count {
+        let message = client.next().await.expect("stream open");
+        match message.event.as_str() {
+            "hits" => {
+                let (first, ips) = hits_of(&message);
+                hits.extend(
+                    ips.into_iter()
+                        .enumerate()
+                        .map(|(i, ip)| (first + i as u64, ip)),
+                );
+            }
+            "stats" => {}
+            other => panic!("expected hits, got {other}: {}", message.data),
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_sequence() {
+    let dir = TempDir::new("counts");
+    let server = TestServer::start_with_history(config(&dir)).await;
+    post_range(&server, 0..30).await;
+    post_range(&server, 30..50).await;
+    server.wait_published(50).await;
+    let before = lasting_stats(&server).await;
+    assert_eq!(before["total"], 50);
+    server.stop().await;
+
+    let server = TestServer::start_with_history(config(&dir)).await;
+    assert_eq!(
+        lasting_stats(&server).await,
+        before,
+        "counts, places, timeline, seq"
+    );
+    let snapshot = server.stream(None).await.next_of("snapshot").await.json();
+    assert_eq!(
+        snapshot["hits"].as_array().unwrap().len(),
+        50,
+        "recent hits are back"
+    );
+    assert_eq!(snapshot["hits"][49]["ip"], ip_of(49));
+    post_range(&server, 50..60).await;
+    server.wait_published(60).await;
+    assert_eq!(server.stats().await["total"], 60);
+    server.stop().await;
+
+    let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
+    let mut seqs = Vec::new();
+    store.scan(0, &mut |e| seqs.push(e.seq)).unwrap();
+    assert_eq!(
+        seqs,
+        (1..=60).collect::<Vec<u64>>(),
+        "one seq per event, no gap"
+    );
+}
+
+#[tokio::test]
+async fn a_stream_resumes_by_last_event_id_across_a_restart_exactly() {
+    let dir = TempDir::new("resume");
+    let server = TestServer::start_with_history(config(&dir)).await;
+    let mut client = server.stream(None).await;
+    let snapshot = client.next_of("snapshot").await;
+    assert_eq!(seq_of(snapshot.id.as_deref().unwrap()), 0);
+    post_range(&server, 0..20).await;
+    let seen = read_hits(&mut client, 20).await;
+    assert_eq!(seen.last().unwrap().0, 20);
+    // The id of the message that carried seq 20 (the last one read).
+    let last_id = format!("{}-20", snapshot.id.unwrap().rsplit_once('-').unwrap().0);
+    drop(client);
+    // Missed while away: 10 before the restart, 10 after.
+    post_range(&server, 20..30).await;
+    server.wait_published(30).await;
+    server.stop().await;
+    let server = TestServer::start_with_history(config(&dir)).await;
+    post_range(&server, 30..40).await;
+    server.wait_published(40).await;
+
+    let mut client = server.stream(Some(&last_id)).await;
+    let missed = read_hits(&mut client, 20).await;
+    let expected: Vec<(u64, String)> = (20..40).map(|i| (u64::from(i) + 1, ip_of(i))).collect();
+    assert_eq!(missed, expected, "exactly the missed hits, in order, once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_again() {
+    let dir = TempDir::new("idempotency");
+    let body = format!("[{},{}]", event_json(1, false), event_json(2, true));
+    let post = |server: &TestServer| {
+        reqwest::Client::new()
+            .post(server.url("/api/events"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "batch-1")
+            .body(body.clone())
+            .send()
+    };
+    let server = TestServer::start_with_history(config(&dir)).await;
+    assert_eq!(post(&server).await.unwrap().status(), 202);
+    server.wait_published(2).await;
+    server.stop().await;
+
+    let server = TestServer::start_with_history(config(&dir)).await;
+    let again = post(&server).await.unwrap();
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.unwrap(), r#"{"accepted":2}"#);
+    assert_eq!(server.stats().await["total"], 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn with_durable_the_202_comes_after_the_events_are_stored() {
+    let dir = TempDir::new("durable");
+    let mut config = config(&dir);
+    config.durable = true;
+    // A long publish interval: without the wait, the 202 would come well before the commit.
+    config.publish_interval_ms = 2_000;
+    let server = TestServer::start_with_history(config).await;
+    for round in 0..3u32 {
+        post_range(&server, round * 10..round * 10 + 10).await;
+        let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
+        assert_eq!(store.last_seq().unwrap(), u64::from(round) * 10 + 10);
+    }
+    server.stop().await;
+}
