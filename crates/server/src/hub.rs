@@ -15,7 +15,7 @@
 //! behind the broadcast buffer is sent a fresh snapshot rather than holding anything up.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -258,6 +258,8 @@ pub struct Hub {
     wake: Notify,
     /// The newest ticket (see [`Hub::push`]) whose events are stored and published.
     committed: watch::Sender<u64>,
+    /// Events pushed and not yet published (with a history: not yet committed).
+    uncommitted: AtomicU64,
     published: Mutex<Published>,
     frames: broadcast::Sender<Frame>,
     metrics: Arc<Metrics>,
@@ -334,6 +336,7 @@ impl Hub {
             pending: Mutex::new(Queue::default()),
             wake: Notify::new(),
             committed: watch::Sender::new(0),
+            uncommitted: AtomicU64::new(0),
             published: Mutex::new(Published {
                 seq: 0,
                 aggregates: Aggregates::new(config.aggregates),
@@ -360,6 +363,7 @@ impl Hub {
         if batch.is_empty() && key.is_none() {
             return 0;
         }
+        self.uncommitted.fetch_add(batch.len() as u64, Relaxed);
         let mut pending = lock(&self.pending);
         if pending.events.is_empty() {
             pending.events = batch;
@@ -372,6 +376,11 @@ impl Hub {
         drop(pending);
         self.wake.notify_one();
         ticket
+    }
+
+    /// Events accepted and not yet published (with a history: not yet committed).
+    pub fn uncommitted(&self) -> u64 {
+        self.uncommitted.load(Relaxed)
     }
 
     /// Waits until the events of push `ticket` (and all before) are stored and published.
@@ -433,6 +442,7 @@ impl Hub {
             "taken batches publish in order"
         );
         self.publish_locked(&mut published, batch, true);
+        self.uncommitted.fetch_sub(batch.len() as u64, Relaxed);
         batch.len()
     }
 
@@ -877,6 +887,26 @@ mod tests {
         assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
         assert!(id(&second.bytes).ends_with("-5"));
         assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn events_count_as_uncommitted_from_push_until_published_in_order() {
+        let hub = hub(100, 16);
+        let first = hub.push(pending(3));
+        let second = hub.push_with_key(pending(2), None);
+        assert_eq!((first, second), (1, 2));
+        assert_eq!(hub.uncommitted(), 5);
+        let taken = hub.take().unwrap();
+        assert_eq!(
+            (taken.first_seq, taken.events.len(), taken.ticket),
+            (1, 5, 2)
+        );
+        assert_eq!(hub.uncommitted(), 5, "taken is not yet published");
+        hub.push(pending(4));
+        hub.publish_taken(taken.first_seq, &taken.events);
+        assert_eq!(hub.uncommitted(), 4);
+        let next = hub.take().unwrap();
+        assert_eq!(next.first_seq, 6, "the sequence continues");
     }
 
     #[test]

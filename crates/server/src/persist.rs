@@ -25,6 +25,9 @@ use crate::geo::{IpPlace, Placed, Unlocated};
 use crate::hub::{Hub, Taken, unix_ms};
 use crate::idempotency;
 
+/// Most events accepted and not yet committed before a 202 waits for its commit (in the
+/// default mode): what a kill -9 can lose at most, and a bound on the backlog's memory.
+pub const MAX_UNCOMMITTED_EVENTS: u64 = 100_000;
 /// Batches waiting for the writer; beyond them the publisher waits.
 const QUEUE_BATCHES: usize = 64;
 /// Most events in one transaction.
