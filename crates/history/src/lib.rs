@@ -8,7 +8,7 @@
 //! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
 pub mod conformance;
-mod sqlite;
+pub mod sqlite;
 
 use std::net::IpAddr;
 

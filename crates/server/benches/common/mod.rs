@@ -73,6 +73,17 @@ impl Server {
                     .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.as_os_str()]),
             )
             .args(extra)
+            // e.g. BENCH_SERVER_ARGS="--durable" or "--store memory": every server a bench
+            // starts runs with these too.
+            .args(
+                std::env::var("BENCH_SERVER_ARGS")
+                    .ok()
+                    .filter(|_| name == "server")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(stderr)
