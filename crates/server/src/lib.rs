@@ -149,13 +149,15 @@ impl AppState {
         self
     }
 
-    /// Starts the publisher and the stats ticker; they stop when `shutdown` is cancelled.
-    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+    /// Starts the publisher and the stats ticker; they stop when `stop` is cancelled, after
+    /// publishing (with a history: storing) everything pushed before. [`serve`] cancels it
+    /// only once HTTP has drained, so a request still in flight at shutdown is stored too.
+    pub fn spawn_background(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         let publisher = {
             let hub = Arc::clone(&self.hub);
             let history = self.history.clone();
             let interval = Duration::from_millis(self.config.publish_interval_ms);
-            let shutdown = self.shutdown.clone();
+            let shutdown = stop.clone();
             // Without a history, publish at once; with one, hand the batch to the writer,
             // which publishes it once stored.
             let publish = move || {
@@ -198,7 +200,7 @@ impl AppState {
         let ticker = {
             let hub = Arc::clone(&self.hub);
             let every = Duration::from_millis(self.config.stats_interval_ms);
-            let shutdown = self.shutdown.clone();
+            let shutdown = stop;
             async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -250,14 +252,16 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
         config.max_streams = streams;
         state.config = Arc::new(config);
     }
-    let background = state.spawn_background();
+    let stop = CancellationToken::new();
+    let background = state.spawn_background(stop.clone());
     let shutdown = state.shutdown.clone();
-    traffic::service::serve(listener, app(state), limits, shutdown)
-        .await
-        .context("while serving HTTP")?;
+    let served = traffic::service::serve(listener, app(state), limits, shutdown).await;
+    // Every request has been answered: publish and store the last of what they brought.
+    stop.cancel();
     background
         .await
         .context("while stopping background tasks")?;
+    served.context("while serving HTTP")?;
     Ok(())
 }
 
