@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use history::{Durability, KeyRecord, Located, NewEvent, Store};
+use history::{Durability, KeyRecord, Located, NewEvent, Store, StoredEvent};
 use tokio::sync::{mpsc, oneshot};
 use traffic::Place;
 
@@ -32,6 +32,8 @@ pub const MAX_UNCOMMITTED_EVENTS: u64 = 100_000;
 const QUEUE_BATCHES: usize = 64;
 /// Most events in one transaction.
 const MAX_COMMIT_EVENTS: usize = 200_000;
+/// Stored events handed from the reading thread to the counting one at a time (on start).
+const RESTORE_CHUNK: usize = 4096;
 /// How often stored idempotency keys past their age are deleted.
 const FORGET_KEYS_EVERY: Duration = Duration::from_secs(30);
 
@@ -150,18 +152,47 @@ pub fn restore(
         .into_iter()
         .map(|p| (p.key, Arc::new(p)))
         .collect();
-    let mut missing_places = 0u64;
-    let last = hub
-        .restore(|record| {
-            store.scan(0, &mut |stored| {
-                let placed = placed(&places, stored.located).unwrap_or_else(|| {
-                    missing_places += 1;
-                    Placed::Unlocated(Unlocated::NotFound)
-                });
-                record(stored.seq, stored.received_ms, stored.event, placed);
-            })
-        })
-        .context("while reading the stored events")?;
+    // Two threads: this one reads the rows, the other counts them into the hub, so a
+    // restart takes about as long as reading the store.
+    let (rows, received) = std::sync::mpsc::sync_channel::<Vec<StoredEvent>>(8);
+    let (last, missing_places, scanned) = std::thread::scope(|scope| {
+        let rebuild = scope.spawn(|| {
+            let mut missing_places = 0u64;
+            let last = hub.restore(|record| -> Result<(), std::convert::Infallible> {
+                for chunk in received {
+                    for stored in chunk {
+                        let placed = placed(&places, stored.located).unwrap_or_else(|| {
+                            missing_places += 1;
+                            Placed::Unlocated(Unlocated::NotFound)
+                        });
+                        record(stored.seq, stored.received_ms, stored.event, placed);
+                    }
+                }
+                Ok(())
+            });
+            (last, missing_places)
+        });
+        let mut chunk = Vec::with_capacity(RESTORE_CHUNK);
+        let scanned = store.scan(0, &mut |stored| {
+            chunk.push(stored);
+            if chunk.len() == RESTORE_CHUNK {
+                // The other end only goes away by panicking, which join reports.
+                let _ = rows.send(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(RESTORE_CHUNK),
+                ));
+            }
+        });
+        let _ = rows.send(chunk);
+        drop(rows);
+        let (last, missing) = match rebuild.join() {
+            Ok((Ok(last), missing)) => (last, missing),
+            Ok((Err(never), _)) => match never {},
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        (last, missing, scanned)
+    });
+    scanned.context("while reading the stored events")?;
     if missing_places > 0 {
         tracing::warn!(
             events = missing_places,
