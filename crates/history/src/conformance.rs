@@ -46,6 +46,10 @@ pub const ALL: &[Check] = &[
         "idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age",
         idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age,
     ),
+    (
+        "range_questions_match_a_brute_force_count",
+        range_questions_match_a_brute_force_count,
+    ),
 ];
 
 fn place(key: u64, city: &str, country_code: &str) -> Place {
@@ -239,4 +243,95 @@ pub fn idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age(open:
     drop(store);
     let store = open.reopen();
     assert_eq!(store.keys_since(0).expect("keys").len(), 2);
+}
+
+/// Range summaries and pages agree with a count done by hand over the same events.
+pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
+    use crate::range::TimeRange;
+    let paris = place(1, "Paris", "FR");
+    let lyon = place(2, "Lyon", "FR");
+    let austin = place(3, "Austin", "US");
+    let places = [&paris, &lyon, &austin];
+    // 1,000 events over 2,000 s of data time, spread over the three places.
+    let events: Vec<Event> = (0..1000u32)
+        .map(|i| {
+            Event::at(
+                IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+                1.0,
+                2.0,
+                1_000_000.0 + f64::from(i) * 2.0 + 0.5,
+                i % 7 == 0,
+            )
+        })
+        .collect();
+    let place_of = |i: usize| places[(i * i) % 3];
+    let mut store = open.reopen();
+    let rows: Vec<NewEvent<'_>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| NewEvent {
+            seq: i as u64 + 1,
+            received_ms: 5,
+            event,
+            located: Located::Event(place_of(i)),
+        })
+        .collect();
+    store.append(&rows, &[]).expect("append");
+    let reader = store.readers().open_reader().expect("reader");
+    for (from, to) in [
+        (None, None),
+        (Some(1_000_100.0), Some(1_000_700.0)),
+        (Some(1_000_100.5), None),
+        // Both ends on an event: the first is in, the last is not.
+        (Some(1_000_100.5), Some(1_000_200.5)),
+        (None, Some(999_999.0)),
+    ] {
+        let range = TimeRange { from, to };
+        let inside: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                let t = events[i].timestamp;
+                from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)
+            })
+            .collect();
+        let summary = reader.summary(range, 2).expect("summary");
+        assert_eq!(summary.total, inside.len() as u64, "{range:?}");
+        let suspicious = inside.iter().filter(|&&i| events[i].suspicious).count() as u64;
+        assert_eq!(summary.suspicious, suspicious);
+        let mut per_place = [0u64; 4];
+        for &i in &inside {
+            per_place[place_of(i).key as usize] += 1;
+        }
+        let mut expected: Vec<(u64, u64)> = (1..4u64)
+            .map(|k| (per_place[k as usize], k))
+            .filter(|&(n, _)| n > 0)
+            .collect();
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        expected.truncate(2);
+        let got: Vec<(u64, u64)> = summary
+            .top_places
+            .iter()
+            .map(|p| (p.count, p.key))
+            .collect();
+        assert_eq!(got, expected, "{range:?}");
+        let countries: u64 = summary.top_countries.iter().map(|c| c.count).sum();
+        assert_eq!(countries, inside.len() as u64, "FR and US are all there is");
+        let timeline = &summary.timeline;
+        let bucketed: u64 = timeline.buckets.iter().map(|b| b.0).sum();
+        assert_eq!(bucketed, inside.len() as u64);
+        assert!(timeline.buckets.len() <= 601, "{}", timeline.buckets.len());
+        for &i in &inside {
+            let b = ((events[i].timestamp - timeline.start) / timeline.bucket_secs as f64) as usize;
+            assert!(b < timeline.buckets.len());
+        }
+        // Paged: 300 at a time, every event of the range exactly once, in order.
+        let mut paged = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader.events(range, after, 300).expect("page");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            paged.extend(page.iter().map(|e| e.seq as usize - 1));
+        }
+        assert_eq!(paged, inside, "{range:?}");
+    }
 }

@@ -8,6 +8,7 @@
 //! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
 pub mod conformance;
+pub mod range;
 pub mod sqlite;
 
 use std::net::IpAddr;
@@ -148,6 +149,9 @@ pub trait Store: Send {
 
     /// Forgets idempotency keys stored before `before_ms`; returns how many.
     fn forget_keys_before(&mut self, before_ms: u64) -> Result<usize>;
+
+    /// A way to open read-only handles for range questions, usable while this store writes.
+    fn readers(&self) -> Box<dyn range::OpenReader>;
 
     /// Names this store's sequence: created once with the store, so stream ids stay valid
     /// across restarts and never match another store's.

@@ -7,6 +7,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use traffic::{Event, Place};
 
+use crate::range::{
+    OpenReader, RangeCountry, RangePlace, RangeSummary, RangeTimeline, Reader, TimeRange,
+    bucket_secs,
+};
 use crate::{Durability, Error, KeyRecord, Located, NewEvent, Result, Store, StoredEvent};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
@@ -295,8 +299,147 @@ impl Store for Sqlite {
         &self.epoch
     }
 
+    fn readers(&self) -> Box<dyn OpenReader> {
+        Box::new(SqliteReaders {
+            path: self.path.clone(),
+        })
+    }
+
     fn secret(&self) -> [u64; 2] {
         self.secret
+    }
+}
+
+/// Opens read-only connections on one SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteReaders {
+    path: PathBuf,
+}
+
+impl OpenReader for SqliteReaders {
+    fn open_reader(&self) -> Result<Box<dyn Reader>> {
+        use rusqlite::OpenFlags;
+        let connection = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        connection.execute_batch("PRAGMA busy_timeout = 5000;")?;
+        Ok(Box::new(SqliteReader { connection }))
+    }
+}
+
+struct SqliteReader {
+    connection: Connection,
+}
+
+/// The bounds as SQL parameters: an open end is the largest finite value.
+fn bounds(range: TimeRange) -> (f64, f64) {
+    (range.from.unwrap_or(f64::MIN), range.to.unwrap_or(f64::MAX))
+}
+
+const IN_RANGE: &str = "timestamp >= ?1 AND timestamp < ?2";
+
+impl Reader for SqliteReader {
+    fn summary(&self, range: TimeRange, top: usize) -> Result<RangeSummary> {
+        let (from, to) = bounds(range);
+        let c = &self.connection;
+        let (total, suspicious, first, latest): (i64, i64, Option<f64>, Option<f64>) = c
+            .query_row(
+                &format!(
+                    "SELECT count(*), coalesce(sum(suspicious), 0), min(timestamp), \
+                     max(timestamp) FROM events WHERE {IN_RANGE}"
+                ),
+                params![from, to],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+        let top_places = c
+            .prepare(
+                "SELECT e.place_key, p.city, p.country_code, count(*) AS n, sum(e.suspicious) \
+                 FROM events e JOIN places p ON p.key = e.place_key \
+                 WHERE e.timestamp >= ?1 AND e.timestamp < ?2 \
+                 GROUP BY e.place_key ORDER BY n DESC, e.place_key LIMIT ?3",
+            )?
+            .query_map(params![from, to, top as i64], |r| {
+                Ok(RangePlace {
+                    key: r.get::<_, i64>(0)? as u64,
+                    city: r.get(1)?,
+                    country_code: r.get(2)?,
+                    count: r.get::<_, i64>(3)? as u64,
+                    suspicious: r.get::<_, i64>(4)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let top_countries = c
+            .prepare(
+                "SELECT p.country_code, p.country, count(*) AS n, sum(e.suspicious) \
+                 FROM events e JOIN places p ON p.key = e.place_key \
+                 WHERE e.timestamp >= ?1 AND e.timestamp < ?2 \
+                 GROUP BY p.country_code ORDER BY n DESC, p.country_code LIMIT ?3",
+            )?
+            .query_map(params![from, to, top as i64], |r| {
+                Ok(RangeCountry {
+                    country_code: r.get(0)?,
+                    country: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                    suspicious: r.get::<_, i64>(3)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let timeline = match (first, latest) {
+            (Some(first), Some(latest)) => {
+                let start = first.floor();
+                let width = bucket_secs(start, latest);
+                let len = ((latest - start) / width as f64).floor() as usize + 1;
+                let mut buckets = vec![(0u64, 0u64); len];
+                let mut statement = c.prepare(&format!(
+                    "SELECT CAST((timestamp - ?3) / ?4 AS INTEGER) AS b, count(*), \
+                     sum(suspicious) FROM events WHERE {IN_RANGE} GROUP BY b"
+                ))?;
+                let mut rows = statement.query(params![from, to, start, width as f64])?;
+                while let Some(row) = rows.next()? {
+                    let b = row.get::<_, i64>(0)?.clamp(0, len as i64 - 1) as usize;
+                    buckets[b].0 += row.get::<_, i64>(1)? as u64;
+                    buckets[b].1 += row.get::<_, i64>(2)? as u64;
+                }
+                let peak = (0..len).max_by_key(|&i| (buckets[i].0, std::cmp::Reverse(i)));
+                RangeTimeline {
+                    start,
+                    bucket_secs: width,
+                    buckets,
+                    peak,
+                }
+            }
+            _ => RangeTimeline {
+                start: range.from.unwrap_or(0.0),
+                bucket_secs: 1,
+                buckets: Vec::new(),
+                peak: None,
+            },
+        };
+        Ok(RangeSummary {
+            total: total as u64,
+            suspicious: suspicious as u64,
+            first_timestamp: first,
+            latest_timestamp: latest,
+            top_places,
+            top_countries,
+            timeline,
+        })
+    }
+
+    fn events(&self, range: TimeRange, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let (from, to) = bounds(range);
+        let sql = SELECT_EVENTS.replace(
+            "WHERE seq > ?1 ORDER BY seq",
+            "WHERE seq > ?3 AND timestamp >= ?1 AND timestamp < ?2 ORDER BY seq LIMIT ?4",
+        );
+        let mut statement = self.connection.prepare(&sql)?;
+        let mut rows = statement.query(params![from, to, after as i64, limit as i64])?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next()? {
+            events.push(read_event(row)?);
+        }
+        Ok(events)
     }
 }
 
