@@ -45,6 +45,12 @@ pub enum ApiError {
     /// This `Idempotency-Key` was used before with a different body (422).
     #[error("this Idempotency-Key was already used with a different body")]
     IdempotencyKeyReused,
+    /// A query parameter out of range or unreadable (400).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The server keeps no history (`--store memory`) (404).
+    #[error("this server keeps no history (started with --store memory)")]
+    NoHistory,
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -97,6 +103,8 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::NoHistory => (StatusCode::NOT_FOUND, "no_history"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

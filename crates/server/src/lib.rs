@@ -11,6 +11,7 @@ pub mod geo;
 pub mod hub;
 pub mod idempotency;
 mod metrics;
+mod past;
 pub mod persist;
 mod stream;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The history's writer (`None` with `--store memory`): events are stored before they
     /// are published.
     pub history: Option<Arc<persist::Writer>>,
+    /// Read-only access to the history for `/api/history` (`None` with `--store memory`).
+    pub readers: Option<Arc<dyn history::range::OpenReader>>,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ impl AppState {
             return Ok(Self::new(config, geo, shutdown));
         };
         let hub = Arc::new(hub);
+        let readers: Arc<dyn history::range::OpenReader> = Arc::from(store.readers());
         let writer = persist::spawn(
             store,
             Arc::clone(&hub),
@@ -112,6 +116,7 @@ impl AppState {
             shutdown,
             idempotency,
             history: Some(Arc::new(writer)),
+            readers: Some(readers),
         })
     }
 
@@ -134,6 +139,7 @@ impl AppState {
             shutdown,
             idempotency,
             history: None,
+            readers: None,
         }
     }
 
@@ -227,6 +233,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stream", get(stream::stream))
         .route("/api/stats", get(api::stats))
         .route("/api/info", get(api::info))
+        .route("/api/history", get(past::history))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)

@@ -187,3 +187,58 @@ async fn with_durable_the_202_comes_after_the_events_are_stored() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged() {
+    let dir = TempDir::new("range");
+    let server = TestServer::start_with_history(config(&dir)).await;
+    // event_json(i) happens at 1_736_919_120 + i / 10: ten events per second.
+    post_range(&server, 0..100).await;
+    server.wait_published(100).await;
+    let get = |query: String| {
+        let url = server.url(&format!("/api/history{query}"));
+        async move { reqwest::get(url).await.unwrap() }
+    };
+    let from = 1_736_919_122;
+    let to = 1_736_919_125;
+    let answer: serde_json::Value = get(format!("?from={from}&to={to}&limit=12"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Seconds 2, 3, 4: events 20..50.
+    let inside: Vec<u32> = (0..100).filter(|i| (20..50).contains(i)).collect();
+    assert_eq!(answer["summary"]["total"], inside.len());
+    let suspicious = inside.iter().filter(|i| *i % 3 == 0).count();
+    assert_eq!(answer["summary"]["suspicious"], suspicious);
+    let mut ips: Vec<String> = Vec::new();
+    let mut page = answer;
+    loop {
+        for hit in page["hits"].as_array().unwrap() {
+            ips.push(hit["ip"].as_str().unwrap().to_owned());
+        }
+        let Some(after) = page["next_after"].as_u64() else {
+            break;
+        };
+        page = get(format!("?from={from}&to={to}&limit=12&after={after}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+    }
+    let expected: Vec<String> = inside.iter().map(|&i| ip_of(i)).collect();
+    assert_eq!(ips, expected, "every hit of the window once, in order");
+
+    let bad = get("?from=abc".to_owned()).await;
+    assert_eq!(bad.status(), 400);
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_query");
+    assert_eq!(get("?limit=0".to_owned()).await.status(), 400);
+    server.stop().await;
+
+    let memory = TestServer::start(Config::default_for_tests()).await;
+    let answer = reqwest::get(memory.url("/api/history")).await.unwrap();
+    assert_eq!(answer.status(), 404);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error"], "no_history");
+}
