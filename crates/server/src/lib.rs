@@ -162,7 +162,13 @@ impl AppState {
         let publisher = {
             let hub = Arc::clone(&self.hub);
             let history = self.history.clone();
-            let interval = Duration::from_millis(self.config.publish_interval_ms);
+            // With --durable, answers wait for the commit: no throttle before handing
+            // batches to the writer, whose commits (each an fsync) group them instead.
+            let interval = if self.history.as_ref().is_some_and(|w| w.durable) {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(self.config.publish_interval_ms)
+            };
             let shutdown = stop.clone();
             // Without a history, publish at once; with one, hand the batch to the writer,
             // which publishes it once stored.

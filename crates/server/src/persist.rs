@@ -328,10 +328,17 @@ fn write_loop(
         drop(rows);
         metrics.commits.fetch_add(1, Relaxed);
         metrics.events.fetch_add(events as u64, Relaxed);
-        for batch in batches {
-            hub.publish_taken(batch.first_seq, &batch.events);
-            hub.mark_committed(batch.ticket);
-        }
+        // One publish per commit: the batches are consecutive, so their hits go out in
+        // frames together (the commit's pace groups them, as the publish interval would).
+        let first_seq = batches[0].first_seq;
+        let ticket = batches.iter().map(|b| b.ticket).max().unwrap_or(0);
+        let events: Vec<_> = if batches.len() == 1 {
+            batches.pop().map(|b| b.events).unwrap_or_default()
+        } else {
+            batches.into_iter().flat_map(|b| b.events).collect()
+        };
+        hub.publish_taken(first_seq, &events);
+        hub.mark_committed(ticket);
         if forgot_keys.elapsed() >= FORGET_KEYS_EVERY {
             forgot_keys = std::time::Instant::now();
             let before = unix_ms(SystemTime::now()).saturating_sub(keys_max_age.as_millis() as u64);

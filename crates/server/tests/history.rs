@@ -177,11 +177,11 @@ async fn with_durable_the_202_comes_after_the_events_are_stored() {
     let dir = TempDir::new("durable");
     let mut config = config(&dir);
     config.durable = true;
-    // A long publish interval: without the wait, the 202 would come well before the commit.
-    config.publish_interval_ms = 2_000;
     let server = TestServer::start_with_history(config).await;
     for round in 0..3u32 {
         post_range(&server, round * 10..round * 10 + 10).await;
+        // Published only once committed: already done when the 202 arrives.
+        assert_eq!(server.state.hub.published().0, u64::from(round) * 10 + 10);
         let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
         assert_eq!(store.last_seq().unwrap(), u64::from(round) * 10 + 10);
     }
