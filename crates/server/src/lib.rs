@@ -240,6 +240,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/info", get(api::info))
         .route("/api/history", get(past::history))
+        .route("/api/history/export", get(past::export))
         .route("/healthz", get(api::healthz))
         .route("/metrics", get(api::metrics))
         .fallback(api::not_found)

@@ -138,3 +138,161 @@ pub async fn history(
         next_after,
     }))
 }
+
+/// Events read from the store per step of an export (bounds its memory).
+const EXPORT_PAGE: usize = 5_000;
+
+/// The CSV header of an export: the course's columns, then the optional ones (what our own
+/// sender reads).
+pub const EXPORT_CSV_HEADER: &str =
+    "ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,dest_ip\n";
+
+/// `GET /api/history/export?from=&to=&format=csv|jsonl`: every stored event of the window
+/// in sequence order, streamed page by page (constant memory whatever the window). CSV
+/// (default) has [`EXPORT_CSV_HEADER`]'s columns and is read by the sender as it is; JSON
+/// lines has one hit per line as `/api/history` lists them.
+pub async fn export(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let readers = state.readers.clone().ok_or(ApiError::NoHistory)?;
+    let bound = |name: &str| -> Result<Option<f64>, ApiError> {
+        query
+            .get(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        ApiError::BadQuery(format!("{name}: {v:?} is not a finite number"))
+                    })
+            })
+            .transpose()
+    };
+    let range = TimeRange {
+        from: bound("from")?,
+        to: bound("to")?,
+    };
+    let csv = match query.get("format").map(String::as_str) {
+        None | Some("csv") => true,
+        Some("jsonl") => false,
+        Some(other) => {
+            return Err(ApiError::BadQuery(format!(
+                "format must be csv or jsonl, got {other:?}"
+            )));
+        }
+    };
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let send = |chunk: Result<Vec<u8>, std::io::Error>| {
+            chunks.blocking_send(chunk.map(bytes::Bytes::from)).is_ok()
+        };
+        let reader = match readers.open_reader() {
+            Ok(reader) => reader,
+            Err(e) => {
+                send(Err(std::io::Error::other(e)));
+                return;
+            }
+        };
+        if csv && !send(Ok(EXPORT_CSV_HEADER.as_bytes().to_vec())) {
+            return;
+        }
+        let mut after = 0;
+        loop {
+            let page = match reader.events(range, after, EXPORT_PAGE) {
+                Ok(page) => page,
+                Err(e) => {
+                    // The client sees the body end early (an aborted transfer).
+                    tracing::error!(error = %e, "export failed");
+                    send(Err(std::io::Error::other(e)));
+                    return;
+                }
+            };
+            let Some(last) = page.last().map(|e| e.seq) else {
+                return;
+            };
+            let mut out = Vec::with_capacity(page.len() * 96);
+            for stored in page {
+                if csv {
+                    csv_row(&mut out, &stored.event);
+                } else {
+                    // Plain fields into memory: cannot fail.
+                    let _ = serde_json::to_writer(&mut out, &PastHit::from(stored));
+                    out.push(b'\n');
+                }
+            }
+            if !send(Ok(out)) {
+                return; // the client went away
+            }
+            after = last;
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|chunk| (chunk, receiver)) },
+    ));
+    let (content_type, name) = if csv {
+        ("text/csv; charset=utf-8", "history.csv")
+    } else {
+        ("application/x-ndjson", "history.jsonl")
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// One CSV row in [`EXPORT_CSV_HEADER`]'s columns; absent values are empty cells. Text is
+/// written as it is when our reader takes it back unchanged (no comma, no quote first, no
+/// space at either end; a quote inside an unquoted cell is data), quoted otherwise (a quote
+/// doubled, as CSV has it). A line break inside a text value cannot be represented in our
+/// CSV (a line is a row): it is written as a space (JSON lines keep it).
+fn csv_row(out: &mut Vec<u8>, e: &Event) {
+    use std::io::Write;
+    let text = |out: &mut Vec<u8>, value: Option<&str>| {
+        let Some(value) = value else { return };
+        let value = value.replace(['\r', '\n'], " ");
+        let plain = !value.contains(',')
+            && !value.starts_with('"')
+            && value.trim_matches([' ', '\t']) == value;
+        if plain {
+            out.extend_from_slice(value.as_bytes());
+        } else {
+            out.push(b'"');
+            out.extend_from_slice(value.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        }
+    };
+    let number = |out: &mut Vec<u8>, value: Option<String>| {
+        if let Some(value) = value {
+            out.extend_from_slice(value.as_bytes());
+        }
+    };
+    // Writing into memory cannot fail.
+    let _ = write!(out, "{},", e.ip);
+    number(out, e.latitude.map(|v| v.to_string()));
+    out.push(b',');
+    number(out, e.longitude.map(|v| v.to_string()));
+    let _ = write!(out, ",{},{},", e.timestamp, u8::from(e.suspicious));
+    number(out, e.bytes.map(|v| v.to_string()));
+    out.push(b',');
+    text(out, e.protocol.as_deref());
+    out.push(b',');
+    number(out, e.status.map(|v| v.to_string()));
+    out.push(b',');
+    text(out, e.method.as_deref());
+    out.push(b',');
+    text(out, e.path.as_deref());
+    out.push(b',');
+    number(out, e.dest_ip.map(|v| v.to_string()));
+    out.push(b'\n');
+}

@@ -242,3 +242,58 @@ async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged() 
     let body: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(body["error"], "no_history");
 }
+
+#[tokio::test]
+async fn an_export_reads_back_through_our_csv_reader_as_the_stored_events() {
+    let dir = TempDir::new("export");
+    let server = TestServer::start_with_history(config(&dir)).await;
+    post_range(&server, 0..40).await;
+    let special = r#"[{"ip":"2001:db8::7","latitude":48.85,"longitude":2.35,"timestamp":1736919130.25,"suspicious":true,"bytes":123456789012,"protocol":"HTTP/1.1","status":404,"method":"GET","path":"/a,b/ü","dest_ip":"192.0.2.1"},{"ip":"192.0.2.3","latitude":1,"longitude":2,"timestamp":1736919130.5,"suspicious":false,"path":"/say/\"hi\""},{"ip":"10.0.0.1","timestamp":1736919131,"suspicious":false}]"#;
+    assert_eq!(server.post(special.to_owned()).await.status(), 202);
+    server.wait_published(43).await;
+
+    let csv = reqwest::get(server.url("/api/history/export"))
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = csv.bytes().await.unwrap();
+    let read: Vec<traffic::Event> =
+        traffic::csv::CsvReader::new(std::io::Cursor::new(csv.to_vec()))
+            .unwrap()
+            .map(|row| row.unwrap().event)
+            .collect();
+    let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
+    let mut stored = Vec::new();
+    store.scan(0, &mut |e| stored.push(e.event)).unwrap();
+    assert_eq!(stored.len(), 43);
+    assert_eq!(read, stored, "export -> CSV reader is the identity");
+
+    let lines =
+        reqwest::get(server.url("/api/history/export?format=jsonl&from=1736919121&to=1736919123"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+    let seqs: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    // Seconds 1 and 2: events 10..30, seq 11..=30.
+    assert_eq!(seqs, (11..=30).collect::<Vec<u64>>());
+    let bad = reqwest::get(server.url("/api/history/export?format=xml"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    server.stop().await;
+}
