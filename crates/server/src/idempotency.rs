@@ -192,17 +192,7 @@ impl Store {
             Self::pop_oldest(&mut inner);
         }
         let key: Arc<str> = Arc::from(key);
-        let generation = inner.next_generation;
-        inner.next_generation += 1;
-        inner.map.insert(
-            Arc::clone(&key),
-            Entry {
-                fingerprint,
-                generation,
-                outcome: None,
-            },
-        );
-        inner.order.push_back((Arc::clone(&key), now, generation));
+        let generation = Self::insert(&mut inner, Arc::clone(&key), fingerprint, None, now);
         Claim::Fresh(self.reservation(key, generation))
     }
 
@@ -225,7 +215,23 @@ impl Store {
         while inner.order.len() >= self.max_keys {
             Self::pop_oldest(&mut inner);
         }
-        let key: Arc<str> = Arc::from(key);
+        Self::insert(
+            &mut inner,
+            Arc::from(key),
+            fingerprint,
+            Some((status, body)),
+            at,
+        );
+    }
+
+    /// Remembers `key` as first seen `at`; returns its generation.
+    fn insert(
+        inner: &mut Inner,
+        key: Arc<str>,
+        fingerprint: u128,
+        outcome: Option<(StatusCode, Bytes)>,
+        at: Instant,
+    ) -> u64 {
         let generation = inner.next_generation;
         inner.next_generation += 1;
         inner.map.insert(
@@ -233,10 +239,11 @@ impl Store {
             Entry {
                 fingerprint,
                 generation,
-                outcome: Some((status, body)),
+                outcome,
             },
         );
         inner.order.push_back((key, at, generation));
+        generation
     }
 
     /// Counts a request refused for a malformed key.

@@ -106,18 +106,13 @@ impl AppState {
             config.durable,
             Duration::from_secs(config.idempotency_secs),
         )?;
-        Ok(Self {
-            config: Arc::new(config),
-            geo,
-            locator: Arc::new(geo::NoDatabase),
-            databases: Arc::new([]),
-            hub,
-            metrics,
-            shutdown,
-            idempotency,
-            history: Some(Arc::new(writer)),
-            readers: Some(readers),
-        })
+        let mut state = Self::new(config, geo, shutdown);
+        state.hub = hub;
+        state.metrics = metrics;
+        state.idempotency = idempotency;
+        state.history = Some(Arc::new(writer));
+        state.readers = Some(readers);
+        Ok(state)
     }
 
     /// State for `config` with nothing stored (as `--store memory`), sharing the

@@ -75,19 +75,6 @@ pub async fn history(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<History>, ApiError> {
     let readers = state.readers.clone().ok_or(ApiError::NoHistory)?;
-    let number = |name: &str| -> Result<Option<f64>, ApiError> {
-        query
-            .get(name)
-            .map(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| {
-                        ApiError::BadQuery(format!("{name}: {v:?} is not a finite number"))
-                    })
-            })
-            .transpose()
-    };
     let whole = |name: &str, default: usize, max: usize, min: usize| -> Result<usize, ApiError> {
         query.get(name).map_or(Ok(default), |v| {
             v.parse::<usize>()
@@ -98,17 +85,7 @@ pub async fn history(
                 })
         })
     };
-    let range = TimeRange {
-        from: number("from")?,
-        to: number("to")?,
-    };
-    if let (Some(from), Some(to)) = (range.from, range.to)
-        && from > to
-    {
-        return Err(ApiError::BadQuery(format!(
-            "from ({from}) is after to ({to})"
-        )));
-    }
+    let range = time_range(&query)?;
     let after = match query.get("after") {
         None => 0,
         Some(v) => v
@@ -139,6 +116,35 @@ pub async fn history(
     }))
 }
 
+/// `from` and `to` of a query: finite numbers, `from` not after `to`, either left out.
+fn time_range(query: &HashMap<String, String>) -> Result<TimeRange, ApiError> {
+    let bound = |name: &str| -> Result<Option<f64>, ApiError> {
+        query
+            .get(name)
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(|| {
+                        ApiError::BadQuery(format!("{name}: {v:?} is not a finite number"))
+                    })
+            })
+            .transpose()
+    };
+    let range = TimeRange {
+        from: bound("from")?,
+        to: bound("to")?,
+    };
+    if let (Some(from), Some(to)) = (range.from, range.to)
+        && from > to
+    {
+        return Err(ApiError::BadQuery(format!(
+            "from ({from}) is after to ({to})"
+        )));
+    }
+    Ok(range)
+}
+
 /// Events read from the store per step of an export (bounds its memory).
 const EXPORT_PAGE: usize = 5_000;
 
@@ -158,23 +164,7 @@ pub async fn export(
     use axum::http::header;
     use axum::response::IntoResponse;
     let readers = state.readers.clone().ok_or(ApiError::NoHistory)?;
-    let bound = |name: &str| -> Result<Option<f64>, ApiError> {
-        query
-            .get(name)
-            .map(|v| {
-                v.parse::<f64>()
-                    .ok()
-                    .filter(|x| x.is_finite())
-                    .ok_or_else(|| {
-                        ApiError::BadQuery(format!("{name}: {v:?} is not a finite number"))
-                    })
-            })
-            .transpose()
-    };
-    let range = TimeRange {
-        from: bound("from")?,
-        to: bound("to")?,
-    };
+    let range = time_range(&query)?;
     let csv = match query.get("format").map(String::as_str) {
         None | Some("csv") => true,
         Some("jsonl") => false,

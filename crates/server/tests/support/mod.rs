@@ -21,10 +21,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let state = AppState::new(config, Geocoder::shared(), shutdown.clone());
+        Self::serve(state, shutdown).await
+    }
+
+    async fn serve(state: AppState, shutdown: CancellationToken) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(server::serve(listener, state.clone()));
         Self {
             addr,
@@ -36,19 +40,11 @@ impl TestServer {
 
     /// A server with its history (`config.store`), restored from `config.data_dir`.
     pub async fn start_with_history(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let state = AppState::open(config, Geocoder::shared(), shutdown.clone())
             .await
             .unwrap();
-        let task = tokio::spawn(server::serve(listener, state.clone()));
-        Self {
-            addr,
-            state,
-            shutdown,
-            task,
-        }
+        Self::serve(state, shutdown).await
     }
 
     /// Shuts the server down as SIGTERM would and waits until it has stopped.
