@@ -14,7 +14,6 @@ use crate::AppState;
 use crate::error::{ApiError, json_response};
 use crate::hub::{Pending, Stats, unix_ms};
 use crate::idempotency::{self, Claim};
-use crate::persist;
 
 /// Bodies up to this size are parsed on the async worker (a single event is ~120 bytes);
 /// larger ones on the blocking pool, so a big batch never stalls other requests.
@@ -163,7 +162,7 @@ async fn parse_and_push(
     });
     let ticket = state.hub.push_with_key(batch, key);
     if let Some(writer) = &state.history
-        && (writer.durable || state.hub.uncommitted() > persist::MAX_UNCOMMITTED_EVENTS)
+        && (writer.durable || state.hub.uncommitted() > writer.max_uncommitted)
     {
         // --durable: the 202 means stored and fsynced. Otherwise, when the writer is that
         // far behind, the answer waits too: it bounds what a crash can lose and the memory

@@ -102,6 +102,9 @@ pub struct Writer {
     pub metrics: Arc<WriterMetrics>,
     /// Whether a 202 waits for its events' commit.
     pub durable: bool,
+    /// Past this many uncommitted events a 202 waits for its commit anyway
+    /// ([`MAX_UNCOMMITTED_EVENTS`]).
+    pub max_uncommitted: u64,
 }
 
 impl Writer {
@@ -267,6 +270,7 @@ pub fn spawn(
         queue,
         metrics,
         durable,
+        max_uncommitted: MAX_UNCOMMITTED_EVENTS,
     })
 }
 
@@ -349,5 +353,115 @@ fn write_loop(
     }
     if let Some(done) = stop {
         let _ = done.send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Receiver, channel};
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use history::range::OpenReader;
+    use tokio_util::sync::CancellationToken;
+    use tower::ServiceExt;
+    use traffic::Place;
+
+    use super::*;
+    use crate::{AppState, Config, Geocoder, app};
+
+    /// A store whose commits wait for a go-ahead: a disk that has fallen behind.
+    struct Gate {
+        open: Mutex<Receiver<()>>,
+        stored: Arc<AtomicU64>,
+    }
+
+    impl Store for Gate {
+        fn append(&mut self, events: &[NewEvent<'_>], _: &[KeyRecord]) -> history::Result<()> {
+            let _ = self.open.lock().unwrap().recv();
+            self.stored.fetch_add(events.len() as u64, Relaxed);
+            Ok(())
+        }
+        fn last_seq(&self) -> history::Result<u64> {
+            Ok(self.stored.load(Relaxed))
+        }
+        fn places(&self) -> history::Result<Vec<Place>> {
+            Ok(Vec::new())
+        }
+        fn scan(&self, _: u64, _: &mut dyn FnMut(StoredEvent)) -> history::Result<()> {
+            Ok(())
+        }
+        fn keys_since(&self, _: u64) -> history::Result<Vec<KeyRecord>> {
+            Ok(Vec::new())
+        }
+        fn forget_keys_before(&mut self, _: u64) -> history::Result<usize> {
+            Ok(0)
+        }
+        fn readers(&self) -> Box<dyn OpenReader> {
+            unimplemented!("not asked in these tests")
+        }
+        fn epoch(&self) -> &str {
+            "gate"
+        }
+        fn secret(&self) -> [u64; 2] {
+            [1, 2]
+        }
+    }
+
+    fn post(events: usize) -> Request<Body> {
+        let one = r#"{"ip":"192.0.2.1","latitude":48.8566,"longitude":2.3522,"timestamp":1736919120,"suspicious":false}"#;
+        let body = format!("[{}]", vec![one; events].join(","));
+        Request::post("/api/events")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_202_waits_for_the_commit_once_the_writer_is_too_far_behind() {
+        let (go, open) = channel();
+        let stored = Arc::new(AtomicU64::new(0));
+        let gate = Gate {
+            open: Mutex::new(open),
+            stored: Arc::clone(&stored),
+        };
+        let mut state = AppState::new(
+            Config::default_for_tests(),
+            Geocoder::shared(),
+            CancellationToken::new(),
+        );
+        let mut writer = spawn(
+            Box::new(gate),
+            Arc::clone(&state.hub),
+            false,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        writer.max_uncommitted = 5;
+        state.history = Some(Arc::new(writer));
+        let stop = CancellationToken::new();
+        let background = state.spawn_background(stop.clone());
+
+        // 3 uncommitted: answered at once although nothing could be stored yet.
+        let first = app(state.clone()).oneshot(post(3)).await.unwrap();
+        assert_eq!(first.status(), 202);
+        assert_eq!(stored.load(Relaxed), 0);
+        // 6 uncommitted: past the bound, the answer waits for the commit.
+        let second = tokio::spawn(app(state.clone()).oneshot(post(3)));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "answered before its events were stored"
+        );
+        go.send(()).unwrap();
+        go.send(()).unwrap();
+        let second = second.await.unwrap().unwrap();
+        assert_eq!(second.status(), 202);
+        assert_eq!(stored.load(Relaxed), 6, "stored before the answer");
+        drop(go);
+        stop.cancel();
+        background.await.unwrap();
     }
 }
