@@ -291,7 +291,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut text = state.metrics.render(published, recent);
     state.idempotency.render_metrics(&mut text);
     if let Some(writer) = &state.history {
-        writer.metrics.render(&mut text);
+        writer.metrics.render(&mut text, state.hub.uncommitted());
     }
     (
         [(

@@ -66,9 +66,16 @@ pub struct WriterMetrics {
 }
 
 impl WriterMetrics {
-    /// Appends the writer's counters in the Prometheus text format.
-    pub fn render(&self, out: &mut String) {
+    /// Appends the writer's counters in the Prometheus text format, and `uncommitted` (events
+    /// accepted and not yet committed: what a kill -9 would lose right now) as a gauge.
+    pub fn render(&self, out: &mut String, uncommitted: u64) {
         use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP traffic_history_uncommitted_events Events accepted and not yet committed to \
+             the history.\n# TYPE traffic_history_uncommitted_events gauge\n\
+             traffic_history_uncommitted_events {uncommitted}"
+        );
         for (name, help, value) in [
             (
                 "traffic_history_commits_total",

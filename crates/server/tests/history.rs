@@ -88,6 +88,11 @@ async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_se
     server.wait_published(50).await;
     let before = lasting_stats(&server).await;
     assert_eq!(before["total"], 50);
+    assert_eq!(
+        server.metric("traffic_history_events_stored_total").await,
+        50
+    );
+    assert_eq!(server.metric("traffic_history_uncommitted_events").await, 0);
     server.stop().await;
 
     let server = TestServer::start_with_history(config(&dir)).await;
