@@ -59,7 +59,7 @@ impl Sqlite {
         };
         connection.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; \
-             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;"
+             PRAGMA busy_timeout = 5000; PRAGMA cache_size = -8192;"
         ))?;
         migrate(&mut connection)?;
         let epoch = meta_or_insert(&connection, "epoch", || {
