@@ -151,6 +151,46 @@ fn main() {
             }
         });
     }
+    {
+        // Range questions without rollups: the whole store, and one data hour of it.
+        let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+        let reader = store.readers().open_reader().unwrap();
+        for (name, range) in [
+            ("all", history::range::TimeRange::default()),
+            (
+                "one hour of data time",
+                history::range::TimeRange {
+                    from: Some(1_736_919_120.0),
+                    to: Some(1_736_919_120.0 + 3600.0),
+                },
+            ),
+        ] {
+            let started = Instant::now();
+            let summary = reader.summary(range, 20).unwrap();
+            println!(
+                "range summary ({name}): {} events, top place {:?}, {} buckets, in {:.0} ms",
+                summary.total,
+                summary.top_places.first().map(|p| p.city.as_str()),
+                summary.timeline.buckets.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        // What an export reads: every event, page by page.
+        let started = Instant::now();
+        let (mut after, mut read) = (0, 0);
+        loop {
+            let page = reader
+                .events(history::range::TimeRange::default(), after, 5_000)
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            read += page.len();
+        }
+        println!(
+            "export read (pages of 5,000): {read} events in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     if arg("--keep").is_none() {
         std::fs::remove_dir_all(&base).unwrap();
     }
