@@ -12,6 +12,7 @@ comparison in one run). Standard library only.
 
 import argparse
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -113,7 +114,10 @@ def main():
     for name, binary in ours:
         port = free_port()
         log = open(os.path.join(args.logs, f"{name}.log"), "w")
-        proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}"],
+        # As a user runs it (defaults: the history on), with a fresh data directory of its own.
+        data_dir = os.path.join(args.logs, f"{name}-data")
+        shutil.rmtree(data_dir, ignore_errors=True)
+        proc = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
         targets.append((name, proc, f"http://127.0.0.1:{port}"))
     port = free_port()

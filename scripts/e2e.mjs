@@ -140,7 +140,10 @@ async function main() {
   const webPort = await freePort();
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir]);
+  // A history of its own: the expected counts are this run's file, not earlier runs'.
+  const serverDataDir = mkdtempSync(join(tmpdir(), 'e2e-server-'));
+  process.on('exit', () => rmSync(serverDataDir, { recursive: true, force: true }));
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir, '--data-dir', serverDataDir]);
   log(hasGeoip ? `IP database: ${geoipDir}` : `no IP database in ${geoipDir} (run scripts/fetch-geoip): IP-only hits stay unlocated`);
   const webArgs = ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')];
   let web = start('web', bin('web'), webArgs);

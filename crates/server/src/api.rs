@@ -66,7 +66,11 @@ async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Respons
         Claim::InFlight => return ApiError::InFlight.into_response(),
         Claim::Mismatch => return ApiError::IdempotencyKeyReused.into_response(),
     };
-    let (status, body) = match accept_body(&state, body).await {
+    let stored_key = state
+        .history
+        .as_ref()
+        .map(|_| (key.to_owned(), fingerprint));
+    let (status, body) = match accept_body(&state, body, stored_key).await {
         Ok(accepted) => (StatusCode::ACCEPTED, accepted_body(accepted)),
         Err(e) => e.status_and_body(),
     };
@@ -81,7 +85,7 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
         Err(e) => Err(e),
     };
     match checked {
-        Ok(body) => accept_body(state, body).await,
+        Ok(body) => accept_body(state, body, None).await,
         Err(e) => Err(refusal(state, e)),
     }
 }
@@ -111,9 +115,14 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     })
 }
 
-/// Parses, locates and hands the events to the hub; counts the outcome.
-async fn accept_body(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
-    match parse_and_push(state, body).await {
+/// Parses, locates and hands the events to the hub (with the request's idempotency key and
+/// body fingerprint, to be stored with them); counts the outcome.
+async fn accept_body(
+    state: &AppState,
+    body: Bytes,
+    key: Option<(String, u128)>,
+) -> Result<usize, ApiError> {
+    match parse_and_push(state, body, key).await {
         Ok(accepted) => {
             state.metrics.requests_accepted.fetch_add(1, Relaxed);
             Ok(accepted)
@@ -122,7 +131,11 @@ async fn accept_body(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
     }
 }
 
-async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError> {
+async fn parse_and_push(
+    state: &AppState,
+    body: Bytes,
+    key: Option<(String, u128)>,
+) -> Result<usize, ApiError> {
     let max_batch = state.config.max_batch;
     let batch = if body.len() <= PARSE_INLINE_MAX_BYTES {
         locate(state, traffic::ingest::parse_body(&body, max_batch)?)
@@ -140,7 +153,22 @@ async fn parse_and_push(state: &AppState, body: Bytes) -> Result<usize, ApiError
         .metrics
         .events_accepted
         .fetch_add(accepted as u64, Relaxed);
-    state.hub.push(batch);
+    let key = key.map(|(key, fingerprint)| history::KeyRecord {
+        key,
+        fingerprint,
+        status: StatusCode::ACCEPTED.as_u16(),
+        body: accepted_body(accepted).to_vec(),
+        stored_ms: unix_ms(SystemTime::now()),
+    });
+    let ticket = state.hub.push_with_key(batch, key);
+    if let Some(writer) = &state.history
+        && (writer.durable || state.hub.uncommitted() > writer.max_uncommitted)
+    {
+        // --durable: the 202 means stored and fsynced. Otherwise, when the writer is that
+        // far behind, the answer waits too: it bounds what a crash can lose and the memory
+        // the backlog takes, and slows the senders down to what the disk takes.
+        state.hub.wait_committed(ticket).await;
+    }
     Ok(accepted)
 }
 
@@ -262,6 +290,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let (published, recent) = state.hub.published();
     let mut text = state.metrics.render(published, recent);
     state.idempotency.render_metrics(&mut text);
+    if let Some(writer) = &state.history {
+        writer.metrics.render(&mut text, state.hub.uncommitted());
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -12,6 +12,7 @@ use traffic::analytics::{self, AnalyticsConfig, Thresholds};
 use traffic::service::ServeLimits;
 
 use crate::hub::HubConfig;
+pub use crate::persist::StoreKind;
 
 /// traffic-globe server: takes events on POST /api/events, keeps live aggregates and streams
 /// them to browsers on GET /api/stream (Server-Sent Events).
@@ -140,11 +141,6 @@ pub struct Config {
     #[arg(long, env = "SERVER_GEOIP_DIR", default_value = geoip::DEFAULT_DIR)]
     pub geoip_dir: PathBuf,
 
-    /// Folder for the server's own state: users, ingest tokens and the session key
-    /// (auth.json, mode 0600) and the audit log (audit.log).
-    #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
-    pub data_dir: PathBuf,
-
     /// An ingest token accepted besides those in --data-dir (named `env` in the audit log),
     /// e.g. shared with the sender through compose's `.env`. At least 32 characters.
     #[arg(long, env = "SERVER_INGEST_TOKEN", hide_env_values = true)]
@@ -235,6 +231,25 @@ pub struct Config {
     #[arg(long, env = "SERVER_ALERT_WEBHOOK_RETRIES", default_value_t = 3)]
     pub alert_webhook_retries: u32,
 
+    /// Directory of the server's own data, created if missing: users, ingest tokens and the
+    /// session key (auth.json, mode 0600), the audit log (audit.log) and, with --store
+    /// sqlite, the history (history.sqlite3).
+    #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
+    pub data_dir: PathBuf,
+
+    /// Where every accepted event is kept: `sqlite` (in --data-dir; a restart rebuilds
+    /// counts, timeline and recent hits from it and continues the sequence) or `memory`
+    /// (nothing kept: a restart starts from zero).
+    #[arg(long, env = "SERVER_STORE", value_enum, default_value = "sqlite")]
+    pub store: StoreKind,
+
+    /// A 202 waits until its events are committed and on disk (fsync), so it survives a
+    /// crash or power loss. Without it a 202 returns at once and the writer commits within
+    /// milliseconds without fsync: a kill -9 can lose the events accepted but not yet
+    /// committed (see README). Needs --store sqlite.
+    #[arg(long, env = "SERVER_DURABLE")]
+    pub durable: bool,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -244,7 +259,7 @@ pub struct Config {
 impl Config {
     /// The defaults, as if started with no flags and no environment (for tests).
     pub fn default_for_tests() -> Self {
-        Self::parse_from(["server"])
+        Self::parse_from(["server", "--store", "memory"])
     }
 
     /// Parses the command line and environment, and exits with a usage error (status 2,
@@ -328,6 +343,10 @@ impl Config {
             0..=10,
         )?;
         self.serve_limits().validate()?;
+        anyhow::ensure!(
+            !self.durable || self.store != StoreKind::Memory,
+            "--durable needs a store that writes to disk (--store sqlite), not --store memory"
+        );
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
             "--idle-timeout-secs ({}) must exceed --keep-alive-secs ({}), or idle streams are cut",
@@ -518,6 +537,23 @@ mod tests {
             error.starts_with("--idle-timeout-secs (60) must exceed"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_history_defaults_to_sqlite_in_data_server_and_durable_refuses_memory() {
+        let config = Config::parse_from(["server"]);
+        assert_eq!(config.store, StoreKind::Sqlite);
+        assert_eq!(config.data_dir, PathBuf::from("data/server"));
+        assert!(!config.durable);
+        config.validate().unwrap();
+        let error = Config::parse_from(["server", "--store", "memory", "--durable"])
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("--durable needs"), "{error}");
+        Config::parse_from(["server", "--durable"])
+            .validate()
+            .unwrap();
     }
 
     #[test]

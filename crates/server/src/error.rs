@@ -66,6 +66,12 @@ pub enum ApiError {
         /// The setting's JSON path, e.g. `kinds.ip.top_k`.
         field: String,
     },
+    /// A query parameter out of range or unreadable (400).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The server keeps no history (`--store memory`) (404).
+    #[error("this server keeps no history (started with --store memory)")]
+    NoHistory,
     /// No such route (404).
     #[error("no such endpoint: {0}")]
     NotFound(String),
@@ -125,6 +131,8 @@ impl ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting")
             }
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::NoHistory => (StatusCode::NOT_FOUND, "no_history"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

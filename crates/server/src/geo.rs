@@ -144,12 +144,11 @@ impl Geocoder {
         let city = self.cities.search((latitude, longitude)).record;
         let country = self.country_at(latitude, longitude).unwrap_or(&city.cc);
         let mut known = self.lock();
-        let next_key = known.places.len() as u64;
         let place = Arc::clone(
             known
                 .places
                 .entry((std::ptr::from_ref(city).addr(), code_bytes(country)))
-                .or_insert_with(|| Arc::new(place_of(next_key, city, country))),
+                .or_insert_with(|| Arc::new(place_of(city, country))),
         );
         if known.coordinates.len() >= CACHE_CAPACITY {
             known.coordinates.clear();
@@ -232,9 +231,29 @@ fn code_bytes(code: &str) -> [u8; 2] {
     }
 }
 
-fn place_of(key: u64, city: &Record, country_code: &str) -> Place {
+/// A place's key: the same for the same gazetteer row and country in every run and on
+/// every server (the history stores events by it), below 2^53 so JavaScript reads it
+/// exactly. FNV-1a over the row's coordinates and the country code: with ~145,000 places in
+/// 2^53 keys, a collision is out of reach.
+fn place_key(city: &Record, country_code: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = city
+        .lat
+        .to_bits()
+        .to_le_bytes()
+        .into_iter()
+        .chain(city.lon.to_bits().to_le_bytes())
+        .chain(code_bytes(country_code));
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash & ((1 << 53) - 1)
+}
+
+fn place_of(city: &Record, country_code: &str) -> Place {
     Place {
-        key,
+        key: place_key(city, country_code),
         city: city.name.clone(),
         region: city.admin1.clone(),
         country_code: country_code.to_owned(),
@@ -268,6 +287,26 @@ mod tests {
         let b = geo.locate(52.5201, 13.4049);
         assert!(Arc::ptr_eq(&a, &b));
         assert_ne!(a.key, geo.locate(-33.8688, 151.2093).key);
+    }
+
+    #[test]
+    fn place_keys_are_the_same_in_every_run_and_fit_a_javascript_number() {
+        let points = [(48.8566, 2.3522), (-33.8688, 151.2093), (0.0, -160.0)];
+        let one_run = Geocoder::shared();
+        let keys: Vec<u64> = points
+            .iter()
+            .map(|&(la, lo)| one_run.locate(la, lo).key)
+            .collect();
+        // Another run meets the places in another order.
+        let another_run = Geocoder::new().unwrap();
+        let mut again: Vec<u64> = points
+            .iter()
+            .rev()
+            .map(|&(la, lo)| another_run.locate(la, lo).key)
+            .collect();
+        again.reverse();
+        assert_eq!(again, keys);
+        assert!(keys.iter().all(|&key| key < 1 << 53), "{keys:?}");
     }
 
     #[test]

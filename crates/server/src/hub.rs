@@ -15,13 +15,13 @@
 //! behind the broadcast buffer is sent a fresh snapshot rather than holding anything up.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
 use traffic::analytics::alerts::{Alert, Alerts, AlertsConfig};
 use traffic::{
@@ -80,6 +80,7 @@ pub struct Pending {
     event: Event,
     placed: Placed,
     received: Instant,
+    received_ms: u64,
     json: Bytes,
 }
 
@@ -91,14 +92,48 @@ impl Pending {
         received_ms: u64,
     ) -> Vec<Pending> {
         let received = Instant::now();
-        let events = events.into_iter();
+        Self::build(
+            events
+                .into_iter()
+                .map(|(event, placed)| (event, placed, received_ms, received)),
+        )
+    }
+
+    /// Events read back from the history, each with its own arrival time.
+    pub(crate) fn restored(
+        events: impl IntoIterator<Item = (Event, Placed, u64, Instant)>,
+    ) -> Vec<Pending> {
+        Self::build(events.into_iter())
+    }
+
+    /// The event as the history stores it.
+    pub(crate) fn to_store(&self, seq: u64) -> history::NewEvent<'_> {
+        history::NewEvent {
+            seq,
+            received_ms: self.received_ms,
+            event: &self.event,
+            located: match &self.placed {
+                Placed::Event(place) => history::Located::Event(&**place),
+                Placed::Ip { place, at } => history::Located::Ip {
+                    place: &**place,
+                    latitude: at.latitude,
+                    longitude: at.longitude,
+                },
+                Placed::Unlocated(reason) => {
+                    history::Located::Unlocated(reason.as_str().to_owned())
+                }
+            },
+        }
+    }
+
+    fn build(events: impl Iterator<Item = (Event, Placed, u64, Instant)>) -> Vec<Pending> {
         let len = events.size_hint().0;
         let mut buffer = Vec::with_capacity(len * 224);
         let mut ends = Vec::with_capacity(len);
         // Each event is moved once, straight into its `Pending` (events are a few hundred
         // bytes: copying them through intermediate vectors showed up as memmove).
         let mut batch = Vec::with_capacity(len);
-        for (event, placed) in events {
+        for (event, placed, received_ms, received) in events {
             let (coordinates, place, located, unlocated) = match &placed {
                 Placed::Event(place) => (event.coordinates(), Some(place), Some("event"), None),
                 Placed::Ip { place, at } => (
@@ -136,6 +171,7 @@ impl Pending {
                 event,
                 placed,
                 received,
+                received_ms,
                 json: Bytes::new(),
             });
         }
@@ -229,18 +265,47 @@ struct Published {
 /// The hub. Shared by handlers and background tasks through [`crate::AppState`].
 pub struct Hub {
     config: HubConfig,
-    /// Distinguishes this server run in event ids, so an id from before a restart is never
-    /// mistaken for a position in this run's sequence.
+    /// Names the sequence in event ids: this run's start time without a history (an id from
+    /// before a restart is never mistaken for a position in this run's sequence), the
+    /// store's epoch with one (the sequence continues across restarts, and so do resumes).
     boot: String,
     /// When the hub started: the origin of eviction time slots.
     started: Instant,
-    pending: Mutex<Vec<Pending>>,
+    pending: Mutex<Queue>,
     wake: Notify,
+    /// The newest ticket (see [`Hub::push`]) whose events are stored and published.
+    committed: watch::Sender<u64>,
+    /// Events pushed and not yet published (with a history: not yet committed).
+    uncommitted: AtomicU64,
     published: Mutex<Published>,
     frames: broadcast::Sender<Frame>,
     metrics: Arc<Metrics>,
     /// Where alerts also go, when webhooks are configured.
     webhooks: std::sync::OnceLock<Arc<Webhooks>>,
+}
+
+/// Accepted events not yet taken by the publisher.
+#[derive(Default)]
+struct Queue {
+    events: Vec<Pending>,
+    /// Idempotency keys of the requests that brought `events`, stored with them.
+    keys: Vec<history::KeyRecord>,
+    /// Tickets handed out: one per push.
+    pushed: u64,
+    /// The newest sequence number given to a taken event.
+    assigned: u64,
+}
+
+/// Events taken from the queue and numbered, on their way to the store and then to clients.
+pub struct Taken {
+    /// The first event's sequence number (the others follow one by one).
+    pub first_seq: u64,
+    /// The events.
+    pub events: Vec<Pending>,
+    /// Idempotency keys to store in the same transaction.
+    pub keys: Vec<history::KeyRecord>,
+    /// The newest push ticket included.
+    pub ticket: u64,
 }
 
 /// Where a new stream starts.
@@ -276,13 +341,21 @@ impl Hub {
     /// A new hub with nothing published.
     pub fn new(config: HubConfig, metrics: Arc<Metrics>) -> Self {
         let boot = unix_ms(SystemTime::now());
+        Self::with_epoch(config, metrics, format!("{boot:x}"))
+    }
+
+    /// A new hub whose event ids are `<epoch>-<seq>` (the history's epoch, so ids survive a
+    /// restart). `epoch` must not contain `-`.
+    pub fn with_epoch(config: HubConfig, metrics: Arc<Metrics>, epoch: String) -> Self {
         let (frames, _) = broadcast::channel(config.client_buffer_frames.max(1));
         Self {
             config,
-            boot: format!("{boot:x}"),
+            boot: epoch,
             started: Instant::now(),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Queue::default()),
             wake: Notify::new(),
+            committed: watch::Sender::new(0),
+            uncommitted: AtomicU64::new(0),
             published: Mutex::new(Published {
                 seq: 0,
                 aggregates: Aggregates::new(config.aggregates),
@@ -307,19 +380,69 @@ impl Hub {
         let _ = self.webhooks.set(webhooks);
     }
 
-    /// Queues accepted events for the publisher.
-    pub fn push(&self, batch: Vec<Pending>) {
-        if batch.is_empty() {
-            return;
+    /// Queues accepted events for the publisher; returns a ticket that
+    /// [`Hub::wait_committed`] waits for.
+    pub fn push(&self, batch: Vec<Pending>) -> u64 {
+        self.push_with_key(batch, None)
+    }
+
+    /// Queues accepted events and the idempotency key of the request that brought them, to
+    /// be stored in the same transaction; returns the ticket.
+    pub fn push_with_key(&self, batch: Vec<Pending>, key: Option<history::KeyRecord>) -> u64 {
+        if batch.is_empty() && key.is_none() {
+            return 0;
         }
+        self.uncommitted.fetch_add(batch.len() as u64, Relaxed);
         let mut pending = lock(&self.pending);
-        if pending.is_empty() {
-            *pending = batch;
+        if pending.events.is_empty() {
+            pending.events = batch;
         } else {
-            pending.extend(batch);
+            pending.events.extend(batch);
         }
+        pending.keys.extend(key);
+        pending.pushed += 1;
+        let ticket = pending.pushed;
         drop(pending);
         self.wake.notify_one();
+        ticket
+    }
+
+    /// Events accepted and not yet published (with a history: not yet committed).
+    pub fn uncommitted(&self) -> u64 {
+        self.uncommitted.load(Relaxed)
+    }
+
+    /// Waits until the events of push `ticket` (and all before) are stored and published.
+    pub async fn wait_committed(&self, ticket: u64) {
+        let mut committed = self.committed.subscribe();
+        // The sender lives as long as the hub.
+        let _ = committed.wait_for(|&done| done >= ticket).await;
+    }
+
+    /// Says that everything up to push `ticket` is stored and published.
+    pub fn mark_committed(&self, ticket: u64) {
+        self.committed.send_if_modified(|done| {
+            let newer = ticket > *done;
+            *done = (*done).max(ticket);
+            newer
+        });
+    }
+
+    /// Takes everything pending and numbers it, continuing the sequence.
+    pub fn take(&self) -> Option<Taken> {
+        let mut pending = lock(&self.pending);
+        if pending.events.is_empty() && pending.keys.is_empty() {
+            return None;
+        }
+        let events = std::mem::take(&mut pending.events);
+        let first_seq = pending.assigned + 1;
+        pending.assigned += events.len() as u64;
+        Some(Taken {
+            first_seq,
+            events,
+            keys: std::mem::take(&mut pending.keys),
+            ticket: pending.pushed,
+        })
     }
 
     /// Waits until something is pending.
@@ -330,11 +453,31 @@ impl Hub {
     /// Publishes everything pending: numbers it, counts it, broadcasts it. Returns how many
     /// events were published.
     pub fn publish(&self) -> usize {
-        let batch = std::mem::take(&mut *lock(&self.pending));
-        if batch.is_empty() {
+        let Some(taken) = self.take() else {
             return 0;
-        }
+        };
+        let published = self.publish_taken(taken.first_seq, &taken.events);
+        self.mark_committed(taken.ticket);
+        published
+    }
+
+    /// Publishes taken events (counts them, keeps them in the ring, broadcasts them), in the
+    /// order they were taken. Returns how many.
+    pub fn publish_taken(&self, first_seq: u64, batch: &[Pending]) -> usize {
         let mut published = lock(&self.published);
+        debug_assert_eq!(
+            first_seq,
+            published.seq + 1,
+            "taken batches publish in order"
+        );
+        self.publish_locked(&mut published, batch, true);
+        self.uncommitted.fetch_sub(batch.len() as u64, Relaxed);
+        batch.len()
+    }
+
+    /// Counts `batch` in the aggregates and the ring as the events after `published.seq`,
+    /// and broadcasts their frames if `broadcast`.
+    fn publish_locked(&self, published: &mut Published, batch: &[Pending], broadcast: bool) {
         for chunk in batch.chunks(self.config.frame_max_events.max(1)) {
             let first = published.seq + 1;
             let last = published.seq + chunk.len() as u64;
@@ -388,13 +531,74 @@ impl Hub {
                 }
             }
             published.seq = last;
-            self.broadcast(Frame {
-                seq: last,
-                kind: FrameKind::Hits,
-                bytes,
-            });
+            if broadcast {
+                self.broadcast(Frame {
+                    seq: last,
+                    kind: FrameKind::Hits,
+                    bytes,
+                });
+            }
         }
-        batch.len()
+    }
+
+    /// Rebuilds the aggregates, the ring and the sequence from stored events: `feed` calls
+    /// its argument once per stored event, in sequence order from 1, with its seq, arrival
+    /// time (unix ms), the event and its place. Call before anything is pushed. Returns the
+    /// newest seq.
+    pub fn restore<E>(
+        &self,
+        feed: impl FnOnce(&mut dyn FnMut(u64, u64, Event, Placed)) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let now = Instant::now();
+        let now_ms = unix_ms(SystemTime::now());
+        // An arrival time as an instant of this run (the aggregates and the ring age hits by
+        // it); one from before this machine's monotonic clock began is put just out of sight.
+        let long_ago = now
+            .checked_sub(self.config.visible + Duration::from_secs(1))
+            .unwrap_or(now);
+        let instant = |received_ms: u64| {
+            now.checked_sub(Duration::from_millis(now_ms.saturating_sub(received_ms)))
+                .unwrap_or(long_ago)
+        };
+        let mut published = lock(&self.published);
+        let mut tail: VecDeque<(Event, Placed, u64, Instant)> = VecDeque::new();
+        let mut last = 0;
+        let capacity = self.config.ring_capacity;
+        feed(&mut |seq, received_ms, event, placed| {
+            let received = instant(received_ms);
+            published
+                .aggregates
+                .record(&event, placed.location(), received.into_std());
+            last = seq;
+            if capacity == 0 {
+                return;
+            }
+            if tail.len() == capacity
+                && let Some((_, _, _, old)) = tail.pop_front()
+                && now.duration_since(old) <= self.config.visible
+            {
+                let slot = self.slot_of(old);
+                match published.evicted.back_mut() {
+                    Some((last, count)) if *last == slot => *count += 1,
+                    _ => published.evicted.push_back((slot, 1)),
+                }
+            }
+            tail.push_back((event, placed, received_ms, received));
+        })?;
+        let ring = Pending::restored(tail);
+        let first_in_ring = last + 1 - ring.len() as u64;
+        // The ring's frames are built as publishing would (counting nothing twice: the
+        // aggregates already have every event).
+        let aggregates = std::mem::replace(
+            &mut published.aggregates,
+            Aggregates::new(self.config.aggregates),
+        );
+        published.seq = first_in_ring - 1;
+        self.publish_locked(&mut published, &ring, false);
+        published.aggregates = aggregates;
+        published.seq = last;
+        lock(&self.pending).assigned = last;
+        Ok(last)
     }
 
     /// Samples the event rate and publishes a `stats` frame if anything changed since the
@@ -811,6 +1015,26 @@ mod tests {
         assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
         assert!(id(&second.bytes).ends_with("-5"));
         assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn events_count_as_uncommitted_from_push_until_published_in_order() {
+        let hub = hub(100, 16);
+        let first = hub.push(pending(3));
+        let second = hub.push_with_key(pending(2), None);
+        assert_eq!((first, second), (1, 2));
+        assert_eq!(hub.uncommitted(), 5);
+        let taken = hub.take().unwrap();
+        assert_eq!(
+            (taken.first_seq, taken.events.len(), taken.ticket),
+            (1, 5, 2)
+        );
+        assert_eq!(hub.uncommitted(), 5, "taken is not yet published");
+        hub.push(pending(4));
+        hub.publish_taken(taken.first_seq, &taken.events);
+        assert_eq!(hub.uncommitted(), 4);
+        let next = hub.take().unwrap();
+        assert_eq!(next.first_seq, 6, "the sequence continues");
     }
 
     #[test]

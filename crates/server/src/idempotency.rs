@@ -12,6 +12,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write;
 use std::hash::{BuildHasher, Hasher, RandomState};
+
+use foldhash::quality::FixedState;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -102,7 +104,9 @@ pub struct Store {
     inner: Mutex<Inner>,
     max_keys: usize,
     max_age: Duration,
-    hashers: (RandomState, RandomState),
+    /// Keyed by the history's secret when there is one, so fingerprints taken before a
+    /// restart still match; by random keys of this process otherwise.
+    hashers: (FixedState, FixedState),
     replayed: AtomicU64,
     in_flight: AtomicU64,
     mismatched: AtomicU64,
@@ -129,11 +133,21 @@ struct Entry {
 impl Store {
     /// A store remembering at most `max_keys` keys, each for at most `max_age`.
     pub fn new(max_keys: usize, max_age: Duration) -> Arc<Self> {
+        let random = || RandomState::new().hash_one(0u8);
+        Self::with_secret(max_keys, max_age, [random(), random()])
+    }
+
+    /// A store whose fingerprints are keyed by `secret` (the history's: the same in every
+    /// run on the same data, so remembered keys can be restored).
+    pub fn with_secret(max_keys: usize, max_age: Duration, secret: [u64; 2]) -> Arc<Self> {
         Arc::new(Self {
             inner: Mutex::default(),
             max_keys,
             max_age,
-            hashers: (RandomState::new(), RandomState::new()),
+            hashers: (
+                FixedState::with_seed(secret[0]),
+                FixedState::with_seed(secret[1]),
+            ),
             replayed: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             mismatched: AtomicU64::new(0),
@@ -144,7 +158,7 @@ impl Store {
     /// A 128-bit fingerprint of `body` under this process's random keys (a client cannot
     /// aim a collision at it).
     pub fn fingerprint(&self, body: &[u8]) -> u128 {
-        let hash = |state: &RandomState| {
+        let hash = |state: &FixedState| {
             let mut hasher = state.build_hasher();
             hasher.write(body);
             hasher.finish()
@@ -178,6 +192,46 @@ impl Store {
             Self::pop_oldest(&mut inner);
         }
         let key: Arc<str> = Arc::from(key);
+        let generation = Self::insert(&mut inner, Arc::clone(&key), fingerprint, None, now);
+        Claim::Fresh(self.reservation(key, generation))
+    }
+
+    /// Remembers a completed request again (restoring from the history), as if it had been
+    /// answered `age` ago; older than the store's age limit, it is not remembered.
+    pub fn restore(
+        &self,
+        key: &str,
+        fingerprint: u128,
+        status: StatusCode,
+        body: Bytes,
+        age: Duration,
+    ) {
+        if self.max_keys == 0 || age >= self.max_age {
+            return;
+        }
+        let now = Instant::now();
+        let at = now.checked_sub(age).unwrap_or(now);
+        let mut inner = self.lock();
+        while inner.order.len() >= self.max_keys {
+            Self::pop_oldest(&mut inner);
+        }
+        Self::insert(
+            &mut inner,
+            Arc::from(key),
+            fingerprint,
+            Some((status, body)),
+            at,
+        );
+    }
+
+    /// Remembers `key` as first seen `at`; returns its generation.
+    fn insert(
+        inner: &mut Inner,
+        key: Arc<str>,
+        fingerprint: u128,
+        outcome: Option<(StatusCode, Bytes)>,
+        at: Instant,
+    ) -> u64 {
         let generation = inner.next_generation;
         inner.next_generation += 1;
         inner.map.insert(
@@ -185,11 +239,11 @@ impl Store {
             Entry {
                 fingerprint,
                 generation,
-                outcome: None,
+                outcome,
             },
         );
-        inner.order.push_back((Arc::clone(&key), now, generation));
-        Claim::Fresh(self.reservation(key, generation))
+        inner.order.push_back((key, at, generation));
+        generation
     }
 
     /// Counts a request refused for a malformed key.
@@ -307,6 +361,50 @@ mod tests {
         assert!(
             matches!(store.claim("failed", print), Claim::Fresh(_)),
             "a 5xx is not final: the retry is processed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restored_key_replays_with_a_store_of_the_same_secret_until_its_age_runs_out() {
+        let secret = [7, 11];
+        let before = Store::with_secret(10, Duration::from_secs(60), secret);
+        let fingerprint = before.fingerprint(b"[1,2,3]");
+        let after = Store::with_secret(10, Duration::from_secs(60), secret);
+        assert_eq!(
+            after.fingerprint(b"[1,2,3]"),
+            fingerprint,
+            "same secret, same fingerprint"
+        );
+        assert_ne!(
+            Store::new(10, Duration::from_secs(60)).fingerprint(b"[1,2,3]"),
+            fingerprint
+        );
+        after.restore(
+            "k",
+            fingerprint,
+            StatusCode::ACCEPTED,
+            accepted(),
+            Duration::from_secs(50),
+        );
+        after.restore(
+            "too-old",
+            fingerprint,
+            StatusCode::ACCEPTED,
+            accepted(),
+            Duration::from_secs(60),
+        );
+        assert!(matches!(
+            after.claim("k", fingerprint),
+            Claim::Replay(StatusCode::ACCEPTED, _)
+        ));
+        assert!(matches!(
+            after.claim("too-old", fingerprint),
+            Claim::Fresh(_)
+        ));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert!(
+            matches!(after.claim("k", fingerprint), Claim::Fresh(_)),
+            "60 s after the answer"
         );
     }
 

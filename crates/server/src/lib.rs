@@ -14,6 +14,8 @@ pub mod geo;
 pub mod hub;
 pub mod idempotency;
 mod metrics;
+mod past;
+pub mod persist;
 pub mod routes;
 mod stream;
 pub mod webhooks;
@@ -62,6 +64,11 @@ pub struct Shared {
     pub idempotency: Arc<idempotency::Store>,
     /// Users, tokens, sessions, the audit log and when credentials are needed.
     pub auth: Arc<auth::Auth>,
+    /// The history's writer (`None` with `--store memory`): events are stored before they
+    /// are published.
+    pub history: Option<Arc<persist::Writer>>,
+    /// Read-only access to the history for `/api/history` (`None` with `--store memory`).
+    pub readers: Option<Arc<dyn history::range::OpenReader>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -73,8 +80,66 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// State for `config`, sharing the process-wide geocoder, with the auth state in memory
-    /// only ([`AppState::with_auth`] sets the one from `--data-dir`).
+    /// State for `config` with its history (`--store`): opens the store, rebuilds the
+    /// aggregates, the ring of recent hits, the sequence and the idempotency keys from it,
+    /// and starts its writer. With `--store memory`, the same as [`AppState::new`].
+    pub async fn open(
+        config: Config,
+        geo: Arc<Geocoder>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let opened = {
+            let config = config.clone();
+            tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let Some(store) = persist::open(&config)? else {
+                    return Ok(None);
+                };
+                let started = std::time::Instant::now();
+                let metrics = Arc::new(Metrics::default());
+                let hub =
+                    Hub::with_epoch(config.hub(), Arc::clone(&metrics), store.epoch().to_owned());
+                let keys_max_age = Duration::from_secs(config.idempotency_secs);
+                let idempotency = idempotency::Store::with_secret(
+                    config.idempotency_keys,
+                    keys_max_age,
+                    store.secret(),
+                );
+                let last = persist::restore(&hub, &idempotency, keys_max_age, &*store)?;
+                tracing::info!(
+                    events = last,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    dir = %config.data_dir.display(),
+                    "history restored"
+                );
+                Ok(Some((store, hub, metrics, idempotency)))
+            })
+            .await
+            .context("while restoring the history")??
+        };
+        let Some((store, hub, metrics, idempotency)) = opened else {
+            return Ok(Self::new(config, geo, shutdown));
+        };
+        let hub = Arc::new(hub);
+        let readers: Arc<dyn history::range::OpenReader> = Arc::from(store.readers());
+        let writer = persist::spawn(
+            store,
+            Arc::clone(&hub),
+            config.durable,
+            Duration::from_secs(config.idempotency_secs),
+        )?;
+        let mut state = Self::new(config, geo, shutdown);
+        let shared = state.shared_mut();
+        shared.hub = hub;
+        shared.metrics = metrics;
+        shared.idempotency = idempotency;
+        shared.history = Some(Arc::new(writer));
+        shared.readers = Some(readers);
+        Ok(state)
+    }
+
+    /// State for `config` with nothing stored (as `--store memory`), sharing the
+    /// process-wide geocoder, with the auth state in memory only ([`AppState::with_auth`]
+    /// sets the one from `--data-dir`).
     pub fn new(config: Config, geo: Arc<Geocoder>, shutdown: CancellationToken) -> Self {
         let auth = auth::Auth::open(
             None,
@@ -100,11 +165,13 @@ impl AppState {
             shutdown,
             idempotency,
             auth: Arc::new(auth),
+            history: None,
+            readers: None,
         }))
     }
 
     /// The shared fields, to change before serving (copied if already shared).
-    fn shared_mut(&mut self) -> &mut Shared {
+    pub(crate) fn shared_mut(&mut self) -> &mut Shared {
         Arc::make_mut(&mut self.0)
     }
 
@@ -127,36 +194,68 @@ impl AppState {
     }
 
     /// Starts the publisher and the stats ticker (and webhook delivery, when configured);
-    /// they stop when `shutdown` is cancelled.
-    pub fn spawn_background(&self) -> tokio::task::JoinHandle<()> {
+    /// they stop when `stop` is cancelled, after publishing (with a history: storing)
+    /// everything pushed before. [`serve`] cancels it only once HTTP has drained, so a
+    /// request still in flight at shutdown is stored too.
+    pub fn spawn_background(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         if let Some(delivery) = self.config.delivery() {
             self.hub
                 .deliver_alerts_to(webhooks::Webhooks::start(delivery, self.shutdown.clone()));
         }
         let publisher = {
             let hub = Arc::clone(&self.hub);
-            let interval = Duration::from_millis(self.config.publish_interval_ms);
-            let shutdown = self.shutdown.clone();
+            let history = self.history.clone();
+            // With --durable, answers wait for the commit: no throttle before handing
+            // batches to the writer, whose commits (each an fsync) group them instead.
+            let interval = if self.history.as_ref().is_some_and(|w| w.durable) {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(self.config.publish_interval_ms)
+            };
+            let shutdown = stop.clone();
+            // Without a history, publish at once; with one, hand the batch to the writer,
+            // which publishes it once stored.
+            let publish = move || {
+                let hub = Arc::clone(&hub);
+                let history = history.clone();
+                async move {
+                    match &history {
+                        None => {
+                            hub.publish();
+                        }
+                        Some(writer) => {
+                            if let Some(taken) = hub.take() {
+                                writer.send(taken).await;
+                            }
+                        }
+                    }
+                }
+            };
+            let hub = Arc::clone(&self.hub);
+            let history = self.history.clone();
             async move {
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = hub.wait_for_pending() => {}
                     }
-                    hub.publish();
+                    publish().await;
                     // Throttle: what arrives meanwhile goes out together in the next frame.
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(interval) => {}
                     }
                 }
-                hub.publish();
+                publish().await;
+                if let Some(writer) = history {
+                    writer.stop().await;
+                }
             }
         };
         let ticker = {
             let hub = Arc::clone(&self.hub);
             let every = Duration::from_millis(self.config.stats_interval_ms);
-            let shutdown = self.shutdown.clone();
+            let shutdown = stop;
             async move {
                 let mut tick = tokio::time::interval(every);
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -215,16 +314,18 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
         .policy
         .loopback_listener
         .store(loopback, std::sync::atomic::Ordering::Relaxed);
-    let background = state.spawn_background();
+    let stop = CancellationToken::new();
+    let background = state.spawn_background(stop.clone());
     let reload = auth_reloader(&state);
     let shutdown = state.shutdown.clone();
-    traffic::service::serve(listener, app(state), limits, shutdown)
-        .await
-        .context("while serving HTTP")?;
+    let served = traffic::service::serve(listener, app(state), limits, shutdown).await;
+    // Every request has been answered: publish and store the last of what they brought.
+    stop.cancel();
     background
         .await
         .context("while stopping background tasks")?;
     reload.await.context("while stopping the auth reloader")?;
+    served.context("while serving HTTP")?;
     Ok(())
 }
 
@@ -312,15 +413,18 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.data_dir.display()
         )
     })?;
-    let listener = TcpListener::bind(config.listen)
+    // The history is restored before binding: once the port accepts, the counts are back.
+    let state = AppState::open(config, geo, shutdown).await?;
+    let listen = state.config.listen;
+    let listener = TcpListener::bind(listen)
         .await
-        .with_context(|| format!("while binding {}", config.listen))?;
+        .with_context(|| format!("while binding {listen}"))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "listening");
-    announce_access(&config, &auth, address);
+    announce_access(&state.config, &auth, address);
     serve(
         listener,
-        AppState::new(config, geo, shutdown)
+        state
             .with_locator(locator)
             .with_databases(databases)
             .with_auth(auth),

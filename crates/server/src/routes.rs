@@ -11,7 +11,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, analytics, api, stream};
+use crate::{AppState, analytics, api, past, stream};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -50,6 +50,15 @@ pub fn table() -> Vec<Route> {
         route(Method::GET, "/api/stream", Viewer, get(stream::stream)),
         route(Method::GET, "/api/stats", Viewer, get(api::stats)),
         route(Method::GET, "/api/info", Viewer, get(api::info)),
+        // Any past window, and its export: a viewer's, as the stream and stats are (issue 11:
+        // viewers may open history and exports; importing and deleting will be an admin's).
+        route(Method::GET, "/api/history", Viewer, get(past::history)),
+        route(
+            Method::GET,
+            "/api/history/export",
+            Viewer,
+            get(past::export),
+        ),
         // Windowed analytics and alerts; changing the settings is an admin's.
         route(
             Method::GET,

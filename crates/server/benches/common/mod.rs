@@ -46,6 +46,8 @@ pub struct Server {
     child: Child,
     /// The port it listens on.
     pub port: u16,
+    /// A `server`'s history directory when the harness made one (removed on drop).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Server {
@@ -57,21 +59,41 @@ impl Server {
     /// Starts binary `name` (`server` or `web`) on `port` with `extra` flags, its standard
     /// error going to `stderr`; waits until `/healthz` answers 200.
     pub async fn spawn(name: &str, port: u16, extra: &[&str], stderr: Stdio) -> Self {
-        let mut command = Command::new(binary(name));
-        command.args(["--listen", &format!("127.0.0.1:{port}")]);
-        if name == "server" {
-            // Its users, tokens and audit log go to a folder of its own, not the source tree.
-            let dir = std::env::temp_dir().join(format!("tg-bench-{}-{port}", std::process::id()));
-            command.arg("--data-dir").arg(dir);
-        }
-        let child = command
+        // A server keeps its history in a directory of its own, unless told where.
+        let data_dir = (name == "server" && !extra.iter().any(|a| a.starts_with("--data-dir")))
+            .then(|| {
+                std::env::temp_dir()
+                    .join(format!("traffic-globe-bench-{}-{port}", std::process::id()))
+            });
+        let child = Command::new(binary(name))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(
+                data_dir
+                    .iter()
+                    .flat_map(|d| [std::ffi::OsStr::new("--data-dir"), d.as_os_str()]),
+            )
             .args(extra)
+            // e.g. BENCH_SERVER_ARGS="--durable" or "--store memory": every server a bench
+            // starts runs with these too.
+            .args(
+                std::env::var("BENCH_SERVER_ARGS")
+                    .ok()
+                    .filter(|_| name == "server")
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut server = Server { child, port };
+        let mut server = Server {
+            child,
+            port,
+            data_dir,
+        };
         for _ in 0..400 {
             if server
                 .get("/healthz")
@@ -151,6 +173,9 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

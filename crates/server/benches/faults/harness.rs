@@ -74,6 +74,11 @@ impl Args {
         self.args.push(value.to_string());
         self
     }
+    /// A flag without a value (e.g. `--durable`), always added.
+    pub(crate) fn switch(mut self, flag: &str) -> Self {
+        self.args.push(flag.to_owned());
+        self
+    }
     pub(crate) fn strs(&self) -> Vec<&str> {
         self.args.iter().map(String::as_str).collect()
     }

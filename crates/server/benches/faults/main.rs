@@ -138,7 +138,7 @@ pub(crate) fn main() {
             &'a Settings,
         )
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>>;
-        let cases: [(&str, Case); 8] = [
+        let cases: [(&str, Case); 10] = [
             ("kill-restart", |s| Box::pin(replay::kill_restart(s))),
             ("lost-202", |s| Box::pin(replay::lost_ack(s))),
             ("web-restart", |s| Box::pin(serving::web_restart(s))),
@@ -147,6 +147,8 @@ pub(crate) fn main() {
             ("oversized-burst", |s| Box::pin(serving::oversized(s))),
             ("slow-server", |s| Box::pin(replay::slow_server(s))),
             ("memory-limit", |s| Box::pin(serving::memory_limit(s))),
+            ("history-kill-durable", |s| Box::pin(replay::history_kill(s, true))),
+            ("history-kill-default", |s| Box::pin(replay::history_kill(s, false))),
         ];
         for (name, case) in cases {
             if !settings.wants(name) {

@@ -21,10 +21,14 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let state = AppState::new(config, Geocoder::shared(), shutdown.clone());
+        Self::serve(state, shutdown).await
+    }
+
+    async fn serve(state: AppState, shutdown: CancellationToken) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(server::serve(listener, state.clone()));
         Self {
             addr,
@@ -32,6 +36,21 @@ impl TestServer {
             shutdown,
             task,
         }
+    }
+
+    /// A server with its history (`config.store`), restored from `config.data_dir`.
+    pub async fn start_with_history(config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let state = AppState::open(config, Geocoder::shared(), shutdown.clone())
+            .await
+            .unwrap();
+        Self::serve(state, shutdown).await
+    }
+
+    /// Shuts the server down as SIGTERM would and waits until it has stopped.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap().unwrap();
     }
 
     /// Waits until the server has published `seq` events (so a new stream starts after them).

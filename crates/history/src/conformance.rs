@@ -1,0 +1,337 @@
+//! The behaviour every [`Store`] must have, as functions a backend's tests call with a way
+//! to (re)open a store on the same data. SQLite runs them in its tests; PostgreSQL is to run
+//! the same list.
+
+use std::net::IpAddr;
+
+use traffic::{Event, Place};
+
+use crate::{Error, KeyRecord, Located, NewEvent, Store, StoredEvent};
+
+/// Opens the store under test on the same data each time it is called (the first call on
+/// an empty store).
+pub trait Reopen {
+    /// A fresh handle on the same data; the previous handle has been dropped.
+    fn reopen(&mut self) -> Box<dyn Store>;
+}
+
+impl<F: FnMut() -> Box<dyn Store>> Reopen for F {
+    fn reopen(&mut self) -> Box<dyn Store> {
+        self()
+    }
+}
+
+/// One check: its name and the function.
+pub type Check = (&'static str, fn(&mut dyn Reopen));
+
+/// Every check, by name.
+pub const ALL: &[Check] = &[
+    (
+        "every_field_reads_back_after_reopening",
+        every_field_reads_back_after_reopening,
+    ),
+    (
+        "a_batch_that_does_not_continue_the_sequence_is_refused",
+        a_batch_that_does_not_continue_the_sequence_is_refused,
+    ),
+    (
+        "scan_starts_after_the_given_seq",
+        scan_starts_after_the_given_seq,
+    ),
+    (
+        "epoch_and_secret_are_created_once_and_kept",
+        epoch_and_secret_are_created_once_and_kept,
+    ),
+    (
+        "idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age",
+        idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age,
+    ),
+    (
+        "range_questions_match_a_brute_force_count",
+        range_questions_match_a_brute_force_count,
+    ),
+];
+
+fn place(key: u64, city: &str, country_code: &str) -> Place {
+    Place {
+        key,
+        city: city.to_owned(),
+        region: "Region".to_owned(),
+        country_code: country_code.to_owned(),
+        country: format!("Country {country_code}"),
+        latitude: 10.5,
+        longitude: -20.25,
+    }
+}
+
+/// Three events covering every way of being placed and every optional field.
+fn sample() -> (Vec<Event>, Vec<Place>) {
+    let mut full = Event::at(
+        "2001:db8::1".parse().expect("valid"),
+        48.8566,
+        2.3522,
+        1_736_919_120.25,
+        true,
+    );
+    full.bytes = Some(u64::MAX);
+    full.protocol = Some("HTTP/1.1".to_owned());
+    full.status = Some(404);
+    full.method = Some("GET".to_owned());
+    full.path = Some("/a b/ünï".to_owned());
+    full.dest_ip = Some("192.0.2.9".parse().expect("valid"));
+    let by_ip = Event::new(IpAddr::from([8, 8, 8, 8]), 1_736_919_121.0, false);
+    let unlocated = Event::new(IpAddr::from([10, 0, 0, 1]), 1_736_919_122.5, false);
+    (
+        vec![full, by_ip, unlocated],
+        vec![
+            place(1 << 40, "Paris", "FR"),
+            place(7, "Mountain View", "US"),
+        ],
+    )
+}
+
+fn new_events<'a>(first: u64, events: &'a [Event], places: &'a [Place]) -> Vec<NewEvent<'a>> {
+    let locations = [
+        Located::Event(&places[0]),
+        Located::Ip {
+            place: &places[1],
+            latitude: 37.386,
+            longitude: -122.0838,
+        },
+        Located::Unlocated("private".to_owned()),
+    ];
+    events
+        .iter()
+        .zip(locations)
+        .enumerate()
+        .map(|(i, (event, located))| NewEvent {
+            seq: first + i as u64,
+            received_ms: 1_700_000_000_000 + i as u64,
+            event,
+            located,
+        })
+        .collect()
+}
+
+fn scan_all(store: &dyn Store, after: u64) -> Vec<StoredEvent> {
+    let mut all = Vec::new();
+    store.scan(after, &mut |e| all.push(e)).expect("scan works");
+    all
+}
+
+/// Events, places and the sequence read back exactly as written, from a reopened store.
+pub fn every_field_reads_back_after_reopening(open: &mut dyn Reopen) {
+    let (events, places) = sample();
+    {
+        let mut store = open.reopen();
+        assert_eq!(store.last_seq().expect("last_seq"), 0);
+        assert!(scan_all(&*store, 0).is_empty());
+        store
+            .append(&new_events(1, &events, &places), &[])
+            .expect("append");
+        store
+            .append(&new_events(4, &events, &places), &[])
+            .expect("append");
+    }
+    let store = open.reopen();
+    assert_eq!(store.last_seq().expect("last_seq"), 6);
+    let back = scan_all(&*store, 0);
+    let seqs: Vec<u64> = back.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    for (stored, written) in back.iter().zip(new_events(1, &events, &places)) {
+        assert_eq!(&stored.event, written.event);
+        assert_eq!(stored.received_ms % 1000, written.received_ms % 1000);
+    }
+    assert_eq!(back[0].received_ms, 1_700_000_000_000);
+    assert_eq!(back[0].located, Located::Event(1 << 40));
+    assert_eq!(
+        back[1].located,
+        Located::Ip {
+            place: 7,
+            latitude: 37.386,
+            longitude: -122.0838
+        }
+    );
+    assert_eq!(back[2].located, Located::Unlocated("private".to_owned()));
+    let mut stored_places = store.places().expect("places");
+    stored_places.sort_by_key(|p| p.key);
+    let mut expected = places.clone();
+    expected.sort_by_key(|p| p.key);
+    assert_eq!(stored_places, expected);
+}
+
+/// A gap or a repeat in the sequence is an error and stores nothing.
+pub fn a_batch_that_does_not_continue_the_sequence_is_refused(open: &mut dyn Reopen) {
+    let (events, places) = sample();
+    let mut store = open.reopen();
+    store
+        .append(&new_events(1, &events, &places), &[])
+        .expect("append");
+    for first in [3, 5] {
+        let error = store
+            .append(&new_events(first, &events, &places), &[])
+            .expect_err("out of sequence");
+        assert!(
+            matches!(error, Error::OutOfSequence { expected: 4, got } if got == first),
+            "{error}"
+        );
+    }
+    drop(store);
+    let store = open.reopen();
+    assert_eq!(store.last_seq().expect("last_seq"), 3);
+    assert_eq!(scan_all(&*store, 0).len(), 3);
+}
+
+/// `scan(after)` visits only later events, in order.
+pub fn scan_starts_after_the_given_seq(open: &mut dyn Reopen) {
+    let (events, places) = sample();
+    let mut store = open.reopen();
+    for first in [1, 4, 7] {
+        store
+            .append(&new_events(first, &events, &places), &[])
+            .expect("append");
+    }
+    let seqs: Vec<u64> = scan_all(&*store, 5).iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [6, 7, 8, 9]);
+    assert!(scan_all(&*store, 9).is_empty());
+}
+
+/// The epoch and the secret do not change when the store is reopened, and differ between
+/// stores (checked by the backend's own tests with two stores).
+pub fn epoch_and_secret_are_created_once_and_kept(open: &mut dyn Reopen) {
+    let (epoch, secret) = {
+        let store = open.reopen();
+        (store.epoch().to_owned(), store.secret())
+    };
+    assert!(!epoch.is_empty() && !epoch.contains('-'), "{epoch}");
+    assert_ne!(secret, [0, 0]);
+    let store = open.reopen();
+    assert_eq!(store.epoch(), epoch);
+    assert_eq!(store.secret(), secret);
+}
+
+/// Keys are stored with their events, read back by age, and forgotten by age.
+pub fn idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age(open: &mut dyn Reopen) {
+    let (events, places) = sample();
+    let key = |name: &str, stored_ms| KeyRecord {
+        key: name.to_owned(),
+        fingerprint: u128::MAX - stored_ms as u128,
+        status: 202,
+        body: br#"{"accepted":3}"#.to_vec(),
+        stored_ms,
+    };
+    {
+        let mut store = open.reopen();
+        store
+            .append(&new_events(1, &events, &places), &[key("old", 1_000)])
+            .expect("append");
+        store
+            .append(&new_events(4, &events, &places), &[key("new", 5_000)])
+            .expect("append");
+        store.append(&[], &[key("alone", 6_000)]).expect("append");
+    }
+    let mut store = open.reopen();
+    assert_eq!(
+        store.keys_since(0).expect("keys"),
+        [key("old", 1_000), key("new", 5_000), key("alone", 6_000)]
+    );
+    assert_eq!(
+        store.keys_since(5_000).expect("keys"),
+        [key("new", 5_000), key("alone", 6_000)]
+    );
+    assert_eq!(store.forget_keys_before(5_000).expect("forget"), 1);
+    drop(store);
+    let store = open.reopen();
+    assert_eq!(store.keys_since(0).expect("keys").len(), 2);
+}
+
+/// Range summaries and pages agree with a count done by hand over the same events.
+pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
+    use crate::range::TimeRange;
+    let paris = place(1, "Paris", "FR");
+    let lyon = place(2, "Lyon", "FR");
+    let austin = place(3, "Austin", "US");
+    let places = [&paris, &lyon, &austin];
+    // 1,000 events over 2,000 s of data time, spread over the three places.
+    let events: Vec<Event> = (0..1000u32)
+        .map(|i| {
+            Event::at(
+                IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
+                1.0,
+                2.0,
+                1_000_000.0 + f64::from(i) * 2.0 + 0.5,
+                i % 7 == 0,
+            )
+        })
+        .collect();
+    let place_of = |i: usize| places[(i * i) % 3];
+    let mut store = open.reopen();
+    let rows: Vec<NewEvent<'_>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| NewEvent {
+            seq: i as u64 + 1,
+            received_ms: 5,
+            event,
+            located: Located::Event(place_of(i)),
+        })
+        .collect();
+    store.append(&rows, &[]).expect("append");
+    let reader = store.readers().open_reader().expect("reader");
+    for (from, to) in [
+        (None, None),
+        (Some(1_000_100.0), Some(1_000_700.0)),
+        (Some(1_000_100.5), None),
+        // Both ends on an event: the first is in, the last is not.
+        (Some(1_000_100.5), Some(1_000_200.5)),
+        (None, Some(999_999.0)),
+    ] {
+        let range = TimeRange { from, to };
+        let inside: Vec<usize> = (0..events.len())
+            .filter(|&i| {
+                let t = events[i].timestamp;
+                from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)
+            })
+            .collect();
+        let summary = reader.summary(range, 2).expect("summary");
+        assert_eq!(summary.total, inside.len() as u64, "{range:?}");
+        let suspicious = inside.iter().filter(|&&i| events[i].suspicious).count() as u64;
+        assert_eq!(summary.suspicious, suspicious);
+        let mut per_place = [0u64; 4];
+        for &i in &inside {
+            per_place[place_of(i).key as usize] += 1;
+        }
+        let mut expected: Vec<(u64, u64)> = (1..4u64)
+            .map(|k| (per_place[k as usize], k))
+            .filter(|&(n, _)| n > 0)
+            .collect();
+        expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        expected.truncate(2);
+        let got: Vec<(u64, u64)> = summary
+            .top_places
+            .iter()
+            .map(|p| (p.count, p.key))
+            .collect();
+        assert_eq!(got, expected, "{range:?}");
+        let countries: u64 = summary.top_countries.iter().map(|c| c.count).sum();
+        assert_eq!(countries, inside.len() as u64, "FR and US are all there is");
+        let timeline = &summary.timeline;
+        let bucketed: u64 = timeline.buckets.iter().map(|b| b.0).sum();
+        assert_eq!(bucketed, inside.len() as u64);
+        assert!(timeline.buckets.len() <= 601, "{}", timeline.buckets.len());
+        for &i in &inside {
+            let b = ((events[i].timestamp - timeline.start) / timeline.bucket_secs as f64) as usize;
+            assert!(b < timeline.buckets.len());
+        }
+        // Paged: 300 at a time, every event of the range exactly once, in order.
+        let mut paged = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = reader.events(range, after, 300).expect("page");
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            paged.extend(page.iter().map(|e| e.seq as usize - 1));
+        }
+        assert_eq!(paged, inside, "{range:?}");
+    }
+}

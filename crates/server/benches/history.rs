@@ -1,0 +1,197 @@
+//! The history's own speeds, in process: how fast the SQLite store takes batches (both
+//! durabilities), and how long a server takes to be ready on a store of N events (open,
+//! read back, rebuild aggregates, ring and keys). HTTP ingest with the store is measured by
+//! the `load` bench (its servers run with the default store).
+//!
+//! ```text
+//! cargo bench -p server --bench history -- [--events N] [--keep DIR]
+//! ```
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use history::{Durability, Located, NewEvent, Store};
+use server::{AppState, Config, Geocoder};
+use traffic::Event;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == name)?;
+    args.get(at + 1).cloned()
+}
+
+/// Events like the course's: its coordinates, one IP each, a tenth suspicious.
+fn events(first: u64, count: u64, geo: &Geocoder) -> Vec<(Event, Arc<traffic::Place>)> {
+    let coordinates = common::coordinates();
+    (first..first + count)
+        .map(|i| {
+            let (lat, lon) = coordinates[i as usize % coordinates.len()];
+            let event = Event::at(
+                common::ip_of(i).parse().unwrap(),
+                lat,
+                lon,
+                1_736_919_120.0 + i as f64 / 1000.0,
+                i % 10 == 0,
+            );
+            (event, geo.locate(lat, lon))
+        })
+        .collect()
+}
+
+/// Appends `total` events in batches of `batch`; events per second.
+fn fill(store: &mut dyn Store, total: u64, batch: u64, geo: &Geocoder) -> f64 {
+    let started = Instant::now();
+    let mut seq = store.last_seq().unwrap() + 1;
+    let mut done = 0;
+    let now_ms = server::hub::unix_ms(std::time::SystemTime::now());
+    while done < total {
+        let n = batch.min(total - done);
+        let made = events(done, n, geo);
+        let rows: Vec<NewEvent<'_>> = made
+            .iter()
+            .enumerate()
+            .map(|(i, (event, place))| NewEvent {
+                seq: seq + i as u64,
+                received_ms: now_ms - 3_600_000,
+                event,
+                located: Located::Event(&**place),
+            })
+            .collect();
+        store.append(&rows, &[]).unwrap();
+        seq += n;
+        done += n;
+    }
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let total: u64 = arg("--events").map_or(1_000_000, |n| n.parse().unwrap());
+    let geo = Geocoder::shared();
+    let base = std::env::temp_dir().join(format!("history-bench-{}", std::process::id()));
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "history bench: {total} events; load average {}",
+        load.trim()
+    );
+
+    for (durability, batch) in [
+        (Durability::Process, 1_000),
+        (Durability::Process, 10_000),
+        (Durability::Disk, 1_000),
+        (Durability::Disk, 10_000),
+    ] {
+        let dir = base.join(format!("{durability:?}-{batch}"));
+        let mut store = history::Sqlite::open(&dir, durability).unwrap();
+        let n = (total / 5).max(batch);
+        let rate = fill(&mut store, n, batch, &geo);
+        println!(
+            "store append, {durability:?}, batches of {batch}: {rate:.0} events/s ({n} events)"
+        );
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    let dir: PathBuf = arg("--keep").map_or_else(|| base.join("restore"), PathBuf::from);
+    let mut store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+    let have = store.last_seq().unwrap();
+    if have < total {
+        let rate = fill(&mut store, total - have, 50_000, &geo);
+        println!("filled to {total} events at {rate:.0} events/s");
+    }
+    drop(store);
+    {
+        // Reading back alone, without rebuilding anything: the store's share of a restart.
+        let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+        let started = Instant::now();
+        let mut count = 0u64;
+        store.scan(0, &mut |_| count += 1).unwrap();
+        let elapsed = started.elapsed();
+        println!(
+            "scan alone: {count} events in {:.0} ms ({:.0} events/s)",
+            elapsed.as_secs_f64() * 1e3,
+            count as f64 / elapsed.as_secs_f64()
+        );
+    }
+    let size = std::fs::metadata(dir.join(history::sqlite::FILE_NAME)).map_or(0, |m| m.len());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for round in 0..2 {
+        let mut config = Config::default_for_tests();
+        config.store = server::persist::StoreKind::Sqlite;
+        config.data_dir = dir.clone();
+        let started = Instant::now();
+        let state = runtime
+            .block_on(AppState::open(
+                config,
+                Arc::clone(&geo),
+                tokio_util::sync::CancellationToken::new(),
+            ))
+            .unwrap();
+        let elapsed = started.elapsed();
+        let stats = state.hub.stats();
+        println!(
+            "restore {} ({}): {total} events, {:.1} MB file, ready in {:.0} ms ({:.0} events/s); total {}",
+            round + 1,
+            if round == 0 { "first" } else { "file cached" },
+            size as f64 / 1e6,
+            elapsed.as_secs_f64() * 1e3,
+            total as f64 / elapsed.as_secs_f64(),
+            stats.summary.total
+        );
+        assert_eq!(stats.summary.total, total);
+        runtime.block_on(async {
+            state.shutdown.cancel();
+            if let Some(writer) = &state.history {
+                writer.stop().await;
+            }
+        });
+    }
+    {
+        // Range questions without rollups: the whole store, and one data hour of it.
+        let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+        let reader = store.readers().open_reader().unwrap();
+        for (name, range) in [
+            ("all", history::range::TimeRange::default()),
+            (
+                "one hour of data time",
+                history::range::TimeRange {
+                    from: Some(1_736_919_120.0),
+                    to: Some(1_736_919_120.0 + 3600.0),
+                },
+            ),
+        ] {
+            let started = Instant::now();
+            let summary = reader.summary(range, 20).unwrap();
+            println!(
+                "range summary ({name}): {} events, top place {:?}, {} buckets, in {:.0} ms",
+                summary.total,
+                summary.top_places.first().map(|p| p.city.as_str()),
+                summary.timeline.buckets.len(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        // What an export reads: every event, page by page.
+        let started = Instant::now();
+        let (mut after, mut read) = (0, 0);
+        loop {
+            let page = reader
+                .events(history::range::TimeRange::default(), after, 5_000)
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            read += page.len();
+        }
+        println!(
+            "export read (pages of 5,000): {read} events in {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    if arg("--keep").is_none() {
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}
