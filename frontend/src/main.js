@@ -21,6 +21,7 @@ import { latLonToXyz } from './data/geo.js';
 
 const view = {
   filter: 'all',
+  metric: 'requests', // what the top lists rank by: 'requests' | 'bytes'
   fade: FADE_DEFAULT,
   paused: false,
   density: false,
@@ -79,6 +80,10 @@ createControls(document.body, {
     view.filter = f;
     points.update({ filter: f });
     refreshMarkers();
+    refreshPanels();
+  },
+  metric(m) {
+    view.metric = m;
     refreshPanels();
   },
   pause(on) {
@@ -147,13 +152,13 @@ function refreshMarkers() {
 }
 
 function refreshPanels() {
-  const v = state.view(view.filter, { top: 12 });
+  const v = state.view(view.filter, { top: 12, metric: view.metric });
   v.overwritten = points.overwrittenLive;
   v.markersOmitted = feed.omitted;
   v.mergeLeftOut = clusters.leftOut;
   // Protocols, status classes and bytes as of the latest stats (no per-hit catch-up).
   v.mix = breakdowns(state.stats);
-  panels.render(v, view.filter);
+  panels.render(v, view.filter, view.metric);
   timeline.render(v.timeline);
 }
 
