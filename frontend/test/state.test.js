@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficState, isPlaced, describeReasons } from '../src/data/state.js';
+import { TrafficState, isPlaced, describeReasons, topNetworks } from '../src/data/state.js';
 
 // Place keys as the server gives them (its own numbering); one per name in these fixtures.
 const keys = new Map();
@@ -257,4 +257,17 @@ test('without bytes in the stream, the bytes ranking is empty and says so', () =
   assert.equal(v.hasBytes, false);
   assert.deepEqual(v.top, []);
   assert.deepEqual(v.countries, []);
+});
+
+test('networks come from the stats, ranked by hits or bytes, and are absent without AS data', () => {
+  const top_networks = [
+    { asn: 15169, name: 'Google LLC', count: 5, suspicious: 0, bytes: 10 },
+    { asn: 13335, name: 'Cloudflare, Inc.', count: 2, suspicious: 1, bytes: 900 },
+    { asn: 64500, name: 'Quiet', count: 1, suspicious: 0, bytes: 0 },
+  ];
+  assert.deepEqual(topNetworks({ top_networks }, 10).map((n) => n.asn), [15169, 13335, 64500]);
+  assert.deepEqual(topNetworks({ top_networks }, 10, 'bytes').map((n) => [n.asn, n.value]), [[13335, 900], [15169, 10]]);
+  assert.deepEqual(topNetworks({ top_networks }, 1).map((n) => n.asn), [15169]);
+  assert.deepEqual(topNetworks(stats(), 10), []);
+  assert.deepEqual(topNetworks(null, 10), []);
 });

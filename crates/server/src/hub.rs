@@ -69,6 +69,7 @@ pub struct Frame {
 pub struct Pending {
     event: Event,
     placed: Placed,
+    network: Option<geoip::Network>,
     received: Instant,
     json: Bytes,
 }
@@ -80,6 +81,19 @@ impl Pending {
         events: impl IntoIterator<Item = (Event, Placed)>,
         received_ms: u64,
     ) -> Vec<Pending> {
+        Self::batch_with_networks(
+            events
+                .into_iter()
+                .map(|(event, placed)| (event, placed, None)),
+            received_ms,
+        )
+    }
+
+    /// [`Pending::batch`], each event with the network (AS) its address belongs to, if known.
+    pub fn batch_with_networks(
+        events: impl IntoIterator<Item = (Event, Placed, Option<geoip::Network>)>,
+        received_ms: u64,
+    ) -> Vec<Pending> {
         let received = Instant::now();
         let events = events.into_iter();
         let len = events.size_hint().0;
@@ -88,7 +102,7 @@ impl Pending {
         // Each event is moved once, straight into its `Pending` (events are a few hundred
         // bytes: copying them through intermediate vectors showed up as memmove).
         let mut batch = Vec::with_capacity(len);
-        for (event, placed) in events {
+        for (event, placed, network) in events {
             let (coordinates, place, located, unlocated) = match &placed {
                 Placed::Event(place) => (event.coordinates(), Some(place), Some("event"), None),
                 Placed::Ip { place, at } => (
@@ -118,6 +132,8 @@ impl Pending {
                 method: event.method.as_deref(),
                 path: event.path.as_deref(),
                 dest_ip: event.dest_ip,
+                asn: network.as_ref().map(|n| n.asn),
+                as_name: network.as_ref().map(|n| &*n.name),
             };
             // Writing plain fields into memory cannot fail.
             let _ = serde_json::to_writer(&mut buffer, &hit);
@@ -125,6 +141,7 @@ impl Pending {
             batch.push(Pending {
                 event,
                 placed,
+                network,
                 received,
                 json: Bytes::new(),
             });
@@ -179,6 +196,12 @@ struct HitJson<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_ip: Option<std::net::IpAddr>,
+    /// The network (AS number) of `ip`, when the server has AS data (`--asn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    /// That network's holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_name: Option<&'a str>,
 }
 
 /// A hit in the ring. Its JSON is not stored apart: it is `frame[start..end]`, inside the
@@ -327,6 +350,11 @@ impl Hub {
                 published
                     .aggregates
                     .record(&p.event, p.placed.location(), p.received.into_std());
+                if let Some(network) = &p.network {
+                    published
+                        .aggregates
+                        .record_network(network.asn, &network.name, &p.event);
+                }
             }
             data.extend_from_slice(FOOTER);
             let bytes = data.freeze();

@@ -41,6 +41,8 @@ pub struct AppState {
     pub locator: Arc<dyn geo::Locate>,
     /// What `locator` was loaded from, for `/api/info` (empty: no IP database).
     pub databases: Arc<[geoip::DatabaseInfo]>,
+    /// AS data (`--asn`), if loaded: hits then carry `asn`/`as_name`, stats list networks.
+    pub asn: Option<Arc<geoip::AsnDb>>,
     /// Sequencing, aggregates, fan-out.
     pub hub: Arc<Hub>,
     /// Counters for `/metrics`.
@@ -65,6 +67,7 @@ impl AppState {
             geo,
             locator: Arc::new(geo::NoDatabase),
             databases: Arc::new([]),
+            asn: None,
             hub,
             metrics,
             shutdown,
@@ -75,6 +78,12 @@ impl AppState {
     /// The same state, placing events without coordinates by `locator`.
     pub fn with_locator(mut self, locator: Arc<dyn geo::Locate>) -> Self {
         self.locator = locator;
+        self
+    }
+
+    /// The same state, naming each event's network from `asn`.
+    pub fn with_asn(mut self, asn: Option<Arc<geoip::AsnDb>>) -> Self {
+        self.asn = asn;
         self
     }
 
@@ -215,6 +224,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         "geodata loaded"
     );
     let (locator, databases) = open_geoip(&config).await?;
+    let asn = open_asn(&config).await?;
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("while binding {}", config.listen))?;
@@ -223,9 +233,33 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         listener,
         AppState::new(config, geo, shutdown)
             .with_locator(locator)
-            .with_databases(databases),
+            .with_databases(databases)
+            .with_asn(asn),
     )
     .await
+}
+
+/// Loads the AS data named by `--asn`, if any, logging its size and load time.
+async fn open_asn(config: &Config) -> anyhow::Result<Option<Arc<geoip::AsnDb>>> {
+    let Some(path) = config.asn.clone() else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let db = tokio::task::spawn_blocking(move || geoip::AsnDb::open(&[path]))
+        .await
+        .context("while loading the AS data")?
+        .context("while loading the AS data (--asn)")?;
+    let (v4, v6) = db.ranges();
+    tracing::info!(
+        ipv4_ranges = v4,
+        ipv6_ranges = v6,
+        networks = db.networks(),
+        memory_mb = db.memory_bytes() / (1 << 20),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        attribution = geoip::ASN_ATTRIBUTION,
+        "AS data loaded"
+    );
+    Ok(Some(Arc::new(db)))
 }
 
 /// Opens the IP databases named by `--geoip`, or else the default ones in `--geoip-dir` if

@@ -81,6 +81,9 @@ impl Default for AggregatesConfig {
 /// Most distinct protocols counted by name; more go under [`Summary::other_protocols`].
 pub const MAX_PROTOCOLS: usize = 64;
 
+/// Most distinct networks (AS numbers) counted; more go under [`Summary::other_networks`].
+pub const MAX_NETWORKS: usize = 65_536;
+
 /// Where an event's place came from, as [`Aggregates::record`] takes it.
 #[derive(Debug, Clone, Copy)]
 pub enum Location<'a> {
@@ -126,6 +129,8 @@ pub struct Aggregates {
     protocols: Map<String, u64>,
     other_protocols: u64,
     status_classes: BTreeMap<&'static str, u64>,
+    networks: Map<u32, (String, Counts)>,
+    other_networks: u64,
 }
 
 impl Aggregates {
@@ -144,6 +149,22 @@ impl Aggregates {
             protocols: Map::default(),
             other_protocols: 0,
             status_classes: BTreeMap::new(),
+            networks: Map::default(),
+            other_networks: 0,
+        }
+    }
+
+    /// Counts one event (already given to [`Aggregates::record`]) under the network (AS
+    /// number and name) its address belongs to, when the server has AS data.
+    pub fn record_network(&mut self, asn: u32, name: &str, event: &Event) {
+        if let Some((_, counts)) = self.networks.get_mut(&asn) {
+            counts.add(event.suspicious, event.bytes);
+        } else if self.networks.len() < MAX_NETWORKS {
+            let mut counts = Counts::default();
+            counts.add(event.suspicious, event.bytes);
+            self.networks.insert(asn, (name.to_owned(), counts));
+        } else {
+            self.other_networks += 1;
         }
     }
 
@@ -283,6 +304,17 @@ impl Aggregates {
         let listed: u64 = top_protocols.iter().map(|(_, n)| **n).sum();
         let all: u64 = self.protocols.values().sum();
         let other_protocols = self.other_protocols + (all - listed);
+        let networks: Vec<(&u32, &(String, Counts))> = self.networks.iter().collect();
+        let top_networks = top_n(&networks, top, |(asn, (_, c))| (c.total, **asn, 0))
+            .into_iter()
+            .map(|(asn, (name, c))| NetworkCount {
+                asn: *asn,
+                name: name.clone(),
+                count: c.total,
+                suspicious: c.suspicious,
+                bytes: c.bytes,
+            })
+            .collect();
         let top_protocols: Vec<NamedCount> = top_protocols
             .into_iter()
             .map(|(name, n)| NamedCount {
@@ -317,6 +349,8 @@ impl Aggregates {
             top_protocols,
             other_protocols,
             status_classes: self.status_classes.clone(),
+            top_networks,
+            other_networks: self.other_networks,
         }
     }
 }
@@ -394,6 +428,25 @@ pub struct Summary {
     pub other_protocols: u64,
     /// Hits by HTTP status class (`1xx` .. `5xx`), only classes seen.
     pub status_classes: BTreeMap<&'static str, u64>,
+    /// Busiest networks (AS) by hits, when the server has AS data (else empty).
+    pub top_networks: Vec<NetworkCount>,
+    /// Hits of networks beyond the tracking cap ([`MAX_NETWORKS`]; normally 0).
+    pub other_networks: u64,
+}
+
+/// A network (autonomous system) with its counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkCount {
+    /// AS number.
+    pub asn: u32,
+    /// Its holder's name.
+    pub name: String,
+    /// Hits from it.
+    pub count: u64,
+    /// Of which suspicious.
+    pub suspicious: u64,
+    /// Sum of the `bytes` of its hits that carry one.
+    pub bytes: u64,
 }
 
 /// Hits placed, by where the place came from.
@@ -639,6 +692,55 @@ mod tests {
             "unlocated bytes count in the total only"
         );
         assert_eq!(agg.summary(1).top_places_by_bytes.len(), 1);
+    }
+
+    #[test]
+    fn networks_are_counted_by_as_number_ranked_and_bounded() {
+        let mut agg = Aggregates::new(AggregatesConfig::default());
+        let with = |bytes: Option<u64>, suspicious: bool| Event {
+            bytes,
+            ..event(100.0, suspicious)
+        };
+        for _ in 0..3 {
+            agg.record_network(15169, "Google LLC", &with(Some(10), false));
+        }
+        agg.record_network(13335, "Cloudflare, Inc.", &with(None, true));
+        agg.record_network(13335, "Cloudflare, Inc.", &with(Some(5), false));
+        agg.record_network(64500, "Example", &with(None, false));
+        let s = agg.summary(2);
+        assert_eq!(
+            s.top_networks,
+            [
+                NetworkCount {
+                    asn: 15169,
+                    name: "Google LLC".into(),
+                    count: 3,
+                    suspicious: 0,
+                    bytes: 30
+                },
+                NetworkCount {
+                    asn: 13335,
+                    name: "Cloudflare, Inc.".into(),
+                    count: 2,
+                    suspicious: 1,
+                    bytes: 5
+                },
+            ]
+        );
+        for asn in 0..MAX_NETWORKS as u32 + 3 {
+            agg.record_network(100_000 + asn, "n", &with(None, false));
+        }
+        let s = agg.summary(1);
+        assert_eq!(
+            s.other_networks, 6,
+            "the three first networks took three places under the cap"
+        );
+        assert!(
+            Aggregates::new(AggregatesConfig::default())
+                .summary(5)
+                .top_networks
+                .is_empty()
+        );
     }
 
     #[test]

@@ -26,6 +26,20 @@ export function describeReasons(byReason) {
     .join(', ');
 }
 
+/**
+ * The busiest networks (AS) as of the latest stats, each {asn, name, count, suspicious, bytes,
+ * value}, ranked by `metric`; empty when the server has no AS data. Stats only: hits since do
+ * not move them (a network list is coarse enough to wait a second).
+ */
+export function topNetworks(stats, limit, metric = 'requests') {
+  const byBytes = metric === 'bytes';
+  return (stats?.top_networks ?? [])
+    .map((n) => ({ ...n, bytes: n.bytes ?? 0, value: byBytes ? (n.bytes ?? 0) : n.count }))
+    .filter((n) => n.value > 0)
+    .sort((a, b) => b.value - a.value || a.asn - b.asn)
+    .slice(0, limit);
+}
+
 export class TrafficState {
   constructor() {
     this.reset();
@@ -158,6 +172,7 @@ export class TrafficState {
       hasBytes: (s?.bytes?.events ?? 0) > 0 || this.extra.some((e) => e.bytes > 0),
       top: this.topPlaces(filter, top, metric),
       countries: this.topCountries(top, metric),
+      networks: topNetworks(s, top, metric),
       timeline,
     };
   }

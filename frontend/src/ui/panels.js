@@ -21,6 +21,8 @@ export function createPanels(root, { onPlaceClick }) {
     wallClock: $(root, '#wall-clock'),
     list: $(root, '[data-testid="top-locations"]'),
     countries: $(root, '[data-testid="top-countries"]'),
+    networks: $(root, '[data-testid="top-networks"]'),
+    networksBox: $(root, '#networks-box'),
     metric: $(root, '#metric'),
     listTitle: $(root, '#top-title'),
     notes: $(root, '#notes'),
@@ -88,25 +90,46 @@ export function createPanels(root, { onPlaceClick }) {
     });
   }
 
-  // Top countries, by the same measure as the places. Rows reused, plain text.
-  function renderCountries(countries, metric) {
-    while (el.countries.children.length > countries.length) el.countries.lastElementChild.remove();
-    while (el.countries.children.length < countries.length) {
+  // A list of {label, value} rows (countries, networks), rows reused, plain text.
+  function renderRows(list, rows, metric) {
+    while (list.children.length > rows.length) list.lastElementChild.remove();
+    while (list.children.length < rows.length) {
       const li = document.createElement('li');
       const name = document.createElement('span');
       const count = document.createElement('span');
       count.className = 'count';
       li.append(name, ' ', count);
-      el.countries.appendChild(li);
+      list.appendChild(li);
     }
-    countries.forEach((c, i) => {
-      const li = el.countries.children[i];
-      li.dataset.code = c.country_code;
-      li.dataset.count = String(c.count);
-      li.dataset.bytes = String(c.bytes);
-      li.firstElementChild.textContent = c.country || c.country_code || 'Unknown country';
-      li.lastElementChild.textContent = shown(c.value, metric);
+    rows.forEach((r, i) => {
+      const li = list.children[i];
+      for (const [k, v] of Object.entries(r.data)) li.dataset[k] = String(v);
+      li.firstElementChild.textContent = r.label;
+      li.lastElementChild.textContent = shown(r.value, metric);
     });
+  }
+
+  // Top countries and networks, by the same measure as the places.
+  function renderCountries(countries, networks, metric) {
+    renderRows(
+      el.countries,
+      countries.map((c) => ({
+        label: c.country || c.country_code || 'Unknown country',
+        value: c.value,
+        data: { code: c.country_code, count: c.count, bytes: c.bytes },
+      })),
+      metric,
+    );
+    el.networksBox.hidden = networks.length === 0;
+    renderRows(
+      el.networks,
+      networks.map((n) => ({
+        label: `AS${n.asn} ${n.name}`.trim(),
+        value: n.value,
+        data: { asn: n.asn, count: n.count, bytes: n.bytes },
+      })),
+      metric,
+    );
   }
 
   // Unlocated hits: counted in the totals, not drawn; the reasons on hover (title) and in
@@ -140,7 +163,7 @@ export function createPanels(root, { onPlaceClick }) {
       el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
       el.metric.hidden = !view.hasBytes;
       renderList(view.top, filter, metric);
-      renderCountries(view.countries ?? [], metric);
+      renderCountries(view.countries ?? [], view.networks ?? [], metric);
       renderPlacement(view);
       renderBreakdown(el.mix, view.mix ?? null);
       const notes = notesFor(view);

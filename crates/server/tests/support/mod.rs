@@ -21,10 +21,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
+        Self::start_with(config, |state| state).await
+    }
+
+    /// A server whose state `with` adjusts first (e.g. AS data).
+    pub async fn start_with(config: Config, with: impl FnOnce(AppState) -> AppState) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let state = AppState::new(config, Geocoder::shared(), shutdown.clone());
+        let state = with(AppState::new(config, Geocoder::shared(), shutdown.clone()));
         let task = tokio::spawn(server::serve(listener, state.clone()));
         Self {
             addr,
