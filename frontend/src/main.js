@@ -5,6 +5,7 @@ import './style.css';
 import { createLoop } from './render/loop.js';
 import { Globe } from './scene/globe.js';
 import { HitPoints } from './scene/points.js';
+import { HitArcs } from './scene/arcs.js';
 import { Markers } from './scene/markers.js';
 import { Highlight } from './scene/highlight.js';
 import { TrafficState, isPlaced } from './data/state.js';
@@ -15,6 +16,7 @@ import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
 import { loadDatabases } from './ui/info.js';
+import { createHomeControl } from './ui/home.js';
 import { breakdowns } from './ui/breakdown.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
@@ -48,6 +50,7 @@ const ratio = loop.renderer.getPixelRatio();
 points = new HitPoints({ pixelRatio: ratio });
 markers = new Markers({ pixelRatio: ratio });
 const highlight = new Highlight();
+const arcs = new HitArcs();
 // The borders are the biggest part of the bundle: load them as their own chunk, so the
 // panels and the stream start at once and the globe fills in a moment later.
 import('world-atlas/countries-50m.json').then(({ default: countries }) => {
@@ -56,6 +59,7 @@ import('world-atlas/countries-50m.json').then(({ default: countries }) => {
   document.body.classList.add('globe-ready');
 });
 loop.add(markers);
+loop.add(arcs);
 loop.add(points);
 loop.add(highlight);
 
@@ -71,7 +75,13 @@ placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
 // Which IP databases place hits: their attribution and build date in the legend (once).
-loadDatabases(document.getElementById('attribution'));
+// Home (the server's, or the page's own) and the arcs switch.
+const home = createHomeControl(document.body, {
+  change(place, on) {
+    arcs.update({ home: place, enabled: on });
+  },
+});
+loadDatabases(document.getElementById('attribution')).then((info) => home.setServerHome(info?.home ?? null));
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
@@ -79,6 +89,7 @@ createControls(document.body, {
   filter(f) {
     view.filter = f;
     points.update({ filter: f });
+    arcs.update({ filter: f });
     refreshMarkers();
     refreshPanels();
   },
@@ -96,6 +107,7 @@ createControls(document.body, {
   fade(secs) {
     view.fade = secs;
     points.update({ fade: secs });
+    arcs.update({ fade: secs });
     refreshMarkers();
   },
   autoRotate: (on) => loop.setAutoRotate(on),
@@ -118,6 +130,7 @@ function addHit(hit) {
   // reconnected) shows the same fading picture as one that was there all along.
   const spawn = loop.wallTime() - state.ageSecs(hit);
   points.add(hit, spawn);
+  arcs.add(hit, spawn);
   clusters.add(hit, spawn);
 }
 
@@ -125,6 +138,7 @@ const streamHandlers = {
   snapshot(snap) {
     const hits = state.applySnapshot(snap);
     points.clear();
+    arcs.clear();
     clusters.clear();
     for (const hit of hits) addHit(hit);
     refreshMarkers();
@@ -267,6 +281,8 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** The arcs layer: whether it is drawn, to which home, and how many arcs it holds (e2e). */
+  arcs: () => ({ visible: arcs.object.visible, home: arcs.home, instances: arcs.geometry.instanceCount }),
   /** Unlocated hits as the counters show them, and how many were placed how (e2e). */
   placement() {
     const v = state.view(view.filter);

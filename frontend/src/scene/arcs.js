@@ -9,21 +9,12 @@ import { GLOBE_RADIUS, COLORS, ARC_CAPACITY, ARC_SEGMENTS, FADE_DEFAULT } from '
 import { latLonToXyzInto } from '../data/geo.js';
 import { RingCursor } from '../data/ring.js';
 import { SpawnClock } from '../data/clock.js';
+import { arcParameters } from '../data/arcs.js';
 import vert from '../shaders/arcs.vert.glsl?raw';
 import frag from '../shaders/arcs.frag.glsl?raw';
 
 /** Seconds an arc takes to fly from the place to home. */
 export const ARC_FLY_SECS = 1.2;
-
-/** The per-vertex parameter of one arc drawn as line segments: [0, 1/n, 1/n, 2/n, ..., 1]. */
-export function arcParameters(segments) {
-  const t = new Float32Array(segments * 2);
-  for (let i = 0; i < segments; i++) {
-    t[2 * i] = i / segments;
-    t[2 * i + 1] = (i + 1) / segments;
-  }
-  return t;
-}
 
 export class HitArcs {
   constructor({ capacity = ARC_CAPACITY, segments = ARC_SEGMENTS } = {}) {
