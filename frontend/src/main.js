@@ -281,6 +281,14 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** Every country the page knows with its hit count (stats plus hits since), the total and
+   * the unlocated hits by reason, and the seq the latest stats cover (e2e). */
+  countries() {
+    const v = state.view('all');
+    const countries = {};
+    for (const c of state.topCountries(100000)) countries[c.country_code] = c.count;
+    return { countries, total: v.total, unlocated: v.unlocated.byReason, statsSeq: state.stats?.seq ?? 0 };
+  },
   /** The arcs layer: whether it is drawn, to which home, and how many arcs it holds (e2e). */
   arcs: () => ({ visible: arcs.object.visible, home: arcs.home, instances: arcs.geometry.instanceCount }),
   /** Unlocated hits as the counters show them, and how many were placed how (e2e). */
