@@ -7,7 +7,8 @@
 // line's first field looked up in the same DB-IP files and named by the same geocoder,
 // without the sender's parser, the API, the hub or the aggregates). The rows the page's
 // "Top countries" list shows must carry the same counts. Also checks the "requests | bytes"
-// switch appears (access logs carry bytes). Skipped (exit 0, reason printed) without the
+// switch appears (access logs carry bytes), and that a typed home draws arcs in one draw
+// call and is kept across a reload. Skipped (exit 0, reason printed) without the
 // database (run scripts/fetch-geoip). Saves artifacts/e2e-access-log.png.
 //
 // Usage: node scripts/e2e-access-log.mjs
@@ -121,7 +122,22 @@ async function main() {
   const ranked = Object.entries(want.countries).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   check(rows[0][0] === ranked[0][0], `the busiest country tops the list (${ranked[0][0]}, ${ranked[0][1]})`);
   check(await page.locator('#metric').isVisible(), 'the "requests | bytes" switch shows for a log with bytes');
+
+  // Home and arcs: typed home kept in localStorage; the arcs of every hit are one draw call.
+  const before = await page.evaluate(() => window.__globe.frameStats().drawCalls);
+  check(!(await page.evaluate(() => window.__globe.arcs().visible)), 'no arcs without a home');
+  await page.locator('#home').fill('52.52, 13.405');
+  await page.locator('#home').press('Enter');
+  await page.locator('#arcs').check();
+  const arcs = await page.evaluate(() => window.__globe.arcs());
+  check(arcs.visible && arcs.home.latitude === 52.52 && arcs.instances > 0, `arcs to the typed home are drawn (${arcs.instances} in the ring)`);
+  await page.waitForTimeout(1500);
+  const after = await page.evaluate(() => window.__globe.frameStats().drawCalls);
+  check(after === before + 1, `all arcs take one draw call (${before} -> ${after})`);
   await page.screenshot({ path: join(artifacts, 'e2e-access-log.png') });
+  await page.reload({ waitUntil: 'load' });
+  await waitFor('home kept across a reload', async () => (await page.locator('#home').inputValue()) === '52.52, 13.405');
+  check(true, 'the typed home is kept in localStorage across a reload');
   check(problems.length === 0, `no page errors ${problems.join('; ')}`);
   log('PASS', { lines: total, countries: Object.keys(want.countries).length });
 }
