@@ -100,6 +100,10 @@ async function main() {
   await page.goto(base, { waitUntil: 'load' });
   await waitFor('stream live', async () => (await page.getByTestId('status').textContent()) === 'live', { timeout: 60000 });
 
+  // A long fade window keeps the replay (and its arcs) on the globe for the screenshot.
+  await page.locator('#fade').fill('60');
+  await page.locator('#fade').blur();
+
   // The real sender, as fast as the server takes it, through web.
   const sent = spawnSync(bin('sender'), ['--url', base, '--speed', 'max', '--quiet', logPath], {
     encoding: 'utf8',
