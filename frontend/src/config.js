@@ -35,3 +35,8 @@ export const TIMELINE_SECS = 600;
 
 /** How often panels refresh, milliseconds. */
 export const PANEL_INTERVAL_MS = 250;
+
+/** Ring-buffer capacity for arcs to home (one instanced draw call): the newest this many hits. */
+export const ARC_CAPACITY = 1 << 14; // 16384
+/** Line segments per arc. */
+export const ARC_SEGMENTS = 32;

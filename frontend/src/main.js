@@ -5,6 +5,7 @@ import './style.css';
 import { createLoop } from './render/loop.js';
 import { Globe } from './scene/globe.js';
 import { HitPoints } from './scene/points.js';
+import { HitArcs } from './scene/arcs.js';
 import { Markers } from './scene/markers.js';
 import { Highlight } from './scene/highlight.js';
 import { TrafficState, isPlaced } from './data/state.js';
@@ -18,6 +19,7 @@ import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
 import { formatDataTime, formatCount, describeRequest } from './ui/format.js';
 import { loadDatabases } from './ui/info.js';
+import { createHomeControl } from './ui/home.js';
 import { breakdowns } from './ui/breakdown.js';
 import { AnalyticsState, formToUpdate, putConfig, getJson } from './data/analytics.js';
 import { createAnalyticsPanel } from './ui/analytics.js';
@@ -27,6 +29,7 @@ import { latLonToXyz } from './data/geo.js';
 
 const view = {
   filter: 'all',
+  metric: 'requests', // what the top lists rank by: 'requests' | 'bytes'
   fade: FADE_DEFAULT,
   paused: false,
   density: false,
@@ -53,6 +56,7 @@ const ratio = loop.renderer.getPixelRatio();
 points = new HitPoints({ pixelRatio: ratio });
 markers = new Markers({ pixelRatio: ratio });
 const highlight = new Highlight();
+const arcs = new HitArcs();
 // The borders are the biggest part of the bundle: load them as their own chunk, so the
 // panels and the stream start at once and the globe fills in a moment later.
 import('world-atlas/countries-50m.json').then(({ default: countries }) => {
@@ -61,6 +65,7 @@ import('world-atlas/countries-50m.json').then(({ default: countries }) => {
   document.body.classList.add('globe-ready');
 });
 loop.add(markers);
+loop.add(arcs);
 loop.add(points);
 loop.add(highlight);
 
@@ -75,6 +80,12 @@ window.addEventListener('resize', placeGlobe);
 placeGlobe();
 
 const panels = createPanels(document.body, { onPlaceClick: selectPlace });
+// Home (the server's, from /api/info once we may watch, or the page's own) and the arcs switch.
+const home = createHomeControl(document.body, {
+  change(place, on) {
+    arcs.update({ home: place, enabled: on });
+  },
+});
 const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
@@ -82,7 +93,12 @@ createControls(document.body, {
   filter(f) {
     view.filter = f;
     points.update({ filter: f });
+    arcs.update({ filter: f });
     refreshMarkers();
+    refreshPanels();
+  },
+  metric(m) {
+    view.metric = m;
     refreshPanels();
   },
   pause(on) {
@@ -95,6 +111,7 @@ createControls(document.body, {
   fade(secs) {
     view.fade = secs;
     points.update({ fade: secs });
+    arcs.update({ fade: secs });
     refreshMarkers();
   },
   autoRotate: (on) => loop.setAutoRotate(on),
@@ -117,6 +134,7 @@ function addHit(hit) {
   // reconnected) shows the same fading picture as one that was there all along.
   const spawn = loop.wallTime() - state.ageSecs(hit);
   points.add(hit, spawn);
+  arcs.add(hit, spawn);
   clusters.add(hit, spawn);
 }
 
@@ -159,6 +177,7 @@ const streamHandlers = {
     analyticsPanel.render(analytics.report);
     const hits = state.applySnapshot(snap);
     points.clear();
+    arcs.clear();
     clusters.clear();
     for (const hit of hits) addHit(hit);
     refreshMarkers();
@@ -180,7 +199,7 @@ let stream = null;
 function watch() {
   // Which IP databases place hits: their attribution and build date in the legend (asked
   // once we may watch: /api/info is for viewers).
-  loadDatabases(document.getElementById('attribution'));
+  loadDatabases(document.getElementById('attribution')).then((info) => home.setServerHome(info?.home ?? null));
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
 }
@@ -246,13 +265,13 @@ function refreshMarkers() {
 }
 
 function refreshPanels() {
-  const v = state.view(view.filter, { top: 12 });
+  const v = state.view(view.filter, { top: 12, metric: view.metric });
   v.overwritten = points.overwrittenLive;
   v.markersOmitted = feed.omitted;
   v.mergeLeftOut = clusters.leftOut;
   // Protocols, status classes and bytes as of the latest stats (no per-hit catch-up).
   v.mix = breakdowns(state.stats);
-  panels.render(v, view.filter);
+  panels.render(v, view.filter, view.metric);
   timeline.render(v.timeline);
 }
 
@@ -361,6 +380,16 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** Every country the page knows with its hit count (stats plus hits since), the total and
+   * the unlocated hits by reason, and the seq the latest stats cover (e2e). */
+  countries() {
+    const v = state.view('all');
+    const countries = {};
+    for (const c of state.topCountries(100000)) countries[c.country_code] = c.count;
+    return { countries, total: v.total, unlocated: v.unlocated.byReason, statsSeq: state.stats?.seq ?? 0 };
+  },
+  /** The arcs layer: whether it is drawn, to which home, and how many arcs it holds (e2e). */
+  arcs: () => ({ visible: arcs.object.visible, home: arcs.home, instances: arcs.geometry.instanceCount }),
   /** Unlocated hits as the counters show them, and how many were placed how (e2e). */
   placement() {
     const v = state.view(view.filter);

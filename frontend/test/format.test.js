@@ -16,3 +16,8 @@ test('request fields are described in one plain line, long paths shortened', () 
   assert.ok(line.length <= 60 && line.endsWith('…'), line);
   assert.equal(formatBytes(3_200_000), '3.2 MB');
 });
+
+test('a hit with a network names it in the tooltip', () => {
+  assert.equal(describeRequest({ asn: 15169, as_name: 'Google LLC' }), 'AS15169 Google LLC');
+  assert.equal(describeRequest({ bytes: 10, asn: 64500 }), '10 B · AS64500');
+});

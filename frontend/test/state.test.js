@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TrafficState, isPlaced, describeReasons } from '../src/data/state.js';
+import { TrafficState, isPlaced, describeReasons, topNetworks } from '../src/data/state.js';
 
 // Place keys as the server gives them (its own numbering); one per name in these fixtures.
 const keys = new Map();
@@ -213,4 +213,61 @@ test('a hit is placed only with finite coordinates and located not null', () => 
   assert.equal(isPlaced({ latitude: 0, longitude: 0, located: null }), false);
   assert.equal(isPlaced({ located: null, unlocated: 'no_database' }), false);
   assert.equal(isPlaced({ located: 'ip', latitude: null, longitude: 3 }), false);
+});
+
+test('by bytes, places and countries rank by the bytes of their hits, stats plus hits since', () => {
+  const s = new TrafficState();
+  const withBytes = (p, bytes) => ({ ...p, bytes });
+  s.applySnapshot(
+    {
+      stats: stats({
+        bytes: { total: 700, events: 3 },
+        top_places_by_bytes: [withBytes(place('Cheboksary', 1, 1, 'RU'), 600), withBytes(place('Bakersfield', 2, 0), 100)],
+        top_countries: [
+          { country_code: 'US', country: 'United States', count: 2, suspicious: 0, bytes: 100 },
+          { country_code: 'RU', country: 'Russia', count: 1, suspicious: 1, bytes: 600 },
+        ],
+        top_countries_by_bytes: [
+          { country_code: 'RU', country: 'Russia', count: 1, suspicious: 1, bytes: 600 },
+          { country_code: 'US', country: 'United States', count: 2, suspicious: 0, bytes: 100 },
+        ],
+      }),
+      visible_secs: 60,
+      first_seq: 4,
+      hits: [],
+    },
+    1_000_000,
+  );
+  const requests = s.view('all', { metric: 'requests' });
+  assert.equal(requests.hasBytes, true);
+  assert.deepEqual(requests.top.map((p) => [p.city, p.value]), [['Bakersfield', 2], ['Cheboksary', 1]]);
+  assert.deepEqual(requests.countries.map((c) => [c.country_code, c.value]), [['US', 2], ['RU', 1]]);
+  s.applyHits({ seq: 4, hits: [{ ...hit('Bakersfield', false), bytes: 900 }, { ...hit('Dayton', false), bytes: 50 }] });
+  const bytes = s.view('all', { metric: 'bytes' });
+  assert.deepEqual(bytes.top.map((p) => [p.city, p.value]), [['Bakersfield', 1000], ['Cheboksary', 600], ['Dayton', 50]]);
+  assert.deepEqual(bytes.countries.map((c) => [c.country_code, c.value]), [['US', 1050], ['RU', 600]]);
+  assert.deepEqual(s.view('all').countries.map((c) => [c.country_code, c.value]), [['US', 4], ['RU', 1]]);
+});
+
+test('without bytes in the stream, the bytes ranking is empty and says so', () => {
+  const s = new TrafficState();
+  s.applySnapshot({ stats: stats(), visible_secs: 60, first_seq: 4, hits: [] });
+  s.applyHits({ seq: 4, hits: [hit('A', false)] });
+  const v = s.view('all', { metric: 'bytes' });
+  assert.equal(v.hasBytes, false);
+  assert.deepEqual(v.top, []);
+  assert.deepEqual(v.countries, []);
+});
+
+test('networks come from the stats, ranked by hits or bytes, and are absent without AS data', () => {
+  const top_networks = [
+    { asn: 15169, name: 'Google LLC', count: 5, suspicious: 0, bytes: 10 },
+    { asn: 13335, name: 'Cloudflare, Inc.', count: 2, suspicious: 1, bytes: 900 },
+    { asn: 64500, name: 'Quiet', count: 1, suspicious: 0, bytes: 0 },
+  ];
+  assert.deepEqual(topNetworks({ top_networks }, 10).map((n) => n.asn), [15169, 13335, 64500]);
+  assert.deepEqual(topNetworks({ top_networks }, 10, 'bytes').map((n) => [n.asn, n.value]), [[13335, 900], [15169, 10]]);
+  assert.deepEqual(topNetworks({ top_networks }, 1).map((n) => n.asn), [15169]);
+  assert.deepEqual(topNetworks(stats(), 10), []);
+  assert.deepEqual(topNetworks(null, 10), []);
 });

@@ -13,6 +13,7 @@
 //! The default database is DB-IP City Lite (CC BY 4.0), fetched by `scripts/fetch-geoip`
 //! into [`DEFAULT_DIR`]; its licence asks for the attribution [`DBIP_ATTRIBUTION`].
 
+mod asn;
 mod cache;
 mod classify;
 mod db;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use asn::{ASN_ATTRIBUTION, ASN_FILES, AsnDb, AsnError, DEFAULT_ASN_DIR, Network};
 pub use classify::classify;
 
 use cache::Cache;

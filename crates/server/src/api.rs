@@ -175,7 +175,17 @@ async fn parse_and_push(
 /// Places the events and serializes them as hits, ready for the hub.
 fn locate(state: &AppState, events: Vec<Event>) -> Vec<Pending> {
     let placed = state.geo.place_all(&*state.locator, &events);
-    Pending::batch(events.into_iter().zip(placed), unix_ms(SystemTime::now()))
+    let received_ms = unix_ms(SystemTime::now());
+    match &state.asn {
+        None => Pending::batch(events.into_iter().zip(placed), received_ms),
+        Some(asn) => Pending::batch_with_networks(
+            events.into_iter().zip(placed).map(|(event, placed)| {
+                let network = asn.lookup(event.ip).cloned();
+                (event, placed, network)
+            }),
+            received_ms,
+        ),
+    }
 }
 
 /// Counts a refused request in the metrics and logs it at debug level.
@@ -232,6 +242,15 @@ pub async fn info(State(state): State<AppState>) -> Json<Info> {
     Json(Info {
         version: env!("CARGO_PKG_VERSION"),
         databases: state.databases.iter().map(DatabaseView::from).collect(),
+        home: state
+            .config
+            .home_position()
+            .ok()
+            .flatten()
+            .map(|(latitude, longitude)| Home {
+                latitude,
+                longitude,
+            }),
     })
 }
 
@@ -242,6 +261,15 @@ pub struct Info {
     version: &'static str,
     /// The IP databases loaded, in lookup order.
     databases: Vec<DatabaseView>,
+    /// The server's own place (`--home`), null when not set.
+    home: Option<Home>,
+}
+
+/// Where the server is, for arcs drawn to it.
+#[derive(Debug, serde::Serialize)]
+struct Home {
+    latitude: f64,
+    longitude: f64,
 }
 
 /// One loaded IP database as `/api/info` shows it (the file name only, not its path).
@@ -395,6 +423,31 @@ mod tests {
             Some("2026-12-31T23:59:59Z")
         );
         assert_eq!(super::rfc3339(u64::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn info_says_where_home_is_when_set_and_null_otherwise() {
+        let (_, body) = get(&state_with(Config::default_for_tests()), "/api/info").await;
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(info["home"], serde_json::Value::Null);
+        let mut config = Config::default_for_tests();
+        config.home = Some(" 52.52, 13.405".into());
+        let (_, body) = get(&state_with(config), "/api/info").await;
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            info["home"],
+            serde_json::json!({"latitude": 52.52, "longitude": 13.405})
+        );
+    }
+
+    #[test]
+    fn a_bad_home_is_refused_naming_the_flag() {
+        for bad in ["52.52", "x,1", "91,0", "0,181", "NaN,0"] {
+            let mut config = Config::default_for_tests();
+            config.home = Some(bad.into());
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains("--home"), "{bad}: {error}");
+        }
     }
 
     #[tokio::test]

@@ -249,6 +249,17 @@ pub struct Config {
     /// committed (see README). Needs --store sqlite.
     #[arg(long, env = "SERVER_DURABLE")]
     pub durable: bool,
+    /// Optional AS data (which network an address belongs to, for the "top networks"
+    /// list): a CSV file of ranges (first_ip,last_ip,as_number,as_name), or a directory
+    /// holding asn-ipv4.csv and/or asn-ipv6.csv as scripts/fetch-asn puts them in data/asn.
+    /// Without it, hits carry no asn and the stats list no networks.
+    #[arg(long, env = "SERVER_ASN")]
+    pub asn: Option<PathBuf>,
+
+    /// The server's own place, "LAT,LON" in degrees (e.g. "52.52,13.405"), sent to pages in
+    /// /api/info: the page can draw arcs from each hit to it.
+    #[arg(long, env = "SERVER_HOME", value_name = "LAT,LON")]
+    pub home: Option<String>,
 
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
@@ -343,6 +354,14 @@ impl Config {
             0..=10,
         )?;
         self.serve_limits().validate()?;
+        self.home_position()?;
+        if let Some(asn) = &self.asn {
+            anyhow::ensure!(
+                asn.exists(),
+                "--asn {}: no such file or directory (run scripts/fetch-asn, or leave --asn out)",
+                asn.display()
+            );
+        }
         anyhow::ensure!(
             !self.durable || self.store != StoreKind::Memory,
             "--durable needs a store that writes to disk (--store sqlite), not --store memory"
@@ -361,6 +380,28 @@ impl Config {
             self.max_connections
         );
         Ok(())
+    }
+
+    /// `--home` as (latitude, longitude), if given.
+    ///
+    /// # Errors
+    /// Not two numbers separated by a comma, or out of -90..=90 / -180..=180.
+    pub fn home_position(&self) -> anyhow::Result<Option<(f64, f64)>> {
+        let Some(home) = &self.home else {
+            return Ok(None);
+        };
+        let parsed = home.split_once(',').and_then(|(lat, lon)| {
+            Some((
+                lat.trim().parse::<f64>().ok()?,
+                lon.trim().parse::<f64>().ok()?,
+            ))
+        });
+        let Some((latitude, longitude)) = parsed else {
+            anyhow::bail!("--home must be LAT,LON in degrees (e.g. 52.52,13.405), got {home:?}");
+        };
+        in_range("--home latitude", latitude, -90.0..=90.0)?;
+        in_range("--home longitude", longitude, -180.0..=180.0)?;
+        Ok(Some((latitude, longitude)))
     }
 
     /// The connection limits for the serving loop.

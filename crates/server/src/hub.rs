@@ -79,6 +79,7 @@ pub struct Frame {
 pub struct Pending {
     event: Event,
     placed: Placed,
+    network: Option<geoip::Network>,
     received: Instant,
     received_ms: u64,
     json: Bytes,
@@ -91,19 +92,39 @@ impl Pending {
         events: impl IntoIterator<Item = (Event, Placed)>,
         received_ms: u64,
     ) -> Vec<Pending> {
+        Self::batch_with_networks(
+            events
+                .into_iter()
+                .map(|(event, placed)| (event, placed, None)),
+            received_ms,
+        )
+    }
+
+    /// [`Pending::batch`], each event with the network (AS) its address belongs to, if known.
+    pub fn batch_with_networks(
+        events: impl IntoIterator<Item = (Event, Placed, Option<geoip::Network>)>,
+        received_ms: u64,
+    ) -> Vec<Pending> {
         let received = Instant::now();
         Self::build(
             events
                 .into_iter()
-                .map(|(event, placed)| (event, placed, received_ms, received)),
+                .map(|(event, placed, network)| (event, placed, network, received_ms, received)),
         )
     }
 
-    /// Events read back from the history, each with its own arrival time.
+    /// Events read back from the history, each with its own arrival time (the history
+    /// keeps no AS network: restored hits carry none).
     pub(crate) fn restored(
         events: impl IntoIterator<Item = (Event, Placed, u64, Instant)>,
     ) -> Vec<Pending> {
-        Self::build(events.into_iter())
+        Self::build(
+            events
+                .into_iter()
+                .map(|(event, placed, received_ms, received)| {
+                    (event, placed, None, received_ms, received)
+                }),
+        )
     }
 
     /// The event as the history stores it.
@@ -126,14 +147,16 @@ impl Pending {
         }
     }
 
-    fn build(events: impl Iterator<Item = (Event, Placed, u64, Instant)>) -> Vec<Pending> {
+    fn build(
+        events: impl Iterator<Item = (Event, Placed, Option<geoip::Network>, u64, Instant)>,
+    ) -> Vec<Pending> {
         let len = events.size_hint().0;
         let mut buffer = Vec::with_capacity(len * 224);
         let mut ends = Vec::with_capacity(len);
         // Each event is moved once, straight into its `Pending` (events are a few hundred
         // bytes: copying them through intermediate vectors showed up as memmove).
         let mut batch = Vec::with_capacity(len);
-        for (event, placed, received_ms, received) in events {
+        for (event, placed, network, received_ms, received) in events {
             let (coordinates, place, located, unlocated) = match &placed {
                 Placed::Event(place) => (event.coordinates(), Some(place), Some("event"), None),
                 Placed::Ip { place, at } => (
@@ -163,6 +186,8 @@ impl Pending {
                 method: event.method.as_deref(),
                 path: event.path.as_deref(),
                 dest_ip: event.dest_ip,
+                asn: network.as_ref().map(|n| n.asn),
+                as_name: network.as_ref().map(|n| &*n.name),
             };
             // Writing plain fields into memory cannot fail.
             let _ = serde_json::to_writer(&mut buffer, &hit);
@@ -170,6 +195,7 @@ impl Pending {
             batch.push(Pending {
                 event,
                 placed,
+                network,
                 received,
                 received_ms,
                 json: Bytes::new(),
@@ -225,6 +251,12 @@ struct HitJson<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_ip: Option<std::net::IpAddr>,
+    /// The network (AS number) of `ip`, when the server has AS data (`--asn`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    /// That network's holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_name: Option<&'a str>,
 }
 
 /// A hit in the ring. Its JSON is not stored apart: it is `frame[start..end]`, inside the
@@ -501,6 +533,11 @@ impl Hub {
                 published
                     .aggregates
                     .record(&p.event, location, p.received.into_std());
+                if let Some(network) = &p.network {
+                    published
+                        .aggregates
+                        .record_network(network.asn, &network.name, &p.event);
+                }
                 if let Some(clock) = published.aggregates.clock() {
                     published
                         .analytics

@@ -54,6 +54,8 @@ pub struct Shared {
     pub locator: Arc<dyn geo::Locate>,
     /// What `locator` was loaded from, for `/api/info` (empty: no IP database).
     pub databases: Arc<[geoip::DatabaseInfo]>,
+    /// AS data (`--asn`), if loaded: hits then carry `asn`/`as_name`, stats list networks.
+    pub asn: Option<Arc<geoip::AsnDb>>,
     /// Sequencing, aggregates, fan-out.
     pub hub: Arc<Hub>,
     /// Counters for `/metrics`.
@@ -160,6 +162,7 @@ impl AppState {
             geo,
             locator: Arc::new(geo::NoDatabase),
             databases: Arc::new([]),
+            asn: None,
             hub,
             metrics,
             shutdown,
@@ -184,6 +187,12 @@ impl AppState {
     /// The same state, placing events without coordinates by `locator`.
     pub fn with_locator(mut self, locator: Arc<dyn geo::Locate>) -> Self {
         self.shared_mut().locator = locator;
+        self
+    }
+
+    /// The same state, naming each event's network from `asn`.
+    pub fn with_asn(mut self, asn: Option<Arc<geoip::AsnDb>>) -> Self {
+        self.shared_mut().asn = asn;
         self
     }
 
@@ -413,6 +422,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             config.data_dir.display()
         )
     })?;
+    let asn = open_asn(&config).await?;
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
     let listen = state.config.listen;
@@ -427,7 +437,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         state
             .with_locator(locator)
             .with_databases(databases)
-            .with_auth(auth),
+            .with_auth(auth)
+            .with_asn(asn),
     )
     .await
 }
@@ -458,6 +469,29 @@ fn announce_access(config: &Config, auth: &auth::Auth, address: std::net::Socket
              to create one; or run `server user add NAME --role admin`"
         );
     }
+}
+
+/// Loads the AS data named by `--asn`, if any, logging its size and load time.
+async fn open_asn(config: &Config) -> anyhow::Result<Option<Arc<geoip::AsnDb>>> {
+    let Some(path) = config.asn.clone() else {
+        return Ok(None);
+    };
+    let started = std::time::Instant::now();
+    let db = tokio::task::spawn_blocking(move || geoip::AsnDb::open(&[path]))
+        .await
+        .context("while loading the AS data")?
+        .context("while loading the AS data (--asn)")?;
+    let (v4, v6) = db.ranges();
+    tracing::info!(
+        ipv4_ranges = v4,
+        ipv6_ranges = v6,
+        networks = db.networks(),
+        memory_mb = db.memory_bytes() / (1 << 20),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        attribution = geoip::ASN_ATTRIBUTION,
+        "AS data loaded"
+    );
+    Ok(Some(Arc::new(db)))
 }
 
 /// Opens the IP databases named by `--geoip`, or else the default ones in `--geoip-dir` if

@@ -90,6 +90,9 @@ pub struct DataClock {
 /// Most distinct protocols counted by name; more go under [`Summary::other_protocols`].
 pub const MAX_PROTOCOLS: usize = 64;
 
+/// Most distinct networks (AS numbers) counted; more go under [`Summary::other_networks`].
+pub const MAX_NETWORKS: usize = 65_536;
+
 /// Where an event's place came from, as [`Aggregates::record`] takes it.
 #[derive(Debug, Clone, Copy)]
 pub enum Location<'a> {
@@ -106,12 +109,17 @@ pub enum Location<'a> {
 struct Counts {
     total: u64,
     suspicious: u64,
+    /// Sum of the `bytes` of the hits that carry one.
+    bytes: u64,
 }
 
 impl Counts {
-    fn add(&mut self, suspicious: bool) {
+    fn add(&mut self, suspicious: bool, bytes: Option<u64>) {
         self.total += 1;
         self.suspicious += u64::from(suspicious);
+        if let Some(bytes) = bytes {
+            self.bytes = self.bytes.saturating_add(bytes);
+        }
     }
 }
 
@@ -140,6 +148,8 @@ pub struct Aggregates {
     protocols: Map<String, u64>,
     other_protocols: u64,
     status_classes: BTreeMap<&'static str, u64>,
+    networks: Map<u32, (String, Counts)>,
+    other_networks: u64,
 }
 
 impl Aggregates {
@@ -158,6 +168,22 @@ impl Aggregates {
             protocols: Map::default(),
             other_protocols: 0,
             status_classes: BTreeMap::new(),
+            networks: Map::default(),
+            other_networks: 0,
+        }
+    }
+
+    /// Counts one event (already given to [`Aggregates::record`]) under the network (AS
+    /// number and name) its address belongs to, when the server has AS data.
+    pub fn record_network(&mut self, asn: u32, name: &str, event: &Event) {
+        if let Some((_, counts)) = self.networks.get_mut(&asn) {
+            counts.add(event.suspicious, event.bytes);
+        } else if self.networks.len() < MAX_NETWORKS {
+            let mut counts = Counts::default();
+            counts.add(event.suspicious, event.bytes);
+            self.networks.insert(asn, (name.to_owned(), counts));
+        } else {
+            self.other_networks += 1;
         }
     }
 
@@ -166,7 +192,8 @@ impl Aggregates {
     /// the data's clock.
     pub fn record(&mut self, event: &Event, location: Location<'_>, received: Instant) {
         let s = event.suspicious;
-        self.counts.add(s);
+        let b = event.bytes;
+        self.counts.add(s, b);
         self.timeline.add(event.timestamp, s, received);
         self.record_fields(event);
         let place = match location {
@@ -184,21 +211,21 @@ impl Aggregates {
             }
         };
         if let Some((_, counts)) = self.places.get_mut(&place.key) {
-            counts.add(s);
+            counts.add(s, b);
         } else if self.places.len() < self.config.max_places {
             let mut counts = Counts::default();
-            counts.add(s);
+            counts.add(s, b);
             self.places.insert(place.key, (Arc::clone(place), counts));
         } else {
-            self.other_places.add(s);
+            self.other_places.add(s, b);
         }
         match self.countries.get_mut(place.country_code.as_str()) {
-            Some(counts) => counts.add(s),
+            Some(counts) => counts.add(s, b),
             None => self
                 .countries
                 .entry(place.country_code.clone())
                 .or_default()
-                .add(s),
+                .add(s, b),
         }
     }
 
@@ -245,6 +272,7 @@ impl Aggregates {
             place: Place::clone(place),
             count: counts.total,
             suspicious: counts.suspicious,
+            bytes: counts.bytes,
         };
         let entries: Vec<&(Arc<Place>, Counts)> = self.places.values().collect();
         let top_places = top_n(&entries, top, |(p, c)| (c.total, &p.city, p.key));
@@ -266,13 +294,51 @@ impl Aggregates {
             top,
             |(p, c)| (c.total - c.suspicious, &p.city, p.key),
         );
+        let top_bytes = top_n(
+            &entries
+                .iter()
+                .copied()
+                .filter(|(_, c)| c.bytes > 0)
+                .collect::<Vec<_>>(),
+            top,
+            |(p, c)| (c.bytes, &p.city, p.key),
+        );
         let countries: Vec<(&String, &Counts)> = self.countries.iter().collect();
         let top_countries = top_n(&countries, top, |(code, c)| (c.total, *code, 0));
+        let top_countries_bytes = top_n(
+            &countries
+                .iter()
+                .copied()
+                .filter(|(_, c)| c.bytes > 0)
+                .collect::<Vec<_>>(),
+            top,
+            |(code, c)| (c.bytes, *code, 0),
+        );
+        let country_counts = |(code, c): (&String, &Counts)| CountryCount {
+            country_code: code.clone(),
+            country: crate::countries::country_name(code)
+                .unwrap_or_default()
+                .to_owned(),
+            count: c.total,
+            suspicious: c.suspicious,
+            bytes: c.bytes,
+        };
         let protocols: Vec<(&String, &u64)> = self.protocols.iter().collect();
         let top_protocols = top_n(&protocols, top, |(name, n)| (**n, *name, 0));
         let listed: u64 = top_protocols.iter().map(|(_, n)| **n).sum();
         let all: u64 = self.protocols.values().sum();
         let other_protocols = self.other_protocols + (all - listed);
+        let networks: Vec<(&u32, &(String, Counts))> = self.networks.iter().collect();
+        let top_networks = top_n(&networks, top, |(asn, (_, c))| (c.total, **asn, 0))
+            .into_iter()
+            .map(|(asn, (name, c))| NetworkCount {
+                asn: *asn,
+                name: name.clone(),
+                count: c.total,
+                suspicious: c.suspicious,
+                bytes: c.bytes,
+            })
+            .collect();
         let top_protocols: Vec<NamedCount> = top_protocols
             .into_iter()
             .map(|(name, n)| NamedCount {
@@ -291,16 +357,11 @@ impl Aggregates {
             top_places: top_places.into_iter().map(place_counts).collect(),
             top_suspicious_places: top_suspicious.into_iter().map(place_counts).collect(),
             top_normal_places: top_normal.into_iter().map(place_counts).collect(),
-            top_countries: top_countries
+            top_places_by_bytes: top_bytes.into_iter().map(place_counts).collect(),
+            top_countries: top_countries.into_iter().map(country_counts).collect(),
+            top_countries_by_bytes: top_countries_bytes
                 .into_iter()
-                .map(|(code, c)| CountryCount {
-                    country_code: (*code).clone(),
-                    country: crate::countries::country_name(code)
-                        .unwrap_or_default()
-                        .to_owned(),
-                    count: c.total,
-                    suspicious: c.suspicious,
-                })
+                .map(country_counts)
                 .collect(),
             timeline: self.timeline.summary(),
             located: self.located,
@@ -312,6 +373,8 @@ impl Aggregates {
             top_protocols,
             other_protocols,
             status_classes: self.status_classes.clone(),
+            top_networks,
+            other_networks: self.other_networks,
         }
     }
 }
@@ -369,8 +432,12 @@ pub struct Summary {
     pub top_suspicious_places: Vec<PlaceCount>,
     /// Busiest places by normal (not suspicious) events.
     pub top_normal_places: Vec<PlaceCount>,
+    /// Busiest places by the bytes of their hits (only places with bytes > 0).
+    pub top_places_by_bytes: Vec<PlaceCount>,
     /// Busiest countries by events.
     pub top_countries: Vec<CountryCount>,
+    /// Busiest countries by the bytes of their hits (only countries with bytes > 0).
+    pub top_countries_by_bytes: Vec<CountryCount>,
     /// Events per second of the data's clock.
     pub timeline: TimelineSummary,
     /// Hits placed, by where the place came from.
@@ -385,6 +452,25 @@ pub struct Summary {
     pub other_protocols: u64,
     /// Hits by HTTP status class (`1xx` .. `5xx`), only classes seen.
     pub status_classes: BTreeMap<&'static str, u64>,
+    /// Busiest networks (AS) by hits, when the server has AS data (else empty).
+    pub top_networks: Vec<NetworkCount>,
+    /// Hits of networks beyond the tracking cap ([`MAX_NETWORKS`]; normally 0).
+    pub other_networks: u64,
+}
+
+/// A network (autonomous system) with its counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkCount {
+    /// AS number.
+    pub asn: u32,
+    /// Its holder's name.
+    pub name: String,
+    /// Hits from it.
+    pub count: u64,
+    /// Of which suspicious.
+    pub suspicious: u64,
+    /// Sum of the `bytes` of its hits that carry one.
+    pub bytes: u64,
 }
 
 /// Hits placed, by where the place came from.
@@ -433,6 +519,8 @@ pub struct PlaceCount {
     pub count: u64,
     /// Of which suspicious.
     pub suspicious: u64,
+    /// Sum of the `bytes` of its hits that carry one.
+    pub bytes: u64,
 }
 
 /// A country with its counts.
@@ -446,6 +534,8 @@ pub struct CountryCount {
     pub count: u64,
     /// Of which suspicious.
     pub suspicious: u64,
+    /// Sum of the `bytes` of its hits that carry one.
+    pub bytes: u64,
 }
 
 #[cfg(test)]
@@ -569,6 +659,111 @@ mod tests {
         assert_eq!(
             s.status_classes,
             BTreeMap::from([("2xx", 1), ("4xx", 1), ("5xx", 1)])
+        );
+    }
+
+    #[test]
+    fn bytes_are_summed_per_place_and_country_and_ranked_apart_from_requests() {
+        let mut agg = Aggregates::new(AggregatesConfig::default());
+        let (austin, dallas, berlin) = (
+            place(1, "Austin", "US"),
+            place(2, "Dallas", "US"),
+            place(3, "Berlin", "DE"),
+        );
+        let with = |bytes: Option<u64>| Event {
+            bytes,
+            ..event(100.0, false)
+        };
+        // Berlin: many small requests; Austin and Dallas: few large ones.
+        for _ in 0..5 {
+            agg.record(&with(Some(10)), Location::Ip(&berlin), t0());
+        }
+        agg.record(&with(Some(1_000)), Location::Ip(&austin), t0());
+        agg.record(&with(None), Location::Ip(&austin), t0());
+        agg.record(&with(Some(300)), Location::Event(&dallas), t0());
+        agg.record(&with(Some(7)), Location::Unlocated("private"), t0());
+        agg.record(&with(None), Location::Ip(&place(4, "Cairo", "EG")), t0());
+        let s = agg.summary(10);
+        let by_requests: Vec<_> = s
+            .top_countries
+            .iter()
+            .map(|c| (c.country_code.as_str(), c.count, c.bytes))
+            .collect();
+        assert_eq!(by_requests, [("DE", 5, 50), ("US", 3, 1_300), ("EG", 1, 0)]);
+        let by_bytes: Vec<_> = s
+            .top_countries_by_bytes
+            .iter()
+            .map(|c| (c.country_code.as_str(), c.bytes))
+            .collect();
+        assert_eq!(
+            by_bytes,
+            [("US", 1_300), ("DE", 50)],
+            "no bytes, not listed"
+        );
+        let places: Vec<_> = s
+            .top_places_by_bytes
+            .iter()
+            .map(|p| (p.place.city.as_str(), p.bytes, p.count))
+            .collect();
+        assert_eq!(
+            places,
+            [("Austin", 1_000, 2), ("Dallas", 300, 1), ("Berlin", 50, 5)]
+        );
+        assert_eq!(s.top_places[0].place.city, "Berlin");
+        assert_eq!(s.top_places[0].bytes, 50);
+        assert_eq!(
+            s.bytes.total, 1_357,
+            "unlocated bytes count in the total only"
+        );
+        assert_eq!(agg.summary(1).top_places_by_bytes.len(), 1);
+    }
+
+    #[test]
+    fn networks_are_counted_by_as_number_ranked_and_bounded() {
+        let mut agg = Aggregates::new(AggregatesConfig::default());
+        let with = |bytes: Option<u64>, suspicious: bool| Event {
+            bytes,
+            ..event(100.0, suspicious)
+        };
+        for _ in 0..3 {
+            agg.record_network(15169, "Google LLC", &with(Some(10), false));
+        }
+        agg.record_network(13335, "Cloudflare, Inc.", &with(None, true));
+        agg.record_network(13335, "Cloudflare, Inc.", &with(Some(5), false));
+        agg.record_network(64500, "Example", &with(None, false));
+        let s = agg.summary(2);
+        assert_eq!(
+            s.top_networks,
+            [
+                NetworkCount {
+                    asn: 15169,
+                    name: "Google LLC".into(),
+                    count: 3,
+                    suspicious: 0,
+                    bytes: 30
+                },
+                NetworkCount {
+                    asn: 13335,
+                    name: "Cloudflare, Inc.".into(),
+                    count: 2,
+                    suspicious: 1,
+                    bytes: 5
+                },
+            ]
+        );
+        for asn in 0..MAX_NETWORKS as u32 + 3 {
+            agg.record_network(100_000 + asn, "n", &with(None, false));
+        }
+        let s = agg.summary(1);
+        assert_eq!(
+            s.other_networks, 6,
+            "the three first networks took three places under the cap"
+        );
+        assert!(
+            Aggregates::new(AggregatesConfig::default())
+                .summary(5)
+                .top_networks
+                .is_empty()
         );
     }
 

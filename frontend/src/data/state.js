@@ -6,6 +6,7 @@ import { followClock, lastSeconds } from './timeline.js';
 import { TIMELINE_SECS } from '../config.js';
 
 /** @typedef {'all' | 'suspicious' | 'normal'} Filter */
+/** @typedef {'requests' | 'bytes'} Metric what the top lists rank by */
 
 /**
  * Whether a hit has a place to be drawn at: coordinates from the event or its IP. An
@@ -23,6 +24,20 @@ export function describeReasons(byReason) {
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .map(([reason, n]) => `${reason.replace(/_/g, ' ')}: ${n}`)
     .join(', ');
+}
+
+/**
+ * The busiest networks (AS) as of the latest stats, each {asn, name, count, suspicious, bytes,
+ * value}, ranked by `metric`; empty when the server has no AS data. Stats only: hits since do
+ * not move them (a network list is coarse enough to wait a second).
+ */
+export function topNetworks(stats, limit, metric = 'requests') {
+  const byBytes = metric === 'bytes';
+  return (stats?.top_networks ?? [])
+    .map((n) => ({ ...n, bytes: n.bytes ?? 0, value: byBytes ? (n.bytes ?? 0) : n.count }))
+    .filter((n) => n.value > 0)
+    .sort((a, b) => b.value - a.value || a.asn - b.asn)
+    .slice(0, limit);
 }
 
 export class TrafficState {
@@ -85,6 +100,7 @@ export class TrafficState {
           lon: hit.longitude,
           second: Math.floor(hit.timestamp),
           timestamp: hit.timestamp,
+          bytes: Number.isFinite(hit.bytes) ? hit.bytes : 0,
         });
       }
     }
@@ -111,7 +127,7 @@ export class TrafficState {
    * @param {{top?: number, span?: number, window?: number}} options `window`: the server's
    *   timeline length (`--timeline-secs`), which places hits against the clock
    */
-  view(filter = 'all', { top = 10, span = TIMELINE_SECS, window = TIMELINE_SECS } = {}) {
+  view(filter = 'all', { top = 10, span = TIMELINE_SECS, window = TIMELINE_SECS, metric = 'requests' } = {}) {
     const s = this.stats;
     let total = s ? s.total : 0;
     let suspicious = s ? s.suspicious : 0;
@@ -153,17 +169,22 @@ export class TrafficState {
       hitsTruncated: this.hitsTruncated,
       unlocated: { total: unlocatedTotal, byReason },
       located,
-      top: this.topPlaces(filter, top),
+      hasBytes: (s?.bytes?.events ?? 0) > 0 || this.extra.some((e) => e.bytes > 0),
+      top: this.topPlaces(filter, top, metric),
+      countries: this.topCountries(top, metric),
+      networks: topNetworks(s, top, metric),
       timeline,
     };
   }
 
-  /** Busiest places under `filter`, stats plus hits since, each {key, city, country, country_code, lat, lon, count, suspicious, value},
-   * told apart by the server's place key, never by name. */
-  topPlaces(filter, limit) {
+  /** Busiest places under `filter`, stats plus hits since, each {key, city, country, country_code, lat, lon, count, suspicious, bytes, value},
+   * told apart by the server's place key, never by name. By `metric` 'bytes' the value is the
+   * bytes of all the place's hits (the server keeps no bytes by kind, so the filter does not apply). */
+  topPlaces(filter, limit, metric = 'requests') {
     const s = this.stats;
+    const byBytes = metric === 'bytes';
     const ranked = { suspicious: s?.top_suspicious_places, normal: s?.top_normal_places };
-    const source = !s ? [] : (ranked[filter] ?? s.top_places);
+    const source = !s ? [] : byBytes ? (s.top_places_by_bytes ?? []) : (ranked[filter] ?? s.top_places);
     const byKey = new Map();
     for (const p of source) {
       byKey.set(p.key, {
@@ -176,6 +197,7 @@ export class TrafficState {
         lon: p.longitude,
         count: p.count,
         suspicious: p.suspicious,
+        bytes: p.bytes ?? 0,
       });
     }
     for (const e of this.extra) {
@@ -192,18 +214,64 @@ export class TrafficState {
           lon: e.lon,
           count: 0,
           suspicious: 0,
+          bytes: 0,
         };
         byKey.set(e.key, p);
       }
       p.count += 1;
       if (e.suspicious) p.suspicious += 1;
+      p.bytes += e.bytes ?? 0;
     }
     const value = (p) =>
-      filter === 'suspicious' ? p.suspicious : filter === 'normal' ? p.count - p.suspicious : p.count;
+      byBytes
+        ? p.bytes
+        : filter === 'suspicious'
+          ? p.suspicious
+          : filter === 'normal'
+            ? p.count - p.suspicious
+            : p.count;
     return [...byKey.values()]
       .map((p) => ({ ...p, value: value(p) }))
       .filter((p) => p.value > 0)
       .sort((a, b) => b.value - a.value || a.city.localeCompare(b.city) || a.key - b.key)
+      .slice(0, limit);
+  }
+
+  /**
+   * Busiest countries, stats plus hits since, each {country_code, country, count, suspicious,
+   * bytes, value}, ranked by `metric` (value = count or bytes). A country outside the server's
+   * top list gains only the hits since, so it may rank low until the next stats.
+   */
+  topCountries(limit, metric = 'requests') {
+    const s = this.stats;
+    const byBytes = metric === 'bytes';
+    const source = !s ? [] : byBytes ? (s.top_countries_by_bytes ?? []) : (s.top_countries ?? []);
+    const byCode = new Map();
+    for (const c of source) {
+      byCode.set(c.country_code, {
+        country_code: c.country_code,
+        country: c.country,
+        count: c.count,
+        suspicious: c.suspicious,
+        bytes: c.bytes ?? 0,
+      });
+    }
+    for (const e of this.extra) {
+      if (e.unlocated) continue;
+      const code = e.country_code ?? '';
+      let c = byCode.get(code);
+      if (!c) {
+        c = { country_code: code, country: e.country ?? '', count: 0, suspicious: 0, bytes: 0 };
+        byCode.set(code, c);
+      }
+      c.count += 1;
+      if (e.suspicious) c.suspicious += 1;
+      c.bytes += e.bytes ?? 0;
+    }
+    return [...byCode.values()]
+      .map((c) => ({ ...c, value: byBytes ? c.bytes : c.count }))
+      .filter((c) => c.value > 0)
+      .sort((a, b) => b.value - a.value || a.country_code.localeCompare(b.country_code))
       .slice(0, limit);
   }
 

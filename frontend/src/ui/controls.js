@@ -1,4 +1,4 @@
-// The controls: filter, pause, fade window, auto-rotate, density, and the hover tooltip.
+// The controls: filter, ranking metric, pause, fade window, auto-rotate, density, and the hover tooltip.
 // Only DOM: each control reports through a callback.
 
 import { FADE_DEFAULT, FADE_MIN, FADE_MAX } from '../config.js';
@@ -9,6 +9,14 @@ export function createControls(root, on) {
     b.addEventListener('click', () => {
       for (const o of filterButtons) o.setAttribute('aria-pressed', String(o === b));
       on.filter(b.dataset.filter);
+    });
+  }
+  // Rank the top lists by requests or by bytes.
+  const metricButtons = [...root.querySelectorAll('[data-metric]')];
+  for (const b of metricButtons) {
+    b.addEventListener('click', () => {
+      for (const o of metricButtons) o.setAttribute('aria-pressed', String(o === b));
+      on.metric?.(b.dataset.metric);
     });
   }
   const pause = root.querySelector('#pause');

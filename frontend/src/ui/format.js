@@ -53,6 +53,7 @@ export function describeRequest(hit) {
   if (hit.bytes != null) parts.push(formatBytes(hit.bytes));
   if (hit.protocol) parts.push(hit.protocol);
   if (hit.dest_ip) parts.push(`to ${hit.dest_ip}`);
+  if (hit.asn != null) parts.push(`AS${hit.asn}${hit.as_name ? ` ${hit.as_name}` : ''}`);
   return parts.join(' · ');
 }
 

@@ -59,13 +59,17 @@ export function renderDatabases(el, info, doc = document) {
   el.append(...out);
 }
 
-/** Fetches `url` once and renders it into `el`; a failed fetch leaves `el` hidden. */
+/** Fetches `url` once and renders it into `el`; a failed fetch leaves `el` hidden. Returns
+ * the info (null when there is none), for the other parts it tells about (home). */
 export async function loadDatabases(el, { url = '/api/info', fetchFn = fetch, doc = document } = {}) {
   try {
     const response = await fetchFn(url);
-    if (!response.ok) return;
-    renderDatabases(el, await response.json(), doc);
+    if (!response.ok) return null;
+    const info = await response.json();
+    renderDatabases(el, info, doc);
+    return info;
   } catch {
     // No info (an older server, web without an upstream yet): show nothing.
+    return null;
   }
 }

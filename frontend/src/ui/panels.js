@@ -1,7 +1,7 @@
 // The panels: counters, the top-locations list, the status line and the notes. Only DOM;
 // every text from the data is set with textContent.
 
-import { formatCount, formatRate, formatShare, formatDataTime } from './format.js';
+import { formatCount, formatRate, formatShare, formatDataTime, formatBytes } from './format.js';
 import { describeReasons } from '../data/state.js';
 import { notesFor } from './notes.js';
 import { renderBreakdown } from './breakdown.js';
@@ -20,6 +20,10 @@ export function createPanels(root, { onPlaceClick }) {
     dataClock: $(root, '#data-clock'),
     wallClock: $(root, '#wall-clock'),
     list: $(root, '[data-testid="top-locations"]'),
+    countries: $(root, '[data-testid="top-countries"]'),
+    networks: $(root, '[data-testid="top-networks"]'),
+    networksBox: $(root, '#networks-box'),
+    metric: $(root, '#metric'),
     listTitle: $(root, '#top-title'),
     notes: $(root, '#notes'),
     places: $(root, '#places'),
@@ -44,7 +48,10 @@ export function createPanels(root, { onPlaceClick }) {
     if (place) onPlaceClick(place);
   });
 
-  function renderList(top, filter) {
+  // A value in the list's unit: hits, or bytes when ranking by bytes.
+  const shown = (value, metric) => (metric === 'bytes' ? formatBytes(value) : formatCount(value));
+
+  function renderList(top, filter, metric) {
     lastTop = top;
     const max = top.length ? top[0].value : 1;
     // Reuse rows: a list that updates 4x a second must not rebuild its DOM each time
@@ -67,7 +74,7 @@ export function createPanels(root, { onPlaceClick }) {
       const city = shared && p.region ? `${p.city} (${p.region})` : p.city;
       name.textContent = city || 'Unknown place';
       country.textContent = p.country || p.country_code || '';
-      count.textContent = formatCount(p.value);
+      count.textContent = shown(p.value, metric);
       susp.textContent = filter === 'normal' ? '' : `${formatCount(p.suspicious)} susp.`;
       susp.hidden = filter === 'normal' || p.suspicious === 0;
       const fill = bar.firstElementChild;
@@ -76,9 +83,53 @@ export function createPanels(root, { onPlaceClick }) {
       li.classList.toggle('selected', p.key === selectedKey);
       button.setAttribute(
         'aria-label',
-        `${city}, ${p.country}: ${p.value} hits, ${p.suspicious} suspicious. Fly there.`,
+        metric === 'bytes'
+          ? `${city}, ${p.country}: ${shown(p.value, metric)} in ${p.count} hits. Fly there.`
+          : `${city}, ${p.country}: ${p.value} hits, ${p.suspicious} suspicious. Fly there.`,
       );
     });
+  }
+
+  // A list of {label, value} rows (countries, networks), rows reused, plain text.
+  function renderRows(list, rows, metric) {
+    while (list.children.length > rows.length) list.lastElementChild.remove();
+    while (list.children.length < rows.length) {
+      const li = document.createElement('li');
+      const name = document.createElement('span');
+      const count = document.createElement('span');
+      count.className = 'count';
+      li.append(name, ' ', count);
+      list.appendChild(li);
+    }
+    rows.forEach((r, i) => {
+      const li = list.children[i];
+      for (const [k, v] of Object.entries(r.data)) li.dataset[k] = String(v);
+      li.firstElementChild.textContent = r.label;
+      li.lastElementChild.textContent = shown(r.value, metric);
+    });
+  }
+
+  // Top countries and networks, by the same measure as the places.
+  function renderCountries(countries, networks, metric) {
+    renderRows(
+      el.countries,
+      countries.map((c) => ({
+        label: c.country || c.country_code || 'Unknown country',
+        value: c.value,
+        data: { code: c.country_code, count: c.count, bytes: c.bytes },
+      })),
+      metric,
+    );
+    el.networksBox.hidden = networks.length === 0;
+    renderRows(
+      el.networks,
+      networks.map((n) => ({
+        label: `AS${n.asn} ${n.name}`.trim(),
+        value: n.value,
+        data: { asn: n.asn, count: n.count, bytes: n.bytes },
+      })),
+      metric,
+    );
   }
 
   // Unlocated hits: counted in the totals, not drawn; the reasons on hover (title) and in
@@ -99,7 +150,7 @@ export function createPanels(root, { onPlaceClick }) {
 
   return {
     /** Paints a state view. */
-    render(view, filter) {
+    render(view, filter, metric = 'requests') {
       el.total.textContent = formatCount(view.total);
       el.totalLabel.textContent =
         filter === 'suspicious' ? 'suspicious received' : filter === 'normal' ? 'normal received' : 'total received';
@@ -107,9 +158,12 @@ export function createPanels(root, { onPlaceClick }) {
       el.share.textContent = filter === 'normal' ? '—' : formatShare(view.share);
       el.rate.textContent = formatRate(view.rate);
       el.dataClock.textContent = formatDataTime(view.latestTimestamp);
-      el.listTitle.textContent = filter === 'suspicious' ? 'Top suspicious locations' : 'Top locations';
+      el.listTitle.textContent =
+        metric === 'bytes' ? 'Top locations by bytes' : filter === 'suspicious' ? 'Top suspicious locations' : 'Top locations';
       el.places.textContent = view.places ? `${formatCount(view.places)} places` : '';
-      renderList(view.top, filter);
+      el.metric.hidden = !view.hasBytes;
+      renderList(view.top, filter, metric);
+      renderCountries(view.countries ?? [], view.networks ?? [], metric);
       renderPlacement(view);
       renderBreakdown(el.mix, view.mix ?? null);
       const notes = notesFor(view);

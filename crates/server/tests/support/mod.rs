@@ -21,8 +21,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: Config) -> Self {
+        Self::start_with(config, |state| state).await
+    }
+
+    /// A server whose state `with` adjusts first (e.g. AS data).
+    pub async fn start_with(config: Config, with: impl FnOnce(AppState) -> AppState) -> Self {
         let shutdown = CancellationToken::new();
-        let state = AppState::new(config, Geocoder::shared(), shutdown.clone());
+        let state = with(AppState::new(config, Geocoder::shared(), shutdown.clone()));
         Self::serve(state, shutdown).await
     }
 
