@@ -125,7 +125,10 @@ const analytics = new AnalyticsState();
 const freshAlerts = new Set();
 const analyticsPanel = createAnalyticsPanel(document.body, {
   async onApply(kind, values) {
-    analyticsPanel.showResult(await putConfig(formToUpdate(kind, values)));
+    const result = await putConfig(formToUpdate(kind, values));
+    analyticsPanel.showResult(result);
+    // A session that has ended: the login form comes back (the error stays on the panel).
+    if (result.status === 401) checkAccess();
   },
   onKeyClick: (place) => selectPlace(placeOf(place)),
 });
