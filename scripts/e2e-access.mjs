@@ -182,9 +182,11 @@ async function main() {
   const forbidden = await viewer.evaluate(async () => (await fetch('/api/audit')).status);
   check(forbidden === 403, 'the viewer\'s session gets 403 from an admin endpoint');
 
+  // The admin's and vic's pages are closed: the viewer's is the one stream left.
+  await waitFor('only the viewer streams', async () => (await metric(upstream, 'traffic_stream_clients')) === 1, { timeout: 10000 });
   await viewer.getByTestId('logout').click();
   await waitFor('viewer signed out', async () => (await viewer.getByTestId('status').textContent()) === 'signed out');
-  await waitFor('stream count drops', async () => (await metric(upstream, 'traffic_stream_clients')) === 1, { timeout: 10000 });
+  await waitFor('stream count drops', async () => (await metric(upstream, 'traffic_stream_clients')) === 0, { timeout: 10000 });
   check(await viewer.getByTestId('login').isVisible(), 'logout brings the login form back');
   const after = await viewer.evaluate(async () => (await fetch('/api/stats')).status);
   check(after === 401, 'after logout the page\'s requests get 401');
