@@ -136,6 +136,10 @@ async function main() {
   await admin.goto(base, { waitUntil: 'load' });
   await loginAs(admin, 'ann', 'admin password');
   check(await admin.locator('section.admin').isVisible(), 'an admin sees the admin controls');
+  const alertsOf = (page) => page.getByTestId('alerts').locator('li').count();
+  const fired = await alertsOf(viewer);
+  await waitFor('the admin\'s alerts', async () => (await alertsOf(admin)) === fired);
+  check(fired > 0, `a page that logged in after it loaded lists the ${fired} alerts the viewer saw fire`);
 
   // Thresholds: the admin changes top k on the page; the viewer cannot.
   const kind = await admin.locator('#analytics-kind').inputValue();

@@ -146,10 +146,13 @@ function showAlert(alert) {
   }
   alertList.render(analytics.alerts, freshAlerts);
 }
-getJson('/api/alerts').then((body) => {
-  for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
-  alertList.render(analytics.alerts);
-});
+/** The recent alerts (a viewer's: asked once we may watch, like /api/info). */
+function loadAlerts() {
+  getJson('/api/alerts').then((body) => {
+    for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
+    alertList.render(analytics.alerts);
+  });
+}
 
 const streamHandlers = {
   analytics(report) {
@@ -184,6 +187,7 @@ function watch() {
   // Which IP databases place hits: their attribution and build date in the legend (asked
   // once we may watch: /api/info is for viewers).
   loadDatabases(document.getElementById('attribution'));
+  loadAlerts();
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
 }
