@@ -187,9 +187,9 @@ function watch() {
   // Which IP databases place hits: their attribution and build date in the legend (asked
   // once we may watch: /api/info is for viewers).
   loadDatabases(document.getElementById('attribution'));
-  loadAlerts();
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
+  loadAlerts();
 }
 /** Asks who we are; shows the form and resolves to true when a login is needed. */
 async function checkAccess() {
