@@ -143,7 +143,10 @@ const analytics = new AnalyticsState();
 const freshAlerts = new Set();
 const analyticsPanel = createAnalyticsPanel(document.body, {
   async onApply(kind, values) {
-    analyticsPanel.showResult(await putConfig(formToUpdate(kind, values)));
+    const result = await putConfig(formToUpdate(kind, values));
+    analyticsPanel.showResult(result);
+    // A session that has ended: the login form comes back (the error stays on the panel).
+    if (result.status === 401) checkAccess();
   },
   onKeyClick: (place) => selectPlace(placeOf(place)),
 });
@@ -161,10 +164,13 @@ function showAlert(alert) {
   }
   alertList.render(analytics.alerts, freshAlerts);
 }
-getJson('/api/alerts').then((body) => {
-  for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
-  alertList.render(analytics.alerts);
-});
+/** The recent alerts (a viewer's: asked once we may watch, like /api/info). */
+function loadAlerts() {
+  getJson('/api/alerts').then((body) => {
+    for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
+    alertList.render(analytics.alerts);
+  });
+}
 
 const streamHandlers = {
   analytics(report) {
@@ -202,6 +208,7 @@ function watch() {
   loadDatabases(document.getElementById('attribution')).then((info) => home.setServerHome(info?.home ?? null));
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
+  loadAlerts();
 }
 /** Asks who we are; shows the form and resolves to true when a login is needed. */
 async function checkAccess() {

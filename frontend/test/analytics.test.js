@@ -39,14 +39,14 @@ test('a 422 comes back with the field the server named', async () => {
     return { ok: false, status: 422, json: async () => ({ error: 'invalid_setting', field: 'kinds.ip.top_k', message: 'kinds.ip.top_k: 0 is out of range 1..=100' }) };
   };
   const result = await putConfig({ kinds: { ip: { top_k: 0 } } }, fake);
-  assert.deepEqual(result, { ok: false, field: 'kinds.ip.top_k', message: 'kinds.ip.top_k: 0 is out of range 1..=100' });
+  assert.deepEqual(result, { ok: false, status: 422, field: 'kinds.ip.top_k', message: 'kinds.ip.top_k: 0 is out of range 1..=100' });
   const ok = await putConfig({}, async () => ({ ok: true, status: 200, json: async () => ({ budget: 4096 }) }));
   assert.deepEqual(ok, { ok: true, config: { budget: 4096 } });
 });
 
-import { describeWindow, describeKey } from '../src/ui/analytics.js';
+import { describeWindow, describeKey, createAnalyticsPanel } from '../src/ui/analytics.js';
 import { describeAlert, createAlertList } from '../src/ui/alerts.js';
-import { fakeDocument } from './fakedom.js';
+import { fakeDocument, h } from './fakedom.js';
 
 test('the window line names T, k, H, X, the events and whether the results are exact', () => {
   const r = {
@@ -68,4 +68,45 @@ test('alerts are listed as text, a resolved one says so, markup stays text', () 
   assert.equal(list.children.length, 1);
   assert.equal(list.children[0].className, 'firing new');
   assert.equal(list.textContent, 'suspicious share: all traffic60.0% at peak · firing');
+});
+
+/** The panel's part of index.html, as fake DOM. */
+function panelDom(doc) {
+  const input = (name) => h(doc, 'input', { name });
+  const form = h(doc, 'form', { id: 'analytics-form' }, input('window_secs'), input('top_k'), input('heavy_hitter_percent'), input('outlier_stddevs'), h(doc, 'p', { id: 'analytics-error' }));
+  const kind = h(doc, 'select', { id: 'analytics-kind' });
+  kind.value = 'network';
+  return h(doc, 'section', {}, kind, h(doc, 'p', { id: 'analytics-window' }), h(doc, 'ol', { 'data-testid': 'heavy-hitters' }), h(doc, 'ol', { 'data-testid': 'top-k' }), h(doc, 'ol', { 'data-testid': 'outliers' }), form);
+}
+
+test('a refused settings change says the session is over (401) or is not an admin\'s (403)', async () => {
+  const doc = fakeDocument();
+  const root = panelDom(doc);
+  const panel = createAnalyticsPanel(root, { onApply() {}, onKeyClick() {} }, doc);
+  const error = root.querySelector('#analytics-error');
+  const refused = (status, message) => putConfig({}, async () => ({ ok: false, status, json: async () => ({ error: 'x', message }) }));
+
+  panel.showResult(await refused(401, 'log in as an admin (POST /api/login)'));
+  assert.equal(error.hidden, false);
+  assert.match(error.textContent, /log in again/);
+  panel.showResult(await refused(403, 'this needs the admin role'));
+  assert.equal(error.textContent, 'only an admin can change these settings');
+  panel.showResult(await refused(422, 'kinds.network.top_k: 0 is out of range 1..=100'));
+  assert.equal(error.textContent, 'kinds.network.top_k: 0 is out of range 1..=100');
+  panel.showResult({ ok: true, config: {} });
+  assert.equal(error.hidden, true);
+  assert.equal(error.textContent, '');
+});
+
+test('the form sends the kind chosen and the values typed, and shows the thresholds in force', () => {
+  const doc = fakeDocument();
+  const root = panelDom(doc);
+  const applied = [];
+  const panel = createAnalyticsPanel(root, { onApply: (kind, values) => applied.push([kind, values]), onKeyClick() {} }, doc);
+  const t = { window_secs: 60, top_k: 10, heavy_hitter_percent: 5, outlier_stddevs: 3 };
+  panel.render({ kinds: { network: { thresholds: t, total: { count: 0 }, suspicious_share: 0, exact: true } } });
+  assert.equal(root.querySelector('[name="top_k"]').value, '10');
+  root.querySelector('[name="top_k"]').value = '4';
+  assert.equal(root.querySelector('#analytics-form').dispatch('submit'), true);
+  assert.deepEqual(applied, [['network', { window_secs: '60', top_k: '4', heavy_hitter_percent: '5', outlier_stddevs: '3' }]]);
 });

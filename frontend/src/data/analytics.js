@@ -58,7 +58,8 @@ export function formToUpdate(kind, values) {
 
 /**
  * PUTs `update` to the settings API. Resolves to `{ ok: true, config }` or `{ ok: false,
- * field, message }` (the server's 422 names the field; other failures have none).
+ * status, field, message }` (the server's 422 names the field; other failures have none;
+ * status is null when the server was not reached).
  */
 export async function putConfig(update, fetchFn = fetch) {
   let response;
@@ -69,7 +70,7 @@ export async function putConfig(update, fetchFn = fetch) {
       body: JSON.stringify(update),
     });
   } catch (e) {
-    return { ok: false, field: null, message: `server unreachable: ${e.message ?? e}` };
+    return { ok: false, status: null, field: null, message: `server unreachable: ${e.message ?? e}` };
   }
   let body = null;
   try {
@@ -80,6 +81,7 @@ export async function putConfig(update, fetchFn = fetch) {
   if (response.ok) return { ok: true, config: body };
   return {
     ok: false,
+    status: response.status,
     field: typeof body?.field === 'string' ? body.field : null,
     message: typeof body?.message === 'string' ? body.message : `HTTP ${response.status}`,
   };

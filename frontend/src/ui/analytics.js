@@ -1,7 +1,9 @@
 // The analytics panel: heavy hitters, top k and outliers of the chosen key kind, the window
 // and thresholds they were computed with, and a form that changes T, k, H and X through the
-// settings API (its validation errors shown as the server words them). Only DOM; every text
-// from the data is set with textContent.
+// settings API (its validation errors shown as the server words them; a refusal, when the
+// session is over or is not an admin's, said as such). The form is an admin's: login.js shows
+// it by role (data-role in index.html). Only DOM; every text from the data is set with
+// textContent.
 
 import { formatCount } from './format.js';
 
@@ -14,6 +16,13 @@ export function describeWindow(r) {
   const exact = r.exact ? 'exact' : `summary: counts up to ${formatCount(r.error_bound.count)} low`;
   const share = `${(r.suspicious_share * 100).toFixed(1)}% suspicious`;
   return `last ${t.window_secs} s · k ${t.top_k} · H ${t.heavy_hitter_percent}% · X ${t.outlier_stddevs}σ · ${formatCount(r.total.count)} events, ${share} · ${exact}`;
+}
+
+/** What the form says when a PUT fails: a refusal in the page's words, else the server's. */
+export function describeFailure(result) {
+  if (result.status === 401) return 'not logged in as an admin (the session may have ended): log in again to change these';
+  if (result.status === 403) return 'only an admin can change these settings';
+  return result.message;
 }
 
 /** A list entry's text: key, events, share of the window. */
@@ -82,7 +91,7 @@ export function createAnalyticsPanel(root, { onApply, onKeyClick }, doc = docume
   function showResult(result) {
     for (const f of FIELDS) inputs[f].removeAttribute('aria-invalid');
     el.error.hidden = result.ok;
-    el.error.textContent = result.ok ? '' : result.message;
+    el.error.textContent = result.ok ? '' : describeFailure(result);
     const name = result.field?.split('.').pop();
     if (!result.ok && inputs[name]) inputs[name].setAttribute('aria-invalid', 'true');
   }

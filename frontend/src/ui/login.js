@@ -1,6 +1,14 @@
-// The login form, the signed-in badge with its logout button, and the admin-only parts
-// (elements marked data-role="admin" are shown to admins only). Only DOM: what the user
-// does is reported through callbacks; text from the server is set with textContent.
+// The login form, the signed-in badge with its logout button, and what each role sees:
+// elements marked data-role="admin" are shown to admins only, data-role="not-admin" (a note
+// that something is an admin's) to everyone else. Only DOM: what the user does is reported
+// through callbacks; text from the server is set with textContent.
+
+/** Shows `root`'s admin-only parts to an admin (`role`), and its not-admin notes to others. */
+export function showRole(root, role) {
+  const admin = role === 'admin';
+  for (const el of root.querySelectorAll('[data-role="admin"]')) el.hidden = !admin;
+  for (const el of root.querySelectorAll('[data-role="not-admin"]')) el.hidden = admin;
+}
 
 export function createLogin(root, on) {
   const dialog = root.querySelector('#login');
@@ -36,6 +44,7 @@ export function createLogin(root, on) {
       password.value = '';
       dialog.hidden = false;
       document.body.dataset.auth = kind;
+      showRole(root, null);
       (kind === 'setup' && !setupToken ? token : user).focus();
     },
     failed(message) {
@@ -49,7 +58,7 @@ export function createLogin(root, on) {
       name.textContent = who ? `${who} · ${role}` : 'open on this machine';
       logoutButton.textContent = who ? 'Log out' : 'Log in';
       document.body.dataset.auth = 'in';
-      for (const el of root.querySelectorAll('[data-role="admin"]')) el.hidden = role !== 'admin';
+      showRole(root, role);
     },
   };
 }

@@ -35,22 +35,33 @@ pub struct Entry {
     pub target: Option<String>,
 }
 
+/// Longest actor or target written: a valid name is at most 64 characters, so anything
+/// longer is what a client sent at a failed login, kept only in part (`…` marks the cut).
+pub const MAX_NAME_CHARS: usize = 64;
+
+fn shown(name: &str) -> String {
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
+    }
+}
+
 impl Entry {
-    /// An entry stamped now.
+    /// An entry stamped now (`actor` cut to [`MAX_NAME_CHARS`]).
     pub fn now(action: &str, actor: &str, client: &str, outcome: &str) -> Self {
         Self {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             action: action.to_owned(),
-            actor: actor.to_owned(),
+            actor: shown(actor),
             client: client.to_owned(),
             outcome: outcome.to_owned(),
             target: None,
         }
     }
 
-    /// The same entry about `target`.
+    /// The same entry about `target` (cut to [`MAX_NAME_CHARS`]).
     pub fn on(mut self, target: &str) -> Self {
-        self.target = Some(target.to_owned());
+        self.target = Some(shown(target));
         self
     }
 }
@@ -192,5 +203,16 @@ mod tests {
         let actors: Vec<&str> = recent.iter().map(|e| e.actor.as_str()).collect();
         assert_eq!(actors, ["user17", "user18", "user19"]);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_longer_than_any_user_is_cut_in_the_log_and_a_real_one_kept() {
+        let long = "é".repeat(16 * 1024);
+        let entry = Entry::now("login", &long, "127.0.0.1", "bad_credentials").on(&long);
+        let cut = format!("{}…", "é".repeat(MAX_NAME_CHARS));
+        assert_eq!(entry.actor, cut);
+        assert_eq!(entry.target.as_deref(), Some(cut.as_str()));
+        let name = "a".repeat(MAX_NAME_CHARS);
+        assert_eq!(Entry::now("login", &name, "cli", "ok").actor, name);
     }
 }

@@ -78,9 +78,10 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
     let known = hash.is_some();
     let hash = hash.unwrap_or_else(|| store::dummy_hash().to_owned());
     let password = body.password;
-    let ok = tokio::task::spawn_blocking(move || store::verify_password(&password, &hash))
+    let ok = auth
+        .password_checks
+        .run(move || store::verify_password(&password, &hash))
         .await
-        .unwrap_or(false)
         && known;
     if !ok {
         auth.by_client.failed(&client_key);
@@ -211,7 +212,7 @@ pub async fn setup(State(state): State<AppState>, request: Request) -> Response 
             .await;
     if let Err(e) = added {
         // The secret stays usable for a corrected attempt.
-        *auth.setup.lock().unwrap_or_else(|e| e.into_inner()) = body.token;
+        *auth.setup.lock().unwrap_or_else(|e| e.into_inner()) = body.token.map(super::Secret);
         return ApiError::Invalid {
             message: format!("{e:#}"),
             item: 0,

@@ -31,7 +31,7 @@ use crate::error::ApiError;
 use audit::AuditLog;
 pub use guard::client_addr;
 pub(crate) use guard::{client_text, guard};
-use limit::Limiter;
+use limit::{Limiter, PasswordChecks};
 use store::AuthFile;
 pub use traffic::Secret;
 
@@ -131,21 +131,33 @@ pub struct Auth {
     pub by_client: Limiter,
     /// Failed logins per user name.
     pub by_user: Limiter,
+    /// Login password checks, a few at a time.
+    pub password_checks: PasswordChecks,
     /// Cancellation of the open responses (streams) of each session, by session id, with
     /// the user: an entry lives while a response of that session is open (each holds a
     /// clone of the `Arc`), so the map is bounded by the open connections.
     sessions: Mutex<HashMap<String, (String, Arc<CancellationToken>)>>,
     /// The one-time secret that creates the first admin, while there is none.
-    setup: Mutex<Option<String>>,
+    setup: Mutex<Option<Secret>>,
     /// When credentials are needed.
     pub policy: Policy,
     shutdown: CancellationToken,
 }
 
-#[derive(Debug)]
 struct Loaded {
     file: AuthFile,
     key: Vec<u8>,
+}
+
+/// Never the key, the hashes or the file's session key: `Auth` is `Debug`, and a debug print
+/// must not put a secret in a log.
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("users", &self.file.users.len())
+            .field("tokens", &self.file.tokens.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Failed logins allowed per client and per user within [`LOGIN_WINDOW`].
@@ -186,6 +198,7 @@ impl Auth {
             audit,
             by_client: Limiter::new(LOGIN_MAX_FAILURES, LOGIN_WINDOW),
             by_user: Limiter::new(LOGIN_MAX_FAILURES, LOGIN_WINDOW),
+            password_checks: PasswordChecks::per_cpu(),
             sessions: Mutex::default(),
             setup: Mutex::default(),
             policy,
@@ -257,7 +270,7 @@ impl Auth {
             return None;
         }
         let secret = store::random_token();
-        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some(secret.clone());
+        *self.setup.lock().unwrap_or_else(|e| e.into_inner()) = Some(Secret(secret.clone()));
         Some(secret)
     }
 
@@ -266,8 +279,8 @@ impl Auth {
         use subtle::ConstantTimeEq;
         let mut setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
         let matches = setup
-            .as_deref()
-            .is_some_and(|s| bool::from(s.as_bytes().ct_eq(presented.as_bytes())));
+            .as_ref()
+            .is_some_and(|s| bool::from(s.0.as_bytes().ct_eq(presented.as_bytes())));
         if matches {
             *setup = None;
         }
@@ -440,6 +453,27 @@ mod tests {
         assert!(auth.reload_if_changed().unwrap());
         assert!(auth.authenticate(&bearer(&token)).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_debug_print_of_the_auth_state_shows_no_secret() {
+        let auth = Auth::open(None, policy(), 1 << 20, CancellationToken::new()).unwrap();
+        auth.update(|f| f.set_user("ann", Role::Viewer, "viewer password").map(drop))
+            .unwrap();
+        let token = auth.update(|f| f.add_token("box")).unwrap();
+        let setup = auth.begin_setup().expect("no admin yet");
+        let printed = format!("{auth:?}");
+        let (hash, digest, key) = auth.read(|f| {
+            (
+                f.users[0].password_hash.clone(),
+                f.tokens[0].sha256.clone(),
+                f.session_key.clone(),
+            )
+        });
+        for secret in [&setup, &token, &hash, &digest, &key] {
+            assert!(!printed.contains(secret.as_str()), "{printed}");
+        }
+        assert!(printed.contains("Auth"), "{printed}");
     }
 
     #[test]
