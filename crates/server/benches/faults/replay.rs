@@ -71,30 +71,16 @@ pub(crate) async fn kill_restart(s: &Settings) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let observer = observe(port, Arc::clone(&seen), Arc::clone(&stop));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let url = format!("http://127.0.0.1:{port}");
-    let csv2 = csv.clone();
-    let sender = tokio::spawn(async move {
-        run_sender(
-            &csv2,
-            &url,
-            &[
-                "--max-batch",
-                "100",
-                "--give-up-after",
-                "30s",
-                "--timeout",
-                "2s",
-            ],
-            case,
-        )
-        .await
-    });
+    let sender = spawn_patient_sender(&csv, port, case);
     // Kill the moment the observer has seen 40% of the rows (between two rows).
     let kill_at = rows as usize * 2 / 5;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.distinct() < kill_at && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    wait_until_seen(
+        &seen,
+        kill_at,
+        Duration::from_secs(60),
+        Duration::from_micros(200),
+    )
+    .await;
     let first_peak = peak_rss_kib(server.pid());
     server.kill();
     let seen_at_kill = seen.distinct();
@@ -103,10 +89,13 @@ pub(crate) async fn kill_restart(s: &Settings) -> Outcome {
     let server = start("server", port, &args, case).await;
     let (code, summary) = sender.await.unwrap();
     // Let the observer catch up with the last rows.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.distinct() < rows as usize && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_seen(
+        &seen,
+        rows as usize,
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Relaxed);
     let connections = observer.await.unwrap();
@@ -424,34 +413,20 @@ pub(crate) async fn history_kill(s: &Settings, durable: bool) -> Outcome {
     let stop = Arc::new(AtomicBool::new(false));
     let observer = observe(port, Arc::clone(&seen), Arc::clone(&stop));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let url = format!("http://127.0.0.1:{port}");
-    let csv2 = csv.clone();
-    let sender = tokio::spawn(async move {
-        run_sender(
-            &csv2,
-            &url,
-            &[
-                "--max-batch",
-                "100",
-                "--give-up-after",
-                "30s",
-                "--timeout",
-                "2s",
-            ],
-            case,
-        )
-        .await
-    });
+    let sender = spawn_patient_sender(&csv, port, case);
     // A random point between 20% and 80% of the rows.
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos() as u64;
     let kill_at = (rows / 5 + nanos % (rows * 3 / 5)) as usize;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.distinct() < kill_at && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_micros(200)).await;
-    }
+    wait_until_seen(
+        &seen,
+        kill_at,
+        Duration::from_secs(60),
+        Duration::from_micros(200),
+    )
+    .await;
     let first_peak = peak_rss_kib(first.pid());
     first.kill();
     let seen_at_kill = seen.distinct();
@@ -460,10 +435,13 @@ pub(crate) async fn history_kill(s: &Settings, durable: bool) -> Outcome {
     let mut second = start("server", port, &args, case).await;
     let ready = restarted_at.elapsed();
     let (code, summary) = sender.await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.distinct() < rows as usize && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until_seen(
+        &seen,
+        rows as usize,
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let total = second
         .get("/api/stats")
@@ -539,5 +517,36 @@ pub(crate) async fn history_kill(s: &Settings, durable: bool) -> Outcome {
             ms(ready),
             args.note()
         ),
+    }
+}
+
+/// Replays `csv` into the server on `port` with a sender that rides out a restart: batches of
+/// 100, each retried (same idempotency key) for up to 30 s, 2 s per attempt.
+fn spawn_patient_sender(
+    csv: &std::path::Path,
+    port: u16,
+    case: &'static str,
+) -> tokio::task::JoinHandle<(i32, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let csv = csv.to_path_buf();
+    tokio::spawn(async move {
+        let retries = [
+            "--max-batch",
+            "100",
+            "--give-up-after",
+            "30s",
+            "--timeout",
+            "2s",
+        ];
+        run_sender(&csv, &url, &retries, case).await
+    })
+}
+
+/// Waits until the observer has seen `rows` distinct rows, or `within` has passed, looking
+/// every `every`.
+async fn wait_until_seen(seen: &Seen, rows: usize, within: Duration, every: Duration) {
+    let deadline = Instant::now() + within;
+    while seen.distinct() < rows && Instant::now() < deadline {
+        tokio::time::sleep(every).await;
     }
 }
