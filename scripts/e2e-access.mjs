@@ -198,21 +198,4 @@ async function main() {
   log('PASS');
 }
 
-async function cleanup() {
-  for (const f of cleanups.reverse()) {
-    try {
-      await f();
-    } catch {}
-  }
-  h.stopAll();
-}
-
-main()
-  .then(cleanup)
-  .catch(async (e) => {
-    h.failing = true;
-    console.error(`[e2e-access] FAIL: ${e.message}`);
-    h.dumpOutput();
-    await cleanup();
-    process.exit(1);
-  });
+h.main(main, cleanups);

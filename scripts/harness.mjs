@@ -46,6 +46,31 @@ export function harness(tag, write = console.log) {
     stopAll() {
       for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },
+    /**
+     * Runs the script's `main`, then its `cleanups` (newest first, errors ignored) and stops
+     * every started process; on a failure also reports it with the processes' last output and
+     * exits 1.
+     */
+    async main(main, cleanups) {
+      const cleanup = async () => {
+        for (const f of cleanups.reverse()) {
+          try {
+            await f();
+          } catch {}
+        }
+        h.stopAll();
+      };
+      try {
+        await main();
+        await cleanup();
+      } catch (e) {
+        h.failing = true;
+        console.error(`[${tag}] FAIL: ${e.message}`);
+        h.dumpOutput();
+        await cleanup();
+        process.exit(1);
+      }
+    },
     /** Prints the last output of every started process (for a failure report). */
     dumpOutput() {
       for (const { name, lines } of children) if (lines.length) console.error(`--- ${name} (last output)\n${lines.slice(-20).join('')}`);
