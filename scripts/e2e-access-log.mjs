@@ -77,7 +77,8 @@ async function main() {
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
   // --top 1000: the stats list every country, so the page knows them all.
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir, '--top', '1000']);
+  // A history of its own (under `work`): the page must count this run's lines only.
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir, '--top', '1000', '--data-dir', join(work, 'server-data')]);
   start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
   await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
   await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
@@ -146,21 +147,4 @@ async function main() {
   log('PASS', { lines: total, countries: Object.keys(want.countries).length });
 }
 
-async function cleanup() {
-  for (const f of cleanups.reverse()) {
-    try {
-      await f();
-    } catch {}
-  }
-  h.stopAll();
-}
-
-main()
-  .then(cleanup)
-  .catch(async (e) => {
-    h.failing = true;
-    console.error(`[e2e-access-log] FAIL: ${e.message}`);
-    h.dumpOutput();
-    await cleanup();
-    process.exit(1);
-  });
+h.main(main, cleanups);
