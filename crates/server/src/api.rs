@@ -161,12 +161,16 @@ async fn parse_and_push(
         stored_ms: unix_ms(SystemTime::now()),
     });
     let ticket = state.hub.push_with_key(batch, key);
-    if let Some(writer) = &state.history
-        && (writer.durable || state.hub.uncommitted() > writer.max_uncommitted)
-    {
-        // --durable: the 202 means stored and fsynced. Otherwise, when the writer is that
-        // far behind, the answer waits too: it bounds what a crash can lose and the memory
-        // the backlog takes, and slows the senders down to what the disk takes.
+    let durable = state.history.as_ref().is_some_and(|writer| writer.durable);
+    let bound = state
+        .history
+        .as_ref()
+        .map_or(state.hub.max_backlog(), |writer| writer.max_uncommitted);
+    if durable || state.hub.uncommitted() > bound {
+        // --durable: the 202 means stored and fsynced. Otherwise, when the publisher (with
+        // a history: the writer) is that far behind, the answer waits too: it bounds the
+        // memory the backlog takes (and what a crash can lose), and slows the senders down
+        // to what the server can publish.
         state.hub.wait_committed(ticket).await;
     }
     Ok(accepted)
@@ -423,6 +427,32 @@ mod tests {
             Some("2026-12-31T23:59:59Z")
         );
         assert_eq!(super::rfc3339(u64::MAX), None);
+    }
+
+    #[tokio::test]
+    async fn without_a_history_an_answer_waits_once_the_publisher_is_too_far_behind() {
+        let mut state = state_with(Config::default_for_tests());
+        let mut hub = state.config.hub();
+        hub.max_backlog = 5;
+        let metrics = std::sync::Arc::clone(&state.metrics);
+        state.shared_mut().hub = std::sync::Arc::new(crate::hub::Hub::new(hub, metrics));
+        // No publisher runs: everything accepted stays in the backlog until published here.
+        let three = format!("[{GOOD},{GOOD},{GOOD}]");
+        let (status, _) = post(&state, Some("application/json"), three.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "3 pending: answered at once");
+        let second = tokio::spawn({
+            let state = state.clone();
+            async move { post(&state, Some("application/json"), three).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            !second.is_finished(),
+            "answered with 6 pending, past the bound of 5"
+        );
+        assert_eq!(state.hub.uncommitted(), 6);
+        state.hub.publish();
+        assert_eq!(second.await.unwrap().0, StatusCode::ACCEPTED);
+        assert_eq!(state.hub.uncommitted(), 0);
     }
 
     #[tokio::test]

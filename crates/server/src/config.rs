@@ -440,6 +440,7 @@ impl Config {
                 ..AggregatesConfig::default()
             },
             analytics: self.analytics(),
+            max_backlog: crate::hub::MAX_BACKLOG_EVENTS,
         }
     }
 

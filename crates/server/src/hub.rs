@@ -49,7 +49,14 @@ pub struct HubConfig {
     pub aggregates: AggregatesConfig,
     /// The windowed analytics' settings at start.
     pub analytics: AnalyticsConfig,
+    /// Past this many events accepted and not yet published, an ingest answer waits until
+    /// its events are published: the backlog's memory stays bounded when senders outrun the
+    /// publisher. (With a history the writer's own bound applies, see `persist`.)
+    pub max_backlog: u64,
 }
+
+/// The default [`HubConfig::max_backlog`].
+pub const MAX_BACKLOG_EVENTS: u64 = 100_000;
 
 /// What kind of message a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,6 +449,11 @@ impl Hub {
     /// Events accepted and not yet published (with a history: not yet committed).
     pub fn uncommitted(&self) -> u64 {
         self.uncommitted.load(Relaxed)
+    }
+
+    /// See [`HubConfig::max_backlog`].
+    pub fn max_backlog(&self) -> u64 {
+        self.config.max_backlog
     }
 
     /// Waits until the events of push `ticket` (and all before) are stored and published.
@@ -984,6 +996,7 @@ mod tests {
                 client_buffer_frames: buffer,
                 aggregates: AggregatesConfig::default(),
                 analytics: AnalyticsConfig::default(),
+                max_backlog: MAX_BACKLOG_EVENTS,
             },
             Arc::new(Metrics::default()),
         )
