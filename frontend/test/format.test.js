@@ -12,6 +12,11 @@ test('request fields are described in one plain line, long paths shortened', () 
     'GET /.env → 404 · 1.5 kB · HTTP · to 10.0.0.1',
   );
   assert.equal(describeRequest({ bytes: 12, protocol: 'UDP' }), '12 B · UDP');
+  assert.equal(
+    describeRequest({ bytes: 120, packets: 2, protocol: 'UDP', src_port: 40000, dest_ip: '10.0.0.1', dest_port: 53 }),
+    '120 B · 2 packets · UDP from port 40000 · to 10.0.0.1:53',
+  );
+  assert.equal(describeRequest({ packets: 1, dest_port: 22 }), '1 packet · to port 22');
   const line = describeRequest({ path: `/${'a'.repeat(500)}` });
   assert.ok(line.length <= 60 && line.endsWith('…'), line);
   assert.equal(formatBytes(3_200_000), '3.2 MB');

@@ -481,6 +481,10 @@ fn read_event(row: &Row<'_>) -> Result<StoredEvent> {
             method: row.get(15)?,
             path: row.get(16)?,
             dest_ip,
+            // Not kept by the store yet (ports and packet counts of live captures).
+            src_port: None,
+            dest_port: None,
+            packets: None,
         },
         located,
     })

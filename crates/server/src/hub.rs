@@ -193,6 +193,9 @@ impl Pending {
                 method: event.method.as_deref(),
                 path: event.path.as_deref(),
                 dest_ip: event.dest_ip,
+                src_port: event.src_port,
+                dest_port: event.dest_port,
+                packets: event.packets,
                 asn: network.as_ref().map(|n| n.asn),
                 as_name: network.as_ref().map(|n| &*n.name),
             };
@@ -258,6 +261,13 @@ struct HitJson<'a> {
     path: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_ip: Option<std::net::IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    src_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dest_port: Option<u16>,
+    /// Packets the hit stands for (a captured flow's count).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packets: Option<u64>,
     /// The network (AS number) of `ip`, when the server has AS data (`--asn`).
     #[serde(skip_serializing_if = "Option::is_none")]
     asn: Option<u32>,

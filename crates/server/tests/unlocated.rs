@@ -20,7 +20,7 @@ const BODY: &str = r#"[
     {"ip_address":"127.0.0.1","Timestamp":1736919120,"suspicious":1.0},
     {"source_ip":"10.1.2.3","ts":1736919121,"suspicious":0.0,"bytes_sent":512,"protocol":"TCP"},
     {"ip address":"192.0.2.7","timestamp":1736919122,"status_code":404,"method":"GET","path":"/.env"},
-    {"ip":"8.8.8.8","timestamp":1736919123,"suspicious":true,"dest_ip":"203.0.113.1"},
+    {"ip":"8.8.8.8","timestamp":1736919123,"suspicious":true,"dest_ip":"203.0.113.1","src_port":40000,"dest_port":22,"packets":3},
     {"ip":"1.1.1.1","Latitude":48.8566,"lng":2.3522,"timestamp":1736919124,"bytes":100,"status":200}
 ]"#;
 
@@ -71,9 +71,14 @@ async fn unlocated_hits_are_counted_by_reason_and_streamed_without_coordinates()
     assert_eq!(hits[2]["method"], "GET");
     assert_eq!(hits[2]["path"], "/.env");
     assert_eq!(hits[3]["dest_ip"], "203.0.113.1");
+    assert_eq!(hits[3]["src_port"], 40000);
+    assert_eq!(hits[3]["dest_port"], 22);
+    assert_eq!(hits[3]["packets"], 3);
     assert_eq!(hits[4]["latitude"], 48.8566);
     assert_eq!(hits[4]["city"], "Paris");
-    assert!(hits[0].get("bytes").is_none(), "absent fields are left out");
+    for absent in ["bytes", "src_port", "dest_port", "packets"] {
+        assert!(hits[0].get(absent).is_none(), "absent {absent} is left out");
+    }
 
     let stats = server.stats().await;
     assert_eq!(stats["total"], 5);

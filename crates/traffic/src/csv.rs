@@ -147,6 +147,12 @@ pub struct Columns {
     pub path: Option<Column>,
     /// Column of the destination address.
     pub dest_ip: Option<Column>,
+    /// Column of the source port.
+    pub src_port: Option<Column>,
+    /// Column of the destination port.
+    pub dest_port: Option<Column>,
+    /// Column of the packet count.
+    pub packets: Option<Column>,
     /// Header cells that name no field, ignored.
     pub ignored: Vec<String>,
     /// Number of columns in the header; every row must have as many fields.
@@ -168,6 +174,9 @@ impl Columns {
             Field::Method => self.method.as_ref(),
             Field::Path => self.path.as_ref(),
             Field::DestIp => self.dest_ip.as_ref(),
+            Field::SrcPort => self.src_port.as_ref(),
+            Field::DestPort => self.dest_port.as_ref(),
+            Field::Packets => self.packets.as_ref(),
         }
     }
 
@@ -212,6 +221,9 @@ impl Columns {
             method,
             path,
             dest_ip,
+            src_port,
+            dest_port,
+            packets,
         ] = found;
         let mut missing: Vec<String> = [
             (Field::Ip, ip.is_none()),
@@ -245,6 +257,9 @@ impl Columns {
                 method,
                 path,
                 dest_ip,
+                src_port,
+                dest_port,
+                packets,
                 ignored,
                 width: header.len(),
             }),
@@ -325,6 +340,18 @@ impl Columns {
                     Some(t) => event::parse_dest_ip(t)?,
                     None => None,
                 },
+                src_port: match optional(&self.src_port, Field::SrcPort)? {
+                    Some(t) => event::parse_port(Field::SrcPort, t)?,
+                    None => None,
+                },
+                dest_port: match optional(&self.dest_port, Field::DestPort)? {
+                    Some(t) => event::parse_port(Field::DestPort, t)?,
+                    None => None,
+                },
+                packets: match optional(&self.packets, Field::Packets)? {
+                    Some(t) => event::parse_packets(t)?,
+                    None => None,
+                },
             })
         };
         parse().map_err(|e| e.to_string())
@@ -353,6 +380,9 @@ impl fmt::Display for Columns {
             Field::Method,
             Field::Path,
             Field::DestIp,
+            Field::SrcPort,
+            Field::DestPort,
+            Field::Packets,
         ] {
             if let Some(column) = self.get(field) {
                 write!(f, "{field}={:?} (col {}), ", column.name, column.index + 1)?;
@@ -698,6 +728,29 @@ mod tests {
             message.starts_with("missing column latitude (named one of: lat, latitude), since"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn port_and_packet_columns_are_read_and_a_bad_port_names_its_line() {
+        let rows = read(
+            b"ip,ts,sport,dport,packets\n1.2.3.4,1736919120,40000,22,7\n1.2.3.4,1736919120,,,\n1.2.3.4,1736919120,1,70000,1\n",
+        );
+        let first = &rows[0].as_ref().unwrap().event;
+        assert_eq!(
+            (first.src_port, first.dest_port, first.packets),
+            (Some(40000), Some(22), Some(7))
+        );
+        let second = &rows[1].as_ref().unwrap().event;
+        assert_eq!(
+            (second.src_port, second.dest_port, second.packets),
+            (None, None, None)
+        );
+        match &rows[2] {
+            Err(ReadError::Row { line: 4, reason }) => {
+                assert!(reason.starts_with("dest_port: 70000"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

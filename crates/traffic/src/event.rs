@@ -7,7 +7,8 @@
 //!
 //! Besides the address and the time, every field is optional: coordinates (both or
 //! neither; without them the server places the event by its IP), and the request's
-//! `bytes`, `protocol`, `status`, `method`, `path` and `dest_ip`. Text fields are bounded:
+//! `bytes`, `protocol`, `status`, `method`, `path` and `dest_ip`, and the packet fields
+//! `src_port`, `dest_port` and `packets` (a live capture's flows). Text fields are bounded:
 //! a longer value is cut at the limit (on a character boundary), never refused, so a hit is
 //! not lost for a long URL and memory per event stays bounded; see [`MAX_PATH_BYTES`] and
 //! [`MAX_TOKEN_BYTES`].
@@ -60,6 +61,15 @@ pub struct Event {
     /// Destination address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dest_ip: Option<IpAddr>,
+    /// Source (client) port, `0..=65535`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// Destination (server) port, `0..=65535`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    /// Packets this event stands for (a flow's packet count; absent: one request or packet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
 }
 
 impl Event {
@@ -77,6 +87,9 @@ impl Event {
             method: None,
             path: None,
             dest_ip: None,
+            src_port: None,
+            dest_port: None,
+            packets: None,
         }
     }
 
@@ -122,6 +135,14 @@ pub enum Field {
     /// [`Event::dest_ip`]
     #[serde(rename = "dest_ip")]
     DestIp,
+    /// [`Event::src_port`]
+    #[serde(rename = "src_port")]
+    SrcPort,
+    /// [`Event::dest_port`]
+    #[serde(rename = "dest_port")]
+    DestPort,
+    /// [`Event::packets`]
+    Packets,
 }
 
 impl Field {
@@ -139,13 +160,16 @@ impl Field {
             Field::Method => "method",
             Field::Path => "path",
             Field::DestIp => "dest_ip",
+            Field::SrcPort => "src_port",
+            Field::DestPort => "dest_port",
+            Field::Packets => "packets",
         }
     }
 }
 
 /// The names accepted for each field, normalised (see [`normalize`]). One table for the CSV
 /// header and the JSON keys.
-pub const ALIASES: [(Field, &[&str]); 11] = [
+pub const ALIASES: [(Field, &[&str]); 14] = [
     (
         Field::Ip,
         &[
@@ -237,6 +261,21 @@ pub const ALIASES: [(Field, &[&str]); 11] = [
             "server_ip",
         ],
     ),
+    (
+        Field::SrcPort,
+        &["src_port", "source_port", "sport", "client_port"],
+    ),
+    (
+        Field::DestPort,
+        &[
+            "dest_port",
+            "destination_port",
+            "dst_port",
+            "dport",
+            "server_port",
+        ],
+    ),
+    (Field::Packets, &["packets", "packet_count", "pkts"]),
 ];
 
 /// Lower case, trimmed, with runs of spaces, underscores and hyphens turned into one `_`.
@@ -284,6 +323,9 @@ fn canonical_field(name: &str) -> Option<Field> {
         "method" => Field::Method,
         "path" => Field::Path,
         "dest_ip" => Field::DestIp,
+        "src_port" => Field::SrcPort,
+        "dest_port" => Field::DestPort,
+        "packets" => Field::Packets,
         _ => return None,
     })
 }
@@ -526,6 +568,60 @@ pub fn parse_dest_ip(text: &str) -> Result<Option<IpAddr>, FieldError> {
             format!("{text:?} is not an IPv4 or IPv6 address"),
         )
     })
+}
+
+/// Checks a port (`src_port`, `dest_port`) given as a number: a whole number in `0..=65535`.
+pub fn port_from_number(field: Field, value: f64) -> Result<u16, FieldError> {
+    if value.fract() == 0.0 && (0.0..=65535.0).contains(&value) {
+        Ok(value as u16)
+    } else {
+        Err(FieldError::new(
+            field,
+            format!("{value} is not a port 0..=65535"),
+        ))
+    }
+}
+
+/// Parses a port written as text; empty or `-` means absent.
+pub fn parse_port(field: Field, text: &str) -> Result<Option<u16>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(number) => port_from_number(field, number).map(Some),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("{text:?} is not a port 0..=65535"),
+        )),
+    }
+}
+
+/// Reads a packet count from a number: a whole number `>= 1`.
+pub fn packets_from_number(value: f64) -> Result<u64, FieldError> {
+    if value.is_finite() && value >= 1.0 && value.fract() == 0.0 && value < 1.8e19 {
+        Ok(value as u64)
+    } else {
+        Err(FieldError::new(
+            Field::Packets,
+            format!("{value} is not a whole number of packets (at least 1)"),
+        ))
+    }
+}
+
+/// Parses a packet count written as text; empty or `-` means absent.
+pub fn parse_packets(text: &str) -> Result<Option<u64>, FieldError> {
+    let text = text.trim();
+    if text.is_empty() || text == "-" {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(number) => packets_from_number(number).map(Some),
+        Err(_) => Err(FieldError::new(
+            Field::Packets,
+            format!("{text:?} is not a whole number of packets (at least 1)"),
+        )),
+    }
 }
 
 /// A text field (`protocol`, `method`, `path`) as kept: trimmed, empty or `-` meaning

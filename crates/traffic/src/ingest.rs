@@ -221,6 +221,9 @@ struct RawItem<'a> {
     method: Option<Value<'a>>,
     path: Option<Value<'a>>,
     dest_ip: Option<Value<'a>>,
+    src_port: Option<Value<'a>>,
+    dest_port: Option<Value<'a>>,
+    packets: Option<Value<'a>>,
 }
 
 impl RawItem<'_> {
@@ -267,6 +270,18 @@ impl RawItem<'_> {
             Some(Value::Text(text)) => event::parse_dest_ip(&text),
             Some(other) => Err(wrong_type(Field::DestIp, &other, "a string")),
         };
+        let port = |field: Field, value: Option<Value<'_>>| match optional(value) {
+            None => Ok(None),
+            Some(Value::Number(n)) => event::port_from_number(field, n).map(Some),
+            Some(Value::Text(text)) => event::parse_port(field, &text),
+            Some(other) => Err(wrong_type(field, &other, "a number")),
+        };
+        let packets = match optional(self.packets) {
+            None => Ok(None),
+            Some(Value::Number(n)) => event::packets_from_number(n).map(Some),
+            Some(Value::Text(text)) => event::parse_packets(&text),
+            Some(other) => Err(wrong_type(Field::Packets, &other, "a number")),
+        };
         let field = ItemProblem::Field;
         let ip = ip.map_err(field)?;
         let coordinates = event::coordinates(latitude.map_err(field)?, longitude.map_err(field)?)
@@ -283,6 +298,9 @@ impl RawItem<'_> {
             method: text(Field::Method, self.method).map_err(field)?,
             path: text(Field::Path, self.path).map_err(field)?,
             dest_ip: dest_ip.map_err(field)?,
+            src_port: port(Field::SrcPort, self.src_port).map_err(field)?,
+            dest_port: port(Field::DestPort, self.dest_port).map_err(field)?,
+            packets: packets.map_err(field)?,
         })
     }
 }
@@ -440,6 +458,9 @@ impl<'de> Visitor<'de> for ItemVisitor {
                 Some(Field::Method) => &mut item.method,
                 Some(Field::Path) => &mut item.path,
                 Some(Field::DestIp) => &mut item.dest_ip,
+                Some(Field::SrcPort) => &mut item.src_port,
+                Some(Field::DestPort) => &mut item.dest_port,
+                Some(Field::Packets) => &mut item.packets,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -516,6 +537,34 @@ mod tests {
         assert!(events[1].suspicious);
         assert_eq!(events[2].timestamp, 1_736_919_122.25);
         assert!(!events[2].suspicious, "a missing flag means not suspicious");
+    }
+
+    #[test]
+    fn ports_and_packet_counts_are_read_by_their_names_and_spellings() {
+        let body = r#"[
+            {"ip":"1.1.1.1","timestamp":1736919120,"src_port":40000,"dest_port":443,"packets":12},
+            {"ip":"1.1.1.2","timestamp":1736919120,"sport":"53","dst_port":"5353","pkts":"3"},
+            {"ip":"1.1.1.3","timestamp":1736919120,"src_port":null,"dest_port":"-"}
+        ]"#;
+        let events = parse_body(body.as_bytes(), 1000).unwrap();
+        let got: Vec<_> = events
+            .iter()
+            .map(|e| (e.src_port, e.dest_port, e.packets))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(40000), Some(443), Some(12)),
+                (Some(53), Some(5353), Some(3)),
+                (None, None, None)
+            ]
+        );
+        let json = serde_json::to_value(&events[0]).unwrap();
+        assert_eq!(json["src_port"], 40000);
+        assert_eq!(json["dest_port"], 443);
+        assert_eq!(json["packets"], 12);
+        let plain = serde_json::to_value(&events[2]).unwrap();
+        assert!(plain.get("packets").is_none(), "absent fields are left out");
     }
 
     #[test]
@@ -649,6 +698,21 @@ mod tests {
                 r#"{"ip":"1.2.3.4","timestamp":1736919120,"dest_ip":"nowhere"}"#,
                 Field::DestIp,
                 "not an IPv4",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"dest_port":65536}"#,
+                Field::DestPort,
+                "not a port",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"src_port":"http"}"#,
+                Field::SrcPort,
+                "not a port",
+            ),
+            (
+                r#"{"ip":"1.2.3.4","timestamp":1736919120,"packets":0}"#,
+                Field::Packets,
+                "at least 1",
             ),
             (
                 r#"{"ip":"1.2.3.4","latitude":1,"longitude":-181,"timestamp":1736919120}"#,

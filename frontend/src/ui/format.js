@@ -40,7 +40,8 @@ export function formatBytes(n) {
 
 /**
  * What a hit says about its request, when it says anything: "GET /login → 404 · 1.5 kB · TCP
- * · to 10.0.0.1"; '' for a hit with none of the optional fields. Plain text (shown with
+ * · to 10.0.0.1", or for a captured flow "3.0 kB · 2 packets · UDP from port 40000 · to
+ * 10.0.0.1:53"; '' for a hit with none of the optional fields. Plain text (shown with
  * textContent); the path is shortened for the tooltip.
  */
 export function describeRequest(hit) {
@@ -51,8 +52,12 @@ export function describeRequest(hit) {
     parts.push([request, hit.status != null ? `→ ${hit.status}` : ''].filter(Boolean).join(' '));
   }
   if (hit.bytes != null) parts.push(formatBytes(hit.bytes));
-  if (hit.protocol) parts.push(hit.protocol);
-  if (hit.dest_ip) parts.push(`to ${hit.dest_ip}`);
+  if (hit.packets != null) parts.push(`${hit.packets} packet${hit.packets === 1 ? '' : 's'}`);
+  const from = hit.src_port != null ? `from port ${hit.src_port}` : '';
+  if (hit.protocol || from) parts.push([hit.protocol, from].filter(Boolean).join(' '));
+  const port = hit.dest_port != null ? `:${hit.dest_port}` : '';
+  if (hit.dest_ip) parts.push(`to ${hit.dest_ip}${port}`);
+  else if (port) parts.push(`to port ${hit.dest_port}`);
   if (hit.asn != null) parts.push(`AS${hit.asn}${hit.as_name ? ` ${hit.as_name}` : ''}`);
   return parts.join(' · ');
 }
