@@ -30,6 +30,9 @@ const DEST_IP: u64 = 1 << 10;
 const NETWORK: u64 = 1 << 11;
 const IP_V6: u64 = 1 << 12;
 const DEST_IP_V6: u64 = 1 << 13;
+const SRC_PORT: u64 = 1 << 14;
+const DEST_PORT: u64 = 1 << 15;
+const PACKETS: u64 = 1 << 16;
 
 /// What the encoder needs of one event (the place by its key).
 pub(crate) struct Row<'a> {
@@ -82,6 +85,9 @@ impl Encoder {
             (row.network.is_some(), NETWORK),
             (e.ip.is_ipv6(), IP_V6),
             (e.dest_ip.is_some_and(|ip| ip.is_ipv6()), DEST_IP_V6),
+            (e.src_port.is_some(), SRC_PORT),
+            (e.dest_port.is_some(), DEST_PORT),
+            (e.packets.is_some(), PACKETS),
         ] {
             if present {
                 flags |= flag;
@@ -127,6 +133,12 @@ impl Encoder {
         if let Some(n) = row.network {
             varint(&mut self.buffer, u64::from(n.asn));
             self.text(n.name);
+        }
+        for v in [e.src_port.map(u64::from), e.dest_port.map(u64::from), e.packets]
+            .into_iter()
+            .flatten()
+        {
+            varint(&mut self.buffer, v);
         }
         self.count += 1;
     }
@@ -243,6 +255,9 @@ impl<'a> Decoder<'a> {
             method: None,
             path: None,
             dest_ip: None,
+            src_port: None,
+            dest_port: None,
+            packets: None,
         };
         if flags & BYTES != 0 {
             event.bytes = Some(self.varint()?);
@@ -268,6 +283,16 @@ impl<'a> Decoder<'a> {
         } else {
             None
         };
+        if flags & SRC_PORT != 0 {
+            event.src_port = Some(u16::try_from(self.varint()?).map_err(|_| "port out of range")?);
+        }
+        if flags & DEST_PORT != 0 {
+            event.dest_port =
+                Some(u16::try_from(self.varint()?).map_err(|_| "port out of range")?);
+        }
+        if flags & PACKETS != 0 {
+            event.packets = Some(self.varint()?);
+        }
         Ok(StoredEvent {
             seq,
             received_ms,

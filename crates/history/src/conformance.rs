@@ -85,6 +85,9 @@ fn sample() -> (Vec<Event>, Vec<Place>) {
     full.method = Some("GET".to_owned());
     full.path = Some("/a b/ünï".to_owned());
     full.dest_ip = Some("192.0.2.9".parse().expect("valid"));
+    full.src_port = Some(65_535);
+    full.dest_port = Some(443);
+    full.packets = Some(u64::MAX);
     let by_ip = Event::new(IpAddr::from([8, 8, 8, 8]), 1_736_919_121.0, false);
     let unlocated = Event::new(IpAddr::from([10, 0, 0, 1]), 1_736_919_122.5, false);
     (
