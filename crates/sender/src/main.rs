@@ -19,6 +19,11 @@ async fn main() -> ExitCode {
     traffic::service::init_tracing(default_level);
 
     match cli.command {
+        Some(Command::Generate(args)) if args.live => {
+            let shutdown = CancellationToken::new();
+            traffic::service::cancel_on_signals(shutdown.clone());
+            ExitCode::from(sender::generate_live(&args, cli.replay.quiet, shutdown).await)
+        }
         Some(Command::Generate(args)) => match sender::generate(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

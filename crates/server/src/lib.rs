@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 mod config;
 mod error;
+mod generator;
 pub mod geo;
 pub mod hub;
 pub mod idempotency;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub history: Option<Arc<persist::Writer>>,
     /// Read-only access to the history for `/api/history` (`None` with `--store memory`).
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
+    /// The built-in traffic generator (`/api/generator`).
+    pub generator: Arc<generator::Generator>,
 }
 
 impl std::ops::Deref for AppState {
@@ -170,6 +173,7 @@ impl AppState {
             auth: Arc::new(auth),
             history: None,
             readers: None,
+            generator: Arc::default(),
         }))
     }
 
