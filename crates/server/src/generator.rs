@@ -46,6 +46,8 @@ pub const MAX_BURST_SECS: u64 = 3600;
 /// The generator's settings and, while it runs, its run.
 pub struct Generator {
     inner: Mutex<Inner>,
+    /// The runs' tasks, so that a shutdown can wait until the last events are handed over.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 struct Inner {
@@ -73,6 +75,7 @@ impl Default for Generator {
                 run: None,
                 made_before: 0,
             }),
+            tasks: Mutex::default(),
         }
     }
 }
@@ -134,6 +137,24 @@ impl Generator {
             stop: stop.clone(),
         });
         Ok(Some(stop))
+    }
+
+    /// Keeps a run's task (forgetting those that have ended).
+    fn track(&self, task: tokio::task::JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Waits until every run's task has ended (they end on shutdown), so that what they
+    /// made is in the hub before its last publication and store.
+    pub(crate) async fn finished(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "generator task failed");
+            }
+        }
     }
 
     /// Ends the run, if any.
@@ -358,7 +379,9 @@ pub async fn update(
 pub async fn start(State(state): State<AppState>) -> Result<Json<GeneratorView>, ApiError> {
     if let Some(stop) = state.generator.start(&state.shutdown)? {
         tracing::info!("generator started");
-        tokio::spawn(run(state.clone(), stop));
+        state
+            .generator
+            .track(tokio::spawn(run(state.clone(), stop)));
     }
     Ok(Json(state.generator.view()))
 }

@@ -331,7 +331,10 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
     let background = state.spawn_background(stop.clone());
     let reload = auth_reloader(&state);
     let shutdown = state.shutdown.clone();
+    let generator = Arc::clone(&state.generator);
     let served = traffic::service::serve(listener, app(state), limits, shutdown).await;
+    // The built-in generator stops on shutdown too: its last events go in with the rest.
+    generator.finished().await;
     // Every request has been answered: publish and store the last of what they brought.
     stop.cancel();
     background
