@@ -15,6 +15,14 @@ async fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
     }
+    if let Some(Command::Generate(args)) = &cli.command
+        && args.live
+        && let Err(message) = args.to_live_config()
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
     let default_level = if cli.replay.quiet { "warn" } else { "info" };
     traffic::service::init_tracing(default_level);
 
