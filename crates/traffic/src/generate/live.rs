@@ -256,6 +256,8 @@ fn pick<K: Clone>(table: &[(K, f64)], u: f64) -> Option<K> {
 /// A running generator: its settings, where it is in its schedule and its random streams.
 pub struct LiveGenerator {
     config: LiveConfig,
+    /// The seed it started with (a new one in `config` waits for the next start).
+    seed: u64,
     /// Running sums of the used places' Zipf weights.
     places: Vec<f64>,
     protocols: Vec<(String, f64)>,
@@ -275,6 +277,7 @@ impl LiveGenerator {
         let seed = config.seed;
         let mut generator = Self {
             config: config.clone(),
+            seed,
             places: Vec::new(),
             protocols: Vec::new(),
             sizes: Vec::new(),
@@ -381,7 +384,7 @@ impl LiveGenerator {
         let in_network = (sources - j - 1) / networks + 1;
         let u = below(host_draw, in_network);
 
-        let seed = c.seed;
+        let seed = self.seed;
         // m < 512 and u < 254 (validated), so octets are distinct within a city and network.
         let (a, b) = city_block(seed, city as usize, (m / 256) % 2);
         let third = ((m % 256) * 167 + (mix(seed ^ 0x3D_0000 ^ city) & 0xFF)) % 256;
@@ -478,6 +481,18 @@ mod tests {
         };
         generator.reconfigure(faster).unwrap();
         assert_eq!(generator.due(2.0, START, usize::MAX).len(), 1000);
+    }
+
+    #[test]
+    fn a_new_seed_waits_for_the_next_start() {
+        let config = LiveConfig::default();
+        let mut a = LiveGenerator::new(config.clone()).unwrap();
+        let mut b = LiveGenerator::new(config.clone()).unwrap();
+        a.due(1.0, START, usize::MAX);
+        b.due(1.0, START, usize::MAX);
+        a.reconfigure(LiveConfig { seed: 7, ..config }).unwrap();
+        assert_eq!(a.config().seed, 7);
+        assert_eq!(a.due(5.0, START, usize::MAX), b.due(5.0, START, usize::MAX));
     }
 
     #[test]
