@@ -28,6 +28,7 @@ import { api as generatorApi, GENERATOR_POLL_MS } from './data/generator.js';
 import { createGeneratorCard } from './ui/generator.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
+import { createPastView } from './history.js';
 
 const view = {
   filter: 'all',
@@ -88,7 +89,27 @@ const home = createHomeControl(document.body, {
     arcs.update({ home: place, enabled: on });
   },
 });
-const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'));
+const timeline = createTimeline(document.querySelector('[data-testid="timeline"]'), {
+  onSelect: (range) => past.select(range),
+});
+// A past window (range bar, timeline drag): shown on its own layer; the live ones keep counting.
+const past = createPastView({
+  loop,
+  liveLayers: [points, markers, arcs],
+  view,
+  liveClock: () => state.view(view.filter).latestTimestamp,
+  paint(v, cursor) {
+    panels.render(v, view.filter, 'requests');
+    timeline.render(v.timeline, { binned: true, cursor });
+  },
+  onLive: () => {
+    arcs.update({});
+    refreshMarkers();
+    refreshPanels();
+  },
+  bar: document.querySelector('[data-testid="range"]'),
+  subtitle: document.getElementById('activity-span'),
+});
 const tooltip = createTooltip(document.getElementById('tooltip'));
 
 createControls(document.body, {
@@ -96,6 +117,7 @@ createControls(document.body, {
     view.filter = f;
     points.update({ filter: f });
     arcs.update({ filter: f });
+    past.filterChanged();
     refreshMarkers();
     refreshPanels();
   },
@@ -114,6 +136,7 @@ createControls(document.body, {
     view.fade = secs;
     points.update({ fade: secs });
     arcs.update({ fade: secs });
+    past.fadeChanged();
     refreshMarkers();
   },
   autoRotate: (on) => loop.setAutoRotate(on),
@@ -293,6 +316,7 @@ function refreshMarkers() {
 }
 
 function refreshPanels() {
+  if (past.active) return past.refresh();
   const v = state.view(view.filter, { top: 12, metric: view.metric });
   v.overwritten = points.overwrittenLive;
   v.markersOmitted = feed.omitted;
@@ -304,6 +328,7 @@ function refreshPanels() {
 }
 
 function selectPlace(place) {
+  if (!Number.isFinite(place.lat)) return; // a past window's place none of its loaded hits placed
   view.selected = place;
   view.selectedCell = cellKey(place.lat, place.lon);
   panels.select(place.key);
@@ -408,6 +433,8 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** The past window shown, if any: range, summary, hits loaded and drawn, replay (e2e). */
+  past: () => past.state(),
   /** Every country the page knows with its hit count (stats plus hits since), the total and
    * the unlocated hits by reason, and the seq the latest stats cover (e2e). */
   countries() {

@@ -72,6 +72,7 @@ test('a window view shows the summary totals, places with their coordinates and 
   assert.equal(v.suspicious, 10);
   assert.equal(v.share, 10 / 30);
   assert.equal(v.latestTimestamp, 102.25);
+  assert.equal(v.rate, 10, 'the average over the window: 30 hits in 3 s');
   assert.deepEqual(
     v.top.map((p) => [p.city, p.country, p.value, p.lat, p.lon]),
     [

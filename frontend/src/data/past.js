@@ -149,12 +149,15 @@ export class PastWindow {
       };
     });
     const countries = (s?.top_countries ?? []).map((c) => ({ ...c, bytes: 0, value: c.count }));
+    const span = replaySpan(this);
     return {
+      inWindow: true,
       total,
       allTotal: total,
       suspicious,
       share: total > 0 ? suspicious / total : 0,
-      rate: 0,
+      /** The window's average rate, events per second of data time. */
+      rate: span ? total / Math.max(1, span.to - span.from) : 0,
       firstTimestamp: s?.first_timestamp ?? null,
       latestTimestamp: clock ?? s?.latest_timestamp ?? null,
       places: 0,

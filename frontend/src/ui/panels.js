@@ -12,6 +12,7 @@ export function createPanels(root, { onPlaceClick }) {
   const el = {
     total: $(root, '[data-testid="total"]'),
     totalLabel: $(root, '#total-label'),
+    rateLabel: $(root, '#rate-label'),
     suspicious: $(root, '[data-testid="suspicious"]'),
     share: $(root, '#share'),
     rate: $(root, '[data-testid="rate"]'),
@@ -152,8 +153,10 @@ export function createPanels(root, { onPlaceClick }) {
     /** Paints a state view. */
     render(view, filter, metric = 'requests') {
       el.total.textContent = formatCount(view.total);
-      el.totalLabel.textContent =
-        filter === 'suspicious' ? 'suspicious received' : filter === 'normal' ? 'normal received' : 'total received';
+      // A past window (data/past.js) counts what the window holds, at its average rate.
+      const received = view.inWindow ? 'in window' : 'received';
+      el.totalLabel.textContent = `${filter === 'suspicious' ? 'suspicious' : filter === 'normal' ? 'normal' : 'total'} ${received}`;
+      if (el.rateLabel) el.rateLabel.textContent = view.inWindow ? 'events / s, window average' : 'events / s now';
       el.suspicious.textContent = formatCount(view.suspicious);
       el.share.textContent = filter === 'normal' ? '—' : formatShare(view.share);
       el.rate.textContent = formatRate(view.rate);
