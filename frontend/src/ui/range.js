@@ -17,10 +17,11 @@ const PRESET_LABELS = [
  * @param {HTMLElement|null} subtitle the activity card's subtitle (says what the bars cover)
  * @param {{preset: (name: string) => void, live: () => void, play: () => void,
  *          stop: () => void, speed: (n: number) => void}} on
+ * @param {Document} [doc]
  */
-export function createRangeBar(container, subtitle, on) {
+export function createRangeBar(container, subtitle, on, doc = document) {
   const make = (tag, props = {}, attrs = {}) => {
-    const el = document.createElement(tag);
+    const el = doc.createElement(tag);
     Object.assign(el, props);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
     return el;
@@ -62,7 +63,7 @@ export function createRangeBar(container, subtitle, on) {
       live.setAttribute('aria-pressed', String(!past));
       live.textContent = past ? '← Live' : 'Live';
       if (subtitle) subtitle.textContent = past ? '· selected window · events per bar' : '· last 10 min of data · events/s';
-      for (const b of presets.children) b.setAttribute('aria-pressed', String(past && b.dataset.preset === s.preset));
+      for (const b of presets.children) b.setAttribute('aria-pressed', String(past && b.getAttribute('data-preset') === s.preset));
       state.textContent = s.text;
       replayBox.hidden = !past;
       exportBox.hidden = !past;
