@@ -204,9 +204,10 @@ async function main() {
   await page.screenshot({ path: join(artifacts, 'e2e-history-replay.png') });
   const done = await waitFor('replay played every hit', () => page.evaluate((n) => {
     const p = window.__globe.past();
-    return p.replay && p.replay.played === n && p.replay.pending === 0 ? p : null;
+    return p.replay?.done ? p : null;
   }, total), { timeout: 30000 });
-  check(done.drawn === total, `the replay drew every hit of the window (${done.drawn})`);
+  check(done.replay.played === total && done.drawn === total, `the replay drew every hit of the window (${done.drawn}) and is done`);
+  check((await page.getByTestId('replay-play').textContent()) === '▶ Again', 'the replay button offers to play it again');
   const endClock = await waitFor('the data clock at the end', async () => {
     const text = await page.locator('#data-clock').textContent();
     return text === fmt(preset.to) ? text : null;

@@ -55,6 +55,8 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
   let generation = 0;
   let error = '';
   let frame = 0;
+  /** Whether the replay's pages are still being fetched. */
+  let replayLoading = false;
 
   const rangeBar = createRangeBar(bar, subtitle, {
     preset(name) {
@@ -66,7 +68,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
     live: backToLive,
     play() {
       if (!win) return;
-      if (!replay) startReplay();
+      if (!replay || replayDone()) startReplay();
       else if (replay.playing) replay.pause(Date.now());
       else replay.play(Date.now());
       refresh();
@@ -139,6 +141,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
     const source = new PastWindow(win.range, win.filter);
     source.summary = win.summary;
     const r = replay;
+    replayLoading = true;
     (async () => {
       try {
         while (mine === generation && !source.complete) {
@@ -156,6 +159,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
       } catch (e) {
         if (mine === generation) error = `replay: ${e.message}`;
       }
+      if (mine === generation) replayLoading = false;
     })();
     replay.play(Date.now());
     pump();
@@ -167,7 +171,13 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
     if (!replay) return;
     const now = loop.wallTime();
     for (const { hit, lagSecs } of replay.due(Date.now())) if (isPlaced(hit)) points.add(hit, now - lagSecs);
+    if (replayDone()) return refresh();
     frame = requestAnimationFrame(pump);
+  }
+
+  /** Whether the replay has played its whole window (every page fetched and drawn). */
+  function replayDone() {
+    return replay != null && !replayLoading && replay.finished(Date.now());
   }
 
   function stopReplay() {
@@ -197,7 +207,8 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
     const total = win.summary ? `${formatCount(win.summary.total)} hits` : 'loading…';
     const parts = [`past: ${span}`, total];
     if (replay) {
-      parts.push(`replay ×${replay.speed} ${replay.playing ? 'at' : 'paused at'} ${formatDataTime(replay.position(Date.now()))} · ${formatCount(replay.played)} drawn`);
+      const where = replayDone() ? 'done at' : replay.playing ? 'at' : 'paused at';
+      parts.push(`replay ×${replay.speed} ${where} ${formatDataTime(replay.position(Date.now()))} · ${formatCount(replay.played)} drawn`);
     } else if (win.summary && !win.complete && win.hits.length >= POINT_CAPACITY) {
       parts.push(`globe shows the first ${formatCount(POINT_CAPACITY)}`);
     }
@@ -211,7 +222,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
       mode,
       preset,
       text: describe(),
-      replay: replay ? (replay.playing ? 'playing' : 'paused') : 'off',
+      replay: !replay ? 'off' : replayDone() ? 'done' : replay.playing ? 'playing' : 'paused',
       csv: past ? exportUrl(win.range, win.filter, 'csv') : '',
       jsonl: past ? exportUrl(win.range, win.filter, 'jsonl') : '',
     });
@@ -249,7 +260,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
       summary: win?.summary ?? null,
       loaded: win?.hits.length ?? 0,
       complete: win?.complete ?? false,
-      replay: replay && { position: replay.position(Date.now()), played: replay.played, playing: replay.playing, pending: replay.pending.length },
+      replay: replay && { position: replay.position(Date.now()), played: replay.played, playing: replay.playing, pending: replay.pending.length, done: replayDone() },
       drawn: Math.min(points.ring.written, points.capacity),
       error,
     }),

@@ -41,6 +41,9 @@ test('a past window: its preset pressed, Live offered, export links set, replay 
   assert.match(subtitle.textContent, /selected window/);
   ui.render({ mode: 'past', preset: null, text: 'past: y', replay: 'paused', csv: '', jsonl: '' });
   assert.equal($('[data-testid="replay-play"]').textContent, '▶ Resume');
+  ui.render({ mode: 'past', preset: null, text: 'past: y', replay: 'done', csv: '', jsonl: '' });
+  assert.equal($('[data-testid="replay-play"]').textContent, '▶ Again');
+  assert.equal($('[data-testid="replay-stop"]').disabled, false);
   ui.render({ mode: 'past', preset: null, text: 'past: y', replay: 'off', csv: '', jsonl: '' });
   assert.equal($('[data-testid="replay-play"]').textContent, '▶ Replay');
   assert.equal($('[data-testid="replay-stop"]').disabled, true);

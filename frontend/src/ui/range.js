@@ -56,7 +56,7 @@ export function createRangeBar(container, subtitle, on, doc = document) {
     speed: () => Number(speed.value),
     /**
      * @param {{mode: 'live'|'past', preset?: string|null, text: string,
-     *          replay?: 'off'|'playing'|'paused', csv?: string, jsonl?: string}} s
+     *          replay?: 'off'|'playing'|'paused'|'done', csv?: string, jsonl?: string}} s
      */
     render(s) {
       const past = s.mode === 'past';
@@ -68,7 +68,7 @@ export function createRangeBar(container, subtitle, on, doc = document) {
       replayBox.hidden = !past;
       exportBox.hidden = !past;
       const replay = s.replay ?? 'off';
-      play.textContent = replay === 'playing' ? '❚❚ Pause' : replay === 'paused' ? '▶ Resume' : '▶ Replay';
+      play.textContent = replay === 'playing' ? '❚❚ Pause' : replay === 'paused' ? '▶ Resume' : replay === 'done' ? '▶ Again' : '▶ Replay';
       stop.disabled = replay === 'off';
       if (past) {
         csv.href = s.csv;
