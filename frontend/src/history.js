@@ -201,7 +201,7 @@ export function createPastView({ loop, liveLayers, view, liveClock, paint, onLiv
 
   /** The range bar's line: which window, how many hits, where a replay is. */
   function describe() {
-    if (mode === 'live') return 'live';
+    if (mode === 'live') return 'live · drag over the timeline or pick a window to look back';
     const r = win.range;
     const span = r.from == null && r.to == null ? 'all data' : `${formatDataTime(r.from)} – ${r.to == null ? 'now' : formatDataTime(r.to)}`;
     const total = win.summary ? `${formatCount(win.summary.total)} hits` : 'loading…';
