@@ -350,7 +350,8 @@ let hoverFrame = 0;
 let pointer = null;
 function pick() {
   hoverFrame = 0;
-  if (!pointer) return tooltip.hide();
+  // A past window hides the live markers: nothing of theirs to tell.
+  if (!pointer || past.active) return tooltip.hide();
   let best = null;
   let bestD = Infinity;
   for (const m of markers.drawn) {
