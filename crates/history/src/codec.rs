@@ -134,9 +134,13 @@ impl Encoder {
             varint(&mut self.buffer, u64::from(n.asn));
             self.text(n.name);
         }
-        for v in [e.src_port.map(u64::from), e.dest_port.map(u64::from), e.packets]
-            .into_iter()
-            .flatten()
+        for v in [
+            e.src_port.map(u64::from),
+            e.dest_port.map(u64::from),
+            e.packets,
+        ]
+        .into_iter()
+        .flatten()
         {
             varint(&mut self.buffer, v);
         }
@@ -287,8 +291,7 @@ impl<'a> Decoder<'a> {
             event.src_port = Some(u16::try_from(self.varint()?).map_err(|_| "port out of range")?);
         }
         if flags & DEST_PORT != 0 {
-            event.dest_port =
-                Some(u16::try_from(self.varint()?).map_err(|_| "port out of range")?);
+            event.dest_port = Some(u16::try_from(self.varint()?).map_err(|_| "port out of range")?);
         }
         if flags & PACKETS != 0 {
             event.packets = Some(self.varint()?);
