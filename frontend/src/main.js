@@ -24,6 +24,8 @@ import { breakdowns } from './ui/breakdown.js';
 import { AnalyticsState, formToUpdate, putConfig, getJson } from './data/analytics.js';
 import { createAnalyticsPanel } from './ui/analytics.js';
 import { createAlertList } from './ui/alerts.js';
+import { createRuleList } from './ui/rules.js';
+import { alertMatcher } from './data/alertkey.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -151,21 +153,56 @@ const analyticsPanel = createAnalyticsPanel(document.body, {
   onKeyClick: (place) => selectPlace(placeOf(place)),
 });
 const alertList = createAlertList(document.querySelector('[data-testid="alerts"]'), {
-  onAlertClick: (alert) => selectPlace(placeOf(alert.place)),
+  onAlertClick: showAlertOnGlobe,
 });
+const ruleList = createRuleList(document.querySelector('[data-testid="alert-rules"]'));
+/** The alert whose key's hits are highlighted, if any. */
+let shownAlert = null;
+/**
+ * Flies to an alert's place (or, for a key without one, to its newest live hit) and
+ * highlights its key's hits on the GPU; clicking the same alert again ends the highlight.
+ */
+function showAlertOnGlobe(alert) {
+  const again = shownAlert === alert.id;
+  shownAlert = again ? null : alert.id;
+  const match = again ? null : alertMatcher(alert);
+  points.mark(match);
+  document.body.dataset.highlightedAlert = again ? '' : String(alert.id);
+  if (again) return;
+  let place = alert.place ? placeOf(alert.place) : null;
+  const hit = !place && match ? points.latest(match) : null;
+  if (hit && hit.latitude != null) {
+    place = { key: hit.place_key, city: hit.city, country_code: hit.country_code, lat: hit.latitude, lon: hit.longitude };
+  }
+  if (place) selectPlace(place);
+}
 /** An analytics place as the top-locations list gives places to `selectPlace`. */
 function placeOf(p) {
   return { key: p.key, city: p.city, country_code: p.country_code, lat: p.latitude, lon: p.longitude };
 }
 function showAlert(alert) {
+  scheduleRules();
   if (analytics.applyAlert(alert)) {
     freshAlerts.add(alert.id);
     setTimeout(() => freshAlerts.delete(alert.id), 3000);
   }
   alertList.render(analytics.alerts, freshAlerts);
 }
+/** The rules in force and their firing counts (asked with the alerts, and after alerts). */
+function loadRules() {
+  getJson('/api/alerts/rules').then((body) => ruleList.render(body));
+}
+let rulesTimer = null;
+function scheduleRules() {
+  if (rulesTimer) return;
+  rulesTimer = setTimeout(() => {
+    rulesTimer = null;
+    loadRules();
+  }, 1000);
+}
 /** The recent alerts (a viewer's: asked once we may watch, like /api/info). */
 function loadAlerts() {
+  loadRules();
   getJson('/api/alerts').then((body) => {
     for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
     alertList.render(analytics.alerts);
