@@ -52,3 +52,43 @@ test('an event alert says its matches, a rate jump its ratio, a renamed rule its
   const old = describeAlert({ rule: 'heavy_hitter', kind: 'network', key: '192.0.2.0/24', peak: 0.25, state: 'firing' });
   assert.equal(old.title, 'heavy hitter: network 192.0.2.0/24');
 });
+
+import { createRuleList } from '../src/ui/rules.js';
+import { createAlertList } from '../src/ui/alerts.js';
+import { fakeDocument } from './fakedom.js';
+
+test('the rules are listed windowed first, each with what it watches and its firing count', () => {
+  const doc = fakeDocument();
+  const list = doc.createElement('ul');
+  createRuleList(list, doc).render({
+    hold_secs: 10,
+    rules: [
+      { name: 'probe_path', type: 'event', severity: 'warning', when: { field: 'path', op: 'matches', value: '^/wp-' } },
+      { name: 'heavy_hitter', type: 'heavy_hitter', severity: 'critical' },
+    ],
+    status: [{ name: 'probe_path', type: 'event', firing: 2, matched: 5, untracked: 0 }],
+  });
+  assert.equal(list.hidden, false);
+  const rows = list.children.map((li) => li.children.map((s) => s.textContent));
+  assert.deepEqual(rows, [
+    ['heavy_hitter', 'above H% of the window · ip, network'],
+    ['probe_path', 'path matches "^/wp-" · per ip · 2 firing'],
+  ]);
+  assert.match(list.children[0].className, /windowed critical/);
+  assert.equal(list.children[1].getAttribute('data-rule'), 'probe_path');
+});
+
+test('an alert with a key but no place can still be clicked (to find its hits); one with neither cannot', () => {
+  const doc = fakeDocument();
+  const list = doc.createElement('ol');
+  const clicked = [];
+  createAlertList(list, { onAlertClick: (a) => clicked.push(a.id) }, doc).render([
+    { id: 2, rule: 'heavy_hitter', type: 'heavy_hitter', kind: 'ip', key: '192.0.2.7', peak: 0.2, state: 'firing' },
+    { id: 1, rule: 'rate_jump', type: 'rate_jump', peak: 4, state: 'firing' },
+  ]);
+  const [keyed, whole] = list.children.map((li) => li.children[0]);
+  assert.equal(keyed.disabled, false);
+  assert.equal(whole.disabled, true);
+  keyed.dispatch('click');
+  assert.deepEqual(clicked, [2]);
+});

@@ -16,7 +16,7 @@ export function createRuleList(list, doc = document) {
       for (const rule of [...windowed, ...single]) {
         const li = doc.createElement('li');
         li.className = `rule ${rule.type === 'event' ? 'event' : 'windowed'} ${rule.severity ?? 'warning'}`;
-        li.dataset.rule = rule.name;
+        li.setAttribute('data-rule', rule.name);
         const name = doc.createElement('span');
         name.textContent = rule.name;
         const what = doc.createElement('span');
