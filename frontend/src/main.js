@@ -200,6 +200,16 @@ function scheduleRules() {
     loadRules();
   }, 1000);
 }
+// An event rule's alert counts its further matches without a new `alert` message: while
+// alerts fire, the list and the rules' counts are asked for again every few seconds.
+setInterval(() => {
+  if (!analytics.alerts.some((a) => a.state === 'firing')) return;
+  loadRules();
+  getJson('/api/alerts').then((body) => {
+    for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
+    alertList.render(analytics.alerts, freshAlerts);
+  });
+}, 5000);
 /** The recent alerts (a viewer's: asked once we may watch, like /api/info). */
 function loadAlerts() {
   loadRules();
@@ -424,6 +434,12 @@ window.__globe = {
     }
   },
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
+  /** Live hits drawn highlighted (an alert's key), and the alert they belong to (e2e). */
+  marked() {
+    let n = 0;
+    for (let i = 0; i < Math.min(points.ring.written, points.capacity); i++) n += points.marks[i];
+    return { hits: n, alert: shownAlert, marking: points.material.uniforms.uMarking.value };
+  },
   /** Every country the page knows with its hit count (stats plus hits since), the total and
    * the unlocated hits by reason, and the seq the latest stats cover (e2e). */
   countries() {
