@@ -108,9 +108,18 @@ impl Webhooks {
             .timeout(delivery.timeout)
             .tls_certs_merge(delivery.roots.iter().cloned())
             .build()
+            .or_else(|e| {
+                // Without any system CA certificate the platform verifier refuses to start:
+                // trust only the extra ones then (plain http works either way).
+                tracing::error!(error = %e, "no system CA certificates: https webhooks trust only --alert-webhook-ca");
+                reqwest::Client::builder()
+                    .timeout(delivery.timeout)
+                    .tls_certs_only(delivery.roots.iter().cloned())
+                    .build()
+            })
             .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "webhook client without the extra CA certificates");
-                reqwest::Client::new()
+                tracing::error!(error = %e, "webhook client with default settings");
+                reqwest::Client::default()
             });
         tokio::spawn(async move {
             loop {
