@@ -489,18 +489,24 @@ impl Config {
     }
 
     /// The certificates of `--alert-webhook-ca` (none without the flag).
-    pub(crate) fn webhook_roots(&self) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    pub(crate) fn webhook_roots(
+        &self,
+    ) -> anyhow::Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>> {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
         let Some(path) = &self.alert_webhook_ca else {
             return Ok(Vec::new());
         };
         let pem = std::fs::read(path)
             .with_context(|| format!("--alert-webhook-ca {}: cannot read it", path.display()))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            anyhow::anyhow!(
-                "--alert-webhook-ca {}: not PEM certificates: {e}",
-                path.display()
-            )
-        })?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--alert-webhook-ca {}: not PEM certificates: {e}",
+                    path.display()
+                )
+            })?;
         anyhow::ensure!(
             !certs.is_empty(),
             "--alert-webhook-ca {}: holds no certificate",

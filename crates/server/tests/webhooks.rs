@@ -18,6 +18,8 @@ use server::Config;
 use server::webhooks::{Delivery, Format, Target, Webhooks};
 use support::TestServer;
 use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_util::sync::CancellationToken;
 use traffic::analytics::KeyKind;
 use traffic::analytics::alerts::{Alert, AlertState};
@@ -264,7 +266,7 @@ async fn tls_receiver(received: Received) -> (String, String) {
 async fn an_https_webhook_gets_the_alert_when_its_certificate_is_trusted_and_not_otherwise() {
     let received = Received::default();
     let (base, pem) = tls_receiver(received.clone()).await;
-    let delivery = |roots: Vec<reqwest::Certificate>| Delivery {
+    let delivery = |roots: Vec<rustls::pki_types::CertificateDer<'static>>| Delivery {
         targets: vec![format!("slack={base}/tls").parse().unwrap()],
         queue: 10,
         retries: 0,
@@ -287,7 +289,7 @@ async fn an_https_webhook_gets_the_alert_when_its_certificate_is_trusted_and_not
     );
     assert!(received.requests.lock().unwrap().is_empty());
     // Trusted as a CA (what --alert-webhook-ca gives): delivered.
-    let ca = reqwest::Certificate::from_pem(pem.as_bytes()).unwrap();
+    let ca = rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
     let trusting = Webhooks::start(delivery(vec![ca]), CancellationToken::new());
     trusting.offer(&alert());
     let requests = wait_for(&received, 1).await;
