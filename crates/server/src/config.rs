@@ -214,7 +214,8 @@ pub struct Config {
     pub analytics_budget: usize,
 
     /// Where alerts are delivered as they fire and resolve: `URL` (the alert as JSON),
-    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// only.
+    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// or https://
+    /// (checked against the system's CA certificates and --alert-webhook-ca).
     /// Repeatable; the env var takes a comma-separated list.
     #[arg(
         long = "alert-webhook",
