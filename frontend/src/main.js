@@ -26,6 +26,8 @@ import { createAnalyticsPanel } from './ui/analytics.js';
 import { createAlertList } from './ui/alerts.js';
 import { createRuleList } from './ui/rules.js';
 import { alertMatcher } from './data/alertkey.js';
+import { api as generatorApi, GENERATOR_POLL_MS } from './data/generator.js';
+import { createGeneratorCard } from './ui/generator.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 
@@ -219,6 +221,24 @@ function loadAlerts() {
   });
 }
 
+// The built-in generator: its state asked every few seconds once we may watch, steered
+// through its control API (an admin's).
+const generatorCard = createGeneratorCard(document.querySelector('[data-testid="generator"]'), {
+  onToggle: (running) => generatorApi[running ? 'stop' : 'start']().then(showGenerator),
+  onApply: (values) => generatorApi.update(values).then(showGenerator),
+  onBurst: (values) => generatorApi.burst(values).then(showGenerator),
+});
+function showGenerator(result) {
+  generatorCard.showResult(result);
+  if (result.status === 401) checkAccess();
+}
+let generatorPoll = null;
+function watchGenerator() {
+  const poll = () => getJson('/api/generator').then((view) => generatorCard.render(view));
+  poll();
+  generatorPoll ??= setInterval(poll, GENERATOR_POLL_MS);
+}
+
 const streamHandlers = {
   analytics(report) {
     analytics.applyReport(report);
@@ -256,6 +276,7 @@ function watch() {
   stream?.close();
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
   loadAlerts();
+  watchGenerator();
 }
 /** Asks who we are; shows the form and resolves to true when a login is needed. */
 async function checkAccess() {

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use traffic::{Event, Place};
 
-use crate::{Error, KeyRecord, Located, NewEvent, Store, StoredEvent};
+use crate::range::{Filter, TimeRange, bucket_secs, timeline_start};
+
+use crate::{Error, KeyRecord, Located, Network, NewEvent, Store, StoredEvent};
 
 /// Opens the store under test on the same data each time it is called (the first call on
 /// an empty store).
@@ -50,6 +52,10 @@ pub const ALL: &[Check] = &[
         "range_questions_match_a_brute_force_count",
         range_questions_match_a_brute_force_count,
     ),
+    (
+        "filtered_range_questions_over_random_events_match_a_brute_force_count",
+        filtered_range_questions_over_random_events_match_a_brute_force_count,
+    ),
 ];
 
 fn place(key: u64, city: &str, country_code: &str) -> Place {
@@ -79,6 +85,9 @@ fn sample() -> (Vec<Event>, Vec<Place>) {
     full.method = Some("GET".to_owned());
     full.path = Some("/a b/ünï".to_owned());
     full.dest_ip = Some("192.0.2.9".parse().expect("valid"));
+    full.src_port = Some(65_535);
+    full.dest_port = Some(443);
+    full.packets = Some(u64::MAX);
     let by_ip = Event::new(IpAddr::from([8, 8, 8, 8]), 1_736_919_121.0, false);
     let unlocated = Event::new(IpAddr::from([10, 0, 0, 1]), 1_736_919_122.5, false);
     (
@@ -109,6 +118,10 @@ fn new_events<'a>(first: u64, events: &'a [Event], places: &'a [Place]) -> Vec<N
             received_ms: 1_700_000_000_000 + i as u64,
             event,
             located,
+            network: (i == 1).then_some(Network {
+                asn: 15169,
+                name: "Google LLC",
+            }),
         })
         .collect()
 }
@@ -140,6 +153,11 @@ pub fn every_field_reads_back_after_reopening(open: &mut dyn Reopen) {
     assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
     for (stored, written) in back.iter().zip(new_events(1, &events, &places)) {
         assert_eq!(&stored.event, written.event);
+        assert_eq!(
+            stored.network,
+            written.network.map(|n| (n.asn, n.name.to_owned())),
+            "the AS network is kept"
+        );
         assert_eq!(stored.received_ms % 1000, written.received_ms % 1000);
     }
     assert_eq!(back[0].received_ms, 1_700_000_000_000);
@@ -247,7 +265,6 @@ pub fn idempotency_keys_are_kept_with_their_answers_until_forgotten_by_age(open:
 
 /// Range summaries and pages agree with a count done by hand over the same events.
 pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
-    use crate::range::TimeRange;
     let paris = place(1, "Paris", "FR");
     let lyon = place(2, "Lyon", "FR");
     let austin = place(3, "Austin", "US");
@@ -274,6 +291,7 @@ pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
             received_ms: 5,
             event,
             located: Located::Event(place_of(i)),
+            network: None,
         })
         .collect();
     store.append(&rows, &[]).expect("append");
@@ -293,7 +311,9 @@ pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
                 from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)
             })
             .collect();
-        let summary = reader.summary(range, 2).expect("summary");
+        let summary = reader
+            .summary(range, &Filter::default(), 2)
+            .expect("summary");
         assert_eq!(summary.total, inside.len() as u64, "{range:?}");
         let suspicious = inside.iter().filter(|&&i| events[i].suspicious).count() as u64;
         assert_eq!(summary.suspicious, suspicious);
@@ -327,11 +347,235 @@ pub fn range_questions_match_a_brute_force_count(open: &mut dyn Reopen) {
         let mut paged = Vec::new();
         let mut after = 0;
         loop {
-            let page = reader.events(range, after, 300).expect("page");
+            let page = reader
+                .events(range, &Filter::default(), after, 300)
+                .expect("page");
             let Some(last) = page.last() else { break };
             after = last.seq;
             paged.extend(page.iter().map(|e| e.seq as usize - 1));
         }
         assert_eq!(paged, inside, "{range:?}");
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so failures repeat.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Summaries and pages over random events (three days of data time, out of order, written
+/// in several batches, some outliers), random windows (open, aligned to minutes and hours,
+/// or not, tiny ones) and every filter, each against a count done by hand: totals, first and
+/// latest, top places and countries, every timeline bucket, every page.
+pub fn filtered_range_questions_over_random_events_match_a_brute_force_count(
+    open: &mut dyn Reopen,
+) {
+    const DAY: f64 = 86_400.0;
+    let base = 1_736_899_200.0; // a midnight
+    let places = [
+        place(11, "Paris", "FR"),
+        place(12, "Lyon", "FR"),
+        place(13, "Austin", "US"),
+        place(14, "Osaka", "JP"),
+    ];
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let protocols = [None, Some("HTTP/1.1"), Some("TCP")];
+    let statuses = [None, Some(200), Some(204), Some(404), Some(503)];
+    let events: Vec<Event> = (0..6000u32)
+        .map(|i| {
+            let mut t = base + (random.below(3 * 86_400_000) as f64) / 1000.0;
+            if i % 1000 == 999 {
+                t += 400.0 * DAY; // an outlier far ahead
+            }
+            let mut e = Event::new(
+                std::net::IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
+                t,
+                random.below(4) == 0,
+            );
+            e.protocol = protocols[random.below(3) as usize].map(str::to_owned);
+            e.status = statuses[random.below(5) as usize];
+            e
+        })
+        .collect();
+    // Place index per event; 4 is unplaced.
+    let where_: Vec<usize> = (0..events.len())
+        .map(|_| match random.below(10) {
+            0 => 4,
+            n => (n as usize * 7) % 4,
+        })
+        .collect();
+    let mut store = open.reopen();
+    let rows: Vec<NewEvent<'_>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| NewEvent {
+            seq: i as u64 + 1,
+            received_ms: 7,
+            event,
+            located: match where_[i] {
+                4 => Located::Unlocated("private".to_owned()),
+                p if i % 2 == 0 => Located::Event(&places[p]),
+                p => Located::Ip {
+                    place: &places[p],
+                    latitude: 1.0,
+                    longitude: 2.0,
+                },
+            },
+            network: None,
+        })
+        .collect();
+    // Uneven batches: the same minutes and hours get counts from several commits.
+    let mut at = 0;
+    for size in [1, 999, 2000, 3000] {
+        store.append(&rows[at..at + size], &[]).expect("append");
+        at += size;
+    }
+    drop(rows);
+    let reader = store.readers().open_reader().expect("reader");
+    let mut windows: Vec<(Option<f64>, Option<f64>)> = vec![
+        (None, None),
+        (Some(base), Some(base + DAY)),
+        (Some(base + 3600.0), Some(base + 7200.0)),
+        (Some(base + 120.0), Some(base + 180.0)),
+        (Some(base + 61.5), Some(base + 62.5)),
+        (Some(base + 1.25 * DAY), None),
+        (None, Some(base + 0.5 * DAY + 0.001)),
+        (Some(base + 400.0 * DAY), None),
+    ];
+    for _ in 0..12 {
+        let a = base - 1000.0 + random.below(4 * 86_400_000) as f64 / 1000.0;
+        let b = a + random.below(2 * 86_400_000) as f64 / 1000.0;
+        windows.push((Some(a), Some(b)));
+        windows.push((Some(a.floor()), Some(b.floor())));
+    }
+    let filters = [
+        Filter::default(),
+        Filter {
+            suspicious: Some(true),
+            ..Filter::default()
+        },
+        Filter {
+            suspicious: Some(false),
+            country: Some("FR".to_owned()),
+            ..Filter::default()
+        },
+        Filter {
+            protocol: Some("TCP".to_owned()),
+            ..Filter::default()
+        },
+        Filter {
+            status_class: Some(2),
+            country: Some("US".to_owned()),
+            ..Filter::default()
+        },
+        Filter {
+            country: Some("XX".to_owned()),
+            ..Filter::default()
+        },
+    ];
+    for &(from, to) in &windows {
+        let range = TimeRange { from, to };
+        for filter in &filters {
+            let inside: Vec<usize> = (0..events.len())
+                .filter(|&i| {
+                    let t = events[i].timestamp;
+                    let country = places.get(where_[i]).map(|p| p.country_code.as_str());
+                    from.is_none_or(|f| t >= f)
+                        && to.is_none_or(|e| t < e)
+                        && filter.matches(&events[i], country)
+                })
+                .collect();
+            let what = format!("{range:?} {filter:?}");
+            let summary = reader.summary(range, filter, 3).expect("summary");
+            assert_eq!(summary.total, inside.len() as u64, "{what}");
+            let suspicious = inside.iter().filter(|&&i| events[i].suspicious).count();
+            assert_eq!(summary.suspicious, suspicious as u64, "{what}");
+            let times = inside.iter().map(|&i| events[i].timestamp);
+            let first = times.clone().reduce(f64::min);
+            let latest = times.reduce(f64::max);
+            assert_eq!(
+                (summary.first_timestamp, summary.latest_timestamp),
+                (first, latest),
+                "{what}"
+            );
+            // Places: (count desc, key asc), top 3.
+            let mut per_place = [(0u64, 0u64); 5];
+            for &i in &inside {
+                per_place[where_[i]].0 += 1;
+                per_place[where_[i]].1 += u64::from(events[i].suspicious);
+            }
+            let mut expected: Vec<(u64, u64, u64)> = (0..4)
+                .filter(|&p| per_place[p].0 > 0)
+                .map(|p| (per_place[p].0, places[p].key, per_place[p].1))
+                .collect();
+            expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            expected.truncate(3);
+            let got: Vec<(u64, u64, u64)> = summary
+                .top_places
+                .iter()
+                .map(|p| (p.count, p.key, p.suspicious))
+                .collect();
+            assert_eq!(got, expected, "{what}");
+            let mut per_country: Vec<(u64, &str)> = ["FR", "JP", "US"]
+                .into_iter()
+                .map(|c| {
+                    let n = (0..4)
+                        .filter(|&p| places[p].country_code == c)
+                        .map(|p| per_place[p].0)
+                        .sum();
+                    (n, c)
+                })
+                .filter(|&(n, _)| n > 0)
+                .collect();
+            per_country.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+            let got: Vec<(u64, &str)> = summary
+                .top_countries
+                .iter()
+                .map(|c| (c.count, c.country_code.as_str()))
+                .collect();
+            assert_eq!(got, per_country, "{what}");
+            // Timeline: its shape follows from first and latest; every bucket exact.
+            let timeline = &summary.timeline;
+            if let (Some(first), Some(latest)) = (first, latest) {
+                let width = bucket_secs(first, latest);
+                assert_eq!(timeline.bucket_secs, width, "{what}");
+                assert_eq!(timeline.start, timeline_start(first, width), "{what}");
+                let mut buckets = vec![(0u64, 0u64); timeline.buckets.len()];
+                for &i in &inside {
+                    let b = ((events[i].timestamp - timeline.start) / width as f64).floor();
+                    let b = b as usize;
+                    assert!(b < buckets.len(), "{what}: event {i} past the timeline");
+                    buckets[b].0 += 1;
+                    buckets[b].1 += u64::from(events[i].suspicious);
+                }
+                assert_eq!(timeline.buckets, buckets, "{what}");
+                let peak = (0..buckets.len()).max_by_key(|&b| (buckets[b].0, std::cmp::Reverse(b)));
+                assert_eq!(timeline.peak, peak, "{what}");
+            } else {
+                assert!(timeline.buckets.is_empty(), "{what}");
+            }
+            // Pages of 700: each event of the window once, in order.
+            let mut paged = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = reader.events(range, filter, after, 700).expect("page");
+                let Some(last) = page.last() else { break };
+                assert!(page.len() <= 700);
+                after = last.seq;
+                paged.extend(page.iter().map(|e| e.seq as usize - 1));
+            }
+            assert_eq!(paged, inside, "{what}");
+        }
     }
 }

@@ -7,11 +7,10 @@
 //! is the embedded implementation; a PostgreSQL one is to pass the same
 //! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
+mod codec;
 pub mod conformance;
 pub mod range;
 pub mod sqlite;
-
-use std::net::IpAddr;
 
 pub use sqlite::Sqlite;
 use traffic::{Event, Place};
@@ -88,6 +87,17 @@ pub struct NewEvent<'a> {
     pub event: &'a Event,
     /// Where it was placed (the place is stored once, by its key).
     pub located: Located<&'a Place>,
+    /// The network (AS) its address belongs to, when the server knows it.
+    pub network: Option<Network<'a>>,
+}
+
+/// An autonomous system, as stored with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network<'a> {
+    /// The AS number.
+    pub asn: u32,
+    /// Its holder's name (may be empty).
+    pub name: &'a str,
 }
 
 /// An event read back: the place is its key (see [`Store::places`]).
@@ -101,6 +111,8 @@ pub struct StoredEvent {
     pub event: Event,
     /// Where it was placed, by place key.
     pub located: Located<u64>,
+    /// The network (AS number and name) its address belonged to, when it was known.
+    pub network: Option<(u32, String)>,
 }
 
 /// The answer remembered for an `Idempotency-Key`, stored with the events it accepted.
@@ -160,11 +172,6 @@ pub trait Store: Send {
     /// A secret created once with the store, keying the idempotency fingerprints so they
     /// compare equal across restarts.
     fn secret(&self) -> [u64; 2];
-}
-
-/// The stable text form of an address (what [`IpAddr`]'s `Display` writes).
-fn ip_text(ip: IpAddr) -> String {
-    ip.to_string()
 }
 
 /// 128 random bits from the standard library's per-process random hasher keys (no extra

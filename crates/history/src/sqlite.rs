@@ -1,20 +1,24 @@
 //! The embedded store: one SQLite file in WAL mode, written by one connection in batched
 //! transactions.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use traffic::{Event, Place};
 
+use crate::codec::{Decoder, Encoder, Row, Where};
 use crate::range::{
-    OpenReader, RangeCountry, RangePlace, RangeSummary, RangeTimeline, Reader, TimeRange,
-    bucket_secs,
+    Filter, OpenReader, RangeCountry, RangePlace, RangeSummary, RangeTimeline, Reader, TimeRange,
+    bucket_secs, timeline_start,
 };
 use crate::{Durability, Error, KeyRecord, Located, NewEvent, Result, Store, StoredEvent};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/sqlite/0001_events.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_events.sql"),
+    include_str!("../migrations/sqlite/0002_blocks_and_rollups.sql"),
+];
 
 /// The file in the data directory.
 pub const FILE_NAME: &str = "history.sqlite3";
@@ -25,10 +29,12 @@ pub struct Sqlite {
     path: PathBuf,
     /// The seq the next stored event must have.
     next_seq: u64,
-    /// Place keys already in `places`.
-    known_places: HashSet<u64>,
+    /// Places already in `places`: their country codes, by key.
+    places: HashMap<u64, String>,
     epoch: String,
     secret: [u64; 2],
+    /// Reused between commits (its buffers keep their capacity).
+    encoder: Encoder,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -72,22 +78,26 @@ impl Sqlite {
             seq: 0,
             reason: format!("meta secret: {e}"),
         })?;
-        let last: i64 =
-            connection.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
-        let known_places = {
-            let mut statement = connection.prepare("SELECT key FROM places")?;
-            statement
-                .query_map([], |r| r.get::<_, i64>(0))?
-                .map(|k| k.map(|k| k as u64))
-                .collect::<rusqlite::Result<HashSet<u64>>>()?
-        };
+        let last: i64 = connection
+            .query_row(
+                "SELECT last_seq FROM blocks ORDER BY first_seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        let places = read_places(&connection)?
+            .into_iter()
+            .map(|p| (p.key, p.country_code))
+            .collect();
         Ok(Self {
             connection,
             path,
             next_seq: last as u64 + 1,
-            known_places,
+            places,
             epoch,
             secret: [(secret >> 64) as u64, secret as u64],
+            encoder: Encoder::default(),
         })
     }
 
@@ -111,6 +121,9 @@ fn migrate(connection: &mut Connection) -> Result<()> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let transaction = connection.transaction()?;
         transaction.execute_batch(sql)?;
+        if i + 1 == 2 {
+            convert_v1_events(&transaction)?;
+        }
         transaction.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
         transaction.commit()?;
     }
@@ -138,17 +151,183 @@ fn meta_or_insert(
     Ok(value)
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (seq, received_ms, timestamp, ip, latitude, \
-    longitude, suspicious, located, place_key, ip_latitude, ip_longitude, unlocated, bytes, \
-    protocol, status, method, path, dest_ip) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+/// Most events in one block: a range query's edges and a page decode at most a few blocks.
+const BLOCK_EVENTS: usize = 4096;
 
-const SELECT_EVENTS: &str = "SELECT seq, received_ms, timestamp, ip, latitude, longitude, \
-    suspicious, located, place_key, ip_latitude, ip_longitude, unlocated, bytes, protocol, \
-    status, method, path, dest_ip FROM events WHERE seq > ?1 ORDER BY seq";
+/// An event on its way into a block, with the country its place is in.
+struct Item<'a> {
+    row: Row<'a>,
+    country: Option<&'a str>,
+}
+
+/// Minute rollup key: (minute, placed, place key, suspicious, protocol, status class).
+type PlaceKey<'a> = (i64, bool, u64, bool, &'a str, i64);
+/// Minute timeline key: (minute, country code, suspicious, protocol, status class).
+type TimelineKey<'a> = (i64, &'a str, bool, &'a str, i64);
+
+/// The rollup rows one transaction adds to.
+#[derive(Default)]
+struct Rollups<'a> {
+    places: HashMap<PlaceKey<'a>, (u64, f64, f64)>,
+    timeline: HashMap<TimelineKey<'a>, u64>,
+}
+
+/// The bucket of `timestamp` in buckets of `width` seconds: `floor(timestamp / width)`,
+/// exact at the edges (`bucket * width <= timestamp < (bucket + 1) * width`).
+fn bucket_of(timestamp: f64, width: f64) -> i64 {
+    let mut b = (timestamp / width).floor();
+    if b * width > timestamp {
+        b -= 1.0;
+    } else if (b + 1.0) * width <= timestamp {
+        b += 1.0;
+    }
+    b as i64
+}
+
+fn status_class(status: Option<u16>) -> i64 {
+    status.map_or(-1, |s| i64::from(s / 100))
+}
+
+impl<'a> Rollups<'a> {
+    fn add(&mut self, item: &Item<'a>) {
+        let e = item.row.event;
+        let (placed, key) = match item.row.located {
+            Where::Event(key) | Where::Ip(key, ..) => (true, key),
+            Where::Unlocated(_) => (false, 0),
+        };
+        let minute = bucket_of(e.timestamp, 60.0);
+        let protocol = e.protocol.as_deref().unwrap_or("");
+        let class = status_class(e.status);
+        let t = e.timestamp;
+        self.places
+            .entry((minute, placed, key, e.suspicious, protocol, class))
+            .and_modify(|(n, first, latest)| {
+                *n += 1;
+                *first = first.min(t);
+                *latest = latest.max(t);
+            })
+            .or_insert((1, t, t));
+        *self
+            .timeline
+            .entry((
+                minute,
+                item.country.unwrap_or(""),
+                e.suspicious,
+                protocol,
+                class,
+            ))
+            .or_insert(0) += 1;
+    }
+
+    /// Adds the rows to the minute and hour tables.
+    fn write(self, transaction: &Transaction<'_>) -> Result<()> {
+        let mut hours: HashMap<PlaceKey<'a>, (u64, f64, f64)> = HashMap::new();
+        for table in ["rollup_places_minute", "rollup_places_hour"] {
+            let mut upsert = transaction.prepare_cached(&format!(
+                "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
+                 status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT DO UPDATE SET events = events + excluded.events, \
+                 first = min(first, excluded.first), latest = max(latest, excluded.latest)"
+            ))?;
+            let rows = if table == "rollup_places_minute" {
+                &self.places
+            } else {
+                &hours
+            };
+            for (&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest)) in rows {
+                upsert.execute(params![
+                    bucket, placed, key as i64, suspicious, protocol, class, n as i64, first,
+                    latest
+                ])?;
+            }
+            if table == "rollup_places_minute" {
+                for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
+                    &self.places
+                {
+                    hours
+                        .entry((
+                            minute.div_euclid(60),
+                            placed,
+                            key,
+                            suspicious,
+                            protocol,
+                            class,
+                        ))
+                        .and_modify(|(m, f, l)| {
+                            *m += n;
+                            *f = f.min(first);
+                            *l = l.max(latest);
+                        })
+                        .or_insert((n, first, latest));
+                }
+            }
+        }
+        let mut timeline_hours: HashMap<TimelineKey<'a>, u64> = HashMap::new();
+        for (&(minute, country, suspicious, protocol, class), &n) in &self.timeline {
+            *timeline_hours
+                .entry((minute.div_euclid(60), country, suspicious, protocol, class))
+                .or_insert(0) += n;
+        }
+        for (table, rows) in [
+            ("rollup_timeline_minute", &self.timeline),
+            ("rollup_timeline_hour", &timeline_hours),
+        ] {
+            let mut upsert = transaction.prepare_cached(&format!(
+                "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
+                 events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT DO UPDATE SET events = events + excluded.events"
+            ))?;
+            for (&(bucket, country, suspicious, protocol, class), &n) in rows {
+                upsert.execute(params![
+                    bucket, country, suspicious, protocol, class, n as i64
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stores `items` (seq `first_seq` onwards) as blocks, and their rollups.
+fn write_items(
+    transaction: &Transaction<'_>,
+    encoder: &mut Encoder,
+    first_seq: u64,
+    items: &[Item<'_>],
+) -> Result<()> {
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut rollups = Rollups::default();
+    let mut seq = first_seq;
+    for block in items.chunks(BLOCK_EVENTS) {
+        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+        for item in block {
+            encoder.push(&item.row);
+            let t = item.row.event.timestamp;
+            min = min.min(t);
+            max = max.max(t);
+            rollups.add(item);
+        }
+        debug_assert_eq!(encoder.len(), block.len());
+        let data = encoder.finish();
+        let last = seq + block.len() as u64 - 1;
+        insert.execute(params![seq as i64, last as i64, min, max, data])?;
+        seq = last + 1;
+    }
+    rollups.write(transaction)
+}
 
 impl Store for Sqlite {
     fn append(&mut self, events: &[NewEvent<'_>], keys: &[KeyRecord]) -> Result<()> {
+        if let Some(first) = events.first()
+            && first.seq != self.next_seq
+        {
+            return Err(Error::OutOfSequence {
+                expected: self.next_seq,
+                got: first.seq,
+            });
+        }
         for (i, new) in events.iter().enumerate() {
             let expected = self.next_seq + i as u64;
             if new.seq != expected {
@@ -160,26 +339,25 @@ impl Store for Sqlite {
         }
         let transaction = self.connection.transaction()?;
         let mut added_places = Vec::new();
+        let mut items = Vec::with_capacity(events.len());
         {
-            let mut insert = transaction.prepare_cached(INSERT_EVENT)?;
             let mut insert_place = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO places (key, city, region, country_code, country, \
                  latitude, longitude) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for new in events {
-                let e = new.event;
-                let (located, place, at, unlocated) = match &new.located {
-                    Located::Event(place) => (1, Some(*place), None, None),
+                let (place, located) = match &new.located {
+                    Located::Event(place) => (Some(*place), Where::Event(place.key)),
                     Located::Ip {
                         place,
                         latitude,
                         longitude,
-                    } => (2, Some(*place), Some((*latitude, *longitude)), None),
-                    Located::Unlocated(reason) => (0, None, None, Some(reason.as_str())),
+                    } => (Some(*place), Where::Ip(place.key, *latitude, *longitude)),
+                    Located::Unlocated(reason) => (None, Where::Unlocated(reason)),
                 };
                 if let Some(place) = place
-                    && !self.known_places.contains(&place.key)
-                    && !added_places.contains(&place.key)
+                    && !self.places.contains_key(&place.key)
+                    && !added_places.iter().any(|p: &&Place| p.key == place.key)
                 {
                     insert_place.execute(params![
                         place.key as i64,
@@ -190,29 +368,19 @@ impl Store for Sqlite {
                         place.latitude,
                         place.longitude
                     ])?;
-                    added_places.push(place.key);
+                    added_places.push(place);
                 }
-                insert.execute(params![
-                    new.seq as i64,
-                    new.received_ms as i64,
-                    e.timestamp,
-                    crate::ip_text(e.ip),
-                    e.latitude,
-                    e.longitude,
-                    e.suspicious,
-                    located,
-                    place.map(|p| p.key as i64),
-                    at.map(|a| a.0),
-                    at.map(|a| a.1),
-                    unlocated,
-                    e.bytes.map(|b| b as i64),
-                    e.protocol,
-                    e.status,
-                    e.method,
-                    e.path,
-                    e.dest_ip.map(crate::ip_text),
-                ])?;
+                items.push(Item {
+                    row: Row {
+                        received_ms: new.received_ms,
+                        event: new.event,
+                        located,
+                        network: new.network,
+                    },
+                    country: place.map(|p| p.country_code.as_str()),
+                });
             }
+            write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
             let mut insert_key = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, status, body, \
                  stored_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -229,7 +397,9 @@ impl Store for Sqlite {
         }
         transaction.commit()?;
         self.next_seq += events.len() as u64;
-        self.known_places.extend(added_places);
+        for place in added_places {
+            self.places.insert(place.key, place.country_code.clone());
+        }
         Ok(())
     }
 
@@ -238,30 +408,22 @@ impl Store for Sqlite {
     }
 
     fn places(&self) -> Result<Vec<Place>> {
-        let mut statement = self.connection.prepare(
-            "SELECT key, city, region, country_code, country, latitude, longitude FROM places",
-        )?;
-        let places = statement
-            .query_map([], |r| {
-                Ok(Place {
-                    key: r.get::<_, i64>(0)? as u64,
-                    city: r.get(1)?,
-                    region: r.get(2)?,
-                    country_code: r.get(3)?,
-                    country: r.get(4)?,
-                    latitude: r.get(5)?,
-                    longitude: r.get(6)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(places)
+        read_places(&self.connection)
     }
 
     fn scan(&self, after: u64, visit: &mut dyn FnMut(StoredEvent)) -> Result<()> {
-        let mut statement = self.connection.prepare(SELECT_EVENTS)?;
-        let mut rows = statement.query([after as i64])?;
+        let start = block_of(&self.connection, after + 1)?;
+        let mut statement = self.connection.prepare(
+            "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 ORDER BY first_seq",
+        )?;
+        let mut rows = statement.query([start as i64])?;
         while let Some(row) = rows.next()? {
-            visit(read_event(row)?);
+            decode_block(row, &mut |stored| {
+                if stored.seq > after {
+                    visit(stored);
+                }
+                true
+            })?;
         }
         Ok(())
     }
@@ -310,6 +472,69 @@ impl Store for Sqlite {
     }
 }
 
+fn read_places(connection: &Connection) -> Result<Vec<Place>> {
+    let mut statement = connection.prepare(
+        "SELECT key, city, region, country_code, country, latitude, longitude FROM places",
+    )?;
+    let places = statement
+        .query_map([], |r| {
+            Ok(Place {
+                key: r.get::<_, i64>(0)? as u64,
+                city: r.get(1)?,
+                region: r.get(2)?,
+                country_code: r.get(3)?,
+                country: r.get(4)?,
+                latitude: r.get(5)?,
+                longitude: r.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(places)
+}
+
+/// The first seq of the block holding `seq` (blocks are consecutive), or `seq` itself when
+/// no block starts at or before it.
+fn block_of(connection: &Connection, seq: u64) -> Result<u64> {
+    let first: Option<i64> = connection
+        .query_row(
+            "SELECT first_seq FROM blocks WHERE first_seq <= ?1 ORDER BY first_seq DESC LIMIT 1",
+            [seq as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(first.map_or(seq, |f| f as u64))
+}
+
+/// Visits the events of a `(first_seq, data)` row until `visit` says stop (false).
+fn decode_block(
+    row: &rusqlite::Row<'_>,
+    visit: &mut dyn FnMut(StoredEvent) -> bool,
+) -> Result<bool> {
+    let first = row.get::<_, i64>(0)? as u64;
+    let data = row.get_ref(1)?.as_blob().map_err(|e| Error::Corrupt {
+        seq: first,
+        reason: format!("block: {e}"),
+    })?;
+    decode_data(first, data, visit)
+}
+
+fn decode_data(
+    first: u64,
+    data: &[u8],
+    visit: &mut dyn FnMut(StoredEvent) -> bool,
+) -> Result<bool> {
+    let mut decoder = Decoder::new(data, first);
+    let mut seq = first;
+    while let Some(event) = decoder.next_event() {
+        let event = event.map_err(|reason| Error::Corrupt { seq, reason })?;
+        seq += 1;
+        if !visit(event) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Opens read-only connections on one SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteReaders {
@@ -323,13 +548,76 @@ impl OpenReader for SqliteReaders {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        connection.execute_batch("PRAGMA busy_timeout = 5000;")?;
-        Ok(Box::new(SqliteReader { connection }))
+        connection.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -65536;")?;
+        let places = read_places(&connection)?
+            .into_iter()
+            .map(|p| (p.key, p))
+            .collect();
+        Ok(Box::new(SqliteReader { connection, places }))
     }
 }
 
 struct SqliteReader {
     connection: Connection,
+    places: HashMap<u64, Place>,
+}
+
+/// How a window splits into what rollups answer and what is counted from the events:
+/// whole hours, whole minutes outside them, and the parts of a minute at either end.
+#[derive(Debug)]
+struct Plan {
+    /// Hours `[from, to)` (bucket numbers).
+    hours: (i64, i64),
+    /// Minutes outside those hours, `[from, to)` each.
+    minutes: Vec<(i64, i64)>,
+    /// Data time counted from the events, `[from, to)` each.
+    raw: Vec<(f64, f64)>,
+}
+
+impl Plan {
+    fn new(range: TimeRange) -> Self {
+        let (from, to) = bounds(range);
+        // First whole bucket at or after `from`, first bucket not wholly before `to`.
+        let first_whole = |w: f64| match range.from {
+            None => i64::MIN,
+            Some(f) => {
+                let b = bucket_of(f, w);
+                if b as f64 * w >= f { b } else { b + 1 }
+            }
+        };
+        let end_whole = |w: f64| range.to.map_or(i64::MAX, |t| bucket_of(t, w));
+        let (m_lo, m_hi) = (first_whole(60.0), end_whole(60.0));
+        if m_lo >= m_hi {
+            // Within one minute or two partial ones: all from the events.
+            return Self {
+                hours: (0, 0),
+                minutes: Vec::new(),
+                raw: vec![(from, to)],
+            };
+        }
+        let (h_lo, h_hi) = (first_whole(3600.0), end_whole(3600.0));
+        let hours = if h_lo < h_hi { (h_lo, h_hi) } else { (0, 0) };
+        let minutes = if hours.0 < hours.1 {
+            vec![
+                (m_lo, hours.0.saturating_mul(60)),
+                (hours.1.saturating_mul(60), m_hi),
+            ]
+        } else {
+            vec![(m_lo, m_hi)]
+        };
+        let mut raw = Vec::new();
+        if range.from.is_some() {
+            raw.push((from, m_lo as f64 * 60.0));
+        }
+        if range.to.is_some() {
+            raw.push((m_hi as f64 * 60.0, to));
+        }
+        Self {
+            hours,
+            minutes: minutes.into_iter().filter(|(a, b)| a < b).collect(),
+            raw: raw.into_iter().filter(|(a, b)| a < b).collect(),
+        }
+    }
 }
 
 /// The bounds as SQL parameters: an open end is the largest finite value.
@@ -337,69 +625,271 @@ fn bounds(range: TimeRange) -> (f64, f64) {
     (range.from.unwrap_or(f64::MIN), range.to.unwrap_or(f64::MAX))
 }
 
-const IN_RANGE: &str = "timestamp >= ?1 AND timestamp < ?2";
+/// SQL conditions and their values for the rollup columns a filter constrains.
+fn rollup_filter(filter: &Filter, country_column: bool) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    if let Some(s) = filter.suspicious {
+        sql.push_str(" AND suspicious = ?");
+        values.push(Value::Integer(i64::from(s)));
+    }
+    if let Some(p) = &filter.protocol {
+        sql.push_str(" AND protocol = ?");
+        values.push(Value::Text(p.clone()));
+    }
+    if let Some(c) = filter.status_class {
+        sql.push_str(" AND status_class = ?");
+        values.push(Value::Integer(i64::from(c)));
+    }
+    if country_column && let Some(c) = &filter.country {
+        sql.push_str(" AND country_code = ?");
+        values.push(Value::Text(c.clone()));
+    }
+    (sql, values)
+}
+
+/// Counts gathered for a summary.
+#[derive(Default)]
+struct Tally {
+    total: u64,
+    suspicious: u64,
+    first: Option<f64>,
+    latest: Option<f64>,
+    /// (count, suspicious) per place key.
+    places: HashMap<u64, (u64, u64)>,
+}
+
+impl Tally {
+    fn add(&mut self, place: Option<u64>, events: u64, suspicious: u64, first: f64, latest: f64) {
+        self.total += events;
+        self.suspicious += suspicious;
+        self.first = Some(self.first.map_or(first, |f| f.min(first)));
+        self.latest = Some(self.latest.map_or(latest, |l| l.max(latest)));
+        if let Some(place) = place {
+            let counts = self.places.entry(place).or_default();
+            counts.0 += events;
+            counts.1 += suspicious;
+        }
+    }
+}
+
+impl SqliteReader {
+    fn country_of(&self, located: &Located<u64>) -> Option<&str> {
+        match located {
+            Located::Event(key) | Located::Ip { place: key, .. } => {
+                self.places.get(key).map(|p| p.country_code.as_str())
+            }
+            Located::Unlocated(_) => None,
+        }
+    }
+
+    /// Visits the events with `from <= timestamp < to` that pass `filter`.
+    fn each_raw(
+        &self,
+        (from, to): (f64, f64),
+        filter: &Filter,
+        visit: &mut dyn FnMut(&StoredEvent),
+    ) -> Result<()> {
+        let blocks: Vec<i64> = self
+            .connection
+            .prepare_cached(
+                "SELECT first_seq FROM blocks WHERE max_timestamp >= ?1 AND min_timestamp < ?2",
+            )?
+            .query_map(params![from, to], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut data = self
+            .connection
+            .prepare_cached("SELECT first_seq, data FROM blocks WHERE first_seq = ?1")?;
+        for first in blocks {
+            let mut rows = data.query([first])?;
+            if let Some(row) = rows.next()? {
+                decode_block(row, &mut |stored| {
+                    let t = stored.event.timestamp;
+                    if from <= t
+                        && t < to
+                        && filter.matches(&stored.event, self.country_of(&stored.located))
+                    {
+                        visit(&stored);
+                    }
+                    true
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the place rollup rows of `table` with buckets in `[lo, hi)` to `tally`.
+    fn tally_rollup(
+        &self,
+        table: &str,
+        (lo, hi): (i64, i64),
+        filter: &Filter,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let (conditions, mut values) = rollup_filter(filter, false);
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT placed, place_key, suspicious, sum(events), min(first), max(latest) \
+             FROM {table} WHERE bucket >= ? AND bucket < ?{conditions} \
+             GROUP BY placed, place_key, suspicious"
+        ))?;
+        values.insert(0, rusqlite::types::Value::Integer(hi));
+        values.insert(0, rusqlite::types::Value::Integer(lo));
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        while let Some(row) = rows.next()? {
+            let placed: bool = row.get(0)?;
+            let key = row.get::<_, i64>(1)? as u64;
+            if let Some(country) = &filter.country {
+                let here = self.places.get(&key).map(|p| &p.country_code);
+                if !placed || here != Some(country) {
+                    continue;
+                }
+            }
+            let events = row.get::<_, i64>(3)? as u64;
+            let suspicious = if row.get(2)? { events } else { 0 };
+            tally.add(
+                placed.then_some(key),
+                events,
+                suspicious,
+                row.get(4)?,
+                row.get(5)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Adds the timeline rollup rows of `table` (buckets of `width` seconds) in `[lo, hi)`
+    /// to `buckets`.
+    fn timeline_rollup(
+        &self,
+        (table, width): (&str, f64),
+        (lo, hi): (i64, i64),
+        filter: &Filter,
+        (start, bucket): (f64, f64),
+        buckets: &mut [(u64, u64)],
+    ) -> Result<()> {
+        let (conditions, mut values) = rollup_filter(filter, true);
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT bucket, suspicious, sum(events) FROM {table} \
+             WHERE bucket >= ? AND bucket < ?{conditions} GROUP BY bucket, suspicious"
+        ))?;
+        values.insert(0, rusqlite::types::Value::Integer(hi));
+        values.insert(0, rusqlite::types::Value::Integer(lo));
+        let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+        let last = buckets.len() - 1;
+        while let Some(row) = rows.next()? {
+            let at = row.get::<_, i64>(0)? as f64 * width;
+            let i = (((at - start) / bucket).floor().max(0.0) as usize).min(last);
+            let events = row.get::<_, i64>(2)? as u64;
+            buckets[i].0 += events;
+            if row.get(1)? {
+                buckets[i].1 += events;
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Reader for SqliteReader {
-    fn summary(&self, range: TimeRange, top: usize) -> Result<RangeSummary> {
-        let (from, to) = bounds(range);
-        let c = &self.connection;
-        let (total, suspicious, first, latest): (i64, i64, Option<f64>, Option<f64>) = c
-            .query_row(
-                &format!(
-                    "SELECT count(*), coalesce(sum(suspicious), 0), min(timestamp), \
-                     max(timestamp) FROM events WHERE {IN_RANGE}"
-                ),
-                params![from, to],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )?;
-        let top_places = c
-            .prepare(
-                "SELECT e.place_key, p.city, p.country_code, count(*) AS n, sum(e.suspicious) \
-                 FROM events e JOIN places p ON p.key = e.place_key \
-                 WHERE e.timestamp >= ?1 AND e.timestamp < ?2 \
-                 GROUP BY e.place_key ORDER BY n DESC, e.place_key LIMIT ?3",
-            )?
-            .query_map(params![from, to, top as i64], |r| {
-                Ok(RangePlace {
-                    key: r.get::<_, i64>(0)? as u64,
-                    city: r.get(1)?,
-                    country_code: r.get(2)?,
-                    count: r.get::<_, i64>(3)? as u64,
-                    suspicious: r.get::<_, i64>(4)? as u64,
+    fn summary(&self, range: TimeRange, filter: &Filter, top: usize) -> Result<RangeSummary> {
+        let plan = Plan::new(range);
+        let mut tally = Tally::default();
+        if plan.hours.0 < plan.hours.1 {
+            self.tally_rollup("rollup_places_hour", plan.hours, filter, &mut tally)?;
+        }
+        for &minutes in &plan.minutes {
+            self.tally_rollup("rollup_places_minute", minutes, filter, &mut tally)?;
+        }
+        for &raw in &plan.raw {
+            self.each_raw(raw, filter, &mut |stored| {
+                let place = match stored.located {
+                    Located::Event(key) | Located::Ip { place: key, .. } => Some(key),
+                    Located::Unlocated(_) => None,
+                };
+                let t = stored.event.timestamp;
+                tally.add(place, 1, u64::from(stored.event.suspicious), t, t);
+            })?;
+        }
+        let mut places: Vec<(u64, (u64, u64))> =
+            tally.places.iter().map(|(&k, &v)| (k, v)).collect();
+        places.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+        let mut countries: HashMap<&str, (&str, u64, u64)> = HashMap::new();
+        for &(key, (n, s)) in &places {
+            if let Some(place) = self.places.get(&key) {
+                let c = countries.entry(place.country_code.as_str()).or_insert((
+                    place.country.as_str(),
+                    0,
+                    0,
+                ));
+                c.1 += n;
+                c.2 += s;
+            }
+        }
+        let mut countries: Vec<_> = countries.into_iter().collect();
+        countries.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
+        let top_countries = countries
+            .into_iter()
+            .take(top)
+            .map(|(code, (name, count, suspicious))| RangeCountry {
+                country_code: code.to_owned(),
+                country: name.to_owned(),
+                count,
+                suspicious,
+            })
+            .collect();
+        let top_places = places
+            .iter()
+            .filter_map(|&(key, (count, suspicious))| {
+                let place = self.places.get(&key)?;
+                Some(RangePlace {
+                    key,
+                    city: place.city.clone(),
+                    country_code: place.country_code.clone(),
+                    count,
+                    suspicious,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let top_countries = c
-            .prepare(
-                "SELECT p.country_code, p.country, count(*) AS n, sum(e.suspicious) \
-                 FROM events e JOIN places p ON p.key = e.place_key \
-                 WHERE e.timestamp >= ?1 AND e.timestamp < ?2 \
-                 GROUP BY p.country_code ORDER BY n DESC, p.country_code LIMIT ?3",
-            )?
-            .query_map(params![from, to, top as i64], |r| {
-                Ok(RangeCountry {
-                    country_code: r.get(0)?,
-                    country: r.get(1)?,
-                    count: r.get::<_, i64>(2)? as u64,
-                    suspicious: r.get::<_, i64>(3)? as u64,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        let timeline = match (first, latest) {
+            })
+            .take(top)
+            .collect();
+        let timeline = match (tally.first, tally.latest) {
             (Some(first), Some(latest)) => {
-                let start = first.floor();
-                let width = bucket_secs(start, latest);
+                let width = bucket_secs(first, latest);
+                let start = timeline_start(first, width);
                 let len = ((latest - start) / width as f64).floor() as usize + 1;
                 let mut buckets = vec![(0u64, 0u64); len];
-                let mut statement = c.prepare(&format!(
-                    "SELECT CAST((timestamp - ?3) / ?4 AS INTEGER) AS b, count(*), \
-                     sum(suspicious) FROM events WHERE {IN_RANGE} GROUP BY b"
-                ))?;
-                let mut rows = statement.query(params![from, to, start, width as f64])?;
-                while let Some(row) = rows.next()? {
-                    let b = row.get::<_, i64>(0)?.clamp(0, len as i64 - 1) as usize;
-                    buckets[b].0 += row.get::<_, i64>(1)? as u64;
-                    buckets[b].1 += row.get::<_, i64>(2)? as u64;
+                let w = width as f64;
+                let count_raw = |raw: (f64, f64), buckets: &mut Vec<(u64, u64)>| {
+                    self.each_raw(raw, filter, &mut |stored| {
+                        let t = stored.event.timestamp;
+                        let i = (((t - start) / w).floor().max(0.0) as usize).min(len - 1);
+                        buckets[i].0 += 1;
+                        buckets[i].1 += u64::from(stored.event.suspicious);
+                    })
+                };
+                if width.is_multiple_of(60) {
+                    let by = (start, w);
+                    if plan.hours.0 < plan.hours.1 {
+                        if width.is_multiple_of(3600) {
+                            let t = ("rollup_timeline_hour", 3600.0);
+                            self.timeline_rollup(t, plan.hours, filter, by, &mut buckets)?;
+                        } else {
+                            let minutes = (
+                                plan.hours.0.saturating_mul(60),
+                                plan.hours.1.saturating_mul(60),
+                            );
+                            let t = ("rollup_timeline_minute", 60.0);
+                            self.timeline_rollup(t, minutes, filter, by, &mut buckets)?;
+                        }
+                    }
+                    for &minutes in &plan.minutes {
+                        let t = ("rollup_timeline_minute", 60.0);
+                        self.timeline_rollup(t, minutes, filter, by, &mut buckets)?;
+                    }
+                    for &raw in &plan.raw {
+                        count_raw(raw, &mut buckets)?;
+                    }
+                } else {
+                    count_raw(bounds(range), &mut buckets)?;
                 }
                 let peak = (0..len).max_by_key(|&i| (buckets[i].0, std::cmp::Reverse(i)));
                 RangeTimeline {
@@ -417,33 +907,119 @@ impl Reader for SqliteReader {
             },
         };
         Ok(RangeSummary {
-            total: total as u64,
-            suspicious: suspicious as u64,
-            first_timestamp: first,
-            latest_timestamp: latest,
+            total: tally.total,
+            suspicious: tally.suspicious,
+            first_timestamp: tally.first,
+            latest_timestamp: tally.latest,
             top_places,
             top_countries,
             timeline,
         })
     }
 
-    fn events(&self, range: TimeRange, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+    fn events(
+        &self,
+        range: TimeRange,
+        filter: &Filter,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
         let (from, to) = bounds(range);
-        let sql = SELECT_EVENTS.replace(
-            "WHERE seq > ?1 ORDER BY seq",
-            "WHERE seq > ?3 AND timestamp >= ?1 AND timestamp < ?2 ORDER BY seq LIMIT ?4",
-        );
-        let mut statement = self.connection.prepare(&sql)?;
-        let mut rows = statement.query(params![from, to, after as i64, limit as i64])?;
+        let start = block_of(&self.connection, after.saturating_add(1))?;
+        // `+` keeps SQLite on the sequence order (the time index would sort the blobs).
+        let mut statement = self.connection.prepare_cached(
+            "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 \
+             AND +max_timestamp >= ?2 AND +min_timestamp < ?3 ORDER BY first_seq",
+        )?;
+        let mut rows = statement.query(params![start as i64, from, to])?;
         let mut events = Vec::new();
-        while let Some(row) = rows.next()? {
-            events.push(read_event(row)?);
+        while events.len() < limit
+            && let Some(row) = rows.next()?
+        {
+            decode_block(row, &mut |stored| {
+                let t = stored.event.timestamp;
+                if stored.seq > after
+                    && from <= t
+                    && t < to
+                    && filter.matches(&stored.event, self.country_of(&stored.located))
+                {
+                    events.push(stored);
+                }
+                events.len() < limit
+            })?;
         }
         Ok(events)
     }
 }
 
-fn read_event(row: &Row<'_>) -> Result<StoredEvent> {
+/// Version 2's migration of version 1's events: re-encoded into blocks with their rollups,
+/// in the migration's transaction; then their table is dropped.
+fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
+    let countries: HashMap<u64, String> = read_places(transaction)?
+        .into_iter()
+        .map(|p| (p.key, p.country_code))
+        .collect();
+    let mut encoder = Encoder::default();
+    let mut statement = transaction.prepare(
+        "SELECT seq, received_ms, timestamp, ip, latitude, longitude, suspicious, located, \
+         place_key, ip_latitude, ip_longitude, unlocated, bytes, protocol, status, method, path, \
+         dest_ip FROM events ORDER BY seq",
+    )?;
+    let mut rows = statement.query([])?;
+    let mut chunk: Vec<StoredEvent> = Vec::with_capacity(BLOCK_EVENTS);
+    let mut flush = |chunk: &mut Vec<StoredEvent>| -> Result<()> {
+        let Some(first) = chunk.first().map(|e| e.seq) else {
+            return Ok(());
+        };
+        let items: Vec<Item<'_>> = chunk
+            .iter()
+            .map(|stored| {
+                let (located, key) = match &stored.located {
+                    Located::Event(key) => (Where::Event(*key), Some(key)),
+                    Located::Ip {
+                        place,
+                        latitude,
+                        longitude,
+                    } => (Where::Ip(*place, *latitude, *longitude), Some(place)),
+                    Located::Unlocated(reason) => (Where::Unlocated(reason), None),
+                };
+                Item {
+                    row: Row {
+                        received_ms: stored.received_ms,
+                        event: &stored.event,
+                        located,
+                        network: None,
+                    },
+                    country: key.and_then(|k| countries.get(k)).map(String::as_str),
+                }
+            })
+            .collect();
+        write_items(transaction, &mut encoder, first, &items)?;
+        chunk.clear();
+        Ok(())
+    };
+    let mut expected = None;
+    while let Some(row) = rows.next()? {
+        let stored = read_v1_event(row)?;
+        // Version 1 numbered without gaps; a block must not hide one.
+        if expected.is_some_and(|e| e != stored.seq) {
+            flush(&mut chunk)?;
+        }
+        expected = Some(stored.seq + 1);
+        chunk.push(stored);
+        if chunk.len() == BLOCK_EVENTS {
+            flush(&mut chunk)?;
+        }
+    }
+    flush(&mut chunk)?;
+    drop(rows);
+    drop(statement);
+    transaction.execute_batch("DROP TABLE events;")?;
+    Ok(())
+}
+
+/// A row of version 1's `events` table.
+fn read_v1_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent> {
     let seq = row.get::<_, i64>(0)? as u64;
     let corrupt = |reason: String| Error::Corrupt { seq, reason };
     let ip: String = row.get(3)?;
@@ -487,6 +1063,7 @@ fn read_event(row: &Row<'_>) -> Result<StoredEvent> {
             packets: None,
         },
         located,
+        network: None,
     })
 }
 
@@ -537,11 +1114,109 @@ mod tests {
                 error,
                 Error::TooNew {
                     found: 99,
-                    known: 1
+                    known: 2
                 }
             ),
             "{error}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_version_1_store_opens_migrated_with_every_event_and_its_rollups() {
+        let dir = temp_dir("v1");
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            // A store as version 1 wrote it: one row per event.
+            let connection = Connection::open(dir.join(FILE_NAME)).unwrap();
+            connection.execute_batch(MIGRATIONS[0]).unwrap();
+            connection
+                .execute_batch(
+                    "PRAGMA user_version = 1; PRAGMA synchronous = OFF;
+                     INSERT INTO meta VALUES ('epoch', 'e1'), ('secret', '0123456789abcdef0123456789abcdef');
+                     INSERT INTO places VALUES (5, 'Paris', 'IDF', 'FR', 'France', 48.8, 2.3);",
+                )
+                .unwrap();
+            let mut insert = connection
+                .prepare(
+                    "INSERT INTO events (seq, received_ms, timestamp, ip, latitude, longitude, \
+                     suspicious, located, place_key, ip_latitude, ip_longitude, unlocated, bytes, \
+                     protocol, status, method, path, dest_ip) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                )
+                .unwrap();
+            for seq in 1..=10_000i64 {
+                let (located, place, unlocated) = match seq % 3 {
+                    0 => (0, None, Some("private")),
+                    1 => (1, Some(5i64), None),
+                    _ => (2, Some(5), None),
+                };
+                insert
+                    .execute(params![
+                        seq,
+                        1_700_000_000_000i64 + seq,
+                        1_736_900_000.0 + seq as f64 * 7.5,
+                        format!("10.0.{}.{}", seq / 256 % 256, seq % 256),
+                        (located == 1).then_some(48.8),
+                        (located == 1).then_some(2.3),
+                        seq % 4 == 0,
+                        located,
+                        place,
+                        (located == 2).then_some(1.5),
+                        (located == 2).then_some(-1.5),
+                        unlocated,
+                        (seq % 2 == 0).then_some(seq * 10),
+                        (seq % 5 == 0).then_some("HTTP/2"),
+                        (seq % 7 == 0).then_some(301),
+                        Some("GET"),
+                        Some(format!("/p/{seq}")),
+                        (seq % 11 == 0).then_some("2001:db8::7"),
+                    ])
+                    .unwrap();
+            }
+        }
+        let store = Sqlite::open(&dir, Durability::Process).unwrap();
+        assert_eq!(store.last_seq().unwrap(), 10_000);
+        assert_eq!(store.epoch(), "e1");
+        let mut back = Vec::new();
+        store.scan(0, &mut |e| back.push(e)).unwrap();
+        assert_eq!(back.len(), 10_000);
+        for (i, e) in back.iter().enumerate() {
+            let seq = i as u64 + 1;
+            assert_eq!(e.seq, seq);
+            assert_eq!(e.received_ms, 1_700_000_000_000 + seq);
+            assert_eq!(e.event.timestamp, 1_736_900_000.0 + seq as f64 * 7.5);
+            assert_eq!(e.event.path.as_deref(), Some(format!("/p/{seq}").as_str()));
+            assert_eq!(e.event.bytes, seq.is_multiple_of(2).then_some(seq * 10));
+            assert_eq!(e.event.status, seq.is_multiple_of(7).then_some(301));
+            assert_eq!(e.event.dest_ip.is_some(), seq.is_multiple_of(11));
+            let expected = match seq % 3 {
+                0 => Located::Unlocated("private".to_owned()),
+                1 => Located::Event(5),
+                _ => Located::Ip {
+                    place: 5,
+                    latitude: 1.5,
+                    longitude: -1.5,
+                },
+            };
+            assert_eq!(e.located, expected);
+        }
+        let reader = store.readers().open_reader().unwrap();
+        let summary = reader
+            .summary(TimeRange::default(), &Filter::default(), 5)
+            .unwrap();
+        assert_eq!(summary.total, 10_000);
+        assert_eq!(summary.top_places[0].count, 6_667, "placed: seq % 3 != 0");
+        let table: i64 = store
+            .connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(table, 0, "the version 1 table is gone");
+        drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

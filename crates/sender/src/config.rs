@@ -1,12 +1,14 @@
 //! Command line and environment configuration of the sender (clap derive: the `///` comments
 //! below are the `--help` text).
 
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
+use traffic::generate::LiveConfig;
 
 use crate::source::{InputFormat, KeyMap, parse_map};
 pub use traffic::Secret;
@@ -175,23 +177,33 @@ pub enum Speed {
     Max,
 }
 
-/// Options of `sender generate`.
+/// Options of `sender generate`: a CSV file (the default), or with `--live` events sent
+/// to the server at a given rate.
 #[derive(Debug, Clone, Args)]
 pub struct GenerateArgs {
-    /// Number of rows to write.
-    #[arg(long, env = "SENDER_GENERATE_ROWS", default_value_t = 3000)]
-    pub rows: u64,
+    /// Number of rows to write (default 3000); with --live, stop after this many events
+    /// (default: no limit).
+    #[arg(long, env = "SENDER_GENERATE_ROWS")]
+    pub rows: Option<u64>,
 
-    /// Seconds of traffic the rows are spread over.
-    #[arg(long, env = "SENDER_GENERATE_DURATION", default_value_t = 600)]
-    pub duration: u64,
+    /// Seconds of traffic the rows are spread over (default 600); with --live, stop after
+    /// this many seconds (default: run until stopped).
+    #[arg(long, env = "SENDER_GENERATE_DURATION")]
+    pub duration: Option<u64>,
 
-    /// Seed of the random generator: the same seed gives the same file.
+    /// Seed of the random generator: the same seed gives the same file (with --live, the
+    /// same events).
     #[arg(long, env = "SENDER_GENERATE_SEED", default_value_t = 42)]
     pub seed: u64,
 
-    /// Unix time (seconds) of the first row.
-    #[arg(long, env = "SENDER_GENERATE_START", default_value_t = 1_767_225_600)]
+    /// Unix time (seconds) of the first row (not with --live, whose events are stamped
+    /// with the time they are sent).
+    #[arg(
+        long,
+        env = "SENDER_GENERATE_START",
+        default_value_t = 1_767_225_600,
+        conflicts_with = "live"
+    )]
     pub start: i64,
 
     /// Share of rows flagged suspicious, 0 to 1.
@@ -199,12 +211,13 @@ pub struct GenerateArgs {
     pub suspicious_share: f64,
 
     /// Write to this file instead of standard output.
-    #[arg(short, long, env = "SENDER_GENERATE_OUTPUT")]
+    #[arg(short, long, env = "SENDER_GENERATE_OUTPUT", conflicts_with = "live")]
     pub output: Option<PathBuf>,
 
     /// A scripted burst, `A.B.C.0/24:SHARE:FROM-TO`: that network sends SHARE (0 to 1) of
-    /// the rows from second FROM to second TO of the file (e.g. `203.0.113.0/24:0.3:60-90`),
-    /// from one city. Repeatable; the env var takes a comma-separated list.
+    /// the rows from second FROM to second TO of the file (with --live: of the run)
+    /// (e.g. `203.0.113.0/24:0.3:60-90`), from one city. Repeatable; the env var takes a
+    /// comma-separated list.
     #[arg(
         long = "burst",
         env = "SENDER_GENERATE_BURSTS",
@@ -212,18 +225,119 @@ pub struct GenerateArgs {
         value_delimiter = ','
     )]
     pub bursts: Vec<traffic::generate::ScriptedBurst>,
+
+    /// Send the events to the server at --rate as they are made (paced, batched POSTs with
+    /// idempotency keys, retried like a replay) instead of writing a file.
+    #[arg(long, env = "SENDER_GENERATE_LIVE")]
+    pub live: bool,
+
+    /// The settings only --live has.
+    #[command(flatten)]
+    pub live_args: LiveArgs,
 }
 
+/// Options of `sender generate --live`.
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// With --live: base URL of the server (events go to {url}/api/events).
+    #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
+    pub url: Url,
+
+    /// With --live: ingest token, sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "SENDER_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+
+    /// With --live: events per second (more than 0, at most 100000; default 50).
+    #[arg(long, env = "SENDER_GENERATE_RATE", requires = "live")]
+    pub rate: Option<f64>,
+
+    /// With --live: distinct source addresses, from --networks to 254 per network
+    /// (default 5000).
+    #[arg(long, env = "SENDER_GENERATE_SOURCES", requires = "live")]
+    pub sources: Option<u32>,
+
+    /// With --live: distinct /24 source networks, 1 to 512 per place (default 2000).
+    #[arg(long, env = "SENDER_GENERATE_NETWORKS", requires = "live")]
+    pub networks: Option<u32>,
+
+    /// With --live: distinct places, the busiest cities of the generator's table, 1 to 160
+    /// (default 160).
+    #[arg(long, env = "SENDER_GENERATE_PLACES", requires = "live")]
+    pub places: Option<u32>,
+
+    /// With --live: protocol mix, `NAME=WEIGHT,...` (default `ICMP=5,TCP=80,UDP=15`;
+    /// `none`: events carry no protocol).
+    #[arg(
+        long,
+        env = "SENDER_GENERATE_PROTOCOLS",
+        value_name = "NAME=WEIGHT,...",
+        value_parser = traffic::generate::live::parse_table::<String>,
+        requires = "live"
+    )]
+    pub protocols: Option<BTreeMap<String, f64>>,
+
+    /// With --live: packet-size mix in bytes, `SIZE=WEIGHT,...` (default the simple IMIX
+    /// `64=7,576=4,1500=1`; `none`: events carry no byte count).
+    #[arg(
+        long,
+        env = "SENDER_GENERATE_BYTES",
+        value_name = "SIZE=WEIGHT,...",
+        value_parser = traffic::generate::live::parse_table::<u64>,
+        requires = "live"
+    )]
+    pub bytes: Option<BTreeMap<u64, f64>>,
+
+    /// With --live: give up after the server has been unreachable or failing this long.
+    #[arg(long, env = "SENDER_GIVE_UP_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub give_up_after: Duration,
+
+    /// With --live: time limit for one request, after which it is retried.
+    #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `sender generate`'s file defaults: rows and seconds.
+const FILE_ROWS: u64 = 3000;
+/// See [`FILE_ROWS`].
+const FILE_DURATION: u64 = 600;
+
 impl GenerateArgs {
-    /// The generator's configuration.
+    /// The file generator's configuration.
     pub fn to_config(&self) -> traffic::generate::GenerateConfig {
         traffic::generate::GenerateConfig {
-            rows: self.rows,
-            duration_secs: self.duration,
+            rows: self.rows.unwrap_or(FILE_ROWS),
+            duration_secs: self.duration.unwrap_or(FILE_DURATION),
             start: self.start,
             seed: self.seed,
             suspicious_share: self.suspicious_share,
         }
+    }
+
+    /// The live generator's configuration (the generator's defaults for what is not given),
+    /// or the flag that is out of range and why.
+    pub fn to_live_config(&self) -> Result<LiveConfig, String> {
+        let d = LiveConfig::default();
+        let l = &self.live_args;
+        let config = LiveConfig {
+            rate: l.rate.unwrap_or(d.rate),
+            seed: self.seed,
+            sources: l.sources.unwrap_or(d.sources),
+            networks: l.networks.unwrap_or(d.networks),
+            places: l.places.unwrap_or(d.places),
+            protocols: l.protocols.clone().unwrap_or(d.protocols),
+            bytes: l.bytes.clone().unwrap_or(d.bytes),
+            suspicious_share: self.suspicious_share,
+            bursts: self.bursts.clone(),
+        };
+        config.validate().map_err(|e| {
+            let setting = e.field.split('.').next().unwrap_or_default();
+            let flag = match setting {
+                "bursts" => "burst".to_owned(),
+                other => other.replace('_', "-"),
+            };
+            format!("--{flag}: {e}")
+        })?;
+        Ok(config)
     }
 }
 
@@ -343,7 +457,7 @@ mod tests {
         let Some(Command::Generate(args)) = cli.command else {
             panic!("generate not parsed");
         };
-        assert_eq!(args.rows, 10);
+        assert_eq!(args.rows, Some(10));
         let cli = Cli::try_parse_from([
             "sender",
             "generate",

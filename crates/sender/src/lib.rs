@@ -10,6 +10,7 @@ pub mod config;
 pub mod follow;
 pub mod http;
 pub mod import;
+pub mod live;
 pub mod progress;
 pub mod replay;
 pub mod source;
@@ -130,6 +131,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
                 give_up_after: config.give_up_after,
                 spin: SPIN,
                 run_id,
+                endless: false,
             };
             replay(open, &mut transport, &options, progress, &shutdown).await
         }
@@ -214,6 +216,19 @@ pub fn exit_status(outcome: &anyhow::Result<Summary>) -> u8 {
                 exit::FAILED
             }
         }
+    }
+}
+
+/// `sender generate --live` (see [`live::run`]): sends generated events until the rows or
+/// seconds asked for are sent, or `shutdown`. Returns the exit status: 0 when it ended that
+/// way and the server took every event sent (a stop by signal is a normal end for a
+/// generator: what was made but not yet due is not lost), 1 when the server refused events
+/// or could not be reached for `--give-up-after`, 4 on refused credentials.
+pub async fn generate_live(args: &GenerateArgs, quiet: bool, shutdown: CancellationToken) -> u8 {
+    let outcome = live::run(args, quiet, SPIN, shutdown).await;
+    match &outcome {
+        Ok(summary) if summary.rejected == 0 => exit::COMPLETE,
+        _ => exit_status(&outcome),
     }
 }
 

@@ -15,10 +15,23 @@ async fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ArgumentConflict, message)
             .exit();
     }
+    if let Some(Command::Generate(args)) = &cli.command
+        && args.live
+        && let Err(message) = args.to_live_config()
+    {
+        Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .exit();
+    }
     let default_level = if cli.replay.quiet { "warn" } else { "info" };
     traffic::service::init_tracing(default_level);
 
     match cli.command {
+        Some(Command::Generate(args)) if args.live => {
+            let shutdown = CancellationToken::new();
+            traffic::service::cancel_on_signals(shutdown.clone());
+            ExitCode::from(sender::generate_live(&args, cli.replay.quiet, shutdown).await)
+        }
         Some(Command::Generate(args)) => match sender::generate(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -56,6 +56,9 @@ pub struct Options {
     /// This run's identifier, the first part of every batch's idempotency key
     /// (`<run_id>:<batch number>`); [`crate::transport::new_run_id`] makes a random one.
     pub run_id: String,
+    /// The rows never end (the live generator): when the replay stops, rows not yet read
+    /// are neither read nor counted as not sent.
+    pub endless: bool,
 }
 
 /// Why a replay stopped before its end.
@@ -140,6 +143,7 @@ where
             looping: options.looping,
             rest: 0,
             spin: !options.spin.is_zero(),
+            endless: options.endless,
         },
         next: None,
         pending_events: Vec::with_capacity(options.max_batch.get()),
@@ -185,6 +189,8 @@ struct Source<F, I> {
     rest: u64,
     /// Due instants are exact (the replay spins), not rounded to the millisecond.
     spin: bool,
+    /// See [`Options::endless`].
+    endless: bool,
 }
 
 impl<F, I> Source<F, I>
@@ -272,6 +278,9 @@ where
     /// Usable rows left in the current pass, read (once) and counted as read but not sent;
     /// used when stopping early.
     fn count_rest(&mut self, summary: &mut Summary) -> u64 {
+        if self.endless {
+            return 0;
+        }
         if let Some(rows) = self.rows.take() {
             for row in rows {
                 match row {
@@ -750,6 +759,7 @@ mod tests {
             give_up_after: Duration::from_secs(60),
             spin: Duration::ZERO,
             run_id: "run".to_owned(),
+            endless: false,
         }
     }
 

@@ -173,6 +173,45 @@ fn generate_writes_the_course_header_and_the_asked_rows() {
     assert_eq!(lines.count(), 5);
 }
 
+#[test]
+fn a_live_setting_out_of_range_is_a_usage_error_naming_its_flag() {
+    let output = sender()
+        .args(["generate", "--live", "--networks", "10", "--sources", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("--sources: sources: 5 is out of range"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn live_generation_for_a_number_of_rows_exits_0_when_all_are_accepted() {
+    let addr = accepting_server().await;
+    let output = tokio::process::Command::from({
+        let mut command = sender();
+        command.args([
+            "generate",
+            "--live",
+            "--url",
+            &format!("http://{addr}"),
+            "--rate",
+            "1000",
+            "--rows",
+            "50",
+        ]);
+        command
+    })
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("sender: "), "the summary line: {stderr}");
+}
+
 const LOG: &str = "\
 203.0.113.9 - - [15/Jan/2025:05:32:00 +0000] \"GET / HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"
 203.0.113.10 - - [15/Jan/2025:05:31:59 +0000] \"GET /.env HTTP/1.1\" 404 - \"-\" \"curl/8\"

@@ -20,14 +20,22 @@ use history::{Durability, Located, NewEvent, Store};
 use server::{AppState, Config, Geocoder};
 use traffic::Event;
 
+/// Where the data time of the events starts (a midnight).
+const DAY_START: f64 = 1_736_899_200.0;
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     let at = args.iter().position(|a| a == name)?;
     args.get(at + 1).cloned()
 }
 
-/// Events like the course's: its coordinates, one IP each, a tenth suspicious.
+/// Seconds of data time between two events: the whole run spans one day of data time.
+static SPACING: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Events like the course's: its coordinates, one IP each, a tenth suspicious, spread over
+/// one day of data time.
 fn events(first: u64, count: u64, geo: &Geocoder) -> Vec<(Event, Arc<traffic::Place>)> {
+    let spacing = *SPACING.get().unwrap_or(&0.001);
     let coordinates = common::coordinates();
     (first..first + count)
         .map(|i| {
@@ -36,7 +44,7 @@ fn events(first: u64, count: u64, geo: &Geocoder) -> Vec<(Event, Arc<traffic::Pl
                 common::ip_of(i).parse().unwrap(),
                 lat,
                 lon,
-                1_736_919_120.0 + i as f64 / 1000.0,
+                DAY_START + i as f64 * spacing,
                 i % 10 == 0,
             );
             (event, geo.locate(lat, lon))
@@ -61,6 +69,11 @@ fn fill(store: &mut dyn Store, total: u64, batch: u64, geo: &Geocoder) -> f64 {
                 received_ms: now_ms - 3_600_000,
                 event,
                 located: Located::Event(&**place),
+                // Half the addresses in a known network, as with `--asn`.
+                network: (i % 2 == 0).then_some(history::Network {
+                    asn: 64_500 + (i % 64) as u32,
+                    name: "Example Networks",
+                }),
             })
             .collect();
         store.append(&rows, &[]).unwrap();
@@ -72,6 +85,7 @@ fn fill(store: &mut dyn Store, total: u64, batch: u64, geo: &Geocoder) -> f64 {
 
 fn main() {
     let total: u64 = arg("--events").map_or(1_000_000, |n| n.parse().unwrap());
+    let _ = SPACING.set(86_400.0 / total as f64);
     let geo = Geocoder::shared();
     let base = std::env::temp_dir().join(format!("history-bench-{}", std::process::id()));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -152,21 +166,43 @@ fn main() {
         });
     }
     {
-        // Range questions without rollups: the whole store, and one data hour of it.
+        // Range questions (rollups and the events at the edges): the day, the day from a
+        // time that is no whole minute, one data hour, and the day filtered.
+        use history::range::{Filter, TimeRange};
         let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
         let reader = store.readers().open_reader().unwrap();
-        for (name, range) in [
-            ("all", history::range::TimeRange::default()),
+        let day = TimeRange {
+            from: Some(DAY_START),
+            to: Some(DAY_START + 86_400.0),
+        };
+        let us = Filter {
+            country: Some("US".to_owned()),
+            suspicious: Some(true),
+            ..Filter::default()
+        };
+        for (name, range, filter) in [
+            ("all", TimeRange::default(), Filter::default()),
+            ("the day", day, Filter::default()),
+            (
+                "the day from 00:00:17.5 to 23:59:42.25",
+                TimeRange {
+                    from: Some(DAY_START + 17.5),
+                    to: Some(DAY_START + 86_400.0 - 17.75),
+                },
+                Filter::default(),
+            ),
+            ("the day, suspicious in US", day, us),
             (
                 "one hour of data time",
-                history::range::TimeRange {
-                    from: Some(1_736_919_120.0),
-                    to: Some(1_736_919_120.0 + 3600.0),
+                TimeRange {
+                    from: Some(DAY_START + 7200.0),
+                    to: Some(DAY_START + 7200.0 + 3600.0),
                 },
+                Filter::default(),
             ),
         ] {
             let started = Instant::now();
-            let summary = reader.summary(range, 20).unwrap();
+            let summary = reader.summary(range, &filter, 20).unwrap();
             println!(
                 "range summary ({name}): {} events, top place {:?}, {} buckets, in {:.0} ms",
                 summary.total,
@@ -175,12 +211,12 @@ fn main() {
                 started.elapsed().as_secs_f64() * 1e3
             );
         }
-        // What an export reads: every event, page by page.
+        // What an export reads: every event, page by page (at most 1,000,000).
         let started = Instant::now();
         let (mut after, mut read) = (0, 0);
-        loop {
+        while read < 1_000_000 {
             let page = reader
-                .events(history::range::TimeRange::default(), after, 5_000)
+                .events(TimeRange::default(), &Filter::default(), after, 5_000)
                 .unwrap();
             let Some(last) = page.last() else { break };
             after = last.seq;

@@ -103,7 +103,7 @@ pub async fn set_config(
             "the body is larger than {MAX_CONFIG_BYTES} bytes"
         )));
     }
-    let update = parse(&body)?;
+    let update: ConfigUpdate = parse(&body)?;
     // Read, change and put back under the hub's lock would hold it for the validation too;
     // settings change rarely, and the last PUT wins either way.
     let config =
@@ -121,8 +121,8 @@ pub async fn set_config(
 }
 
 /// The update in `body`: malformed JSON is a 400, a value of the wrong type or an unknown
-/// setting a 422 naming it by its path.
-fn parse(body: &[u8]) -> Result<ConfigUpdate, ApiError> {
+/// setting a 422 naming it by its path. (The generator's settings are read the same way.)
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -148,6 +148,35 @@ async fn parse_and_push(
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("while parsing a body")))??
     };
+    Ok(push(state, batch, key).await)
+}
+
+/// Hands events that are valid by construction (the built-in generator's) to the same path
+/// as an accepted POST: placed, counted, stored and published like any others. Returns how
+/// many.
+pub(crate) async fn ingest_events(state: &AppState, events: Vec<Event>) -> usize {
+    let batch = if events.len() <= LOCATE_INLINE_MAX_EVENTS {
+        locate(state, events)
+    } else {
+        let worker = state.clone();
+        match tokio::task::spawn_blocking(move || locate(&worker, events)).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error = %e, "locating generated events failed");
+                return 0;
+            }
+        }
+    };
+    push(state, batch, None).await
+}
+
+/// Up to this many events are placed on the async worker, more on the blocking pool.
+const LOCATE_INLINE_MAX_EVENTS: usize = 256;
+
+/// Counts placed events, hands them to the hub (with the request's idempotency key and body
+/// fingerprint, to be stored with them) and, when the history writer is behind or
+/// `--durable`, waits until they are stored. Returns how many.
+async fn push(state: &AppState, batch: Vec<Pending>, key: Option<(String, u128)>) -> usize {
     let accepted = batch.len();
     state
         .metrics
@@ -173,7 +202,7 @@ async fn parse_and_push(
         // to what the server can publish.
         state.hub.wait_committed(ticket).await;
     }
-    Ok(accepted)
+    accepted
 }
 
 /// Places the events and serializes them as hits, ready for the hub.

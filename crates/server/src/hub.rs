@@ -121,18 +121,12 @@ impl Pending {
         )
     }
 
-    /// Events read back from the history, each with its own arrival time (the history
-    /// keeps no AS network: restored hits carry none).
+    /// Events read back from the history, each with its own arrival time and the network
+    /// it was stored with.
     pub(crate) fn restored(
-        events: impl IntoIterator<Item = (Event, Placed, u64, Instant)>,
+        events: impl IntoIterator<Item = (Event, Placed, Option<geoip::Network>, u64, Instant)>,
     ) -> Vec<Pending> {
-        Self::build(
-            events
-                .into_iter()
-                .map(|(event, placed, received_ms, received)| {
-                    (event, placed, None, received_ms, received)
-                }),
-        )
+        Self::build(events.into_iter())
     }
 
     /// The event as the history stores it.
@@ -152,6 +146,10 @@ impl Pending {
                     history::Located::Unlocated(reason.as_str().to_owned())
                 }
             },
+            network: self.network.as_ref().map(|n| history::Network {
+                asn: n.asn,
+                name: &n.name,
+            }),
         }
     }
 
@@ -619,7 +617,9 @@ impl Hub {
     /// newest seq.
     pub fn restore<E>(
         &self,
-        feed: impl FnOnce(&mut dyn FnMut(u64, u64, Event, Placed)) -> Result<(), E>,
+        feed: impl FnOnce(
+            &mut dyn FnMut(u64, u64, Event, Placed, Option<geoip::Network>),
+        ) -> Result<(), E>,
     ) -> Result<u64, E> {
         let now = Instant::now();
         let now_ms = unix_ms(SystemTime::now());
@@ -633,20 +633,26 @@ impl Hub {
                 .unwrap_or(long_ago)
         };
         let mut published = lock(&self.published);
-        let mut tail: VecDeque<(Event, Placed, u64, Instant)> = VecDeque::new();
+        let mut tail: VecDeque<(Event, Placed, Option<geoip::Network>, u64, Instant)> =
+            VecDeque::new();
         let mut last = 0;
         let capacity = self.config.ring_capacity;
-        feed(&mut |seq, received_ms, event, placed| {
+        feed(&mut |seq, received_ms, event, placed, network| {
             let received = instant(received_ms);
             published
                 .aggregates
                 .record(&event, placed.location(), received.into_std());
+            if let Some(network) = &network {
+                published
+                    .aggregates
+                    .record_network(network.asn, &network.name, &event);
+            }
             last = seq;
             if capacity == 0 {
                 return;
             }
             if tail.len() == capacity
-                && let Some((_, _, _, old)) = tail.pop_front()
+                && let Some((_, _, _, _, old)) = tail.pop_front()
                 && now.duration_since(old) <= self.config.visible
             {
                 let slot = self.slot_of(old);
@@ -655,7 +661,7 @@ impl Hub {
                     _ => published.evicted.push_back((slot, 1)),
                 }
             }
-            tail.push_back((event, placed, received_ms, received));
+            tail.push_back((event, placed, network, received_ms, received));
         })?;
         let ring = Pending::restored(tail);
         let first_in_ring = last + 1 - ring.len() as u64;

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 mod config;
 mod error;
+mod generator;
 pub mod geo;
 pub mod hub;
 pub mod idempotency;
@@ -71,6 +72,8 @@ pub struct Shared {
     pub history: Option<Arc<persist::Writer>>,
     /// Read-only access to the history for `/api/history` (`None` with `--store memory`).
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
+    /// The built-in traffic generator (`/api/generator`).
+    pub generator: Arc<generator::Generator>,
 }
 
 impl std::ops::Deref for AppState {
@@ -172,6 +175,7 @@ impl AppState {
             auth: Arc::new(auth),
             history: None,
             readers: None,
+            generator: Arc::default(),
         }))
     }
 
@@ -329,7 +333,10 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
     let background = state.spawn_background(stop.clone());
     let reload = auth_reloader(&state);
     let shutdown = state.shutdown.clone();
+    let generator = Arc::clone(&state.generator);
     let served = traffic::service::serve(listener, app(state), limits, shutdown).await;
+    // The built-in generator stops on shutdown too: its last events go in with the rest.
+    generator.finished().await;
     // Every request has been answered: publish and store the last of what they brought.
     stop.cancel();
     background

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use history::range::{RangeSummary, TimeRange};
+use history::range::{Filter, RangeSummary, TimeRange};
 use history::{Located, StoredEvent};
 use serde::Serialize;
 use traffic::Event;
@@ -47,6 +47,12 @@ struct PastHit {
     unlocated: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     place_key: Option<u64>,
+    /// The network (AS number) of `ip`, when it was known as the event arrived.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    /// That network's holder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_name: Option<String>,
 }
 
 impl From<StoredEvent> for PastHit {
@@ -63,13 +69,16 @@ impl From<StoredEvent> for PastHit {
             located,
             unlocated,
             place_key,
+            asn: stored.network.as_ref().map(|n| n.0),
+            as_name: stored.network.map(|n| n.1),
         }
     }
 }
 
 /// `GET /api/history?from=&to=&after=&limit=&top=`: `from`/`to` in unix seconds of data
 /// time (`from <= timestamp < to`, either may be left out), `after` a seq (0), `limit` hits
-/// per page (1..=10000, 1000), `top` places and countries (0..=1000, `--top`).
+/// per page (1..=10000, 1000), `top` places and countries (0..=1000, `--top`), and the
+/// filters of [`filter`] (summary and hits alike).
 pub async fn history(
     State(state): State<AppState>,
     Query(query): Query<HashMap<String, String>>,
@@ -86,6 +95,7 @@ pub async fn history(
         })
     };
     let range = time_range(&query)?;
+    let filter = filter(&query)?;
     let after = match query.get("after") {
         None => 0,
         Some(v) => v
@@ -97,8 +107,8 @@ pub async fn history(
     let (summary, hits) = tokio::task::spawn_blocking(move || -> history::Result<_> {
         let reader = readers.open_reader()?;
         Ok((
-            reader.summary(range, top)?,
-            reader.events(range, after, limit)?,
+            reader.summary(range, &filter, top)?,
+            reader.events(range, &filter, after, limit)?,
         ))
     })
     .await
@@ -114,6 +124,48 @@ pub async fn history(
         hits: hits.into_iter().map(PastHit::from).collect(),
         next_after,
     }))
+}
+
+/// The filters of a query, as the page has them: `suspicious=true|false`, `country=FR`
+/// (ISO code), `protocol=TCP`, `status=4xx` (a status class, `1xx`..`9xx`).
+fn filter(query: &HashMap<String, String>) -> Result<Filter, ApiError> {
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        match query.get(name) {
+            None => Ok(None),
+            Some(v) if v.is_empty() || v.len() > 64 => Err(ApiError::BadQuery(format!(
+                "{name} must be 1 to 64 characters, got {v:?}"
+            ))),
+            Some(v) => Ok(Some(v.clone())),
+        }
+    };
+    let suspicious = match query.get("suspicious").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::BadQuery(format!(
+                "suspicious must be true or false, got {other:?}"
+            )));
+        }
+    };
+    let status_class = match query.get("status") {
+        None => None,
+        Some(v) => {
+            let class = v
+                .strip_suffix("xx")
+                .and_then(|d| d.parse::<u16>().ok())
+                .filter(|d| (1..=9).contains(d) && v.len() == 3);
+            Some(class.ok_or_else(|| {
+                ApiError::BadQuery(format!("status must be a class like 4xx, got {v:?}"))
+            })?)
+        }
+    };
+    Ok(Filter {
+        suspicious,
+        country: text("country")?,
+        protocol: text("protocol")?,
+        status_class,
+    })
 }
 
 /// `from` and `to` of a query: finite numbers, `from` not after `to`, either left out.
@@ -153,7 +205,8 @@ const EXPORT_PAGE: usize = 5_000;
 pub const EXPORT_CSV_HEADER: &str =
     "ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,dest_ip\n";
 
-/// `GET /api/history/export?from=&to=&format=csv|jsonl`: every stored event of the window
+/// `GET /api/history/export?from=&to=&format=csv|jsonl` (and the filters of [`filter`]):
+/// every stored event of the window that passes them
 /// in sequence order, streamed page by page (constant memory whatever the window). CSV
 /// (default) has [`EXPORT_CSV_HEADER`]'s columns and is read by the sender as it is; JSON
 /// lines has one hit per line as `/api/history` lists them.
@@ -165,6 +218,7 @@ pub async fn export(
     use axum::response::IntoResponse;
     let readers = state.readers.clone().ok_or(ApiError::NoHistory)?;
     let range = time_range(&query)?;
+    let filter = filter(&query)?;
     let csv = match query.get("format").map(String::as_str) {
         None | Some("csv") => true,
         Some("jsonl") => false,
@@ -191,7 +245,7 @@ pub async fn export(
         }
         let mut after = 0;
         loop {
-            let page = match reader.events(range, after, EXPORT_PAGE) {
+            let page = match reader.events(range, &filter, after, EXPORT_PAGE) {
                 Ok(page) => page,
                 Err(e) => {
                     // The client sees the body end early (an aborted transfer).

@@ -168,6 +168,8 @@ pub fn restore(
     let (last, missing_places, scanned) = std::thread::scope(|scope| {
         let rebuild = scope.spawn(|| {
             let mut missing_places = 0u64;
+            // One shared name per network, as the live path has.
+            let mut names: HashMap<u32, Arc<str>> = HashMap::new();
             let last = hub.restore(|record| -> Result<(), std::convert::Infallible> {
                 for chunk in received {
                     for stored in chunk {
@@ -175,7 +177,26 @@ pub fn restore(
                             missing_places += 1;
                             Placed::Unlocated(Unlocated::NotFound)
                         });
-                        record(stored.seq, stored.received_ms, stored.event, placed);
+                        let network = stored.network.map(|(asn, name)| geoip::Network {
+                            asn,
+                            name: Arc::clone(
+                                names
+                                    .entry(asn)
+                                    .and_modify(|known| {
+                                        if **known != *name {
+                                            *known = Arc::from(name.as_str());
+                                        }
+                                    })
+                                    .or_insert_with(|| Arc::from(name.as_str())),
+                            ),
+                        });
+                        record(
+                            stored.seq,
+                            stored.received_ms,
+                            stored.event,
+                            placed,
+                            network,
+                        );
                     }
                 }
                 Ok(())

@@ -11,7 +11,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, analytics, api, past, stream};
+use crate::{AppState, analytics, api, generator, past, stream};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -91,6 +91,27 @@ pub fn table() -> Vec<Route> {
             "/api/analytics/config",
             Admin,
             put(analytics::set_config),
+        ),
+        // The built-in traffic generator: watching it is a viewer's, steering it an admin's.
+        route(Method::GET, "/api/generator", Viewer, get(generator::show)),
+        route(Method::PUT, "/api/generator", Admin, put(generator::update)),
+        route(
+            Method::POST,
+            "/api/generator/start",
+            Admin,
+            post(generator::start),
+        ),
+        route(
+            Method::POST,
+            "/api/generator/stop",
+            Admin,
+            post(generator::stop),
+        ),
+        route(
+            Method::POST,
+            "/api/generator/burst",
+            Admin,
+            post(generator::burst),
         ),
         // Probes and scrapers: counts only, no addresses.
         route(Method::GET, "/healthz", Public, get(api::healthz)),

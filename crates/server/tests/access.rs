@@ -212,6 +212,44 @@ async fn every_route_answers_each_credential_as_its_access_rule_says() {
     }
 }
 
+/// The generator's rows of the table: watching it is a viewer's, steering it an admin's.
+#[tokio::test]
+async fn the_generator_is_a_viewers_to_watch_and_an_admins_to_start_stop_change_and_burst() {
+    let table = routes::table();
+    let access = |method: &str, path: &str| {
+        table
+            .iter()
+            .find(|r| r.method.as_str() == method && r.path == path)
+            .map(|r| r.access)
+    };
+    assert_eq!(access("GET", "/api/generator"), Some(Access::Viewer));
+    for (method, path) in [
+        ("PUT", "/api/generator"),
+        ("POST", "/api/generator/start"),
+        ("POST", "/api/generator/stop"),
+        ("POST", "/api/generator/burst"),
+    ] {
+        assert_eq!(access(method, path), Some(Access::Admin), "{method} {path}");
+    }
+    let fixture = fixture(Config::default_for_tests());
+    let start = |cred| fixture.status("POST", "/api/generator/start", cred, LOOPBACK);
+    assert_eq!(start(Cred::Viewer).await, StatusCode::FORBIDDEN);
+    assert_eq!(start(Cred::Ingest).await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        fixture
+            .status("GET", "/api/generator", Cred::Viewer, REMOTE)
+            .await,
+        StatusCode::OK
+    );
+    assert_eq!(start(Cred::Admin).await, StatusCode::OK);
+    assert_eq!(
+        fixture
+            .status("POST", "/api/generator/stop", Cred::Admin, REMOTE)
+            .await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn without_credentials_ingest_and_viewing_are_open_only_to_this_machine_on_loopback() {
     let fixture = fixture(Config::default_for_tests());

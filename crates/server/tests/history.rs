@@ -235,6 +235,41 @@ async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged() 
     let expected: Vec<String> = inside.iter().map(|&i| ip_of(i)).collect();
     assert_eq!(ips, expected, "every hit of the window once, in order");
 
+    // Filtered: the suspicious ones of the window, in the summary, the hits and the export.
+    let suspicious_only: Vec<String> = inside
+        .iter()
+        .filter(|i| *i % 3 == 0)
+        .map(|&i| ip_of(i))
+        .collect();
+    let answer: serde_json::Value = get(format!("?from={from}&to={to}&suspicious=true"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["summary"]["total"], suspicious_only.len());
+    let ips: Vec<&str> = answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips, suspicious_only);
+    let csv = reqwest::get(server.url(&format!(
+        "/api/history/export?from={from}&to={to}&suspicious=false"
+    )))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        1 + inside.len() - suspicious_only.len()
+    );
+    for query in ["?suspicious=yes", "?status=4", "?status=4xy", "?country="] {
+        assert_eq!(get(query.to_owned()).await.status(), 400, "{query}");
+    }
+
     let bad = get("?from=abc".to_owned()).await;
     assert_eq!(bad.status(), 400);
     let body: serde_json::Value = bad.json().await.unwrap();

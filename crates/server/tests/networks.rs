@@ -105,6 +105,56 @@ async fn with_as_data_hits_name_their_network_and_stats_rank_networks() {
 }
 
 #[tokio::test]
+async fn a_restarted_server_gives_back_each_hit_its_network_from_the_history() {
+    let dir = std::env::temp_dir().join(format!("server-asn-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = config();
+    config.store = server::persist::StoreKind::Sqlite;
+    config.data_dir = dir.clone();
+    let asn = tiny_asn();
+    let server =
+        TestServer::start_with_history_and(config.clone(), |state| state.with_asn(Some(asn))).await;
+    assert_eq!(server.post(BODY.to_owned()).await.status(), 202);
+    server.wait_published(5).await;
+    let before = server.stats().await["top_networks"].clone();
+    assert_eq!(before.as_array().unwrap().len(), 2, "{before}");
+    server.stop().await;
+
+    // Restarted without AS data: what comes back can only come from the history.
+    let server = TestServer::start_with_history(config).await;
+    assert_eq!(server.stats().await["top_networks"], before);
+    let snapshot = server.stream(None).await.next_of("snapshot").await.json();
+    let networks: Vec<_> = snapshot["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["asn"].clone())
+        .collect();
+    assert_eq!(
+        networks,
+        [
+            15169.into(),
+            15169.into(),
+            13335.into(),
+            serde_json::Value::Null,
+            13335.into()
+        ]
+    );
+    assert_eq!(snapshot["hits"][2]["as_name"], "Cloudflare, Inc.");
+    let past: serde_json::Value = reqwest::get(server.url("/api/history"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(past["hits"][0]["asn"], 15169);
+    assert_eq!(past["hits"][0]["as_name"], "Google LLC");
+    assert!(past["hits"][3].get("asn").is_none());
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn without_as_data_hits_and_stats_carry_no_networks() {
     let server = TestServer::start(config()).await;
     let response = server.post(BODY.to_owned()).await;

@@ -20,8 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::event;
 
+pub mod live;
 mod scripted;
 
+pub use live::{LiveConfig, LiveConfigError, LiveGenerator};
 pub use scripted::ScriptedBurst;
 
 /// The header line written first, the same as the course file's.
@@ -131,7 +133,7 @@ pub fn write_csv_scripted<W: Write>(
     let profile = RateProfile::new(config.seed, config.duration_secs);
     let mut rows = RowMaker::new(config);
     let mut rng = SplitMix64::new(config.seed ^ 0x5EC0_4D5C_0047_5EED);
-    let mut scripted = scripted::Scripted::new(bursts, config.seed);
+    let mut scripted = scripted::Scripted::new(config.seed);
 
     // Spread the rows over the seconds: each second draws a near-Poisson count around its
     // share of the rows still to place, so the total is exact and the counts look natural.
@@ -158,7 +160,7 @@ pub fn write_csv_scripted<W: Write>(
         let timestamp = config.start + second as i64;
         for _ in 0..count {
             let mut row = rows.next();
-            scripted.apply(second, &mut row);
+            scripted.apply(bursts, second, &mut row);
             writeln!(
                 out,
                 "{},{},{},{timestamp},{}",

@@ -45,11 +45,20 @@ impl TestServer {
 
     /// A server with its history (`config.store`), restored from `config.data_dir`.
     pub async fn start_with_history(config: Config) -> Self {
+        Self::start_with_history_and(config, |state| state).await
+    }
+
+    /// [`TestServer::start_with_history`], its state adjusted by `with` (e.g. AS data).
+    #[allow(dead_code)]
+    pub async fn start_with_history_and(
+        config: Config,
+        with: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let state = AppState::open(config, Geocoder::shared(), shutdown.clone())
             .await
             .unwrap();
-        Self::serve(state, shutdown).await
+        Self::serve(with(state), shutdown).await
     }
 
     /// Shuts the server down as SIGTERM would and waits until it has stopped.

@@ -5,8 +5,11 @@
 //! network's own. Drawn from a random stream of their own, so a file without bursts is the
 //! same bytes as before they existed.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{CITIES, Generated, SplitMix64};
 
@@ -60,7 +63,39 @@ impl FromStr for ScriptedBurst {
     }
 }
 
+impl fmt::Display for ScriptedBurst {
+    /// The form [`FromStr`] reads: `A.B.C.0/24:SHARE:FROM-TO`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c] = self.network;
+        write!(
+            f,
+            "{a}.{b}.{c}.0/24:{}:{}-{}",
+            self.share, self.from_secs, self.to_secs
+        )
+    }
+}
+
+/// In JSON a burst is its text form, `"203.0.113.0/24:0.3:60-90"`.
+impl Serialize for ScriptedBurst {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ScriptedBurst {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl ScriptedBurst {
+    /// The network as text, `A.B.C.0/24` (as the analytics name it).
+    pub fn network_text(&self) -> String {
+        let [a, b, c] = self.network;
+        format!("{a}.{b}.{c}.0/24")
+    }
+
     /// The city the burst comes from: one of the table's, chosen by the network.
     fn city(&self) -> (f64, f64) {
         let [a, b, c] = self.network.map(usize::from);
@@ -69,24 +104,22 @@ impl ScriptedBurst {
     }
 }
 
-/// The bursts of one file, applied row by row.
-pub(super) struct Scripted<'a> {
-    bursts: &'a [ScriptedBurst],
+/// The random stream of the bursts of one file (or one live run), applied row by row.
+pub(super) struct Scripted {
     rng: SplitMix64,
 }
 
-impl<'a> Scripted<'a> {
-    pub(super) fn new(bursts: &'a [ScriptedBurst], seed: u64) -> Self {
+impl Scripted {
+    pub(super) fn new(seed: u64) -> Self {
         Self {
-            bursts,
             rng: SplitMix64::new(seed ^ 0xB0B5_7ED5_C817_7ED0),
         }
     }
 
-    /// Moves `row` (of `second` from the start) into the first burst of that second that
-    /// draws it.
-    pub(super) fn apply(&mut self, second: u64, row: &mut Generated) {
-        for burst in self.bursts {
+    /// Moves `row` (of `second` from the start) into the first of `bursts` of that second
+    /// that draws it.
+    pub(super) fn apply(&mut self, bursts: &[ScriptedBurst], second: u64, row: &mut Generated) {
+        for burst in bursts {
             if (burst.from_secs..burst.to_secs).contains(&second) && self.rng.chance(burst.share) {
                 let [a, b, c] = burst.network;
                 let d = 1 + self.rng.below(254) as u8;
@@ -115,6 +148,11 @@ mod tests {
                 to_secs: 90
             }
         );
+        assert_eq!(burst.to_string(), "203.0.113.0/24:0.3:60-90");
+        let json = serde_json::to_string(&burst).unwrap();
+        assert_eq!(json, r#""203.0.113.0/24:0.3:60-90""#);
+        assert_eq!(serde_json::from_str::<ScriptedBurst>(&json).unwrap(), burst);
+        assert!(serde_json::from_str::<ScriptedBurst>(r#""203.0.113.0/24:2:1-2""#).is_err());
         for bad in [
             "203.0.113.0:0.3:60-90",
             "203.0.113.0/24:1.5:60-90",
