@@ -24,6 +24,8 @@ import { breakdowns } from './ui/breakdown.js';
 import { AnalyticsState, formToUpdate, putConfig, getJson } from './data/analytics.js';
 import { createAnalyticsPanel } from './ui/analytics.js';
 import { createAlertList } from './ui/alerts.js';
+import { createRuleList } from './ui/rules.js';
+import { alertMatcher } from './data/alertkey.js';
 import { api as generatorApi, GENERATOR_POLL_MS } from './data/generator.js';
 import { createGeneratorCard } from './ui/generator.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
@@ -176,21 +178,66 @@ const analyticsPanel = createAnalyticsPanel(document.body, {
   onKeyClick: (place) => selectPlace(placeOf(place)),
 });
 const alertList = createAlertList(document.querySelector('[data-testid="alerts"]'), {
-  onAlertClick: (alert) => selectPlace(placeOf(alert.place)),
+  onAlertClick: showAlertOnGlobe,
 });
+const ruleList = createRuleList(document.querySelector('[data-testid="alert-rules"]'));
+/** The alert whose key's hits are highlighted, if any. */
+let shownAlert = null;
+/**
+ * Flies to an alert's place (or, for a key without one, to its newest live hit) and
+ * highlights its key's hits on the GPU; clicking the same alert again ends the highlight.
+ */
+function showAlertOnGlobe(alert) {
+  const again = shownAlert === alert.id;
+  shownAlert = again ? null : alert.id;
+  const match = again ? null : alertMatcher(alert);
+  points.mark(match);
+  document.body.dataset.highlightedAlert = again ? '' : String(alert.id);
+  if (again) return;
+  let place = alert.place ? placeOf(alert.place) : null;
+  const hit = !place && match ? points.latest(match) : null;
+  if (hit && hit.latitude != null) {
+    place = { key: hit.place_key, city: hit.city, country_code: hit.country_code, lat: hit.latitude, lon: hit.longitude };
+  }
+  if (place) selectPlace(place);
+}
 /** An analytics place as the top-locations list gives places to `selectPlace`. */
 function placeOf(p) {
   return { key: p.key, city: p.city, country_code: p.country_code, lat: p.latitude, lon: p.longitude };
 }
 function showAlert(alert) {
+  scheduleRules();
   if (analytics.applyAlert(alert)) {
     freshAlerts.add(alert.id);
     setTimeout(() => freshAlerts.delete(alert.id), 3000);
   }
   alertList.render(analytics.alerts, freshAlerts);
 }
+/** The rules in force and their firing counts (asked with the alerts, and after alerts). */
+function loadRules() {
+  getJson('/api/alerts/rules').then((body) => ruleList.render(body));
+}
+let rulesTimer = null;
+function scheduleRules() {
+  if (rulesTimer) return;
+  rulesTimer = setTimeout(() => {
+    rulesTimer = null;
+    loadRules();
+  }, 1000);
+}
+// An event rule's alert counts its further matches without a new `alert` message: while
+// alerts fire, the list and the rules' counts are asked for again every few seconds.
+setInterval(() => {
+  if (!analytics.alerts.some((a) => a.state === 'firing')) return;
+  loadRules();
+  getJson('/api/alerts').then((body) => {
+    for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
+    alertList.render(analytics.alerts, freshAlerts);
+  });
+}, 5000);
 /** The recent alerts (a viewer's: asked once we may watch, like /api/info). */
 function loadAlerts() {
+  loadRules();
   getJson('/api/alerts').then((body) => {
     for (const alert of body?.alerts ?? []) analytics.applyAlert(alert);
     alertList.render(analytics.alerts);
@@ -436,6 +483,12 @@ window.__globe = {
   view: () => ({ ...view, selected: view.selected && view.selected.city }),
   /** The past window shown, if any: range, summary, hits loaded and drawn, replay (e2e). */
   past: () => past.state(),
+  /** Live hits drawn highlighted (an alert's key), and the alert they belong to (e2e). */
+  marked() {
+    let n = 0;
+    for (let i = 0; i < Math.min(points.ring.written, points.capacity); i++) n += points.marks[i];
+    return { hits: n, alert: shownAlert, marking: points.material.uniforms.uMarking.value };
+  },
   /** Every country the page knows with its hit count (stats plus hits since), the total and
    * the unlocated hits by reason, and the seq the latest stats cover (e2e). */
   countries() {

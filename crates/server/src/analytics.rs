@@ -1,5 +1,6 @@
 //! The analytics endpoints: `GET /api/analytics` (the windowed results now),
-//! `GET`/`PUT /api/analytics/config` (the settings, changed at runtime) and `GET /api/alerts`. The queries
+//! `GET`/`PUT /api/analytics/config` (the settings, changed at runtime), `GET /api/alerts`
+//! and `GET`/`PUT /api/alerts/rules` (the alert rules, replaced at runtime). The queries
 //! themselves live in `traffic::analytics`; the hub feeds them and pushes `analytics`
 //! messages on the stream.
 
@@ -7,7 +8,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use traffic::analytics::alerts::Alert;
+use traffic::analytics::alerts::{Alert, RuleStatus};
+use traffic::analytics::rules::RuleSet;
 use traffic::analytics::{AnalyticsConfig, ConfigUpdate};
 
 use crate::AppState;
@@ -36,6 +38,51 @@ pub async fn alerts(State(state): State<AppState>) -> Json<AlertsView> {
 pub struct AlertsView {
     /// Newest first.
     alerts: Vec<Alert>,
+}
+
+/// Largest rule set read, in bytes.
+const MAX_RULES_BYTES: usize = 1024 * 1024;
+
+/// The body of `GET /api/alerts/rules` (and of a successful `PUT`): the rule set as a rules
+/// file writes it, and what each rule has done.
+#[derive(serde::Serialize)]
+pub struct RulesView {
+    /// The rule set in force.
+    #[serde(flatten)]
+    rules: RuleSet,
+    /// Per rule, in the same order: its firing alerts and matches.
+    status: Vec<RuleStatus>,
+}
+
+/// `GET /api/alerts/rules`: the alert rules in force.
+pub async fn rules(State(state): State<AppState>) -> Json<RulesView> {
+    let (rules, status) = state.hub.alert_rules();
+    Json(RulesView { rules, status })
+}
+
+/// `PUT /api/alerts/rules`: replaces the whole rule set (the shape of a rules file, as
+/// JSON); a rule that cannot be used is a 422 naming it and the position of the error.
+pub async fn set_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RulesView>, ApiError> {
+    check_json_content_type(&headers)?;
+    if body.len() > MAX_RULES_BYTES {
+        return Err(ApiError::TooLarge(format!(
+            "the body is larger than {MAX_RULES_BYTES} bytes"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::Malformed(format!("the body is not JSON: {e}")))?;
+    let rules = RuleSet::from_value(value).map_err(ApiError::InvalidRule)?;
+    state
+        .hub
+        .set_alert_rules(rules.clone())
+        .map_err(ApiError::InvalidRule)?;
+    tracing::info!(rules = rules.rules.len(), "alert rules changed");
+    let (rules, status) = state.hub.alert_rules();
+    Ok(Json(RulesView { rules, status }))
 }
 
 /// `GET /api/analytics/config`: the settings in force.
@@ -289,7 +336,7 @@ mod tests {
     async fn a_network_burst_fires_alerts_once_on_the_stream_and_they_resolve_after_it() {
         let state = state();
         let mut start = state.hub.start(None);
-        post(&state, burst(1_736_919_120, 10, 30)).await;
+        post(&state, burst(1_736_919_120, 20, 60)).await;
         state.hub.publish_stats();
         let fired = alert_frames(&mut start);
         let rules: Vec<&str> = fired.iter().map(|a| a["rule"].as_str().unwrap()).collect();
@@ -300,11 +347,11 @@ mod tests {
             assert_eq!(alert["state"], "firing");
         }
         // The burst goes on: nothing new fires.
-        post(&state, burst(1_736_919_125, 10, 30)).await;
+        post(&state, burst(1_736_919_125, 20, 60)).await;
         state.hub.publish_stats();
         assert!(alert_frames(&mut start).is_empty());
         // A minute and a half later of the data's clock, spread traffic only.
-        post(&state, burst(1_736_919_220, 0, 40)).await;
+        post(&state, burst(1_736_919_220, 0, 60)).await;
         state.hub.publish_stats();
         let resolved = alert_frames(&mut start);
         assert_eq!(resolved.len(), 2, "{resolved:?}");
@@ -344,6 +391,98 @@ mod tests {
         assert_eq!(
             state.hub.analytics_config(),
             Config::default_for_tests().analytics()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_rule_put_by_an_admin_fires_per_source_once_and_counts_the_rest() {
+        let state = state();
+        let mut start = state.hub.start(None);
+        let rules = r#"{"hold_secs": 30, "rules": [
+            {"name": "big", "type": "event", "severity": "critical",
+             "when": {"all": [{"field": "bytes", "op": ">", "value": 1400},
+                              {"field": "dest_port", "op": "in", "value": [22, 3389]}]}}]}"#;
+        let (status, body) = call(&state, "PUT", "/api/alerts/rules", rules).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["rules"][0]["name"], "big");
+        assert_eq!(body["status"][0]["matched"], 0);
+        let event = |ip: &str, t: u64, bytes: u64, port: u16| {
+            format!(
+                r#"{{"ip":"{ip}","latitude":48.8566,"longitude":2.3522,"timestamp":{t},"suspicious":0,"bytes":{bytes},"dest_port":{port}}}"#
+            )
+        };
+        let t = 1_736_919_120;
+        let batch = [
+            event("192.0.2.1", t, 1500, 22),
+            event("192.0.2.1", t, 1500, 3389),
+            event("192.0.2.2", t, 1500, 443),
+            event("192.0.2.3", t, 100, 22),
+            event("192.0.2.1", t + 1, 9000, 22),
+        ];
+        post(&state, format!("[{}]", batch.join(","))).await;
+        let fired = alert_frames(&mut start);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0]["rule"], "big");
+        assert_eq!(fired[0]["type"], "event");
+        assert_eq!(fired[0]["severity"], "critical");
+        assert_eq!(fired[0]["key"], "192.0.2.1");
+        assert_eq!(fired[0]["count"], 1);
+        assert_eq!(fired[0]["place"]["country_code"], "FR");
+        assert_eq!(fired[0]["event"]["dest_port"], 22);
+        let (_, listed) = call(&state, "GET", "/api/alerts", "").await;
+        assert_eq!(listed["alerts"][0]["count"], 3, "counted, not fired again");
+        let (_, rules) = call(&state, "GET", "/api/alerts/rules", "").await;
+        assert_eq!(rules["status"][0]["matched"], 3);
+        assert_eq!(rules["status"][0]["firing"], 1);
+        // Past the hold time of the data's clock it resolves with its count.
+        post(&state, format!("[{}]", event("192.0.2.9", t + 31, 10, 80))).await;
+        state.hub.publish_stats();
+        let resolved = alert_frames(&mut start);
+        assert_eq!(resolved.len(), 1, "{resolved:?}");
+        assert_eq!(resolved[0]["state"], "resolved");
+        assert_eq!(resolved[0]["count"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_rule_set_that_cannot_be_used_is_a_422_naming_the_rule_and_position() {
+        let state = state();
+        for (body, rule, position) in [
+            (
+                r#"{"rules": [{"name": "ok", "type": "outlier"}, {"name": "bad", "type": "event", "when": {"field": "dest_port", "op": "in", "value": [22, "ssh"]}}]}"#,
+                "bad",
+                "rules[1].when.value[1]",
+            ),
+            (
+                r#"{"rules": [{"name": "typo", "type": "event", "wen": {}}]}"#,
+                "typo",
+                "rules[0]",
+            ),
+            (
+                r#"{"rules": [{"name": "j", "type": "rate_jump", "factor": 0}]}"#,
+                "j",
+                "rules[0].factor",
+            ),
+        ] {
+            let (status, answer) = call(&state, "PUT", "/api/alerts/rules", body).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+            assert_eq!(answer["error"], "invalid_rule");
+            assert_eq!(answer["rule"], rule, "{answer}");
+            assert!(
+                answer["position"].as_str().unwrap().starts_with(position),
+                "{answer}"
+            );
+            assert!(
+                answer["message"].as_str().unwrap().contains(rule),
+                "{answer}"
+            );
+        }
+        let (status, _) = call(&state, "PUT", "/api/alerts/rules", "{").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Nothing changed: the built-in rules are in force.
+        let (_, rules) = call(&state, "GET", "/api/alerts/rules", "").await;
+        assert_eq!(
+            rules["rules"].as_array().unwrap().len(),
+            traffic::analytics::rules::RuleSet::default().rules.len()
         );
     }
 }

@@ -6,8 +6,10 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use traffic::AggregatesConfig;
+use traffic::analytics::rules::{Format, RuleSet};
 use traffic::analytics::{self, AnalyticsConfig, Thresholds};
 use traffic::service::ServeLimits;
 
@@ -212,7 +214,8 @@ pub struct Config {
     pub analytics_budget: usize,
 
     /// Where alerts are delivered as they fire and resolve: `URL` (the alert as JSON),
-    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// only.
+    /// `slack=URL` (`{"text": ...}`) or `discord=URL` (`{"content": ...}`); http:// or https://
+    /// (checked against the system's CA certificates and --alert-webhook-ca).
     /// Repeatable; the env var takes a comma-separated list.
     #[arg(
         long = "alert-webhook",
@@ -221,6 +224,17 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub alert_webhooks: Vec<crate::webhooks::Target>,
+
+    /// PEM file of CA certificates trusted for https:// webhooks besides the system's (an
+    /// internal CA, or a receiver's self-signed certificate).
+    #[arg(long, env = "SERVER_ALERT_WEBHOOK_CA", value_name = "PEM_FILE")]
+    pub alert_webhook_ca: Option<PathBuf>,
+
+    /// Rules file of the alerts (JSON, or TOML for a `.toml` file): windowed and event rules,
+    /// shaped as README "Alert rules" says (docs/alert-rules.toml is an example). Without it
+    /// the built-in rules apply; `PUT /api/alerts/rules` replaces them at runtime.
+    #[arg(long, env = "SERVER_ALERT_RULES", value_name = "FILE")]
+    pub alert_rules: Option<PathBuf>,
 
     /// Alerts waiting for webhook delivery at most; more are dropped (and logged). 1..=100000.
     #[arg(long, env = "SERVER_ALERT_WEBHOOK_QUEUE", default_value_t = 1000)]
@@ -353,6 +367,8 @@ impl Config {
             self.alert_webhook_retries,
             0..=10,
         )?;
+        self.alert_rule_set()?;
+        self.webhook_roots()?;
         self.serve_limits().validate()?;
         self.home_position()?;
         if let Some(asn) = &self.asn {
@@ -444,9 +460,69 @@ impl Config {
         }
     }
 
+    /// The rules of `--alert-rules`, read and checked; `None` without the flag.
+    pub fn alert_rule_set(&self) -> anyhow::Result<Option<RuleSet>> {
+        let Some(path) = &self.alert_rules else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--alert-rules {}: cannot read it", path.display()))?;
+        let rules = RuleSet::parse(&text, Format::of_path(path))
+            .and_then(|rules| rules.compile().map(|_| rules))
+            .map_err(|e| anyhow::anyhow!("--alert-rules {}: {e}", path.display()))?;
+        Ok(Some(rules))
+    }
+
+    /// Puts the rules of `--alert-rules` in force in `hub` (checked by [`Config::validate`];
+    /// a file changed since into one that cannot be used leaves the built-in rules, logged).
+    pub(crate) fn apply_alert_rules(&self, hub: &crate::Hub) {
+        match self.alert_rule_set() {
+            Ok(None) => {}
+            Ok(Some(rules)) => {
+                let count = rules.rules.len();
+                match hub.set_alert_rules(rules) {
+                    Ok(()) => tracing::info!(rules = count, "alert rules loaded"),
+                    Err(e) => tracing::error!(error = %e, "alert rules not loaded"),
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "alert rules not loaded"),
+        }
+    }
+
+    /// The certificates of `--alert-webhook-ca` (none without the flag).
+    pub(crate) fn webhook_roots(
+        &self,
+    ) -> anyhow::Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>> {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        let Some(path) = &self.alert_webhook_ca else {
+            return Ok(Vec::new());
+        };
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--alert-webhook-ca {}: cannot read it", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "--alert-webhook-ca {}: not PEM certificates: {e}",
+                    path.display()
+                )
+            })?;
+        anyhow::ensure!(
+            !certs.is_empty(),
+            "--alert-webhook-ca {}: holds no certificate",
+            path.display()
+        );
+        Ok(certs)
+    }
+
     /// How alerts reach the webhooks, if any are configured.
     pub(crate) fn delivery(&self) -> Option<crate::webhooks::Delivery> {
         (!self.alert_webhooks.is_empty()).then(|| crate::webhooks::Delivery {
+            roots: self.webhook_roots().unwrap_or_else(|e| {
+                tracing::error!(error = %e, "webhook CA certificates not loaded");
+                Vec::new()
+            }),
             targets: self.alert_webhooks.clone(),
             queue: self.alert_webhook_queue,
             retries: self.alert_webhook_retries,
@@ -494,11 +570,40 @@ mod tests {
 
     #[test]
     fn a_webhook_that_is_not_http_stops_the_start_naming_the_flag() {
-        let error = Config::try_parse_from(["server", "--alert-webhook=slack=https://x"])
+        let error = Config::try_parse_from(["server", "--alert-webhook=slack=ftp://x"])
             .unwrap_err()
             .to_string();
         assert!(error.contains("--alert-webhook"), "{error}");
-        assert!(error.contains("https is not supported"), "{error}");
+        assert!(error.contains("http:// or https://"), "{error}");
+        let https = Config::try_parse_from(["server", "--alert-webhook=slack=https://x"]).unwrap();
+        assert_eq!(https.alert_webhooks[0].url, "https://x");
+    }
+
+    #[test]
+    fn a_rules_file_that_cannot_be_used_stops_the_start_naming_the_flag_and_the_rule() {
+        let dir = std::env::temp_dir().join(format!("rules-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bad = dir.join("rules.toml");
+        std::fs::write(
+            &bad,
+            "[[rules]]\nname = \"big\"\ntype = \"event\"\nwhen = { field = \"bytes\", op = \">\", value = \"x\" }\n",
+        )
+        .unwrap();
+        let config = |path: &std::path::Path| Config {
+            alert_rules: Some(path.to_owned()),
+            ..Config::default_for_tests()
+        };
+        let error = config(&bad).validate().unwrap_err().to_string();
+        assert!(error.contains("--alert-rules"), "{error}");
+        assert!(error.contains("rules[0].when.value"), "{error}");
+        assert!(error.contains("\"big\""), "{error}");
+        let missing = config(&dir.join("absent.json")).validate().unwrap_err();
+        assert!(missing.to_string().contains("cannot read"), "{missing}");
+        let good = dir.join("rules.json");
+        std::fs::write(&good, r#"{"rules": [{"name": "k", "type": "rate_jump"}]}"#).unwrap();
+        let rules = config(&good).alert_rule_set().unwrap().unwrap();
+        assert_eq!(rules.rules[0].name, "k");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub enum ApiError {
         /// The setting's JSON path, e.g. `kinds.ip.top_k`.
         field: String,
     },
+    /// An alert rule set that cannot be used (422): which rule and where.
+    #[error("{0}")]
+    InvalidRule(traffic::analytics::rules::RuleError),
     /// A query parameter out of range or unreadable (400).
     #[error("{0}")]
     BadQuery(String),
@@ -90,6 +93,12 @@ struct Body<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    /// The alert rule at fault, by name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'a str>,
+    /// Where in the rule set, as a JSON path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<&'a str>,
 }
 
 impl From<IngestError> for ApiError {
@@ -130,6 +139,7 @@ impl ApiError {
             ApiError::InvalidSetting { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting")
             }
+            ApiError::InvalidRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rule"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::NoHistory => (StatusCode::NOT_FOUND, "no_history"),
@@ -150,7 +160,12 @@ impl ApiError {
                 ..
             } => (Some(*item), *field, Some(reason.as_str())),
             ApiError::InvalidSetting { field, .. } => (None, Some(field.as_str()), None),
+            ApiError::InvalidRule(e) => (None, None, Some(e.reason.as_str())),
             _ => (None, None, None),
+        };
+        let (rule, position) = match self {
+            ApiError::InvalidRule(e) => (e.rule.as_deref(), Some(e.position.as_str())),
+            _ => (None, None),
         };
         let body = Body {
             error: code,
@@ -158,6 +173,8 @@ impl ApiError {
             item,
             field,
             reason,
+            rule,
+            position,
         };
         // Serializing a struct of strings and numbers cannot fail.
         let bytes = serde_json::to_vec(&body).unwrap_or_default();

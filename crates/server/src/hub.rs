@@ -23,7 +23,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 use tokio::sync::{Notify, broadcast, watch};
 use tokio::time::Instant;
-use traffic::analytics::alerts::{Alert, Alerts, AlertsConfig};
+use traffic::analytics::alerts::{Alert, Alerts, AlertsConfig, RuleStatus};
+use traffic::analytics::rules::{RuleError, RuleSet};
 use traffic::{
     Aggregates, AggregatesConfig, Analytics, AnalyticsConfig, AnalyticsReport, Event, Summary,
 };
@@ -562,6 +563,15 @@ impl Hub {
                     published
                         .analytics
                         .record(&p.event, location.place(), clock);
+                    // Restored events (not broadcast) fired their alerts in the run before.
+                    if broadcast {
+                        published.alerts.observe(
+                            &p.event,
+                            location.place(),
+                            p.network.as_ref().map(|n| n.asn),
+                            clock,
+                        );
+                    }
                 }
             }
             published.analytics_dirty = true;
@@ -594,6 +604,9 @@ impl Hub {
                     kind: FrameKind::Hits,
                     bytes,
                 });
+                for alert in published.alerts.take_fired() {
+                    self.send_alert(last, &alert);
+                }
             }
         }
     }
@@ -730,19 +743,7 @@ impl Hub {
         }
         let json = analytics_json(published.seq, report.clone());
         for alert in published.alerts.evaluate(&report) {
-            if let Some(webhooks) = self.webhooks.get() {
-                webhooks.offer(&alert);
-            }
-            let mut data =
-                BytesMut::from(self.message_header(published.seq, "alert", "").as_bytes());
-            // Serializing a plain struct into memory cannot fail.
-            let _ = serde_json::to_writer((&mut data).writer(), &alert);
-            data.extend_from_slice(b"\n\n");
-            self.broadcast(Frame {
-                seq: published.seq,
-                kind: FrameKind::Alert,
-                bytes: data.freeze(),
-            });
+            self.send_alert(published.seq, &alert);
         }
         published.analytics_last = Some((report, json.clone()));
         let mut data = BytesMut::from(
@@ -756,6 +757,39 @@ impl Hub {
             kind: FrameKind::Analytics,
             bytes: data.freeze(),
         });
+    }
+
+    /// Pushes `alert` (fired or resolved) on the stream as of `seq`, and to the webhooks.
+    fn send_alert(&self, seq: u64, alert: &Alert) {
+        if let Some(webhooks) = self.webhooks.get() {
+            webhooks.offer(alert);
+        }
+        let mut data = BytesMut::from(self.message_header(seq, "alert", "").as_bytes());
+        // Serializing a plain struct into memory cannot fail.
+        let _ = serde_json::to_writer((&mut data).writer(), alert);
+        data.extend_from_slice(b"\n\n");
+        self.broadcast(Frame {
+            seq,
+            kind: FrameKind::Alert,
+            bytes: data.freeze(),
+        });
+    }
+
+    /// The alert rules in force, and what each has done.
+    pub fn alert_rules(&self) -> (RuleSet, Vec<RuleStatus>) {
+        let published = lock(&self.published);
+        (published.alerts.rules().clone(), published.alerts.status())
+    }
+
+    /// Puts `rules` in force if they are valid (else nothing changes); the alerts of rules
+    /// that changed or went resolve at once (on the stream and at the webhooks).
+    pub fn set_alert_rules(&self, rules: RuleSet) -> Result<(), RuleError> {
+        let mut published = lock(&self.published);
+        let resolved = published.alerts.set_rules(rules)?;
+        for alert in &resolved {
+            self.send_alert(published.seq, alert);
+        }
+        Ok(())
     }
 
     /// The windowed analytics now, and the id of the newest event they count.

@@ -103,6 +103,7 @@ impl AppState {
                 let metrics = Arc::new(Metrics::default());
                 let hub =
                     Hub::with_epoch(config.hub(), Arc::clone(&metrics), store.epoch().to_owned());
+                config.apply_alert_rules(&hub);
                 let keys_max_age = Duration::from_secs(config.idempotency_secs);
                 let idempotency = idempotency::Store::with_secret(
                     config.idempotency_keys,
@@ -156,6 +157,7 @@ impl AppState {
         .unwrap_or_else(|e| unreachable!("{e}"));
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
+        config.apply_alert_rules(&hub);
         let idempotency = idempotency::Store::new(
             config.idempotency_keys,
             Duration::from_secs(config.idempotency_secs),

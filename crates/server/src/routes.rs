@@ -67,6 +67,19 @@ pub fn table() -> Vec<Route> {
             get(analytics::report),
         ),
         route(Method::GET, "/api/alerts", Viewer, get(analytics::alerts)),
+        // The alert rules: reading them is a viewer's, replacing them an admin's.
+        route(
+            Method::GET,
+            "/api/alerts/rules",
+            Viewer,
+            get(analytics::rules),
+        ),
+        route(
+            Method::PUT,
+            "/api/alerts/rules",
+            Admin,
+            put(analytics::set_rules),
+        ),
         route(
             Method::GET,
             "/api/analytics/config",

@@ -28,6 +28,7 @@ use crate::event::Event;
 pub mod alerts;
 mod config;
 mod report;
+pub mod rules;
 mod window;
 
 #[cfg(test)]
@@ -49,7 +50,7 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const MAX_PROTOCOLS: usize = 256;
 
 /// What a key is made of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyKind {
     /// The place (city) an event was resolved to.
@@ -271,7 +272,7 @@ impl Analytics {
 }
 
 /// An address as 128 bits: IPv4 as its IPv4-mapped IPv6 form.
-fn ip_key(ip: IpAddr) -> u128 {
+pub(crate) fn ip_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
         IpAddr::V6(v6) => u128::from(v6),
@@ -279,20 +280,20 @@ fn ip_key(ip: IpAddr) -> u128 {
 }
 
 /// The /24 (IPv4) or /48 (IPv6) network of an address, as 128 bits.
-fn network_key(ip: IpAddr) -> u128 {
+pub(crate) fn network_key(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(_) => ip_key(ip) & !0xff,
         IpAddr::V6(v6) => u128::from(v6) & !((1u128 << 80) - 1),
     }
 }
 
-fn ip_of(key: u128) -> IpAddr {
+pub(crate) fn ip_of(key: u128) -> IpAddr {
     let v6 = Ipv6Addr::from(key);
     v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
 }
 
 /// A country code (at most 16 bytes; an empty one is no country) as 128 bits.
-fn country_key(code: &str) -> Option<u128> {
+pub(crate) fn country_key(code: &str) -> Option<u128> {
     if code.is_empty() {
         return None;
     }

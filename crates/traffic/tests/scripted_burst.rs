@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use traffic::analytics::alerts::{AlertState, Alerts, AlertsConfig, Rule};
+use traffic::analytics::alerts::{AlertState, Alerts, AlertsConfig};
+use traffic::analytics::rules::RuleType;
 use traffic::analytics::{Analytics, AnalyticsConfig};
 use traffic::csv::CsvReader;
 use traffic::generate::{GenerateConfig, ScriptedBurst, write_csv_scripted};
@@ -41,7 +42,9 @@ fn a_scripted_network_burst_fires_one_alert_that_resolves_after_the_burst() {
 
     let network: Vec<_> = changes
         .iter()
-        .filter(|a| a.key.as_deref() == Some("203.0.113.0/24") && a.rule == Rule::HeavyHitter)
+        .filter(|a| {
+            a.key.as_deref() == Some("203.0.113.0/24") && a.rule_type == RuleType::HeavyHitter
+        })
         .collect();
     assert_eq!(network.len(), 2, "fired and resolved once: {network:?}");
     let start = config.start;

@@ -20,6 +20,12 @@ export class HitPoints {
     /** Spawn times as the GPU gets them (relative to clock.base). */
     this.spawns = this.clock.gpu;
     this.kinds = new Float32Array(capacity);
+    /** 1 for the hits of the highlighted alert's key (drawn larger, in the highlight colour). */
+    this.marks = new Float32Array(capacity);
+    /** The hit in each slot (to mark the hits of a key when one is picked). */
+    this.hits = new Array(capacity);
+    /** Whether a hit is marked, or null: nothing highlighted. */
+    this.marker = null;
     /** Hits overwritten while still visible (the buffer was too small for the rate). */
     this.overwrittenLive = 0;
     this.now = 0;
@@ -28,9 +34,11 @@ export class HitPoints {
     this.posAttr = new THREE.BufferAttribute(this.positions, 3).setUsage(THREE.DynamicDrawUsage);
     this.spawnAttr = new THREE.BufferAttribute(this.spawns, 1).setUsage(THREE.DynamicDrawUsage);
     this.kindAttr = new THREE.BufferAttribute(this.kinds, 1).setUsage(THREE.DynamicDrawUsage);
+    this.markAttr = new THREE.BufferAttribute(this.marks, 1).setUsage(THREE.DynamicDrawUsage);
     geo.setAttribute('position', this.posAttr);
     geo.setAttribute('aSpawn', this.spawnAttr);
     geo.setAttribute('aKind', this.kindAttr);
+    geo.setAttribute('aMark', this.markAttr);
     geo.setDrawRange(0, 0);
     this.geometry = geo;
     this.material = new THREE.ShaderMaterial({
@@ -44,6 +52,8 @@ export class HitPoints {
         uShowSuspicious: { value: 1 },
         uNormalColor: { value: new THREE.Color(COLORS.normal) },
         uSuspiciousColor: { value: new THREE.Color(COLORS.suspicious) },
+        uMarking: { value: 0 },
+        uMarkColor: { value: new THREE.Color(COLORS.highlight) },
       },
       transparent: true,
       depthWrite: false,
@@ -61,12 +71,40 @@ export class HitPoints {
     latLonToXyzInto(this.positions, slot * 3, hit.latitude, hit.longitude, GLOBE_RADIUS * 1.004);
     this.clock.set(slot, spawn);
     this.kinds[slot] = hit.suspicious ? 1 : 0;
+    this.hits[slot] = hit;
+    this.marks[slot] = this.marker?.(hit) ? 1 : 0;
+  }
+
+  /**
+   * Highlights the hits `marker` says (null: none), those live now and those to come: one
+   * attribute rewritten and uploaded once, no object per hit.
+   */
+  mark(marker) {
+    this.marker = marker;
+    const n = Math.min(this.ring.written, this.capacity);
+    for (let i = 0; i < n; i++) this.marks[i] = marker && this.hits[i] && marker(this.hits[i]) ? 1 : 0;
+    this.material.uniforms.uMarking.value = marker ? 1 : 0;
+    this.markAttr.clearUpdateRanges();
+    this.markAttr.addUpdateRange(0, n);
+    this.markAttr.needsUpdate = true;
+  }
+
+  /** The newest live hit `match` says, or null. */
+  latest(match) {
+    const n = Math.min(this.ring.written, this.capacity);
+    for (let k = 1; k <= n; k++) {
+      const slot = (this.ring.head - k + this.capacity) % this.capacity;
+      const hit = this.hits[slot];
+      if (hit && this.now - this.clock.exact[slot] <= this.material.uniforms.uFade.value && match(hit)) return hit;
+    }
+    return null;
   }
 
   /** Forgets every point (a snapshot replaced the state). */
   clear() {
     this.clock.clear();
     this.ring.reset();
+    this.hits.fill(undefined);
     this.overwrittenLive = 0;
   }
 
@@ -88,7 +126,7 @@ export class HitPoints {
     this.material.uniforms.uTime.value = uniform;
     const ranges = this.ring.flush();
     if (ranges.length) {
-      for (const attr of [this.posAttr, this.spawnAttr, this.kindAttr]) {
+      for (const attr of [this.posAttr, this.spawnAttr, this.kindAttr, this.markAttr]) {
         attr.clearUpdateRanges();
         for (const [start, count] of ranges) attr.addUpdateRange(start * attr.itemSize, count * attr.itemSize);
         attr.needsUpdate = true;

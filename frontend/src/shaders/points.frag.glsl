@@ -1,9 +1,11 @@
 uniform vec3 uNormalColor;
 uniform vec3 uSuspiciousColor;
+uniform vec3 uMarkColor;
 
 varying float vAlpha;
 varying float vPulse;
 varying float vKind;
+varying float vMark;
 
 void main() {
   vec2 p = gl_PointCoord - 0.5;
@@ -21,6 +23,7 @@ void main() {
   float a = (core * settle + halo * settle + ring) * vAlpha;
   if (a < 0.004) discard;
   vec3 color = vKind > 0.5 ? uSuspiciousColor : uNormalColor;
+  color = mix(color, uMarkColor, vMark);
   gl_FragColor = vec4(color, a);
   #include <colorspace_fragment>
 }
