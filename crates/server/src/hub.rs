@@ -297,7 +297,7 @@ struct Published {
     rate_samples: VecDeque<(Instant, u64)>,
     events_per_second: f64,
     /// What the last `stats` frame said: (seq, events per second, rejected requests).
-    last_stats: Option<(u64, f64, u64)>,
+    last_stats: Option<(u64, f64, u64, u64)>,
     /// Hits pushed out of the ring while possibly still visible, counted per 100 ms of
     /// their receipt (oldest first, pruned past the visibility window): what a snapshot
     /// cannot include.
@@ -324,6 +324,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Where alerts also go, when webhooks are configured.
     webhooks: std::sync::OnceLock<Arc<Webhooks>>,
+    /// Live-capture counters reported by senders, shown in the stats.
+    pub capture: crate::capture::Sensors,
 }
 
 /// Accepted events not yet taken by the publisher.
@@ -374,6 +376,9 @@ pub struct Stats {
     pub rejected_requests: u64,
     /// Clients connected to the stream.
     pub clients: u64,
+    /// Live-capture counters reported by senders (absent until one reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureStats>,
     /// The aggregates.
     #[serde(flatten)]
     pub summary: Summary,
@@ -414,6 +419,7 @@ impl Hub {
             frames,
             metrics,
             webhooks: std::sync::OnceLock::new(),
+            capture: crate::capture::Sensors::default(),
         }
     }
 
@@ -678,6 +684,7 @@ impl Hub {
             published.seq,
             published.events_per_second,
             self.metrics.requests_rejected(),
+            self.capture.version(),
         );
         if published.last_stats == Some(said) {
             return;
@@ -884,6 +891,7 @@ impl Hub {
             events_per_second: published.events_per_second,
             rejected_requests: self.metrics.requests_rejected(),
             clients: self.metrics.clients_connected(),
+            capture: self.capture.stats(),
             summary: published.aggregates.summary(self.config.top),
         }
     }
