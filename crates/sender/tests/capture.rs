@@ -318,3 +318,30 @@ async fn per_flow_the_server_counts_one_event_per_five_tuple_and_second() {
     );
     check_common(&stats, &seen, &summary);
 }
+
+#[test]
+fn without_the_right_to_capture_the_error_names_the_fixes() {
+    // Root without CAP_NET_RAW/CAP_NET_ADMIN in its bounding set: what a plain user gets.
+    let setpriv = std::path::Path::new("/usr/bin/setpriv");
+    if !is_root() || !setpriv.exists() {
+        eprintln!("SKIPPED: needs root and setpriv (util-linux) to drop the capture rights");
+        return;
+    }
+    let output = Command::new(setpriv)
+        .args(["--bounding-set", "-net_raw,-net_admin"])
+        .arg(env!("CARGO_BIN_EXE_sender"))
+        .args(["capture", "--interface", "lo", "--url", "http://127.0.0.1:9"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for fix in [
+        "run as root",
+        "setcap cap_net_raw,cap_net_admin+ep",
+        "cap_add: [NET_RAW, NET_ADMIN]",
+        "network_mode: host",
+    ] {
+        assert!(stderr.contains(fix), "{fix:?} in {stderr}");
+    }
+}
