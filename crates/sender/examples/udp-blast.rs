@@ -2,7 +2,8 @@
 //!
 //! `udp-blast PORT RATE SECONDS [PAYLOAD]`: RATE datagrams per second for SECONDS seconds
 //! (sent in bursts every millisecond, on an absolute schedule), PAYLOAD bytes each (default
-//! 100). Prints the number sent. Loopback only, bounded by SECONDS.
+//! 100). Prints the number sent and the seconds it took (longer than SECONDS when this
+//! machine cannot send that fast). Loopback only.
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -41,6 +42,6 @@ fn main() -> std::io::Result<()> {
             std::thread::sleep(wait);
         }
     }
-    println!("{sent}");
+    println!("{sent} {:.3}", start.elapsed().as_secs_f64());
     Ok(())
 }

@@ -35,6 +35,12 @@ const STATS_EVERY: Duration = Duration::from_millis(200);
 /// Flows of a second are finished this long after the second ended (packets of the second
 /// still in the kernel's buffer arrive in the meantime).
 const FLOW_GRACE: f64 = 0.5;
+/// After the stop, the kernel's buffer is read for at most this long (packets that keep
+/// coming meanwhile are not waited for).
+const STOP_DRAIN: Duration = Duration::from_secs(2);
+/// After the stop, reading ends once no packet came for this long: three read time-outs,
+/// the longest the kernel keeps a block of packets before handing it over.
+const STOP_QUIET: Duration = Duration::from_millis(3 * READ_TIMEOUT_MS as u64);
 /// Most distinct flows kept for one second before it is finished early.
 const MAX_FLOWS: usize = 100_000;
 
@@ -242,13 +248,24 @@ impl Live {
         let mut out: Vec<Event> = Vec::with_capacity(CHUNK);
         let mut handed = Instant::now();
         let mut stats_read = Instant::now();
+        let mut stopped_at: Option<Instant> = None;
         let result = 'reading: loop {
-            if stop.load(Ordering::Relaxed) {
-                break Ok(());
+            if stopped_at.is_none() && stop.load(Ordering::Relaxed) {
+                stopped_at = Some(Instant::now());
             }
-            let first = tokio::select! {
-                item = packets.next() => item,
-                () = tokio::time::sleep(HAND_OVER_EVERY) => None,
+            // After the stop, what the kernel's buffer holds is read too (it was captured
+            // before the stop): until it has been quiet for STOP_QUIET (longer than the
+            // kernel takes to hand over a block), for at most STOP_DRAIN if packets keep coming.
+            let first = match stopped_at {
+                Some(at) if at.elapsed() >= STOP_DRAIN => break Ok(()),
+                Some(_) => match tokio::time::timeout(STOP_QUIET, packets.next()).await {
+                    Ok(Some(item)) => Some(item),
+                    _ => break Ok(()),
+                },
+                None => tokio::select! {
+                    item = packets.next() => item,
+                    () = tokio::time::sleep(HAND_OVER_EVERY) => None,
+                },
             };
             // The first packet, then what else is there already (bounded, to look at the
             // clock and the stop flag in between).
@@ -279,7 +296,15 @@ impl Live {
             }
             if handed.elapsed() >= HAND_OVER_EVERY || out.len() >= CHUNK {
                 flows.finish_before(unix_now() - FLOW_GRACE, &mut out);
-                hand_over(&queue, &mut out, &counters);
+                if stopped_at.is_some() {
+                    // Stopping: wait for room rather than drop (the sender drains the queue).
+                    let chunk = std::mem::replace(&mut out, Vec::with_capacity(CHUNK));
+                    if !chunk.is_empty() && queue.send(chunk).await.is_err() {
+                        warn!("the sending side has stopped: the last events were not sent");
+                    }
+                } else {
+                    hand_over(&queue, &mut out, &counters);
+                }
                 handed = Instant::now();
             }
             if stats_read.elapsed() >= STATS_EVERY {
