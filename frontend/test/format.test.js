@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeRequest, formatBytes } from '../src/ui/format.js';
+import { describeCapture, describeRequest, formatBytes } from '../src/ui/format.js';
 
 test('a hit without request fields describes nothing', () => {
   assert.equal(describeRequest({ ip: '1.2.3.4', timestamp: 1 }), '');
@@ -25,4 +25,16 @@ test('request fields are described in one plain line, long paths shortened', () 
 test('a hit with a network names it in the tooltip', () => {
   assert.equal(describeRequest({ asn: 15169, as_name: 'Google LLC' }), 'AS15169 Google LLC');
   assert.equal(describeRequest({ bytes: 10, asn: 64500 }), '10 B · AS64500');
+});
+
+test('capture counters say how many packets were captured and why any were dropped', () => {
+  assert.equal(describeCapture(null), '');
+  assert.equal(
+    describeCapture({ captured: 1234, kernel_dropped: 0, interface_dropped: 0, queue_dropped: 0, dropped: 0 }),
+    '1,234 packets captured · none dropped',
+  );
+  assert.equal(
+    describeCapture({ captured: 10, kernel_dropped: 3, interface_dropped: 0, queue_dropped: 2, dropped: 5, not_sent: 1 }),
+    '10 packets captured · 5 dropped (kernel 3, queue 2) · 1 not sent',
+  );
 });

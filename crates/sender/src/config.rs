@@ -38,6 +38,85 @@ pub struct Cli {
 pub enum Command {
     /// Write a synthetic traffic CSV (same columns as the course file) instead of replaying.
     Generate(GenerateArgs),
+    /// Capture live traffic from a network interface (libpcap) and send it to the server as
+    /// it arrives, until stopped (SIGINT/SIGTERM: what was captured is sent before exit).
+    /// Needs the right to capture: root, `setcap cap_net_raw,cap_net_admin+ep`, or compose
+    /// `cap_add: [NET_RAW, NET_ADMIN]` with host networking. The sender's own requests to
+    /// the server are left out of the capture.
+    Capture(CaptureArgs),
+}
+
+/// Options of `sender capture`.
+#[derive(Debug, Clone, Args)]
+pub struct CaptureArgs {
+    /// Interface to capture on, as `ip link` names it (`eth0`, `lo`, `any`).
+    #[arg(long, short, env = "SENDER_INTERFACE")]
+    pub interface: String,
+
+    /// BPF filter, as tcpdump takes it (e.g. `tcp port 443 or udp port 53`).
+    #[arg(long, env = "SENDER_FILTER", value_name = "BPF")]
+    pub filter: Option<String>,
+
+    /// `flow`: one event per 5-tuple (addresses, protocol, ports) per second, with its
+    /// packet and byte counts, so a busy link stays readable; `packet`: one event per packet.
+    #[arg(long, env = "SENDER_PER", value_enum, default_value = "flow")]
+    pub per: Per,
+
+    /// Which packets: `in` (received by the interface; the default), `out` (sent by it), or
+    /// `both`. Decided by libpcap from the kernel's packet type where the system supports it
+    /// (Linux does), otherwise by the interface's addresses (in: to one of them).
+    #[arg(long, env = "SENDER_DIRECTION", value_enum, default_value = "in")]
+    pub direction: Direction,
+
+    /// Kernel capture buffer in MiB: a larger one rides out longer bursts before the kernel
+    /// drops packets (drops are counted and reported either way).
+    #[arg(long, env = "SENDER_CAPTURE_BUFFER_MIB", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=2047))]
+    pub buffer_mib: u16,
+
+    /// Base URL of the server; events are POSTed to {url}/api/events, counters to
+    /// {url}/api/capture. Plain http:// only.
+    #[arg(long, env = "SENDER_URL", default_value = "http://127.0.0.1:3000", value_parser = parse_base_url)]
+    pub url: Url,
+
+    /// Ingest token (from `server token add NAME`), sent as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "SENDER_TOKEN", hide_env_values = true)]
+    pub token: Option<Secret>,
+
+    /// Most events in one POST (default 1000).
+    #[arg(long, env = "SENDER_MAX_BATCH", default_value = "1000")]
+    pub max_batch: NonZeroUsize,
+
+    /// Give up after the server has been unreachable or failing this long without a break.
+    #[arg(long, env = "SENDER_GIVE_UP_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub give_up_after: Duration,
+
+    /// Time limit for one request, after which it is retried.
+    #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// No progress lines: warnings and the final summary only.
+    #[arg(long, short, env = "SENDER_QUIET")]
+    pub quiet: bool,
+}
+
+/// `--per`: how packets become events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Per {
+    /// One event per packet.
+    Packet,
+    /// One event per 5-tuple per second.
+    Flow,
+}
+
+/// `--direction`: which packets of the interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Direction {
+    /// Received by the interface.
+    In,
+    /// Sent by the interface.
+    Out,
+    /// Both.
+    Both,
 }
 
 /// How to replay a file.
@@ -500,6 +579,40 @@ mod tests {
         let zero = Cli::try_parse_from(["sender", "--max-gap", "0"]).unwrap_err();
         assert!(zero.to_string().contains("greater than 0"), "{zero}");
         assert!(Cli::try_parse_from(["sender", "--url", "https://x"]).is_err());
+    }
+
+    #[test]
+    fn capture_takes_an_interface_and_defaults_to_inbound_flows() {
+        let cli = Cli::try_parse_from(["sender", "capture", "--interface", "lo"]).unwrap();
+        let Some(Command::Capture(args)) = cli.command else {
+            panic!("capture not parsed");
+        };
+        assert_eq!(args.interface, "lo");
+        assert_eq!((args.per, args.direction), (Per::Flow, Direction::In));
+        assert_eq!(args.filter, None);
+        let cli = Cli::try_parse_from([
+            "sender",
+            "capture",
+            "-i",
+            "eth0",
+            "--per",
+            "packet",
+            "--direction",
+            "both",
+            "--filter",
+            "udp port 53",
+        ])
+        .unwrap();
+        let Some(Command::Capture(args)) = cli.command else {
+            panic!("capture not parsed");
+        };
+        assert_eq!((args.per, args.direction), (Per::Packet, Direction::Both));
+        assert_eq!(args.filter.as_deref(), Some("udp port 53"));
+        assert!(
+            Cli::try_parse_from(["sender", "capture"]).is_err(),
+            "no interface"
+        );
+        assert!(Cli::try_parse_from(["sender", "capture", "-i", "lo", "--per", "byte"]).is_err());
     }
 
     #[test]

@@ -9,13 +9,14 @@ use serde::Deserialize;
 use tracing::info;
 use traffic::Event;
 
-use crate::transport::{PostError, Transport};
+use crate::transport::{CaptureReport, PostError, Transport};
 
 /// Posts events to a traffic-globe server.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: Client,
     endpoint: Url,
+    capture_endpoint: Url,
 }
 
 /// The HTTP client could not be set up.
@@ -44,9 +45,15 @@ impl HttpTransport {
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .build()?;
+        let mut capture_endpoint = base.clone();
+        capture_endpoint.set_path(&format!(
+            "{}/api/capture",
+            base.path().trim_end_matches('/')
+        ));
         Ok(Self {
             client,
             endpoint: events_endpoint(base),
+            capture_endpoint,
         })
     }
 
@@ -107,6 +114,27 @@ impl Transport for HttpTransport {
             .await
             .map_err(|e| PostError::Transient(error_chain(&e)))?;
         classify(status, retry_after, &body, events.len())
+    }
+
+    async fn report_capture(&mut self, report: &CaptureReport) -> Result<(), PostError> {
+        let response = self
+            .client
+            .post(self.capture_endpoint.clone())
+            .json(report)
+            .send()
+            .await
+            .map_err(|e| PostError::Transient(error_chain(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let body = response.text().await.unwrap_or_default();
+        let message = format!("POST {}: {status}: {body}", self.capture_endpoint);
+        Err(match status.as_u16() {
+            401 | 403 => PostError::Unauthorized(message),
+            s if s >= 500 || s == 429 => PostError::Transient(message),
+            _ => PostError::Fatal(message),
+        })
     }
 }
 

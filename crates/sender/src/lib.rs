@@ -6,6 +6,7 @@
 //! into rows; [`replay::replay`] is the paced loop, and [`import::import`] the unpaced one,
 //! both generic over a [`Transport`] so that tests drive them against fakes.
 
+pub mod capture;
 pub mod config;
 pub mod follow;
 pub mod http;
@@ -28,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use traffic::generate::write_csv_scripted;
 
-pub use config::{Cli, Command, Config, GenerateArgs, Secret, Speed};
+pub use config::{CaptureArgs, Cli, Command, Config, GenerateArgs, Secret, Speed};
 pub use http::HttpTransport;
 pub use progress::Progress;
 pub use replay::{Options, ReplayError, replay};

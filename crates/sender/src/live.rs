@@ -181,7 +181,7 @@ mod tests {
         .unwrap();
         match cli.command {
             Some(crate::Command::Generate(args)) => args,
-            None => panic!("generate not parsed"),
+            _ => panic!("generate not parsed"),
         }
     }
 

@@ -23,7 +23,11 @@ async fn main() -> ExitCode {
             .error(clap::error::ErrorKind::ValueValidation, message)
             .exit();
     }
-    let default_level = if cli.replay.quiet { "warn" } else { "info" };
+    let quiet = match &cli.command {
+        Some(Command::Capture(args)) => args.quiet,
+        _ => cli.replay.quiet,
+    };
+    let default_level = if quiet { "warn" } else { "info" };
     traffic::service::init_tracing(default_level);
 
     match cli.command {
@@ -39,6 +43,13 @@ async fn main() -> ExitCode {
                 ExitCode::from(exit::FAILED)
             }
         },
+        Some(Command::Capture(args)) => {
+            let shutdown = CancellationToken::new();
+            traffic::service::cancel_on_signals(shutdown.clone());
+            ExitCode::from(sender::exit_status(
+                &sender::capture::run(args, shutdown).await,
+            ))
+        }
         None => {
             let shutdown = CancellationToken::new();
             traffic::service::cancel_on_signals(shutdown.clone());

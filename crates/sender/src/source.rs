@@ -213,6 +213,8 @@ pub fn to_row(record: &RecordRef<'_>) -> Result<Row, ReadError> {
             path: text(Field::Path, &record.path),
             protocol: text(Field::Protocol, &record.protocol),
             dest_ip: record.dest_ip,
+            src_port: record.src_port,
+            dest_port: record.dest_port,
             ..Event::new(record.ip, record.timestamp, record.suspicious == Some(true))
         },
     })
@@ -370,6 +372,12 @@ mod tests {
             assert_eq!(first.line, 1);
             assert_eq!(first.event.bytes, Some(49));
             assert_eq!(first.event.dest_ip, Some("127.0.0.1".parse().unwrap()));
+            if format == InputFormat::Pcap {
+                assert!(
+                    first.event.dest_port.is_some(),
+                    "{name}: ports of {first:?}"
+                );
+            }
         }
     }
 

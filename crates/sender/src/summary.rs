@@ -80,6 +80,9 @@ pub struct Summary {
     pub retries: u64,
     /// Usable rows not delivered because the replay was stopped or gave up.
     pub not_sent: u64,
+    /// Packets of a live capture lost before they became rows (dropped by the kernel, the
+    /// interface or the sender's own queue); any makes the run incomplete.
+    pub dropped: u64,
     /// Passes over the file started (more than 1 only with looping).
     pub passes: u32,
     /// Per-row lateness: send instant minus scheduled instant.
@@ -116,6 +119,7 @@ impl Summary {
     pub fn all_accepted(&self) -> bool {
         !self.cancelled
             && self.not_sent == 0
+            && self.dropped == 0
             && self.rejected == 0
             && self.accepted == self.rows_read
     }
@@ -164,9 +168,14 @@ impl fmt::Display for Summary {
             // No schedule, so no out of order, lateness or drift: the rate instead.
             return write!(
                 f,
-                ", rejected {}, not sent {}, posts {}, retries {}, elapsed {:.3} s, {:.0} lines/s{}",
+                ", rejected {}, not sent {}{}, posts {}, retries {}, elapsed {:.3} s, {:.0} lines/s{}",
                 self.rejected,
                 self.not_sent,
+                if self.dropped > 0 {
+                    format!(", DROPPED {} packets", self.dropped)
+                } else {
+                    String::new()
+                },
                 self.posts,
                 self.retries,
                 self.elapsed.as_secs_f64(),

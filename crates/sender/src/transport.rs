@@ -23,6 +23,40 @@ pub trait Transport {
         key: &str,
         events: &[Event],
     ) -> impl Future<Output = Result<u64, PostError>> + Send;
+
+    /// Tells the server a live capture's counters (`POST /api/capture`); by default, does
+    /// nothing (fakes and transports without a server).
+    fn report_capture(
+        &mut self,
+        report: &CaptureReport,
+    ) -> impl Future<Output = Result<(), PostError>> + Send {
+        let _ = report;
+        async { Ok(()) }
+    }
+}
+
+/// A live capture's counters as the server takes them (`POST /api/capture`): absolute
+/// values since the capture started, so a lost or repeated report does no harm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CaptureReport {
+    /// Who reports: the run's identifier.
+    pub sensor: String,
+    /// The interface captured.
+    pub interface: String,
+    /// Packets read from the capture (after the filter).
+    pub captured: u64,
+    /// Packets passed over because they are not IP.
+    pub not_ip: u64,
+    /// Packets the kernel dropped (capture buffer full).
+    pub kernel_dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub interface_dropped: u64,
+    /// Packets the sender dropped (its queue to the server full).
+    pub queue_dropped: u64,
+    /// Events the sender could not deliver (gave up, or stopped while the server was away).
+    pub not_sent: u64,
+    /// The capture has ended: this is its last report.
+    pub ended: bool,
 }
 
 /// Why a POST did not deliver its batch.

@@ -303,7 +303,7 @@ struct Published {
     rate_samples: VecDeque<(Instant, u64)>,
     events_per_second: f64,
     /// What the last `stats` frame said: (seq, events per second, rejected requests).
-    last_stats: Option<(u64, f64, u64)>,
+    last_stats: Option<(u64, f64, u64, u64)>,
     /// Hits pushed out of the ring while possibly still visible, counted per 100 ms of
     /// their receipt (oldest first, pruned past the visibility window): what a snapshot
     /// cannot include.
@@ -330,6 +330,8 @@ pub struct Hub {
     metrics: Arc<Metrics>,
     /// Where alerts also go, when webhooks are configured.
     webhooks: std::sync::OnceLock<Arc<Webhooks>>,
+    /// Live-capture counters reported by senders, shown in the stats.
+    pub capture: crate::capture::Sensors,
 }
 
 /// Accepted events not yet taken by the publisher.
@@ -380,6 +382,9 @@ pub struct Stats {
     pub rejected_requests: u64,
     /// Clients connected to the stream.
     pub clients: u64,
+    /// Live-capture counters reported by senders (absent until one reports).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<crate::capture::CaptureStats>,
     /// The aggregates.
     #[serde(flatten)]
     pub summary: Summary,
@@ -420,6 +425,7 @@ impl Hub {
             frames,
             metrics,
             webhooks: std::sync::OnceLock::new(),
+            capture: crate::capture::Sensors::default(),
         }
     }
 
@@ -709,6 +715,7 @@ impl Hub {
             published.seq,
             published.events_per_second,
             self.metrics.requests_rejected(),
+            self.capture.version(),
         );
         if published.last_stats == Some(said) {
             return;
@@ -936,6 +943,7 @@ impl Hub {
             events_per_second: published.events_per_second,
             rejected_requests: self.metrics.requests_rejected(),
             clients: self.metrics.clients_connected(),
+            capture: self.capture.stats(),
             summary: published.aggregates.summary(self.config.top),
         }
     }

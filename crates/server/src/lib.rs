@@ -7,6 +7,7 @@
 mod analytics;
 mod api;
 pub mod auth;
+pub mod capture;
 pub mod cli;
 mod config;
 mod error;

@@ -11,7 +11,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, analytics, api, generator, past, stream};
+use crate::{AppState, analytics, api, capture, generator, past, stream};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -47,6 +47,8 @@ pub fn table() -> Vec<Route> {
         // The body limit is applied by the handler itself (it also refuses a declared
         // Content-Length over the limit before reading).
         route(Method::POST, "/api/events", Ingest, post(api::ingest)),
+        // A live capture's counters (kernel and queue drops), from the capturing sender.
+        route(Method::POST, "/api/capture", Ingest, post(capture::report)),
         route(Method::GET, "/api/stream", Viewer, get(stream::stream)),
         route(Method::GET, "/api/stats", Viewer, get(api::stats)),
         route(Method::GET, "/api/info", Viewer, get(api::info)),

@@ -4,7 +4,8 @@
 //! A record: `ip` the source address, `dest_ip` the destination, `timestamp` the capture time
 //! (microsecond or nanosecond pcap; pcapng in each interface's own resolution, `if_tsresol`,
 //! and offset, `if_tsoffset`), `bytes` the packet's length on the wire, `protocol` the
-//! transport (`TCP`, `UDP`, `ICMP`, `ICMPv6`, else `IP`). Its number is the packet's number
+//! transport (`TCP`, `UDP`, `ICMP`, `ICMPv6`, else `IP`), `src_port`/`dest_port` for TCP and
+//! UDP. Its number is the packet's number
 //! in the file (1-based, as Wireshark counts). Packets that are not IP (ARP, ...) are passed
 //! over. Link types: Ethernet (with VLAN tags), raw IP, BSD loopback (`NULL`, `LOOP`) and
 //! Linux cooked captures (`SLL`, `SLL2`, what `-i any` writes); a packet of another link type
@@ -13,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::io::{self, Read};
+use std::net::IpAddr;
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_parser::traits::PcapReaderIterator;
@@ -197,18 +199,52 @@ fn packet_record(
     data: &[u8],
     wire_len: u32,
 ) -> Option<Result<RecordRef<'static>, LineError>> {
-    let short = || {
-        Some(Err(LineError::new(
-            number,
-            "packet shorter than its link header",
-        )))
+    let packet = match decode_packet(linktype.0, data) {
+        Ok(packet) => packet?,
+        Err(e) => return Some(Err(LineError::new(number, e))),
     };
-    let sliced = match linktype.0 {
+    if !timestamp.is_finite() || timestamp < 0.0 {
+        return Some(Err(LineError::new(number, "timestamp: before 1970")));
+    }
+    let mut rec = RecordRef::new(number, packet.src, timestamp);
+    rec.dest_ip = Some(packet.dst);
+    rec.bytes = Some(u64::from(wire_len));
+    rec.protocol = Some(Cow::Borrowed(packet.protocol));
+    rec.src_port = packet.src_port;
+    rec.dest_port = packet.dest_port;
+    Some(Ok(rec))
+}
+
+/// What one IP packet's headers say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Packet {
+    /// Source address (an IPv4-mapped IPv6 address is given as IPv4).
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// The transport: `TCP`, `UDP`, `ICMP`, `ICMPv6`, else `IP`.
+    pub protocol: &'static str,
+    /// TCP or UDP source port.
+    pub src_port: Option<u16>,
+    /// TCP or UDP destination port.
+    pub dest_port: Option<u16>,
+}
+
+/// Decodes the headers of one packet of link type `linktype` (a pcap `LINKTYPE_` number):
+/// `Ok(None)` when it is not IP (ARP, ...), `Err` naming the problem for a link type that is
+/// not supported or a packet shorter than its link header. Used for capture files and live
+/// captures alike.
+pub fn decode_packet(linktype: i32, data: &[u8]) -> Result<Option<Packet>, String> {
+    let short = || Err("packet shorter than its link header".to_owned());
+    let sliced = match linktype {
         1 => LaxSlicedPacket::from_ethernet(data).ok(),
         // Raw IP (101, 228, 229; 12 and 14 on some systems).
         12 | 14 | 101 | 228 | 229 => LaxSlicedPacket::from_ip(data).ok(),
         // BSD loopback: a 4-byte address family, then IP.
-        0 | 108 => LaxSlicedPacket::from_ip(data.get(4..)?).ok(),
+        0 | 108 => match data.get(4..) {
+            Some(rest) => LaxSlicedPacket::from_ip(rest).ok(),
+            None => return Ok(None),
+        },
         113 => {
             let Some(proto) = data.get(14..16) else {
                 return short();
@@ -224,38 +260,39 @@ fn packet_record(
             Some(LaxSlicedPacket::from_ether_type(ether, rest))
         }
         other => {
-            let e = format!(
+            return Err(format!(
                 "link type {other} is not supported (Ethernet, raw IP, loopback, Linux cooked)"
-            );
-            return Some(Err(LineError::new(number, e)));
+            ));
         }
     };
-    let sliced = sliced?;
-    let (src, dst) = match sliced.net.as_ref()? {
-        LaxNetSlice::Ipv4(v4) => {
+    let Some(sliced) = sliced else {
+        return Ok(None);
+    };
+    let (src, dst): (IpAddr, IpAddr) = match sliced.net.as_ref() {
+        Some(LaxNetSlice::Ipv4(v4)) => {
             let h = v4.header();
             (h.source_addr().into(), h.destination_addr().into())
         }
-        LaxNetSlice::Ipv6(v6) => {
+        Some(LaxNetSlice::Ipv6(v6)) => {
             let h = v6.header();
             (h.source_addr().into(), h.destination_addr().into())
         }
-        LaxNetSlice::Arp(_) => return None,
+        Some(LaxNetSlice::Arp(_)) | None => return Ok(None),
     };
-    if !timestamp.is_finite() || timestamp < 0.0 {
-        return Some(Err(LineError::new(number, "timestamp: before 1970")));
-    }
-    let mut rec = RecordRef::new(number, std::net::IpAddr::to_canonical(&src), timestamp);
-    rec.dest_ip = Some(std::net::IpAddr::to_canonical(&dst));
-    rec.bytes = Some(u64::from(wire_len));
-    rec.protocol = Some(Cow::Borrowed(match sliced.transport {
-        Some(TransportSlice::Tcp(_)) => "TCP",
-        Some(TransportSlice::Udp(_)) => "UDP",
-        Some(TransportSlice::Icmpv4(_)) => "ICMP",
-        Some(TransportSlice::Icmpv6(_)) => "ICMPv6",
-        _ => "IP",
-    }));
-    Some(Ok(rec))
+    let (protocol, ports) = match &sliced.transport {
+        Some(TransportSlice::Tcp(t)) => ("TCP", Some((t.source_port(), t.destination_port()))),
+        Some(TransportSlice::Udp(u)) => ("UDP", Some((u.source_port(), u.destination_port()))),
+        Some(TransportSlice::Icmpv4(_)) => ("ICMP", None),
+        Some(TransportSlice::Icmpv6(_)) => ("ICMPv6", None),
+        _ => ("IP", None),
+    };
+    Ok(Some(Packet {
+        src: src.to_canonical(),
+        dst: dst.to_canonical(),
+        protocol,
+        src_port: ports.map(|p| p.0),
+        dest_port: ports.map(|p| p.1),
+    }))
 }
 
 #[cfg(test)]
@@ -268,6 +305,27 @@ mod tests {
         assert!(is_capture(&[0x0a, 0x0d, 0x0d, 0x0a]));
         assert!(!is_capture(b"1.2.3.4 - -"));
         assert!(!is_capture(&[0xd4]));
+    }
+
+    #[test]
+    fn a_packet_is_decoded_with_its_ports_and_a_foreign_link_type_is_named() {
+        // Ethernet, IPv4 127.0.0.1 -> 127.0.0.1, UDP 40000 -> 53, 4 bytes of payload.
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&[
+            0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 2,
+        ]);
+        frame.extend_from_slice(&40000u16.to_be_bytes());
+        frame.extend_from_slice(&53u16.to_be_bytes());
+        frame.extend_from_slice(&[0, 12, 0, 0, 1, 2, 3, 4]);
+        let packet = decode_packet(1, &frame).unwrap().unwrap();
+        assert_eq!(packet.src, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(packet.dst, IpAddr::from([127, 0, 0, 2]));
+        assert_eq!(packet.protocol, "UDP");
+        assert_eq!((packet.src_port, packet.dest_port), (Some(40000), Some(53)));
+        assert_eq!(decode_packet(1, &frame[..10]).unwrap(), None, "not IP");
+        let e = decode_packet(147, &frame).unwrap_err();
+        assert!(e.contains("link type 147"), "{e}");
     }
 
     #[test]

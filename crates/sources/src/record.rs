@@ -27,6 +27,10 @@ pub struct RecordRef<'a> {
     pub protocol: Option<Cow<'a, str>>,
     /// The server's address, where the source has it.
     pub dest_ip: Option<IpAddr>,
+    /// The client's port (packets), where the source has it.
+    pub src_port: Option<u16>,
+    /// The server's port (packets), where the source has it.
+    pub dest_port: Option<u16>,
     /// The client's `User-Agent`.
     pub user_agent: Option<Cow<'a, str>>,
     /// Flagged by the source or by [`crate::suspicious::Rules`]; `None`: nobody said.
@@ -46,6 +50,8 @@ impl<'a> RecordRef<'a> {
             path: None,
             protocol: None,
             dest_ip: None,
+            src_port: None,
+            dest_port: None,
             user_agent: None,
             suspicious: None,
         }
@@ -64,6 +70,8 @@ impl<'a> RecordRef<'a> {
             path: own(&self.path),
             protocol: own(&self.protocol),
             dest_ip: self.dest_ip,
+            src_port: self.src_port,
+            dest_port: self.dest_port,
             user_agent: own(&self.user_agent),
             suspicious: self.suspicious,
         }
@@ -91,6 +99,10 @@ pub struct Record {
     pub protocol: Option<String>,
     /// The server's address.
     pub dest_ip: Option<IpAddr>,
+    /// The client's port.
+    pub src_port: Option<u16>,
+    /// The server's port.
+    pub dest_port: Option<u16>,
     /// The client's `User-Agent`.
     pub user_agent: Option<String>,
     /// Flagged by the source or the rules; `None`: nobody said.

@@ -57,6 +57,8 @@ fn combined_fixture_reads_ipv6_dashes_escapes_and_garbage_and_names_bad_lines() 
             path: Some("/apache_pb.gif".into()),
             protocol: Some("HTTP/1.0".into()),
             dest_ip: None,
+            src_port: None,
+            dest_port: None,
             user_agent: Some("Mozilla/4.08 [en] (Win98; I ;Nav)".into()),
             suspicious: None,
         }
@@ -188,6 +190,8 @@ fn caddy_fixture_prefers_client_ip_and_falls_back_to_remote_ip() {
             path: Some("/".into()),
             protocol: Some("HTTP/2.0".into()),
             dest_ip: None,
+            src_port: None,
+            dest_port: None,
             user_agent: Some("curl/7.82.0".into()),
             suspicious: None,
         }

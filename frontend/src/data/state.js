@@ -169,6 +169,7 @@ export class TrafficState {
       hitsTruncated: this.hitsTruncated,
       unlocated: { total: unlocatedTotal, byReason },
       located,
+      capture: s?.capture ?? null,
       hasBytes: (s?.bytes?.events ?? 0) > 0 || this.extra.some((e) => e.bytes > 0),
       top: this.topPlaces(filter, top, metric),
       countries: this.topCountries(top, metric),

@@ -67,3 +67,24 @@ export function formatClock(unixSecs) {
   if (unixSecs == null) return '';
   return new Date(unixSecs * 1000).toISOString().slice(11, 19);
 }
+
+/**
+ * A live capture's counters (`/api/stats` `capture`) in words: "1,234 packets captured ·
+ * 5 dropped (kernel 3, queue 2)"; '' when nothing was captured. Plain text.
+ */
+export function describeCapture(capture) {
+  if (!capture) return '';
+  const parts = [`${formatCount(capture.captured)} packets captured`];
+  const why = [
+    ['kernel', capture.kernel_dropped],
+    ['interface', capture.interface_dropped],
+    ['queue', capture.queue_dropped],
+  ].filter(([, n]) => n > 0);
+  parts.push(
+    why.length === 0
+      ? 'none dropped'
+      : `${formatCount(capture.dropped)} dropped (${why.map(([k, n]) => `${k} ${formatCount(n)}`).join(', ')})`,
+  );
+  if (capture.not_sent > 0) parts.push(`${formatCount(capture.not_sent)} not sent`);
+  return parts.join(' · ');
+}

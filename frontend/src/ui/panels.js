@@ -1,7 +1,7 @@
 // The panels: counters, the top-locations list, the status line and the notes. Only DOM;
 // every text from the data is set with textContent.
 
-import { formatCount, formatRate, formatShare, formatDataTime, formatBytes } from './format.js';
+import { formatCount, formatRate, formatShare, formatDataTime, formatBytes, describeCapture } from './format.js';
 import { describeReasons } from '../data/state.js';
 import { notesFor } from './notes.js';
 import { renderBreakdown } from './breakdown.js';
@@ -32,6 +32,8 @@ export function createPanels(root, { onPlaceClick }) {
     unlocatedRow: $(root, '#unlocated-row'),
     unlocatedReasons: $(root, '#unlocated-reasons'),
     locatedCounts: $(root, '#located-counts'),
+    captureRow: $(root, '#capture-row'),
+    captureCounts: $(root, '#capture-counts'),
     mix: {
       card: $(root, '#mix'),
       protocols: $(root, '[data-testid="protocols"]'),
@@ -142,6 +144,11 @@ export function createPanels(root, { onPlaceClick }) {
     const reasons = describeReasons(unlocated.byReason);
     el.unlocatedReasons.textContent = reasons ? `(${reasons})` : '';
     el.unlocatedRow.title = reasons ? `Hits that could not be placed: ${reasons}` : '';
+    // Packets a live capture lost before they became hits: shown, never hidden (in red).
+    const capture = view.capture ?? null;
+    el.captureRow.hidden = capture === null;
+    el.captureCounts.textContent = describeCapture(capture);
+    el.captureRow.classList.toggle('dropping', (capture?.dropped ?? 0) > 0);
     const located = view.located ?? { event: 0, ip: 0 };
     el.locatedCounts.textContent =
       located.event || located.ip
