@@ -207,7 +207,7 @@ type PlaceKey = (i64, bool, u64, bool, u32, i64);
 type TimelineKey = (i64, u32, bool, u32, i64);
 
 /// Rollup rows not yet written: counted in memory and written every [`ROLLUP_EVERY`] (or
-/// [`ROLLUP_EVENTS`]) in the transaction of a commit, with the seq they reach
+/// [`ROLLUP_EVENTS`], or [`ROLLUP_ROWS`]) in the transaction of a commit, with the seq they reach
 /// (`meta.rolled_up`). Readers count the events after that seq from the blocks, so answers
 /// are exact whatever is pending; on open, the blocks after it are counted again.
 #[derive(Default)]
@@ -226,6 +226,8 @@ pub(crate) struct Rollups {
 const ROLLUP_EVERY: Duration = Duration::from_secs(1);
 /// ... or this many events.
 const ROLLUP_EVENTS: u64 = 1_000_000;
+/// ... or this many distinct minute rows (bounds the writer's memory whatever the data).
+const ROLLUP_ROWS: usize = 100_000;
 
 /// The bucket of `timestamp` in buckets of `width` seconds: `floor(timestamp / width)`,
 /// exact at the edges (`bucket * width <= timestamp < (bucket + 1) * width`).
@@ -513,6 +515,7 @@ impl Store for Sqlite {
             }
             let delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
             flushed = self.pending.events + delta.events >= ROLLUP_EVENTS
+                || self.pending.places.len() + delta.places.len() >= ROLLUP_ROWS
                 || self.rolled_at.elapsed() >= self.rollup_every;
             if flushed {
                 self.pending.write(&transaction)?;
@@ -1481,6 +1484,46 @@ mod tests {
         store.set_rollup_every(Duration::ZERO);
         store.append(&rows(300..500), &[]).unwrap();
         assert_eq!(total(&store), (500, 500), "the pending 200 written once");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pending_rollups_are_written_once_they_reach_their_row_bound_whatever_the_time() {
+        let dir = temp_dir("rows");
+        let events: Vec<Event> = (0..ROLLUP_ROWS as u32 + 10)
+            .map(|i| {
+                // Each in a minute of its own: one pending row each.
+                Event::new(
+                    std::net::IpAddr::from([10, 0, 0, 2]),
+                    1_000_000_000.0 + f64::from(i) * 60.0,
+                    false,
+                )
+            })
+            .collect();
+        let rows: Vec<NewEvent<'_>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| NewEvent {
+                seq: i as u64 + 1,
+                received_ms: 1,
+                event,
+                located: Located::Unlocated("private".to_owned()),
+                network: None,
+            })
+            .collect();
+        let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
+        store.set_rollup_every(Duration::MAX);
+        store.append(&rows[..ROLLUP_ROWS - 1], &[]).unwrap();
+        assert_eq!(rolled_up(&store.connection).unwrap(), 0);
+        store.append(&rows[ROLLUP_ROWS - 1..], &[]).unwrap();
+        assert_eq!(
+            rolled_up(&store.connection).unwrap(),
+            events.len() as u64,
+            "written with the commit that reached the bound"
+        );
+        assert!(store.pending.places.is_empty());
+        drop(rows);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
