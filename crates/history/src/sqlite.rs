@@ -201,6 +201,10 @@ struct Item<'a> {
     country: Option<&'a str>,
 }
 
+/// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much
+/// cheaper than SipHash, still keyed).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Minute rollup key: (minute, placed, place key, suspicious, protocol id, status class).
 type PlaceKey = (i64, bool, u64, bool, u32, i64);
 /// Minute timeline key: (minute, country code id, suspicious, protocol id, status class).
@@ -214,9 +218,9 @@ type TimelineKey = (i64, u32, bool, u32, i64);
 pub(crate) struct Rollups {
     /// Texts (protocols, country codes) by id; id 0 is "".
     texts: Vec<String>,
-    ids: HashMap<String, u32>,
-    places: HashMap<PlaceKey, (u64, f64, f64)>,
-    timeline: HashMap<TimelineKey, u64>,
+    ids: FastMap<String, u32>,
+    places: FastMap<PlaceKey, (u64, f64, f64)>,
+    timeline: FastMap<TimelineKey, u64>,
     /// Events counted.
     events: u64,
 }
@@ -320,7 +324,7 @@ impl Rollups {
 
     /// Adds the rows to the minute and hour tables (nothing is cleared).
     fn write(&self, transaction: &Transaction<'_>) -> Result<()> {
-        let mut hours: HashMap<PlaceKey, (u64, f64, f64)> = HashMap::new();
+        let mut hours: FastMap<PlaceKey, (u64, f64, f64)> = FastMap::default();
         for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
             &self.places
         {
@@ -364,7 +368,7 @@ impl Rollups {
                 ])?;
             }
         }
-        let mut timeline_hours: HashMap<TimelineKey, u64> = HashMap::new();
+        let mut timeline_hours: FastMap<TimelineKey, u64> = FastMap::default();
         for (&(minute, country, suspicious, protocol, class), &n) in &self.timeline {
             *timeline_hours
                 .entry((minute.div_euclid(60), country, suspicious, protocol, class))
