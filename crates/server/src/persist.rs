@@ -364,9 +364,8 @@ fn commit_loop(
     let mut forgot_keys = std::time::Instant::now();
     let mut stop = None;
     while stop.is_none() {
-        let Some(first) = receiver.blocking_recv() else {
-            return None;
-        };
+        // The channel closed without a stop: nothing to answer.
+        let first = receiver.blocking_recv()?;
         let mut batches = Vec::new();
         let mut events = 0;
         let mut next = Some(first);
