@@ -8,7 +8,9 @@
 //!
 //! The writer is a thread of its own (SQLite calls block), fed by a bounded channel: while
 //! it commits, the next batches queue up and go into the next transaction together (group
-//! commit). When the disk falls behind, the publisher waits for room in the channel.
+//! commit). When the disk falls behind, the publisher waits for room in the channel. Each
+//! commit is then published by a second thread (in commit order) while the writer commits
+//! the next, so storing and publishing overlap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
