@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use traffic::{Event, Place};
@@ -35,6 +36,12 @@ pub struct Sqlite {
     secret: [u64; 2],
     /// Reused between commits (its buffers keep their capacity).
     encoder: Encoder,
+    /// Rollups of the events after `meta.rolled_up`, not written yet.
+    pending: Rollups,
+    /// When rollups were last written (or the store opened).
+    rolled_at: Instant,
+    /// How long rollups may stay pending.
+    rollup_every: Duration,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -86,10 +93,34 @@ impl Sqlite {
             )
             .optional()?
             .unwrap_or(0);
-        let places = read_places(&connection)?
+        let places: HashMap<u64, String> = read_places(&connection)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
             .collect();
+        // The events the rollups do not count yet are counted again, in memory.
+        let mut pending = Rollups::default();
+        let rolled = rolled_up(&connection)?;
+        {
+            let mut statement = connection.prepare(
+                "SELECT first_seq, data FROM blocks WHERE last_seq > ?1 ORDER BY first_seq",
+            )?;
+            let mut rows = statement.query([rolled as i64])?;
+            while let Some(row) = rows.next()? {
+                decode_block(row, &mut |stored| {
+                    if stored.seq > rolled {
+                        let (located, country) = match &stored.located {
+                            Located::Event(key) => (Where::Event(*key), places.get(key)),
+                            Located::Ip { place, .. } => {
+                                (Where::Ip(*place, 0.0, 0.0), places.get(place))
+                            }
+                            Located::Unlocated(reason) => (Where::Unlocated(reason), None),
+                        };
+                        pending.add(located, country.map(String::as_str), &stored.event);
+                    }
+                    true
+                })?;
+            }
+        }
         Ok(Self {
             connection,
             path,
@@ -98,7 +129,17 @@ impl Sqlite {
             epoch,
             secret: [(secret >> 64) as u64, secret as u64],
             encoder: Encoder::default(),
+            pending,
+            rolled_at: Instant::now(),
+            rollup_every: ROLLUP_EVERY,
         })
+    }
+
+    /// Writes the rollups at most `every` apart (default 1 s; `Duration::ZERO`: with every
+    /// commit). Answers are the same whatever it is; it trades commit cost for the events a
+    /// range question decodes.
+    pub fn set_rollup_every(&mut self, every: Duration) {
+        self.rollup_every = every;
     }
 
     /// The database file.
@@ -160,17 +201,37 @@ struct Item<'a> {
     country: Option<&'a str>,
 }
 
-/// Minute rollup key: (minute, placed, place key, suspicious, protocol, status class).
-type PlaceKey<'a> = (i64, bool, u64, bool, &'a str, i64);
-/// Minute timeline key: (minute, country code, suspicious, protocol, status class).
-type TimelineKey<'a> = (i64, &'a str, bool, &'a str, i64);
+/// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much
+/// cheaper than SipHash, still keyed).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The rollup rows one transaction adds to.
+/// Minute rollup key: (minute, placed, place key, suspicious, protocol id, status class).
+type PlaceKey = (i64, bool, u64, bool, u32, i64);
+/// Minute timeline key: (minute, country code id, suspicious, protocol id, status class).
+type TimelineKey = (i64, u32, bool, u32, i64);
+
+/// Rollup rows not yet written: counted in memory and written every [`ROLLUP_EVERY`] (or
+/// [`ROLLUP_EVENTS`], or [`ROLLUP_ROWS`]) in the transaction of a commit, with the seq they reach
+/// (`meta.rolled_up`). Readers count the events after that seq from the blocks, so answers
+/// are exact whatever is pending; on open, the blocks after it are counted again.
 #[derive(Default)]
-struct Rollups<'a> {
-    places: HashMap<PlaceKey<'a>, (u64, f64, f64)>,
-    timeline: HashMap<TimelineKey<'a>, u64>,
+pub(crate) struct Rollups {
+    /// Texts (protocols, country codes) by id; id 0 is "".
+    texts: Vec<String>,
+    ids: FastMap<String, u32>,
+    places: FastMap<PlaceKey, (u64, f64, f64)>,
+    timeline: FastMap<TimelineKey, u64>,
+    /// Events counted.
+    events: u64,
 }
+
+/// Rollups pending at most this long (a reader then decodes at most this much of the
+/// newest events in the window).
+const ROLLUP_EVERY: Duration = Duration::from_secs(1);
+/// ... or this many events.
+const ROLLUP_EVENTS: u64 = 1_000_000;
+/// ... or this many distinct minute rows (bounds the writer's memory whatever the data).
+const ROLLUP_ROWS: usize = 100_000;
 
 /// The bucket of `timestamp` in buckets of `width` seconds: `floor(timestamp / width)`,
 /// exact at the edges (`bucket * width <= timestamp < (bucket + 1) * width`).
@@ -188,15 +249,35 @@ fn status_class(status: Option<u16>) -> i64 {
     status.map_or(-1, |s| i64::from(s / 100))
 }
 
-impl<'a> Rollups<'a> {
-    fn add(&mut self, item: &Item<'a>) {
-        let e = item.row.event;
-        let (placed, key) = match item.row.located {
+impl Rollups {
+    fn id(&mut self, text: &str) -> u32 {
+        if text.is_empty() {
+            return 0;
+        }
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        if self.texts.is_empty() {
+            self.texts.push(String::new());
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> &str {
+        self.texts.get(id as usize).map_or("", String::as_str)
+    }
+
+    fn add(&mut self, located: Where<'_>, country: Option<&str>, e: &Event) {
+        let (placed, key) = match located {
             Where::Event(key) | Where::Ip(key, ..) => (true, key),
             Where::Unlocated(_) => (false, 0),
         };
         let minute = bucket_of(e.timestamp, 60.0);
-        let protocol = e.protocol.as_deref().unwrap_or("");
+        let protocol = self.id(e.protocol.as_deref().unwrap_or(""));
+        let country = self.id(country.unwrap_or(""));
         let class = status_class(e.status);
         let t = e.timestamp;
         self.places
@@ -209,60 +290,85 @@ impl<'a> Rollups<'a> {
             .or_insert((1, t, t));
         *self
             .timeline
-            .entry((
-                minute,
-                item.country.unwrap_or(""),
-                e.suspicious,
-                protocol,
-                class,
-            ))
+            .entry((minute, country, e.suspicious, protocol, class))
             .or_insert(0) += 1;
+        self.events += 1;
     }
 
-    /// Adds the rows to the minute and hour tables.
-    fn write(self, transaction: &Transaction<'_>) -> Result<()> {
-        let mut hours: HashMap<PlaceKey<'a>, (u64, f64, f64)> = HashMap::new();
-        for table in ["rollup_places_minute", "rollup_places_hour"] {
+    /// Adds `other`'s counts.
+    fn merge(&mut self, other: Rollups) {
+        // Other's text ids as this one's.
+        let ids: Vec<u32> = other.texts.iter().map(|t| self.id(t)).collect();
+        let id = |i: u32| ids.get(i as usize).copied().unwrap_or(0);
+        for (key, (n, first, latest)) in other.places {
+            let (minute, placed, place, suspicious, protocol, class) = key;
+            let protocol = id(protocol);
+            self.places
+                .entry((minute, placed, place, suspicious, protocol, class))
+                .and_modify(|(m, f, l)| {
+                    *m += n;
+                    *f = f.min(first);
+                    *l = l.max(latest);
+                })
+                .or_insert((n, first, latest));
+        }
+        for ((minute, country, suspicious, protocol, class), n) in other.timeline {
+            let (country, protocol) = (id(country), id(protocol));
+            *self
+                .timeline
+                .entry((minute, country, suspicious, protocol, class))
+                .or_insert(0) += n;
+        }
+        self.events += other.events;
+    }
+
+    /// Adds the rows to the minute and hour tables (nothing is cleared).
+    fn write(&self, transaction: &Transaction<'_>) -> Result<()> {
+        let mut hours: FastMap<PlaceKey, (u64, f64, f64)> = FastMap::default();
+        for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
+            &self.places
+        {
+            hours
+                .entry((
+                    minute.div_euclid(60),
+                    placed,
+                    key,
+                    suspicious,
+                    protocol,
+                    class,
+                ))
+                .and_modify(|(m, f, l)| {
+                    *m += n;
+                    *f = f.min(first);
+                    *l = l.max(latest);
+                })
+                .or_insert((n, first, latest));
+        }
+        for (table, rows) in [
+            ("rollup_places_minute", &self.places),
+            ("rollup_places_hour", &hours),
+        ] {
             let mut upsert = transaction.prepare_cached(&format!(
                 "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
                  status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                  ON CONFLICT DO UPDATE SET events = events + excluded.events, \
                  first = min(first, excluded.first), latest = max(latest, excluded.latest)"
             ))?;
-            let rows = if table == "rollup_places_minute" {
-                &self.places
-            } else {
-                &hours
-            };
             for (&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest)) in rows {
                 upsert.execute(params![
-                    bucket, placed, key as i64, suspicious, protocol, class, n as i64, first,
+                    bucket,
+                    placed,
+                    key as i64,
+                    suspicious,
+                    self.text(protocol),
+                    class,
+                    n as i64,
+                    first,
                     latest
                 ])?;
             }
-            if table == "rollup_places_minute" {
-                for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
-                    &self.places
-                {
-                    hours
-                        .entry((
-                            minute.div_euclid(60),
-                            placed,
-                            key,
-                            suspicious,
-                            protocol,
-                            class,
-                        ))
-                        .and_modify(|(m, f, l)| {
-                            *m += n;
-                            *f = f.min(first);
-                            *l = l.max(latest);
-                        })
-                        .or_insert((n, first, latest));
-                }
-            }
         }
-        let mut timeline_hours: HashMap<TimelineKey<'a>, u64> = HashMap::new();
+        let mut timeline_hours: FastMap<TimelineKey, u64> = FastMap::default();
         for (&(minute, country, suspicious, protocol, class), &n) in &self.timeline {
             *timeline_hours
                 .entry((minute.div_euclid(60), country, suspicious, protocol, class))
@@ -279,7 +385,12 @@ impl<'a> Rollups<'a> {
             ))?;
             for (&(bucket, country, suspicious, protocol, class), &n) in rows {
                 upsert.execute(params![
-                    bucket, country, suspicious, protocol, class, n as i64
+                    bucket,
+                    self.text(country),
+                    suspicious,
+                    self.text(protocol),
+                    class,
+                    n as i64
                 ])?;
             }
         }
@@ -287,13 +398,13 @@ impl<'a> Rollups<'a> {
     }
 }
 
-/// Stores `items` (seq `first_seq` onwards) as blocks, and their rollups.
+/// Stores `items` (seq `first_seq` onwards) as blocks; returns their rollups.
 fn write_items(
     transaction: &Transaction<'_>,
     encoder: &mut Encoder,
     first_seq: u64,
     items: &[Item<'_>],
-) -> Result<()> {
+) -> Result<Rollups> {
     let mut insert = transaction.prepare_cached(
         "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -307,7 +418,7 @@ fn write_items(
             let t = item.row.event.timestamp;
             min = min.min(t);
             max = max.max(t);
-            rollups.add(item);
+            rollups.add(item.row.located, item.country, item.row.event);
         }
         debug_assert_eq!(encoder.len(), block.len());
         let data = encoder.finish();
@@ -315,7 +426,31 @@ fn write_items(
         insert.execute(params![seq as i64, last as i64, min, max, data])?;
         seq = last + 1;
     }
-    rollups.write(transaction)
+    Ok(rollups)
+}
+
+/// Records that the rollups count every event up to `seq`.
+fn set_rolled_up(transaction: &Transaction<'_>, seq: u64) -> Result<()> {
+    transaction.execute(
+        "INSERT OR REPLACE INTO meta (name, value) VALUES ('rolled_up', ?1)",
+        [seq.to_string()],
+    )?;
+    Ok(())
+}
+
+/// The seq up to which the rollups count every event (0: none).
+fn rolled_up(connection: &Connection) -> Result<u64> {
+    let value: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE name = 'rolled_up'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    value.map_or(Ok(0), |v| {
+        v.parse().map_err(|e| Error::Corrupt {
+            seq: 0,
+            reason: format!("meta rolled_up {v:?}: {e}"),
+        })
+    })
 }
 
 impl Store for Sqlite {
@@ -340,6 +475,8 @@ impl Store for Sqlite {
         let transaction = self.connection.transaction()?;
         let mut added_places = Vec::new();
         let mut items = Vec::with_capacity(events.len());
+        let flushed;
+        let mut unflushed = None;
         {
             let mut insert_place = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO places (key, city, region, country_code, country, \
@@ -380,7 +517,17 @@ impl Store for Sqlite {
                     country: place.map(|p| p.country_code.as_str()),
                 });
             }
-            write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
+            let delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
+            flushed = self.pending.events + delta.events >= ROLLUP_EVENTS
+                || self.pending.places.len() + delta.places.len() >= ROLLUP_ROWS
+                || self.rolled_at.elapsed() >= self.rollup_every;
+            if flushed {
+                self.pending.write(&transaction)?;
+                delta.write(&transaction)?;
+                set_rolled_up(&transaction, self.next_seq + events.len() as u64 - 1)?;
+            } else {
+                unflushed = Some(delta);
+            }
             let mut insert_key = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, status, body, \
                  stored_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -396,6 +543,13 @@ impl Store for Sqlite {
             }
         }
         transaction.commit()?;
+        // Only now: a failed commit is retried with the same events.
+        if flushed {
+            self.pending = Rollups::default();
+            self.rolled_at = Instant::now();
+        } else if let Some(delta) = unflushed {
+            self.pending.merge(delta);
+        }
         self.next_seq += events.len() as u64;
         for place in added_places {
             self.places.insert(place.key, place.country_code.clone());
@@ -792,6 +946,9 @@ impl SqliteReader {
 
 impl Reader for SqliteReader {
     fn summary(&self, range: TimeRange, filter: &Filter, top: usize) -> Result<RangeSummary> {
+        // One snapshot for every read below (the writer may commit meanwhile).
+        let snapshot = self.connection.unchecked_transaction()?;
+        let rolled = rolled_up(&self.connection)?;
         let plan = Plan::new(range);
         let mut tally = Tally::default();
         if plan.hours.0 < plan.hours.1 {
@@ -809,6 +966,37 @@ impl Reader for SqliteReader {
                 let t = stored.event.timestamp;
                 tally.add(place, 1, u64::from(stored.event.suspicious), t, t);
             })?;
+        }
+        // The newest events, not in the rollups yet: counted from their blocks wherever the
+        // rollups would have counted them (the raw parts above have them already).
+        let mut tail: Vec<(f64, bool)> = Vec::new();
+        {
+            let start = block_of(&self.connection, rolled + 1)?;
+            let mut statement = self.connection.prepare_cached(
+                "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 ORDER BY first_seq",
+            )?;
+            let mut rows = statement.query([start as i64])?;
+            let (from, to) = bounds(range);
+            while let Some(row) = rows.next()? {
+                decode_block(row, &mut |stored| {
+                    let t = stored.event.timestamp;
+                    let e = &stored.event;
+                    if stored.seq > rolled
+                        && from <= t
+                        && t < to
+                        && !plan.raw.iter().any(|&(a, b)| a <= t && t < b)
+                        && filter.matches(e, self.country_of(&stored.located))
+                    {
+                        let place = match stored.located {
+                            Located::Event(key) | Located::Ip { place: key, .. } => Some(key),
+                            Located::Unlocated(_) => None,
+                        };
+                        tally.add(place, 1, u64::from(e.suspicious), t, t);
+                        tail.push((t, e.suspicious));
+                    }
+                    true
+                })?;
+            }
         }
         let mut places: Vec<(u64, (u64, u64))> =
             tally.places.iter().map(|(&k, &v)| (k, v)).collect();
@@ -888,6 +1076,11 @@ impl Reader for SqliteReader {
                     for &raw in &plan.raw {
                         count_raw(raw, &mut buckets)?;
                     }
+                    for &(t, suspicious) in &tail {
+                        let i = (((t - start) / w).floor().max(0.0) as usize).min(len - 1);
+                        buckets[i].0 += 1;
+                        buckets[i].1 += u64::from(suspicious);
+                    }
                 } else {
                     count_raw(bounds(range), &mut buckets)?;
                 }
@@ -906,6 +1099,7 @@ impl Reader for SqliteReader {
                 peak: None,
             },
         };
+        drop(snapshot);
         Ok(RangeSummary {
             total: tally.total,
             suspicious: tally.suspicious,
@@ -960,6 +1154,7 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         .map(|p| (p.key, p.country_code))
         .collect();
     let mut encoder = Encoder::default();
+    let mut rollups = Rollups::default();
     let mut statement = transaction.prepare(
         "SELECT seq, received_ms, timestamp, ip, latitude, longitude, suspicious, located, \
          place_key, ip_latitude, ip_longitude, unlocated, bytes, protocol, status, method, path, \
@@ -994,7 +1189,11 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
                 }
             })
             .collect();
-        write_items(transaction, &mut encoder, first, &items)?;
+        let delta = write_items(transaction, &mut encoder, first, &items)?;
+        rollups.merge(delta);
+        if rollups.places.len() > 100_000 {
+            std::mem::take(&mut rollups).write(transaction)?;
+        }
         chunk.clear();
         Ok(())
     };
@@ -1012,6 +1211,10 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         }
     }
     flush(&mut chunk)?;
+    rollups.write(transaction)?;
+    if let Some(last) = expected {
+        set_rolled_up(transaction, last - 1)?;
+    }
     drop(rows);
     drop(statement);
     transaction.execute_batch("DROP TABLE events;")?;
@@ -1084,13 +1287,22 @@ mod tests {
 
     #[test]
     fn sqlite_passes_the_conformance_suite_in_both_durabilities() {
-        for durability in [Durability::Process, Durability::Disk] {
+        // Rollups written with every commit, never (all counted from the blocks), and as
+        // by default: the same answers.
+        for (durability, every) in [
+            (Durability::Process, Duration::ZERO),
+            (Durability::Process, Duration::MAX),
+            (Durability::Process, ROLLUP_EVERY),
+            (Durability::Disk, Duration::ZERO),
+        ] {
             for (name, test) in conformance::ALL {
                 let dir = temp_dir(name);
                 let mut reopen = {
                     let dir = dir.clone();
                     move || -> Box<dyn Store> {
-                        Box::new(Sqlite::open(&dir, durability).expect("opens"))
+                        let mut store = Sqlite::open(&dir, durability).expect("opens");
+                        store.set_rollup_every(every);
+                        Box::new(store)
                     }
                 };
                 test(&mut reopen);
@@ -1216,6 +1428,110 @@ mod tests {
             )
             .unwrap();
         assert_eq!(table, 0, "the version 1 table is gone");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rollups_pending_at_a_restart_are_counted_again_and_written_once() {
+        let dir = temp_dir("pending");
+        let place = Place {
+            key: 3,
+            city: "Lyon".to_owned(),
+            region: "ARA".to_owned(),
+            country_code: "FR".to_owned(),
+            country: "France".to_owned(),
+            latitude: 45.7,
+            longitude: 4.8,
+        };
+        let events: Vec<Event> = (0..500u32)
+            .map(|i| {
+                Event::new(
+                    std::net::IpAddr::from([10, 0, 0, 1]),
+                    1_736_900_000.0 + f64::from(i) * 30.0,
+                    i % 2 == 0,
+                )
+            })
+            .collect();
+        let rows = |range: std::ops::Range<usize>| -> Vec<NewEvent<'_>> {
+            range
+                .map(|i| NewEvent {
+                    seq: i as u64 + 1,
+                    received_ms: 1,
+                    event: &events[i],
+                    located: Located::Event(&place),
+                    network: None,
+                })
+                .collect()
+        };
+        let total = |store: &Sqlite| {
+            let reader = store.readers().open_reader().unwrap();
+            let whole = reader.summary(TimeRange::default(), &Filter::default(), 1);
+            let from_rollups: i64 = store
+                .connection
+                .query_row("SELECT sum(events) FROM rollup_places_hour", [], |r| {
+                    r.get(0)
+                })
+                .unwrap_or(0);
+            (whole.unwrap().total, from_rollups)
+        };
+        {
+            let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
+            store.set_rollup_every(Duration::ZERO);
+            store.append(&rows(0..100), &[]).unwrap();
+            store.set_rollup_every(Duration::MAX);
+            store.append(&rows(100..300), &[]).unwrap();
+            assert_eq!(
+                total(&store),
+                (300, 100),
+                "200 pending, counted from the blocks"
+            );
+        }
+        let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
+        assert_eq!(total(&store), (300, 100));
+        store.set_rollup_every(Duration::ZERO);
+        store.append(&rows(300..500), &[]).unwrap();
+        assert_eq!(total(&store), (500, 500), "the pending 200 written once");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn pending_rollups_are_written_once_they_reach_their_row_bound_whatever_the_time() {
+        let dir = temp_dir("rows");
+        let events: Vec<Event> = (0..ROLLUP_ROWS as u32 + 10)
+            .map(|i| {
+                // Each in a minute of its own: one pending row each.
+                Event::new(
+                    std::net::IpAddr::from([10, 0, 0, 2]),
+                    1_000_000_000.0 + f64::from(i) * 60.0,
+                    false,
+                )
+            })
+            .collect();
+        let rows: Vec<NewEvent<'_>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| NewEvent {
+                seq: i as u64 + 1,
+                received_ms: 1,
+                event,
+                located: Located::Unlocated("private".to_owned()),
+                network: None,
+            })
+            .collect();
+        let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
+        store.set_rollup_every(Duration::MAX);
+        store.append(&rows[..ROLLUP_ROWS - 1], &[]).unwrap();
+        assert_eq!(rolled_up(&store.connection).unwrap(), 0);
+        store.append(&rows[ROLLUP_ROWS - 1..], &[]).unwrap();
+        assert_eq!(
+            rolled_up(&store.connection).unwrap(),
+            events.len() as u64,
+            "written with the commit that reached the bound"
+        );
+        assert!(store.pending.places.is_empty());
+        drop(rows);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }

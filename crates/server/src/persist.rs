@@ -8,7 +8,9 @@
 //!
 //! The writer is a thread of its own (SQLite calls block), fed by a bounded channel: while
 //! it commits, the next batches queue up and go into the next transaction together (group
-//! commit). When the disk falls behind, the publisher waits for room in the channel.
+//! commit). When the disk falls behind, the publisher waits for room in the channel. Each
+//! commit is then published by a second thread (in commit order) while the writer commits
+//! the next, so storing and publishing overlap.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -302,19 +304,70 @@ pub fn spawn(
     })
 }
 
+/// Committed batches on their way to the publishing thread: (first seq, events, ticket).
+type Committed = (u64, Vec<crate::hub::Pending>, u64);
+
+/// Commits on this thread while the previous commit is published on another: the two
+/// halves of the work overlap (in order: one publishing thread, fed in commit order).
 fn write_loop(
-    mut store: Box<dyn Store>,
+    store: Box<dyn Store>,
     hub: &Hub,
-    mut receiver: mpsc::Receiver<Message>,
+    receiver: mpsc::Receiver<Message>,
     metrics: &WriterMetrics,
     keys_max_age: Duration,
 ) {
+    let (committed, to_publish) = std::sync::mpsc::sync_channel::<Committed>(2);
+    let stop = std::thread::scope(|scope| {
+        let publisher = std::thread::Builder::new()
+            .name("history-publish".to_owned())
+            .spawn_scoped(scope, move || {
+                for (first_seq, events, ticket) in to_publish {
+                    hub.publish_taken(first_seq, &events);
+                    hub.mark_committed(ticket);
+                }
+            });
+        let stop = match publisher {
+            Ok(_) => commit_loop(store, receiver, metrics, keys_max_age, &|batch| {
+                // The publisher only goes away by panicking, which the scope reports.
+                let _ = committed.send(batch);
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the publishing thread; publishing from the writer");
+                commit_loop(store, receiver, metrics, keys_max_age, &|(
+                    first,
+                    events,
+                    ticket,
+                )| {
+                    hub.publish_taken(first, &events);
+                    hub.mark_committed(ticket);
+                })
+            }
+        };
+        // Dropping the sender ends the publisher once it has published everything; the
+        // scope waits for it.
+        drop(committed);
+        stop
+    });
+    // Everything committed is published now.
+    if let Some(done) = stop {
+        let _ = done.send(());
+    }
+}
+
+/// Commits what it is sent and hands each commit to `publish`; returns the stop request
+/// that ended it, if any.
+fn commit_loop(
+    mut store: Box<dyn Store>,
+    mut receiver: mpsc::Receiver<Message>,
+    metrics: &WriterMetrics,
+    keys_max_age: Duration,
+    publish: &dyn Fn(Committed),
+) -> Option<oneshot::Sender<()>> {
     let mut forgot_keys = std::time::Instant::now();
     let mut stop = None;
     while stop.is_none() {
-        let Some(first) = receiver.blocking_recv() else {
-            return;
-        };
+        // The channel closed without a stop: nothing to answer.
+        let first = receiver.blocking_recv()?;
         let mut batches = Vec::new();
         let mut events = 0;
         let mut next = Some(first);
@@ -369,8 +422,7 @@ fn write_loop(
         } else {
             batches.into_iter().flat_map(|b| b.events).collect()
         };
-        hub.publish_taken(first_seq, &events);
-        hub.mark_committed(ticket);
+        publish((first_seq, events, ticket));
         if forgot_keys.elapsed() >= FORGET_KEYS_EVERY {
             forgot_keys = std::time::Instant::now();
             let before = unix_ms(SystemTime::now()).saturating_sub(keys_max_age.as_millis() as u64);
@@ -379,9 +431,7 @@ fn write_loop(
             }
         }
     }
-    if let Some(done) = stop {
-        let _ = done.send(());
-    }
+    stop
 }
 
 #[cfg(test)]

@@ -25,9 +25,11 @@ const BODY: &str = r#"[
     {"ip":"2606:4700::1","timestamp":1736919124,"bytes":7}
 ]"#;
 
-/// A tiny AS file written by the test.
+/// A tiny AS file written by the test (in a directory of its own: tests run in parallel).
 fn tiny_asn() -> Arc<geoip::AsnDb> {
-    let dir = std::env::temp_dir().join(format!("server-asn-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("server-asn-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("asn.csv");
     std::fs::write(
