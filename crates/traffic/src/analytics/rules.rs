@@ -564,7 +564,8 @@ impl Default for RuleSet {
                     None,
                     json!({"all": [
                         {"field": "bytes", "op": ">", "value": 1400},
-                        {"field": "protocol", "op": "in", "value": ["UDP", "ICMP", "ICMPv6"]}
+                        {"field": "protocol", "op": "in", "value": ["UDP", "ICMP", "ICMPv6"]},
+                        {"not": {"field": "packets", "op": ">", "value": 1}}
                     ]}),
                 ),
                 event(
