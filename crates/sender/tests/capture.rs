@@ -118,16 +118,18 @@ async fn stats(url: &str) -> serde_json::Value {
         .unwrap()
 }
 
-/// Runs the sender with `--per per`, sends the traffic, waits `settle`, stops the sender
-/// with SIGINT; returns the
-/// server's stats, the reference's packets and the sender's summary line.
-async fn run(per: &str, settle: Duration) -> (serde_json::Value, Vec<Seen>, String) {
-    let url = start_server().await;
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let udp_port = udp.local_addr().unwrap().port();
-    let http = http_target().await;
-    let filter = format!("udp port {udp_port} or tcp port {}", http.port());
-
+/// The sender capturing on `lo` with `--per per` and `filter`, posting to `url`: the child,
+/// a receiver that gets a message once it says it is capturing, and its stderr lines (kept
+/// for the report, joined once it exits).
+fn start_capture(
+    per: &str,
+    url: &str,
+    filter: &str,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<()>,
+    std::thread::JoinHandle<Vec<String>>,
+) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sender"));
     for (key, _) in std::env::vars() {
         if key.starts_with("SENDER_") || key == "RUST_LOG" {
@@ -135,12 +137,11 @@ async fn run(per: &str, settle: Duration) -> (serde_json::Value, Vec<Seen>, Stri
         }
     }
     let mut sender = command
-        .args(["capture", "--interface", "lo", "--per", per, "--url", &url])
-        .args(["--filter", &filter])
+        .args(["capture", "--interface", "lo", "--per", per, "--url", url])
+        .args(["--filter", filter])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Ready once it says it is capturing; the rest of its output is kept for the report.
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stderr = sender.stderr.take().unwrap();
     let output = std::thread::spawn(move || {
@@ -154,6 +155,20 @@ async fn run(per: &str, settle: Duration) -> (serde_json::Value, Vec<Seen>, Stri
         }
         lines
     });
+    (sender, ready_rx, output)
+}
+
+/// Runs the sender with `--per per`, sends the traffic, waits `settle`, stops the sender
+/// with SIGINT; returns the
+/// server's stats, the reference's packets and the sender's summary line.
+async fn run(per: &str, settle: Duration) -> (serde_json::Value, Vec<Seen>, String) {
+    let url = start_server().await;
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port();
+    let http = http_target().await;
+    let filter = format!("udp port {udp_port} or tcp port {}", http.port());
+
+    let (mut sender, ready_rx, output) = start_capture(per, &url, &filter);
     let stop = Arc::new(AtomicBool::new(false));
     let reference = reference(filter, stop.clone());
     ready_rx
@@ -440,39 +455,8 @@ async fn a_large_udp_packet_on_lo_raises_the_large_packet_alert_on_the_stream_an
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let udp_port = udp.local_addr().unwrap().port();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sender"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SENDER_") || key == "RUST_LOG" {
-            command.env_remove(key);
-        }
-    }
-    let mut sender = command
-        .args([
-            "capture",
-            "--interface",
-            "lo",
-            "--per",
-            "packet",
-            "--url",
-            &url,
-        ])
-        .args(["--filter", &format!("udp port {udp_port}")])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = sender.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let output = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap();
-            if line.contains("capturing") {
-                ready_tx.send(()).ok();
-            }
-            lines.push(line);
-        }
-        lines
-    });
+    let (mut sender, ready_rx, output) =
+        start_capture("packet", &url, &format!("udp port {udp_port}"));
     ready_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the sender starts capturing");
