@@ -15,7 +15,7 @@
 // Usage: node scripts/e2e-access.mjs     Env: E2E_NO_BUILD=1, CHROMIUM, E2E_HEADFUL=1.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,7 +97,13 @@ async function main() {
   const webPort = await freePort();
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--require-auth', '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none')]);
+  // The built-in rules stay quiet on the sample file (by design); this one fires once per
+  // country with suspicious rows, so both pages have alerts to list.
+  const rules = join(dataDir, 'rules.json');
+  writeFileSync(rules, JSON.stringify({
+    rules: [{ name: 'suspicious_country', type: 'event', severity: 'info', key: 'country', when: { field: 'suspicious' } }],
+  }));
+  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--require-auth', '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none'), '--alert-rules', rules]);
   start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
   await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
   await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
