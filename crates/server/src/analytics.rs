@@ -144,14 +144,13 @@ pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ap
 
 #[cfg(test)]
 mod tests {
-    use axum::body::Body;
-    use axum::http::{Request, StatusCode};
-    use http_body_util::BodyExt;
+    use axum::http::StatusCode;
     use tokio_util::sync::CancellationToken;
-    use tower::ServiceExt;
 
+    // Reading is a viewer's (open on loopback), changing settings an admin's.
+    use crate::call_json as call;
     use crate::hub::{FrameKind, Start};
-    use crate::{AppState, Config, Geocoder, app};
+    use crate::{AppState, Config, Geocoder};
 
     fn state() -> AppState {
         AppState::new(
@@ -159,32 +158,6 @@ mod tests {
             Geocoder::shared(),
             CancellationToken::new(),
         )
-    }
-
-    async fn call(
-        state: &AppState,
-        method: &str,
-        path: &str,
-        body: &str,
-    ) -> (StatusCode, serde_json::Value) {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        // Reading is a viewer's (open on loopback), changing settings an admin's.
-        let request = if method == "GET" {
-            crate::from_loopback(request)
-        } else {
-            crate::as_admin(state, request)
-        };
-        let response = app(state.clone()).oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json =
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"));
-        (status, json)
     }
 
     /// Events of one second from Paris (`paris` of them, all from 192.0.2.1) and Tokyo (one

@@ -579,6 +579,44 @@ pub(crate) fn as_admin<B>(
     from_loopback(request)
 }
 
+/// Sends `body` (JSON) to `method path` through the app and reads the JSON answer: reading
+/// (`GET`) as a viewer on loopback, anything else as an admin (in-process tests).
+#[cfg(test)]
+pub(crate) async fn call_json(
+    state: &AppState,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (axum::http::StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_owned()))
+        .expect("a valid request");
+    let request = if method == "GET" {
+        from_loopback(request)
+    } else {
+        as_admin(state, request)
+    };
+    let response = app(state.clone())
+        .oneshot(request)
+        .await
+        .expect("the router answers");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body is read")
+        .to_bytes();
+    let json =
+        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"));
+    (status, json)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,15 +3,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use tokio::sync::broadcast::error::TryRecvError;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
+use crate::call_json as call;
 use crate::hub::{FrameKind, Start};
-use crate::{AppState, Config, Geocoder, app};
+use crate::{AppState, Config, Geocoder};
 
 fn state() -> AppState {
     AppState::new(
@@ -19,31 +17,6 @@ fn state() -> AppState {
         Geocoder::shared(),
         CancellationToken::new(),
     )
-}
-
-async fn call(
-    state: &AppState,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> (StatusCode, serde_json::Value) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let request = if method == "GET" {
-        crate::from_loopback(request)
-    } else {
-        crate::as_admin(state, request)
-    };
-    let response = app(state.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let json =
-        serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("not JSON ({e}): {bytes:?}"));
-    (status, json)
 }
 
 fn accepted(state: &AppState) -> u64 {
