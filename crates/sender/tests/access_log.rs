@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/access.log");
 const GEOIP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/geoip");
@@ -101,19 +102,7 @@ async fn an_access_log_replayed_into_the_server_is_counted_per_country_as_a_brut
     );
     assert_eq!(summary.verdict().exit_code(), sender::exit::ROWS_SKIPPED);
 
-    let mut stats = serde_json::Value::Null;
-    for _ in 0..500 {
-        stats = reqwest::get(format!("{url}/api/stats"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["total"] == 11 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let stats = support::stats_at_total(&url, 11).await;
     assert_eq!(stats["total"], 11, "{stats}");
     let countries: BTreeMap<String, u64> = stats["top_countries"]
         .as_array()

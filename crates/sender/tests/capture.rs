@@ -19,6 +19,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::stats;
+
 const DATAGRAMS: usize = 20;
 const PAYLOAD: usize = 100;
 /// Ethernet (as Linux's loopback has it) + IPv4 + UDP headers around the payload.
@@ -107,15 +110,6 @@ async fn start_server() -> String {
     let state = server::AppState::new(config, server::Geocoder::shared(), CancellationToken::new());
     tokio::spawn(server::serve(listener, state));
     format!("http://{addr}")
-}
-
-async fn stats(url: &str) -> serde_json::Value {
-    reqwest::get(format!("{url}/api/stats"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// The sender capturing on `lo` with `--per per` and `filter`, posting to `url`: the child,

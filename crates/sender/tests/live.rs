@@ -3,10 +3,10 @@
 //! scripted burst's network leads the analytics.
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
-use std::time::Duration;
-
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 #[tokio::test]
 async fn live_events_reach_the_server_counted_with_their_fields_and_the_burst_leads() {
@@ -41,19 +41,7 @@ async fn live_events_reach_the_server_counted_with_their_fields_and_the_burst_le
     let status = sender::generate_live(&args, true, CancellationToken::new()).await;
     assert_eq!(status, sender::exit::COMPLETE);
 
-    let mut stats = serde_json::Value::Null;
-    for _ in 0..500 {
-        stats = reqwest::get(format!("{url}/api/stats"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["total"] == 300 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let stats = support::stats_at_total(&url, 300).await;
     assert_eq!(stats["total"], 300, "{stats}");
     assert_eq!(
         stats["bytes"]["events"], 300,
