@@ -191,11 +191,7 @@ async fn push(state: &AppState, batch: Vec<Pending>, key: Option<(String, u128)>
     });
     let ticket = state.hub.push_with_key(batch, key);
     let durable = state.history.as_ref().is_some_and(|writer| writer.durable);
-    let bound = state
-        .history
-        .as_ref()
-        .map_or(state.hub.max_backlog(), |writer| writer.max_uncommitted);
-    if durable || state.hub.uncommitted() > bound {
+    if durable || state.hub.uncommitted() > state.hub.max_backlog() {
         // --durable: the 202 means stored and fsynced. Otherwise, when the publisher (with
         // a history: the writer) is that far behind, the answer waits too: it bounds the
         // memory the backlog takes (and what a crash can lose), and slows the senders down

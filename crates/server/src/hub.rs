@@ -50,9 +50,9 @@ pub struct HubConfig {
     pub aggregates: AggregatesConfig,
     /// The windowed analytics' settings at start.
     pub analytics: AnalyticsConfig,
-    /// Past this many events accepted and not yet published, an ingest answer waits until
-    /// its events are published: the backlog's memory stays bounded when senders outrun the
-    /// publisher. (With a history the writer's own bound applies, see `persist`.)
+    /// Past this many events accepted and not yet published (with a history: committed),
+    /// an ingest answer waits until its events are: the backlog's memory stays bounded when
+    /// senders outrun the publisher, and so does what a kill -9 can lose.
     pub max_backlog: u64,
 }
 

@@ -27,9 +27,6 @@ use crate::geo::{IpPlace, Placed, Unlocated};
 use crate::hub::{Hub, Taken, unix_ms};
 use crate::idempotency;
 
-/// Most events accepted and not yet committed before a 202 waits for its commit (in the
-/// default mode): what a kill -9 can lose at most, and a bound on the backlog's memory.
-pub const MAX_UNCOMMITTED_EVENTS: u64 = 100_000;
 /// Batches waiting for the writer; beyond them the publisher waits.
 const QUEUE_BATCHES: usize = 64;
 /// Most events in one transaction.
@@ -109,11 +106,9 @@ pub struct Writer {
     queue: mpsc::Sender<Message>,
     /// Counters.
     pub metrics: Arc<WriterMetrics>,
-    /// Whether a 202 waits for its events' commit.
+    /// Whether a 202 waits for its events' commit (otherwise only past the hub's
+    /// [`crate::hub::HubConfig::max_backlog`], which also bounds what a kill -9 can lose).
     pub durable: bool,
-    /// Past this many uncommitted events a 202 waits for its commit anyway
-    /// ([`MAX_UNCOMMITTED_EVENTS`]).
-    pub max_uncommitted: u64,
 }
 
 impl Writer {
@@ -300,7 +295,6 @@ pub fn spawn(
         queue,
         metrics,
         durable,
-        max_uncommitted: MAX_UNCOMMITTED_EVENTS,
     })
 }
 
@@ -512,14 +506,17 @@ mod tests {
             Geocoder::shared(),
             CancellationToken::new(),
         );
-        let mut writer = spawn(
+        let mut hub = state.config.hub();
+        hub.max_backlog = 5;
+        let metrics = Arc::clone(&state.metrics);
+        state.shared_mut().hub = Arc::new(Hub::new(hub, metrics));
+        let writer = spawn(
             Box::new(gate),
             Arc::clone(&state.hub),
             false,
             Duration::from_secs(60),
         )
         .unwrap();
-        writer.max_uncommitted = 5;
         state.shared_mut().history = Some(Arc::new(writer));
         let stop = CancellationToken::new();
         let background = state.spawn_background(stop.clone());
