@@ -11,6 +11,7 @@
 //! is stored once.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 use traffic::Event;
@@ -53,18 +54,30 @@ pub(crate) enum Where<'a> {
     Unlocated(&'a str),
 }
 
-/// Builds one block.
+/// Builds one block at a time, in a buffer reused from block to block (a block of a few
+/// hundred kilobytes grown from nothing each time was a chain of reallocations, each onto
+/// fresh pages the kernel had to zero).
 #[derive(Default)]
 pub(crate) struct Encoder {
     buffer: Vec<u8>,
-    strings: HashMap<String, u64>,
+    /// Texts of this block: each text's hash (foldhash, randomly seeded: nobody can aim a
+    /// collision at it) to its id. A text's bytes are in `buffer` already, so none is copied.
+    strings: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// Where each id's text is in `buffer`: (start, end).
+    texts: Vec<(usize, usize)>,
     previous_ms: u64,
     count: usize,
 }
 
 impl Encoder {
-    /// Appends one event.
+    /// Appends one event (the first after [`Encoder::finish`] starts a new block).
     pub fn push(&mut self, row: &Row<'_>) {
+        if self.count == 0 {
+            self.buffer.clear();
+            self.strings.clear();
+            self.texts.clear();
+            self.previous_ms = 0;
+        }
         let e = row.event;
         let mut flags = u64::from(e.suspicious);
         let located = match row.located {
@@ -148,15 +161,23 @@ impl Encoder {
     }
 
     fn text(&mut self, s: &str) {
-        if let Some(&id) = self.strings.get(s) {
+        let hash = self.strings.hasher().hash_one(s);
+        if let Some(&id) = self.strings.get(&hash)
+            && let Some(&(start, end)) = self.texts.get(id as usize)
+            && self.buffer.get(start..end) == Some(s.as_bytes())
+        {
             varint(&mut self.buffer, id);
-        } else {
-            let id = self.strings.len() as u64;
-            varint(&mut self.buffer, id);
-            varint(&mut self.buffer, s.len() as u64);
-            self.buffer.extend_from_slice(s.as_bytes());
-            self.strings.insert(s.to_owned(), id);
+            return;
         }
+        // New (or another text with the same hash: then this one gets an id of its own,
+        // which is as valid, only not shared).
+        let id = self.texts.len() as u64;
+        varint(&mut self.buffer, id);
+        varint(&mut self.buffer, s.len() as u64);
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(s.as_bytes());
+        self.texts.push((start, self.buffer.len()));
+        self.strings.entry(hash).or_insert(id);
     }
 
     /// Events pushed so far.
@@ -164,12 +185,10 @@ impl Encoder {
         self.count
     }
 
-    /// The encoded block; the encoder starts a new one.
-    pub fn finish(&mut self) -> Vec<u8> {
-        self.strings.clear();
-        self.previous_ms = 0;
+    /// The encoded block; the next push starts a new one (in the same buffer).
+    pub fn finish(&mut self) -> &[u8] {
         self.count = 0;
-        std::mem::take(&mut self.buffer)
+        &self.buffer
     }
 }
 
@@ -374,7 +393,7 @@ mod tests {
                 name: "Seven",
             }),
         });
-        let block = encoder.finish();
+        let block = encoder.finish().to_vec();
         let whole = Decoder::new(&block, 1).next_event().unwrap().unwrap();
         assert_eq!(whole.event, event);
         assert_eq!(whole.network, Some((7, "Seven".to_owned())));
@@ -385,5 +404,74 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    fn decode_all(block: &[u8], first_seq: u64) -> Vec<StoredEvent> {
+        let mut decoder = Decoder::new(block, first_seq);
+        std::iter::from_fn(|| decoder.next_event())
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn with_path(last_octet: u8, path: &str) -> Event {
+        let mut event = Event::new(IpAddr::from([192, 0, 2, last_octet]), 10.0, false);
+        event.path = Some(path.to_owned());
+        event.method = Some("GET".to_owned());
+        event
+    }
+
+    #[test]
+    fn a_text_repeated_in_a_block_is_stored_once() {
+        let events: Vec<Event> = (0..50).map(|i| with_path(i, "/index.html")).collect();
+        let mut encoder = Encoder::default();
+        for e in &events {
+            encoder.push(&Row {
+                received_ms: 1,
+                event: e,
+                located: Where::Unlocated("private"),
+                network: None,
+            });
+        }
+        let block = encoder.finish().to_vec();
+        let stored = block
+            .windows(b"/index.html".len())
+            .filter(|w| *w == b"/index.html")
+            .count();
+        assert_eq!(stored, 1);
+        let decoded = decode_all(&block, 1);
+        assert_eq!(decoded.len(), 50);
+        for (d, e) in decoded.iter().zip(&events) {
+            assert_eq!(&d.event, e);
+        }
+    }
+
+    #[test]
+    fn each_block_of_a_reused_encoder_decodes_on_its_own() {
+        let first = [with_path(1, "/a"), with_path(2, "/b")];
+        let second = [with_path(3, "/b"), with_path(4, "/c"), with_path(5, "/a")];
+        let mut encoder = Encoder::default();
+        let mut blocks = Vec::new();
+        for (events, received_ms) in [(&first[..], 1_000), (&second[..], 2_000)] {
+            for e in events {
+                encoder.push(&Row {
+                    received_ms,
+                    event: e,
+                    located: Where::Event(7),
+                    network: None,
+                });
+            }
+            assert_eq!(encoder.len(), events.len());
+            blocks.push(encoder.finish().to_vec());
+            assert_eq!(encoder.len(), 0);
+        }
+        let decoded = decode_all(&blocks[1], 3);
+        assert_eq!(decoded.len(), second.len());
+        for (i, (d, e)) in decoded.iter().zip(&second).enumerate() {
+            assert_eq!(d.seq, 3 + i as u64);
+            assert_eq!(d.received_ms, 2_000);
+            assert_eq!(&d.event, e);
+            assert_eq!(d.located, Located::Event(7));
+        }
+        assert_eq!(decode_all(&blocks[0], 1).len(), first.len());
     }
 }

@@ -204,6 +204,7 @@ struct Item<'a> {
 /// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much
 /// cheaper than SipHash, still keyed).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// Minute rollup key: (minute, placed, place key, suspicious, protocol id, status class).
 type PlaceKey = (i64, bool, u64, bool, u32, i64);
@@ -322,7 +323,9 @@ impl Rollups {
         self.events += other.events;
     }
 
-    /// Adds the rows to the minute and hour tables (nothing is cleared).
+    /// Adds the rows to the minute and hour tables (nothing is cleared), each table's rows
+    /// in the order of its primary key: the upserts then walk the B-tree from left to right
+    /// instead of jumping around it.
     fn write(&self, transaction: &Transaction<'_>) -> Result<()> {
         let mut hours: FastMap<PlaceKey, (u64, f64, f64)> = FastMap::default();
         for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
@@ -354,6 +357,18 @@ impl Rollups {
                  ON CONFLICT DO UPDATE SET events = events + excluded.events, \
                  first = min(first, excluded.first), latest = max(latest, excluded.latest)"
             ))?;
+            let mut rows: Vec<_> = rows.iter().collect();
+            // The key's order in SQLite: place_key as a signed integer, protocol as text.
+            rows.sort_unstable_by(|(a, _), (b, _)| {
+                (a.0, a.1, a.2 as i64, a.3, self.text(a.4), a.5).cmp(&(
+                    b.0,
+                    b.1,
+                    b.2 as i64,
+                    b.3,
+                    self.text(b.4),
+                    b.5,
+                ))
+            });
             for (&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest)) in rows {
                 upsert.execute(params![
                     bucket,
@@ -383,6 +398,16 @@ impl Rollups {
                  events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT DO UPDATE SET events = events + excluded.events"
             ))?;
+            let mut rows: Vec<_> = rows.iter().collect();
+            rows.sort_unstable_by(|(a, _), (b, _)| {
+                (a.0, self.text(a.1), a.2, self.text(a.3), a.4).cmp(&(
+                    b.0,
+                    self.text(b.1),
+                    b.2,
+                    self.text(b.3),
+                    b.4,
+                ))
+            });
             for (&(bucket, country, suspicious, protocol, class), &n) in rows {
                 upsert.execute(params![
                     bucket,
@@ -398,12 +423,14 @@ impl Rollups {
     }
 }
 
-/// Stores `items` (seq `first_seq` onwards) as blocks; returns their rollups.
-fn write_items(
+/// Stores `items` (seq `first_seq` onwards) as blocks, each seen through `item`; returns
+/// their rollups.
+fn write_items<'t, T>(
     transaction: &Transaction<'_>,
     encoder: &mut Encoder,
     first_seq: u64,
-    items: &[Item<'_>],
+    items: &'t [T],
+    item: impl Fn(&'t T) -> Item<'t>,
 ) -> Result<Rollups> {
     let mut insert = transaction.prepare_cached(
         "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
@@ -413,7 +440,8 @@ fn write_items(
     let mut seq = first_seq;
     for block in items.chunks(BLOCK_EVENTS) {
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for item in block {
+        for one in block {
+            let item = item(one);
             encoder.push(&item.row);
             let t = item.row.event.timestamp;
             min = min.min(t);
@@ -421,8 +449,8 @@ fn write_items(
             rollups.add(item.row.located, item.country, item.row.event);
         }
         debug_assert_eq!(encoder.len(), block.len());
-        let data = encoder.finish();
         let last = seq + block.len() as u64 - 1;
+        let data = encoder.finish();
         insert.execute(params![seq as i64, last as i64, min, max, data])?;
         seq = last + 1;
     }
@@ -473,8 +501,10 @@ impl Store for Sqlite {
             }
         }
         let transaction = self.connection.transaction()?;
-        let mut added_places = Vec::new();
-        let mut items = Vec::with_capacity(events.len());
+        // Places new to the store, in the order first seen (a set beside them: a commit of
+        // 100,000 events can bring thousands).
+        let mut added_places: Vec<&Place> = Vec::new();
+        let mut added_keys: FastSet<u64> = FastSet::default();
         let flushed;
         let mut unflushed = None;
         {
@@ -483,19 +513,10 @@ impl Store for Sqlite {
                  latitude, longitude) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for new in events {
-                let (place, located) = match &new.located {
-                    Located::Event(place) => (Some(*place), Where::Event(place.key)),
-                    Located::Ip {
-                        place,
-                        latitude,
-                        longitude,
-                    } => (Some(*place), Where::Ip(place.key, *latitude, *longitude)),
-                    Located::Unlocated(reason) => (None, Where::Unlocated(reason)),
+                let (Located::Event(place) | Located::Ip { place, .. }) = new.located else {
+                    continue;
                 };
-                if let Some(place) = place
-                    && !self.places.contains_key(&place.key)
-                    && !added_places.iter().any(|p: &&Place| p.key == place.key)
-                {
+                if !self.places.contains_key(&place.key) && added_keys.insert(place.key) {
                     insert_place.execute(params![
                         place.key as i64,
                         place.city,
@@ -507,17 +528,33 @@ impl Store for Sqlite {
                     ])?;
                     added_places.push(place);
                 }
-                items.push(Item {
-                    row: Row {
-                        received_ms: new.received_ms,
-                        event: new.event,
-                        located,
-                        network: new.network,
-                    },
-                    country: place.map(|p| p.country_code.as_str()),
-                });
             }
-            let delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
+            let delta = write_items(
+                &transaction,
+                &mut self.encoder,
+                self.next_seq,
+                events,
+                |new| {
+                    let (place, located) = match &new.located {
+                        Located::Event(place) => (Some(*place), Where::Event(place.key)),
+                        Located::Ip {
+                            place,
+                            latitude,
+                            longitude,
+                        } => (Some(*place), Where::Ip(place.key, *latitude, *longitude)),
+                        Located::Unlocated(reason) => (None, Where::Unlocated(reason)),
+                    };
+                    Item {
+                        row: Row {
+                            received_ms: new.received_ms,
+                            event: new.event,
+                            located,
+                            network: new.network,
+                        },
+                        country: place.map(|p| p.country_code.as_str()),
+                    }
+                },
+            )?;
             flushed = self.pending.events + delta.events >= ROLLUP_EVENTS
                 || self.pending.places.len() + delta.places.len() >= ROLLUP_ROWS
                 || self.rolled_at.elapsed() >= self.rollup_every;
@@ -1166,30 +1203,26 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         let Some(first) = chunk.first().map(|e| e.seq) else {
             return Ok(());
         };
-        let items: Vec<Item<'_>> = chunk
-            .iter()
-            .map(|stored| {
-                let (located, key) = match &stored.located {
-                    Located::Event(key) => (Where::Event(*key), Some(key)),
-                    Located::Ip {
-                        place,
-                        latitude,
-                        longitude,
-                    } => (Where::Ip(*place, *latitude, *longitude), Some(place)),
-                    Located::Unlocated(reason) => (Where::Unlocated(reason), None),
-                };
-                Item {
-                    row: Row {
-                        received_ms: stored.received_ms,
-                        event: &stored.event,
-                        located,
-                        network: None,
-                    },
-                    country: key.and_then(|k| countries.get(k)).map(String::as_str),
-                }
-            })
-            .collect();
-        let delta = write_items(transaction, &mut encoder, first, &items)?;
+        let delta = write_items(transaction, &mut encoder, first, chunk, |stored| {
+            let (located, key) = match &stored.located {
+                Located::Event(key) => (Where::Event(*key), Some(key)),
+                Located::Ip {
+                    place,
+                    latitude,
+                    longitude,
+                } => (Where::Ip(*place, *latitude, *longitude), Some(place)),
+                Located::Unlocated(reason) => (Where::Unlocated(reason), None),
+            };
+            Item {
+                row: Row {
+                    received_ms: stored.received_ms,
+                    event: &stored.event,
+                    located,
+                    network: None,
+                },
+                country: key.and_then(|k| countries.get(k)).map(String::as_str),
+            }
+        })?;
         rollups.merge(delta);
         if rollups.places.len() > 100_000 {
             std::mem::take(&mut rollups).write(transaction)?;

@@ -388,15 +388,15 @@ fn commit_loop(
             .iter_mut()
             .flat_map(|b| std::mem::take(&mut b.keys))
             .collect();
-        let rows: Vec<NewEvent<'_>> = batches
-            .iter()
-            .flat_map(|b| {
-                b.events
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| p.to_store(b.first_seq + i as u64))
-            })
-            .collect();
+        // Sized once: grown from nothing (a flat_map has no exact size), a commit's rows were
+        // a chain of reallocations onto fresh pages.
+        let mut rows: Vec<NewEvent<'_>> = Vec::with_capacity(events);
+        rows.extend(batches.iter().flat_map(|b| {
+            b.events
+                .iter()
+                .enumerate()
+                .map(|(i, p)| p.to_store(b.first_seq + i as u64))
+        }));
         let mut backoff = Duration::from_millis(10);
         while let Err(e) = store.append(&rows, &keys) {
             metrics.errors.fetch_add(1, Relaxed);
