@@ -351,12 +351,6 @@ impl Rollups {
             ("rollup_places_minute", &self.places),
             ("rollup_places_hour", &hours),
         ] {
-            let mut upsert = transaction.prepare_cached(&format!(
-                "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
-                 status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT DO UPDATE SET events = events + excluded.events, \
-                 first = min(first, excluded.first), latest = max(latest, excluded.latest)"
-            ))?;
             let mut rows: Vec<_> = rows.iter().collect();
             // The key's order in SQLite: place_key as a signed integer, protocol as text.
             rows.sort_unstable_by(|(a, _), (b, _)| {
@@ -369,19 +363,29 @@ impl Rollups {
                     b.5,
                 ))
             });
-            for (&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest)) in rows {
-                upsert.execute(params![
-                    bucket,
-                    placed,
-                    key as i64,
-                    suspicious,
-                    self.text(protocol),
-                    class,
-                    n as i64,
-                    first,
-                    latest
-                ])?;
-            }
+            upsert_rows(
+                transaction,
+                &format!(
+                    "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
+                     status_class, events, first, latest) VALUES"
+                ),
+                "ON CONFLICT DO UPDATE SET events = events + excluded.events, \
+                 first = min(first, excluded.first), latest = max(latest, excluded.latest)",
+                &rows,
+                |&(&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest))| {
+                    [
+                        Value::Integer(bucket),
+                        Value::Integer(placed.into()),
+                        Value::Integer(key as i64),
+                        Value::Integer(suspicious.into()),
+                        Value::Text(self.text(protocol)),
+                        Value::Integer(class),
+                        Value::Integer(n as i64),
+                        Value::Real(first),
+                        Value::Real(latest),
+                    ]
+                },
+            )?;
         }
         let mut timeline_hours: FastMap<TimelineKey, u64> = FastMap::default();
         for (&(minute, country, suspicious, protocol, class), &n) in &self.timeline {
@@ -393,11 +397,6 @@ impl Rollups {
             ("rollup_timeline_minute", &self.timeline),
             ("rollup_timeline_hour", &timeline_hours),
         ] {
-            let mut upsert = transaction.prepare_cached(&format!(
-                "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
-                 events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT DO UPDATE SET events = events + excluded.events"
-            ))?;
             let mut rows: Vec<_> = rows.iter().collect();
             rows.sort_unstable_by(|(a, _), (b, _)| {
                 (a.0, self.text(a.1), a.2, self.text(a.3), a.4).cmp(&(
@@ -408,18 +407,92 @@ impl Rollups {
                     b.4,
                 ))
             });
-            for (&(bucket, country, suspicious, protocol, class), &n) in rows {
-                upsert.execute(params![
-                    bucket,
-                    self.text(country),
-                    suspicious,
-                    self.text(protocol),
-                    class,
-                    n as i64
-                ])?;
-            }
+            upsert_rows(
+                transaction,
+                &format!(
+                    "INSERT INTO {table} (bucket, country_code, suspicious, protocol, \
+                     status_class, events) VALUES"
+                ),
+                "ON CONFLICT DO UPDATE SET events = events + excluded.events",
+                &rows,
+                |&(&(bucket, country, suspicious, protocol, class), &n)| {
+                    [
+                        Value::Integer(bucket),
+                        Value::Text(self.text(country)),
+                        Value::Integer(suspicious.into()),
+                        Value::Text(self.text(protocol)),
+                        Value::Integer(class),
+                        Value::Integer(n as i64),
+                    ]
+                },
+            )?;
         }
         Ok(())
+    }
+}
+
+/// Rows per multi-row upsert: one statement's preparation, binding calls, step and reset
+/// shared by this many rows instead of paid by each (9 columns: 576 parameters, far below
+/// SQLite's limit of 32,766).
+const UPSERT_ROWS: usize = 64;
+
+/// Runs `insert` (an `INSERT INTO t (columns) VALUES` without its values) with `conflict`
+/// (its `ON CONFLICT` clause) over `rows`, each row's values given by `values`: in
+/// statements of [`UPSERT_ROWS`] rows, the rest one row at a time. The rows' keys must be
+/// distinct (they come from a map), so no statement updates a row it inserted itself.
+fn upsert_rows<R, const N: usize>(
+    transaction: &Transaction<'_>,
+    insert: &str,
+    conflict: &str,
+    rows: &[R],
+    values: impl Fn(&R) -> [Value<'_>; N],
+) -> Result<()> {
+    let group = |rows: usize| {
+        let one = format!("({})", vec!["?"; N].join(", "));
+        format!("{insert} {} {conflict}", vec![one; rows].join(", "))
+    };
+    let mut chunks = rows.chunks_exact(UPSERT_ROWS);
+    if chunks.len() > 0 {
+        let mut many = transaction.prepare_cached(&group(UPSERT_ROWS))?;
+        for chunk in &mut chunks {
+            let mut index = 1;
+            for row in chunk {
+                for value in values(row) {
+                    many.raw_bind_parameter(index, value)?;
+                    index += 1;
+                }
+            }
+            many.raw_execute()?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut one = transaction.prepare_cached(&group(1))?;
+        for row in rest {
+            for (i, value) in values(row).into_iter().enumerate() {
+                one.raw_bind_parameter(i + 1, value)?;
+            }
+            one.raw_execute()?;
+        }
+    }
+    Ok(())
+}
+
+/// A value bound to an upsert's parameter, borrowing its text.
+enum Value<'a> {
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+impl rusqlite::ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Value::Integer(i) => ValueRef::Integer(i),
+            Value::Real(r) => ValueRef::Real(r),
+            Value::Text(t) => ValueRef::Text(t.as_bytes()),
+        }))
     }
 }
 
@@ -1525,6 +1598,151 @@ mod tests {
         store.set_rollup_every(Duration::ZERO);
         store.append(&rows(300..500), &[]).unwrap();
         assert_eq!(total(&store), (500, 500), "the pending 200 written once");
+        drop(store);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rollup_tables_equal_a_brute_force_count_of_the_events_over_many_commits() {
+        let dir = temp_dir("brute");
+        let place = |key: u64, country: &str| Place {
+            key,
+            city: format!("City {key}"),
+            region: String::new(),
+            country_code: country.to_owned(),
+            country: country.to_owned(),
+            latitude: 1.0,
+            longitude: 2.0,
+        };
+        let places = [place(1, "FR"), place(2, "DE"), place(u64::MAX, "US")];
+        // Enough distinct rows per commit for the multi-row statements and a remainder,
+        // and the same keys again in later commits (rows updated, not only inserted).
+        let events: Vec<Event> = (0..1_500u32)
+            .map(|i| {
+                let mut e = Event::new(
+                    std::net::IpAddr::from([192, 0, 2, (i % 200) as u8]),
+                    1_736_900_000.0 + f64::from(i % 700) * 17.0,
+                    i % 3 == 0,
+                );
+                e.protocol = [None, Some("HTTP"), Some("TCP")][(i % 3) as usize].map(str::to_owned);
+                e.status = [None, Some(200), Some(404), Some(503)][(i % 4) as usize];
+                e
+            })
+            .collect();
+        let located = |i: usize| match i % 5 {
+            0 => Located::Unlocated("private".to_owned()),
+            1 => Located::Event(&places[0]),
+            2 => Located::Ip {
+                place: &places[1],
+                latitude: 3.0,
+                longitude: 4.0,
+            },
+            _ => Located::Event(&places[i % 3]),
+        };
+        let rows: Vec<NewEvent<'_>> = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| NewEvent {
+                seq: i as u64 + 1,
+                received_ms: 1,
+                event,
+                located: located(i),
+                network: None,
+            })
+            .collect();
+        let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
+        store.set_rollup_every(Duration::ZERO);
+        for commit in rows.chunks(400) {
+            store.append(commit, &[]).unwrap();
+        }
+
+        use std::collections::BTreeMap;
+        type PlaceRow = (i64, i64, i64, i64, String, i64);
+        type TimelineRow = (i64, String, i64, String, i64);
+        let mut places_expected: [BTreeMap<PlaceRow, (i64, f64, f64)>; 2] = Default::default();
+        let mut timeline_expected: [BTreeMap<TimelineRow, i64>; 2] = Default::default();
+        for row in &rows {
+            let e = row.event;
+            let (placed, key, country) = match &row.located {
+                Located::Event(p) | Located::Ip { place: p, .. } => {
+                    (1, p.key as i64, p.country_code.clone())
+                }
+                Located::Unlocated(_) => (0, 0, String::new()),
+            };
+            let protocol = e.protocol.clone().unwrap_or_default();
+            let class = e.status.map_or(-1, |s| i64::from(s / 100));
+            for (i, width) in [60.0, 3600.0].into_iter().enumerate() {
+                let bucket = (e.timestamp / width).floor() as i64;
+                let suspicious = i64::from(e.suspicious);
+                let entry = places_expected[i]
+                    .entry((bucket, placed, key, suspicious, protocol.clone(), class))
+                    .or_insert((0, f64::INFINITY, f64::NEG_INFINITY));
+                entry.0 += 1;
+                entry.1 = entry.1.min(e.timestamp);
+                entry.2 = entry.2.max(e.timestamp);
+                *timeline_expected[i]
+                    .entry((bucket, country.clone(), suspicious, protocol.clone(), class))
+                    .or_insert(0) += 1;
+            }
+        }
+        for (i, table) in ["rollup_places_minute", "rollup_places_hour"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut statement = store
+                .connection
+                .prepare(&format!(
+                    "SELECT bucket, placed, place_key, suspicious, protocol, status_class, \
+                     events, first, latest FROM {table}"
+                ))
+                .unwrap();
+            let found: BTreeMap<PlaceRow, (i64, f64, f64)> = statement
+                .query_map([], |r| {
+                    Ok((
+                        (
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ),
+                        (r.get(6)?, r.get(7)?, r.get(8)?),
+                    ))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(
+                found.len() > 2 * UPSERT_ROWS || i == 1,
+                "{table}: {}",
+                found.len()
+            );
+            assert_eq!(found, places_expected[i], "{table}");
+        }
+        for (i, table) in ["rollup_timeline_minute", "rollup_timeline_hour"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut statement = store
+                .connection
+                .prepare(&format!(
+                    "SELECT bucket, country_code, suspicious, protocol, status_class, events \
+                     FROM {table}"
+                ))
+                .unwrap();
+            let found: BTreeMap<TimelineRow, i64> = statement
+                .query_map([], |r| {
+                    Ok((
+                        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                        r.get(5)?,
+                    ))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert_eq!(found, timeline_expected[i], "{table}");
+        }
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();
     }
