@@ -356,7 +356,8 @@ pub struct LiveArgs {
     pub protocols: Option<BTreeMap<String, f64>>,
 
     /// With --live: packet-size mix in bytes, `SIZE=WEIGHT,...` (default the simple IMIX
-    /// `64=7,576=4,1500=1`; `none`: events carry no byte count).
+    /// `64=7,576=4,1500=1`; `none`: events carry no byte count), for the protocols that
+    /// --bytes-by-protocol leaves out.
     #[arg(
         long,
         env = "SENDER_GENERATE_BYTES",
@@ -365,6 +366,18 @@ pub struct LiveArgs {
         requires = "live"
     )]
     pub bytes: Option<BTreeMap<u64, f64>>,
+
+    /// With --live: packet-size mixes of particular protocols, `NAME:SIZE=WEIGHT,...;...`
+    /// (default `UDP:64=6,512=3,1200=1;ICMP:84=1`, so only TCP carries full-size packets;
+    /// `none`: every protocol draws from --bytes).
+    #[arg(
+        long,
+        env = "SENDER_GENERATE_BYTES_BY_PROTOCOL",
+        value_name = "NAME:SIZE=WEIGHT,...;...",
+        value_parser = traffic::generate::live::parse_protocol_tables,
+        requires = "live"
+    )]
+    pub bytes_by_protocol: Option<BTreeMap<String, BTreeMap<u64, f64>>>,
 
     /// With --live: give up after the server has been unreachable or failing this long.
     #[arg(long, env = "SENDER_GIVE_UP_AFTER", default_value = "60s", value_parser = parse_duration)]
@@ -405,6 +418,7 @@ impl GenerateArgs {
             places: l.places.unwrap_or(d.places),
             protocols: l.protocols.clone().unwrap_or(d.protocols),
             bytes: l.bytes.clone().unwrap_or(d.bytes),
+            bytes_by_protocol: l.bytes_by_protocol.clone().unwrap_or(d.bytes_by_protocol),
             suspicious_share: self.suspicious_share,
             bursts: self.bursts.clone(),
         };
