@@ -162,7 +162,9 @@ impl LiveConfig {
                 ),
             ));
         }
-        check_table("protocols", &self.protocols, |name: &String| protocol_error(name))?;
+        check_table("protocols", &self.protocols, |name: &String| {
+            protocol_error(name)
+        })?;
         check_table("bytes", &self.bytes, size_error)?;
         if self.bytes_by_protocol.len() > MAX_TABLE {
             return Err(refuse(
