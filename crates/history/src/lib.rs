@@ -7,8 +7,10 @@
 //! is the embedded implementation; a PostgreSQL one is to pass the same
 //! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
+mod blocks;
 mod codec;
 pub mod conformance;
+mod query;
 pub mod range;
 pub mod sqlite;
 
