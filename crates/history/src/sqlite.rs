@@ -93,6 +93,9 @@ impl Sqlite {
             )
             .optional()?
             .unwrap_or(0);
+        // Retention may have deleted the newest blocks: the sequence continues from the
+        // highest seq ever stored, remembered then.
+        let last = last.max(meta_u64(&connection, LAST_SEQ)? as i64);
         let places: HashMap<u64, String> = read_places(&connection)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
@@ -324,6 +327,11 @@ impl Rollups {
 
     /// Adds the rows to the minute and hour tables (nothing is cleared).
     fn write(&self, transaction: &Transaction<'_>) -> Result<()> {
+        self.write_tables(transaction, true)
+    }
+
+    /// Adds the rows to the minute tables, and the hour tables if `hours`.
+    fn write_tables(&self, transaction: &Transaction<'_>, with_hours: bool) -> Result<()> {
         let mut hours: FastMap<PlaceKey, (u64, f64, f64)> = FastMap::default();
         for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
             &self.places
@@ -344,10 +352,14 @@ impl Rollups {
                 })
                 .or_insert((n, first, latest));
         }
-        for (table, rows) in [
+        let place_tables = [
             ("rollup_places_minute", &self.places),
             ("rollup_places_hour", &hours),
-        ] {
+        ];
+        for (table, rows) in place_tables
+            .into_iter()
+            .take(if with_hours { 2 } else { 1 })
+        {
             let mut upsert = transaction.prepare_cached(&format!(
                 "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
                  status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -374,10 +386,14 @@ impl Rollups {
                 .entry((minute.div_euclid(60), country, suspicious, protocol, class))
                 .or_insert(0) += n;
         }
-        for (table, rows) in [
+        let timeline_tables = [
             ("rollup_timeline_minute", &self.timeline),
             ("rollup_timeline_hour", &timeline_hours),
-        ] {
+        ];
+        for (table, rows) in timeline_tables
+            .into_iter()
+            .take(if with_hours { 2 } else { 1 })
+        {
             let mut upsert = transaction.prepare_cached(&format!(
                 "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
                  events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -440,17 +456,77 @@ fn set_rolled_up(transaction: &Transaction<'_>, seq: u64) -> Result<()> {
 
 /// The seq up to which the rollups count every event (0: none).
 fn rolled_up(connection: &Connection) -> Result<u64> {
+    meta_u64(connection, "rolled_up")
+}
+
+/// The `meta` entry where [`Store::delete_before`] keeps the newest seq ever stored (the
+/// blocks may no longer hold it).
+const LAST_SEQ: &str = "last_seq";
+
+/// A number kept in `meta` (0: none).
+fn meta_u64(connection: &Connection, name: &str) -> Result<u64> {
     let value: Option<String> = connection
-        .query_row("SELECT value FROM meta WHERE name = 'rolled_up'", [], |r| {
+        .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()?;
     value.map_or(Ok(0), |v| {
         v.parse().map_err(|e| Error::Corrupt {
             seq: 0,
-            reason: format!("meta rolled_up {v:?}: {e}"),
+            reason: format!("meta {name} {v:?}: {e}"),
         })
     })
+}
+
+/// Encodes `events` (consecutive seqs, oldest first) as one block.
+fn insert_block(
+    transaction: &Transaction<'_>,
+    encoder: &mut Encoder,
+    events: &[StoredEvent],
+) -> Result<()> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(());
+    };
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for stored in events {
+        encoder.push(&Row {
+            received_ms: stored.received_ms,
+            event: &stored.event,
+            located: where_of(&stored.located),
+            network: stored.network.as_ref().map(|(asn, name)| crate::Network {
+                asn: *asn,
+                name: name.as_str(),
+            }),
+        });
+        min = min.min(stored.event.timestamp);
+        max = max.max(stored.event.timestamp);
+    }
+    transaction
+        .prepare_cached(
+            "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            first.seq as i64,
+            last.seq as i64,
+            min,
+            max,
+            encoder.finish()
+        ])?;
+    Ok(())
+}
+
+/// A stored placement as the encoder and the rollups take it.
+fn where_of(located: &Located<u64>) -> Where<'_> {
+    match located {
+        Located::Event(key) => Where::Event(*key),
+        Located::Ip {
+            place,
+            latitude,
+            longitude,
+        } => Where::Ip(*place, *latitude, *longitude),
+        Located::Unlocated(reason) => Where::Unlocated(reason),
+    }
 }
 
 impl Store for Sqlite {
@@ -609,6 +685,96 @@ impl Store for Sqlite {
             "DELETE FROM idempotency_keys WHERE stored_ms < ?1",
             [before_ms as i64],
         )?)
+    }
+
+    /// One transaction: the pending rollups are written first (so the hour rollups count
+    /// every event ever stored, and no minute row of a deleted minute is written later);
+    /// blocks wholly older than `cutoff` are dropped; a block holding older and newer events
+    /// is replaced by one block per run of consecutive seqs it keeps (blocks decode by
+    /// consecutive seqs); minute rollups before the cutoff's minute are dropped and the
+    /// cutoff's own minute is counted again from the events it keeps. The newest seq is
+    /// remembered in `meta`, so the sequence continues even when every block is gone. The
+    /// file does not shrink: SQLite reuses the freed pages.
+    fn delete_before(&mut self, cutoff: f64) -> Result<u64> {
+        if cutoff.is_nan() {
+            return Ok(0);
+        }
+        let last = self.next_seq - 1;
+        let transaction = self.connection.transaction()?;
+        self.pending.write(&transaction)?;
+        set_rolled_up(&transaction, last)?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+            params![LAST_SEQ, last.to_string()],
+        )?;
+        let whole: i64 = transaction.query_row(
+            "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM blocks \
+             WHERE max_timestamp < ?1",
+            [cutoff],
+            |r| r.get(0),
+        )?;
+        transaction.execute("DELETE FROM blocks WHERE max_timestamp < ?1", [cutoff])?;
+        let mut deleted = whole as u64;
+        let mixed: Vec<(i64, Vec<u8>)> = transaction
+            .prepare("SELECT first_seq, data FROM blocks WHERE min_timestamp < ?1")?
+            .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (first, data) in mixed {
+            let mut kept: Vec<StoredEvent> = Vec::new();
+            decode_data(first as u64, &data, &mut |stored| {
+                if stored.event.timestamp >= cutoff {
+                    kept.push(stored);
+                } else {
+                    deleted += 1;
+                }
+                true
+            })?;
+            transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
+            for run in kept.chunk_by(|a, b| a.seq + 1 == b.seq) {
+                insert_block(&transaction, &mut self.encoder, run)?;
+            }
+        }
+        if cutoff == f64::INFINITY {
+            transaction.execute_batch(
+                "DELETE FROM rollup_places_minute; DELETE FROM rollup_timeline_minute;",
+            )?;
+        } else if cutoff > f64::NEG_INFINITY {
+            let minute = bucket_of(cutoff, 60.0);
+            for table in ["rollup_places_minute", "rollup_timeline_minute"] {
+                transaction
+                    .execute(&format!("DELETE FROM {table} WHERE bucket <= ?1"), [minute])?;
+            }
+            // The cutoff's minute again, from what is left of it.
+            let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
+            let mut again = Rollups::default();
+            let mut statement = transaction.prepare(
+                "SELECT first_seq, data FROM blocks WHERE max_timestamp >= ?1 \
+                 AND min_timestamp < ?2",
+            )?;
+            let mut rows = statement.query(params![lo, hi])?;
+            while let Some(row) = rows.next()? {
+                decode_block(row, &mut |stored| {
+                    let t = stored.event.timestamp;
+                    if lo <= t && t < hi {
+                        let country = match &stored.located {
+                            Located::Event(key) | Located::Ip { place: key, .. } => {
+                                self.places.get(key).map(String::as_str)
+                            }
+                            Located::Unlocated(_) => None,
+                        };
+                        again.add(where_of(&stored.located), country, &stored.event);
+                    }
+                    true
+                })?;
+            }
+            drop(rows);
+            drop(statement);
+            again.write_tables(&transaction, false)?;
+        }
+        transaction.commit()?;
+        self.pending = Rollups::default();
+        self.rolled_at = Instant::now();
+        Ok(deleted)
     }
 
     fn epoch(&self) -> &str {
