@@ -22,6 +22,10 @@ const ROLLUP_EVENTS: u64 = 1_000_000;
 /// ... or this many distinct minute rows (bounds the writer's memory whatever the data).
 pub(crate) const ROLLUP_ROWS: usize = 100_000;
 
+/// The country code of each stored place, by place key: looked up for every event a commit
+/// stores, so with foldhash (randomly seeded) rather than SipHash.
+pub(crate) type Countries = HashMap<u64, String, foldhash::fast::RandomState>;
+
 /// An event on its way into a block, with the country its place is in.
 pub(crate) struct Item<'a> {
     pub row: Row<'a>,
@@ -56,7 +60,7 @@ pub(crate) fn check_sequence(next_seq: u64, events: &[NewEvent<'_>]) -> Result<(
 /// key) does not have yet, each once.
 pub(crate) fn items<'a>(
     events: &'a [NewEvent<'a>],
-    known: &HashMap<u64, String>,
+    known: &Countries,
 ) -> (Vec<Item<'a>>, Vec<&'a Place>) {
     let mut added: Vec<&Place> = Vec::new();
     // Beside `added`: a commit of 100,000 events can bring thousands of new places.
@@ -316,7 +320,7 @@ impl Rollups {
 
     /// Counts a stored event again (the rollups pending when a store was closed), its
     /// place's country from `countries`.
-    pub(crate) fn add_stored(&mut self, stored: &StoredEvent, countries: &HashMap<u64, String>) {
+    pub(crate) fn add_stored(&mut self, stored: &StoredEvent, countries: &Countries) {
         let (located, country) = match &stored.located {
             Located::Event(key) => (Where::Event(*key), countries.get(key)),
             Located::Ip { place, .. } => (Where::Ip(*place, 0.0, 0.0), countries.get(place)),

@@ -42,7 +42,7 @@ pub struct Postgres {
     /// The seq the next stored event must have.
     next_seq: u64,
     /// Places already in `places`: their country codes, by key.
-    places: HashMap<u64, String>,
+    places: blocks::Countries,
     epoch: String,
     secret: [u64; 2],
     /// Reused between commits (its buffers keep their capacity).
@@ -148,7 +148,7 @@ impl Postgres {
         // Retention may have deleted the newest blocks: the sequence continues from the
         // newest seq ever stored, remembered then.
         let last = last.max(meta_u64(&mut client, LAST_SEQ)? as i64);
-        let places: HashMap<u64, String> = read_places(&mut client)?
+        let places: blocks::Countries = read_places(&mut client)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
             .collect();

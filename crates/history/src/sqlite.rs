@@ -30,7 +30,7 @@ pub struct Sqlite {
     /// The seq the next stored event must have.
     next_seq: u64,
     /// Places already in `places`: their country codes, by key.
-    places: HashMap<u64, String>,
+    places: blocks::Countries,
     epoch: String,
     secret: [u64; 2],
     /// Reused between commits (its buffers keep their capacity).
@@ -91,7 +91,7 @@ impl Sqlite {
         // Retention may have deleted the newest blocks: the sequence continues from the
         // newest seq ever stored, remembered then.
         let last = last.max(meta_u64(&connection, LAST_SEQ)? as i64);
-        let places: HashMap<u64, String> = read_places(&connection)?
+        let places: blocks::Countries = read_places(&connection)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
             .collect();
@@ -820,7 +820,7 @@ impl Reader for SqliteReader {
 /// Version 2's migration of version 1's events: re-encoded into blocks with their rollups,
 /// in the migration's transaction; then their table is dropped.
 fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
-    let countries: HashMap<u64, String> = read_places(transaction)?
+    let countries: blocks::Countries = read_places(transaction)?
         .into_iter()
         .map(|p| (p.key, p.country_code))
         .collect();
