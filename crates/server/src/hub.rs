@@ -282,7 +282,6 @@ impl HitJson<'_> {
     /// derived `Serialize` (a test holds the two together), with the keys written as the
     /// literal bytes they are instead of escaped one character at a time for every hit.
     fn write(&self, out: &mut Vec<u8>) {
-        use std::io::Write as _;
         /// Appends `value` as serde_json writes it (numbers, strings with their escapes).
         fn value(out: &mut Vec<u8>, value: &impl Serialize) {
             // Writing plain values into memory cannot fail.
@@ -296,7 +295,7 @@ impl HitJson<'_> {
         }
         out.extend_from_slice(b"{\"ip\":\"");
         // An address's text needs no escaping.
-        let _ = write!(out, "{}", self.ip);
+        write_ip(out, self.ip);
         out.push(b'"');
         optional(out, b",\"latitude\":", self.latitude);
         optional(out, b",\"longitude\":", self.longitude);
@@ -322,7 +321,7 @@ impl HitJson<'_> {
         optional(out, b",\"path\":", self.path);
         if let Some(ip) = self.dest_ip {
             out.extend_from_slice(b",\"dest_ip\":\"");
-            let _ = write!(out, "{ip}");
+            write_ip(out, ip);
             out.push(b'"');
         }
         optional(out, b",\"src_port\":", self.src_port);
@@ -331,6 +330,33 @@ impl HitJson<'_> {
         optional(out, b",\"asn\":", self.asn);
         optional(out, b",\"as_name\":", self.as_name);
         out.push(b'}');
+    }
+}
+
+/// Appends `ip` as its `Display` text: an IPv4 address's four numbers written directly
+/// (through `fmt` they were about 1% of the server's CPU in an access log's import), an
+/// IPv6 address through `Display`.
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing into memory cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -1537,6 +1563,34 @@ mod tests {
             ..bare
         };
         vec![full, bare, by_event]
+    }
+
+    #[test]
+    fn an_address_is_written_as_its_display_text() {
+        let addresses = [
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.0.0.1",
+            "192.0.2.9",
+            "100.64.99.10",
+            "8.8.8.8",
+            "::",
+            "::1",
+            "2001:db8::1",
+            "::ffff:192.0.2.1",
+        ];
+        for text in addresses {
+            let ip: std::net::IpAddr = text.parse().unwrap();
+            let mut written = Vec::new();
+            write_ip(&mut written, ip);
+            assert_eq!(String::from_utf8(written).unwrap(), ip.to_string());
+        }
+        for octet in 0..=255u8 {
+            let ip = std::net::IpAddr::from([octet, 0, 9, octet]);
+            let mut written = Vec::new();
+            write_ip(&mut written, ip);
+            assert_eq!(String::from_utf8(written).unwrap(), ip.to_string());
+        }
     }
 
     #[test]
