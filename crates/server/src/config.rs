@@ -270,7 +270,7 @@ pub struct Config {
     /// Implies --store postgres. Tables are created and migrated on start. The password is
     /// never logged.
     #[arg(long, env = "SERVER_DATABASE", value_name = "URL")]
-    pub database: Option<String>,
+    pub database: Option<DatabaseUrl>,
 
     /// A 202 waits until its events are committed and on disk (SQLite: fsync; PostgreSQL:
     /// synchronous_commit on), so it survives a crash or power loss. Without it a 202
@@ -296,6 +296,38 @@ pub struct Config {
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
     pub probe: Option<String>,
+}
+
+/// The PostgreSQL URL of `--database`: shown (`Debug`, `Display`) with its password masked,
+/// so printing a [`Config`] never reveals it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&history::postgres::redact(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 impl Config {
@@ -404,9 +436,8 @@ impl Config {
             (None, StoreKind::Postgres) => anyhow::bail!(
                 "--store postgres needs --database postgres://USER:PASSWORD@HOST/DATABASE"
             ),
-            (Some(url), StoreKind::Postgres) => {
-                history::postgres::check_url(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?
-            }
+            (Some(url), StoreKind::Postgres) => history::postgres::check_url(url.expose())
+                .map_err(|e| anyhow::anyhow!("--database: {e}"))?,
             (Some(_), other) => anyhow::bail!(
                 "--database is the PostgreSQL store's; it cannot go with --store {}",
                 clap::ValueEnum::to_possible_value(&other)
@@ -772,9 +803,14 @@ mod tests {
             assert!(error.starts_with(expected), "{args:?}: {error}");
             assert!(!error.contains("s3cr3t"), "{error}");
         }
-        Config::parse_from(["server", "--database", url, "--durable"])
-            .validate()
-            .unwrap();
+        let durable = Config::parse_from(["server", "--database", url, "--durable"]);
+        durable.validate().unwrap();
+        let printed = format!("{durable:?}");
+        assert!(
+            printed.contains("postgres://globe:***@127.0.0.1:5432/history"),
+            "{printed}"
+        );
+        assert!(!printed.contains("s3cr3t"), "the password never shows");
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-pub use config::Config;
+pub use config::{Config, DatabaseUrl};
 pub use error::ApiError;
 pub use geo::Geocoder;
 pub use hub::Hub;
