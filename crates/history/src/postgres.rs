@@ -288,7 +288,8 @@ fn full_span() -> (f64, f64) {
 }
 
 /// Visits the blocks with `first_seq >= start` meeting `[from, to)` in sequence order, a
-/// page of blocks per round trip, until `visit` says stop.
+/// page of blocks per round trip (one, then twice as many each time up to
+/// [`PAGE_BLOCKS`]: a page of events usually needs one or two), until `visit` says stop.
 fn each_block_after(
     client: &mut impl postgres::GenericClient,
     start: u64,
@@ -296,11 +297,12 @@ fn each_block_after(
     visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool>,
 ) -> Result<()> {
     let mut start = start as i64;
+    let mut page = 1i64;
     loop {
         let rows = client.query(
             "SELECT first_seq, data FROM blocks WHERE first_seq >= $1 \
              AND max_timestamp >= $2 AND min_timestamp < $3 ORDER BY first_seq LIMIT $4",
-            &[&start, &from, &to, &PAGE_BLOCKS],
+            &[&start, &from, &to, &page],
         )?;
         for row in &rows {
             let first: i64 = row.get(0);
@@ -309,9 +311,10 @@ fn each_block_after(
             }
             start = first + 1;
         }
-        if (rows.len() as i64) < PAGE_BLOCKS {
+        if (rows.len() as i64) < page {
             return Ok(());
         }
+        page = (page * 2).min(PAGE_BLOCKS);
     }
 }
 
