@@ -247,7 +247,8 @@ pub struct Config {
     pub alert_webhook_retries: u32,
 
     /// Directory of the server's own data, created if missing: users, ingest tokens and the
-    /// session key (auth.json, mode 0600), the audit log (audit.log) and, with --store
+    /// session key (auth.json, mode 0600), the audit log (audit.log), the alert rules and
+    /// analytics settings changed through the API (settings.json) and, with --store
     /// sqlite, the history (history.sqlite3).
     #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
     pub data_dir: PathBuf,
