@@ -142,6 +142,67 @@ pub(crate) fn decode(
     Ok(true)
 }
 
+/// What retention keeps of the block whose first event has seq `first`: its events at or
+/// after `cutoff` as runs of consecutive seqs (a block decodes by consecutive seqs, so each
+/// run becomes a block of its own), and how many it deletes.
+pub(crate) fn split_block(
+    first: u64,
+    data: &[u8],
+    cutoff: f64,
+) -> Result<(Vec<Vec<StoredEvent>>, u64)> {
+    let mut runs: Vec<Vec<StoredEvent>> = Vec::new();
+    let mut deleted = 0;
+    decode(first, data, &mut |stored| {
+        if stored.event.timestamp < cutoff {
+            deleted += 1;
+        } else {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|last| last.seq + 1 == stored.seq) => {
+                    run.push(stored);
+                }
+                _ => runs.push(vec![stored]),
+            }
+        }
+        true
+    })?;
+    Ok((runs, deleted))
+}
+
+/// Stored events as items to encode again (their country is not needed: the rollups of an
+/// encoding are not used when a block is rewritten).
+pub(crate) fn stored_items(events: &[StoredEvent]) -> Vec<Item<'_>> {
+    events
+        .iter()
+        .map(|stored| Item {
+            row: Row {
+                received_ms: stored.received_ms,
+                event: &stored.event,
+                located: match &stored.located {
+                    Located::Event(key) => Where::Event(*key),
+                    Located::Ip {
+                        place,
+                        latitude,
+                        longitude,
+                    } => Where::Ip(*place, *latitude, *longitude),
+                    Located::Unlocated(reason) => Where::Unlocated(reason),
+                },
+                network: stored.network.as_ref().map(|(asn, name)| crate::Network {
+                    asn: *asn,
+                    name: name.as_str(),
+                }),
+            },
+            country: None,
+        })
+        .collect()
+}
+
+/// The minute bucket retention cuts at: minute rows before it are deleted, its own row is
+/// counted again from the events it keeps. `None` when the cutoff deletes every minute
+/// (infinite) or none (negative infinity).
+pub(crate) fn cutoff_minute(cutoff: f64) -> Option<i64> {
+    cutoff.is_finite().then(|| bucket_of(cutoff, 60.0))
+}
+
 /// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much
 /// cheaper than SipHash, still keyed).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;

@@ -170,6 +170,10 @@ pub trait Store: Send {
     /// Forgets idempotency keys stored before `before_ms`; returns how many.
     fn forget_keys_before(&mut self, before_ms: u64) -> Result<usize>;
 
+    /// Deletes the stored events whose data time (`event.timestamp`) is before `cutoff` (unix seconds) and their
+    /// minute rollups; hour rollups are kept. Returns how many events it deleted.
+    fn delete_before(&mut self, cutoff: f64) -> Result<u64>;
+
     /// A way to open read-only handles for range questions, usable while this store writes.
     fn readers(&self) -> Box<dyn range::OpenReader>;
 

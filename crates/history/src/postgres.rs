@@ -145,6 +145,9 @@ impl Postgres {
                 &[],
             )?
             .map_or(0, |row| row.get(0));
+        // Retention may have deleted the newest blocks: the sequence continues from the
+        // newest seq ever stored, remembered then.
+        let last = last.max(meta_u64(&mut client, LAST_SEQ)? as i64);
         let places: HashMap<u64, String> = read_places(&mut client)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
@@ -230,23 +233,37 @@ fn meta_or_insert(client: &mut Client, name: &str, new: impl FnOnce() -> String)
 
 /// Records that the rollups count every event up to `seq`.
 fn set_rolled_up(transaction: &mut Transaction<'_>, seq: u64) -> Result<()> {
+    set_meta_u64(transaction, "rolled_up", seq)
+}
+
+/// Sets a number kept in `meta`.
+fn set_meta_u64(transaction: &mut Transaction<'_>, name: &str, value: u64) -> Result<()> {
     transaction.execute(
-        "INSERT INTO meta (name, value) VALUES ('rolled_up', $1) \
+        "INSERT INTO meta (name, value) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-        &[&seq.to_string()],
+        &[&name, &value.to_string()],
     )?;
     Ok(())
 }
 
 /// The seq up to which the rollups count every event (0: none).
 fn rolled_up(client: &mut impl postgres::GenericClient) -> Result<u64> {
+    meta_u64(client, "rolled_up")
+}
+
+/// The `meta` entry where [`Store::delete_before`] keeps the newest seq ever stored (the
+/// blocks may no longer hold it).
+const LAST_SEQ: &str = "last_seq";
+
+/// A number kept in `meta` (0: none).
+fn meta_u64(client: &mut impl postgres::GenericClient, name: &str) -> Result<u64> {
     let value: Option<String> = client
-        .query_opt("SELECT value FROM meta WHERE name = 'rolled_up'", &[])?
+        .query_opt("SELECT value FROM meta WHERE name = $1", &[&name])?
         .map(|row| row.get(0));
     value.map_or(Ok(0), |v| {
         v.parse().map_err(|e| Error::Corrupt {
             seq: 0,
-            reason: format!("meta rolled_up {v:?}: {e}"),
+            reason: format!("meta {name} {v:?}: {e}"),
         })
     })
 }
@@ -318,10 +335,11 @@ fn each_block_after(
     }
 }
 
-/// Adds the rollup rows to the minute and hour tables (nothing is cleared), one statement
-/// per table with the rows as arrays.
-fn write_rollups(rollups: &Rollups, transaction: &mut Transaction<'_>) -> Result<()> {
-    for (table, rows) in rollups.place_rows() {
+/// Adds the rollup rows to the minute tables and, if `hours`, the hour tables (nothing is
+/// cleared), one statement per table with the rows as arrays.
+fn write_rollups(rollups: &Rollups, transaction: &mut Transaction<'_>, hours: bool) -> Result<()> {
+    let tables = if hours { 2 } else { 1 };
+    for (table, rows) in rollups.place_rows().into_iter().take(tables) {
         if rows.is_empty() {
             continue;
         }
@@ -357,7 +375,7 @@ fn write_rollups(rollups: &Rollups, transaction: &mut Transaction<'_>) -> Result
             ],
         )?;
     }
-    for (table, rows) in rollups.timeline_rows() {
+    for (table, rows) in rollups.timeline_rows().into_iter().take(tables) {
         if rows.is_empty() {
             continue;
         }
@@ -467,8 +485,8 @@ impl Store for Postgres {
         )?;
         let written = self.pending.due(&delta);
         if written {
-            write_rollups(&self.pending.rollups, &mut transaction)?;
-            write_rollups(&delta, &mut transaction)?;
+            write_rollups(&self.pending.rollups, &mut transaction, true)?;
+            write_rollups(&delta, &mut transaction, true)?;
             set_rolled_up(&mut transaction, self.next_seq + events.len() as u64 - 1)?;
         }
         insert_keys(&mut transaction, keys)?;
@@ -531,6 +549,82 @@ impl Store for Postgres {
             "DELETE FROM idempotency_keys WHERE stored_ms < $1",
             &[&(before_ms as i64)],
         )? as usize)
+    }
+
+    /// As for SQLite, in one transaction: pending rollups written, wholly older blocks
+    /// dropped, mixed blocks rewritten as runs of consecutive seqs, minute rollups before the
+    /// cutoff's minute dropped and its own minute counted again, the newest seq kept in
+    /// `meta`. The table's space is reused after autovacuum.
+    fn delete_before(&mut self, cutoff: f64) -> Result<u64> {
+        if cutoff.is_nan() || cutoff == f64::NEG_INFINITY {
+            return Ok(0);
+        }
+        let last = self.next_seq - 1;
+        let client = self.client.get_mut();
+        let mut transaction = client.transaction()?;
+        write_rollups(&self.pending.rollups, &mut transaction, true)?;
+        set_rolled_up(&mut transaction, last)?;
+        set_meta_u64(&mut transaction, LAST_SEQ, last)?;
+        let whole: i64 = transaction
+            .query_one(
+                "SELECT coalesce(sum(last_seq - first_seq + 1), 0)::bigint FROM blocks \
+                 WHERE max_timestamp < $1",
+                &[&cutoff],
+            )?
+            .get(0);
+        transaction.execute("DELETE FROM blocks WHERE max_timestamp < $1", &[&cutoff])?;
+        let mut deleted = whole as u64;
+        let mixed = transaction.query(
+            "SELECT first_seq, data FROM blocks WHERE min_timestamp < $1 ORDER BY first_seq",
+            &[&cutoff],
+        )?;
+        for row in &mixed {
+            let first: i64 = row.get(0);
+            let (runs, gone) = blocks::split_block(first as u64, row.get(1), cutoff)?;
+            deleted += gone;
+            transaction.execute("DELETE FROM blocks WHERE first_seq = $1", &[&first])?;
+            for run in &runs {
+                let items = blocks::stored_items(run);
+                write_items(
+                    &mut transaction,
+                    &self.insert_block,
+                    &mut self.encoder,
+                    run[0].seq,
+                    &items,
+                )?;
+            }
+        }
+        match blocks::cutoff_minute(cutoff) {
+            None => transaction.batch_execute(
+                "DELETE FROM rollup_places_minute; DELETE FROM rollup_timeline_minute;",
+            )?,
+            Some(minute) => {
+                for table in ["rollup_places_minute", "rollup_timeline_minute"] {
+                    transaction.execute(
+                        &format!("DELETE FROM {table} WHERE bucket <= $1"),
+                        &[&minute],
+                    )?;
+                }
+                // The cutoff's minute again, from what is left of it.
+                let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
+                let mut again = Rollups::default();
+                let places = &self.places;
+                each_block_after(&mut transaction, 0, (lo, hi), &mut |first, data| {
+                    blocks::decode(first, data, &mut |stored| {
+                        let t = stored.event.timestamp;
+                        if lo <= t && t < hi {
+                            again.add_stored(&stored, places);
+                        }
+                        true
+                    })?;
+                    Ok(true)
+                })?;
+                write_rollups(&again, &mut transaction, false)?;
+            }
+        }
+        transaction.commit()?;
+        self.pending.committed(true, Rollups::default());
+        Ok(deleted)
     }
 
     fn readers(&self) -> Box<dyn OpenReader> {

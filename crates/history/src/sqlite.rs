@@ -88,6 +88,9 @@ impl Sqlite {
             )
             .optional()?
             .unwrap_or(0);
+        // Retention may have deleted the newest blocks: the sequence continues from the
+        // newest seq ever stored, remembered then.
+        let last = last.max(meta_u64(&connection, LAST_SEQ)? as i64);
         let places: HashMap<u64, String> = read_places(&connection)?
             .into_iter()
             .map(|p| (p.key, p.country_code))
@@ -178,9 +181,11 @@ fn meta_or_insert(
     Ok(value)
 }
 
-/// Adds the rollup rows to the minute and hour tables (nothing is cleared).
-fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>) -> Result<()> {
-    for (table, rows) in rollups.place_rows() {
+/// Adds the rollup rows to the minute tables and, if `hours`, the hour tables (nothing is
+/// cleared).
+fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>, hours: bool) -> Result<()> {
+    let tables = if hours { 2 } else { 1 };
+    for (table, rows) in rollups.place_rows().into_iter().take(tables) {
         let mut upsert = transaction.prepare_cached(&format!(
             "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
              status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -201,7 +206,7 @@ fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>) -> Result<()>
             ])?;
         }
     }
-    for (table, rows) in rollups.timeline_rows() {
+    for (table, rows) in rollups.timeline_rows().into_iter().take(tables) {
         let mut upsert = transaction.prepare_cached(&format!(
             "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
              events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -255,15 +260,24 @@ fn set_rolled_up(transaction: &Transaction<'_>, seq: u64) -> Result<()> {
 
 /// The seq up to which the rollups count every event (0: none).
 fn rolled_up(connection: &Connection) -> Result<u64> {
+    meta_u64(connection, "rolled_up")
+}
+
+/// The `meta` entry where [`Store::delete_before`] keeps the newest seq ever stored (the
+/// blocks may no longer hold it).
+const LAST_SEQ: &str = "last_seq";
+
+/// A number kept in `meta` (0: none).
+fn meta_u64(connection: &Connection, name: &str) -> Result<u64> {
     let value: Option<String> = connection
-        .query_row("SELECT value FROM meta WHERE name = 'rolled_up'", [], |r| {
+        .query_row("SELECT value FROM meta WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()?;
     value.map_or(Ok(0), |v| {
         v.parse().map_err(|e| Error::Corrupt {
             seq: 0,
-            reason: format!("meta rolled_up {v:?}: {e}"),
+            reason: format!("meta {name} {v:?}: {e}"),
         })
     })
 }
@@ -294,8 +308,8 @@ impl Store for Sqlite {
             delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
             written = self.pending.due(&delta);
             if written {
-                write_rollups(&self.pending.rollups, &transaction)?;
-                write_rollups(&delta, &transaction)?;
+                write_rollups(&self.pending.rollups, &transaction, true)?;
+                write_rollups(&delta, &transaction, true)?;
                 set_rolled_up(&transaction, self.next_seq + events.len() as u64 - 1)?;
             }
             let mut insert_key = transaction.prepare_cached(
@@ -374,6 +388,82 @@ impl Store for Sqlite {
             "DELETE FROM idempotency_keys WHERE stored_ms < ?1",
             [before_ms as i64],
         )?)
+    }
+
+    /// One transaction: the pending rollups are written first (so the hour rollups count
+    /// every event ever stored, and no minute row of a deleted minute is written later);
+    /// blocks wholly older than `cutoff` are dropped; a block holding older and newer events
+    /// is replaced by one block per run of consecutive seqs it keeps; minute rollups before
+    /// the cutoff's minute are dropped and the cutoff's own minute is counted again from the
+    /// events it keeps. The newest seq is remembered in `meta`, so the sequence continues
+    /// even when every block is gone. The file does not shrink: SQLite reuses the pages.
+    fn delete_before(&mut self, cutoff: f64) -> Result<u64> {
+        if cutoff.is_nan() || cutoff == f64::NEG_INFINITY {
+            return Ok(0);
+        }
+        let last = self.next_seq - 1;
+        let transaction = self.connection.transaction()?;
+        write_rollups(&self.pending.rollups, &transaction, true)?;
+        set_rolled_up(&transaction, last)?;
+        transaction.execute(
+            "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
+            params![LAST_SEQ, last.to_string()],
+        )?;
+        let whole: i64 = transaction.query_row(
+            "SELECT coalesce(sum(last_seq - first_seq + 1), 0) FROM blocks \
+             WHERE max_timestamp < ?1",
+            [cutoff],
+            |r| r.get(0),
+        )?;
+        transaction.execute("DELETE FROM blocks WHERE max_timestamp < ?1", [cutoff])?;
+        let mut deleted = whole as u64;
+        let mixed: Vec<(i64, Vec<u8>)> = transaction
+            .prepare("SELECT first_seq, data FROM blocks WHERE min_timestamp < ?1")?
+            .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (first, data) in mixed {
+            let (runs, gone) = blocks::split_block(first as u64, &data, cutoff)?;
+            deleted += gone;
+            transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
+            for run in &runs {
+                let items = blocks::stored_items(run);
+                write_items(&transaction, &mut self.encoder, run[0].seq, &items)?;
+            }
+        }
+        match blocks::cutoff_minute(cutoff) {
+            None => transaction.execute_batch(
+                "DELETE FROM rollup_places_minute; DELETE FROM rollup_timeline_minute;",
+            )?,
+            Some(minute) => {
+                for table in ["rollup_places_minute", "rollup_timeline_minute"] {
+                    transaction
+                        .execute(&format!("DELETE FROM {table} WHERE bucket <= ?1"), [minute])?;
+                }
+                // The cutoff's minute again, from what is left of it.
+                let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
+                let mut again = Rollups::default();
+                {
+                    let mut statement = transaction.prepare(
+                        "SELECT first_seq, data FROM blocks WHERE max_timestamp >= ?1 \
+                         AND min_timestamp < ?2",
+                    )?;
+                    let mut rows = statement.query(params![lo, hi])?;
+                    while let Some(row) = rows.next()? {
+                        decode_block(row, &mut |stored| {
+                            let t = stored.event.timestamp;
+                            if lo <= t && t < hi {
+                                again.add_stored(&stored, &self.places);
+                            }
+                            true
+                        })?;
+                    }
+                }
+                write_rollups(&again, &transaction, false)?;
+            }
+        }
+        transaction.commit()?;
+        self.pending.committed(true, Rollups::default());
+        Ok(deleted)
     }
 
     fn epoch(&self) -> &str {
@@ -664,7 +754,7 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         let delta = write_items(transaction, &mut encoder, first, &items)?;
         rollups.merge(delta);
         if rollups.places.len() > 100_000 {
-            write_rollups(&std::mem::take(&mut rollups), transaction)?;
+            write_rollups(&std::mem::take(&mut rollups), transaction, true)?;
         }
         chunk.clear();
         Ok(())
@@ -683,7 +773,7 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         }
     }
     flush(&mut chunk)?;
-    write_rollups(&rollups, transaction)?;
+    write_rollups(&rollups, transaction, true)?;
     if let Some(last) = expected {
         set_rolled_up(transaction, last - 1)?;
     }

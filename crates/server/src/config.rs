@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use traffic::AggregatesConfig;
 use traffic::analytics::rules::{Format, RuleSet};
 use traffic::analytics::{self, AnalyticsConfig, Thresholds};
@@ -161,11 +162,11 @@ pub struct Config {
 
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
-    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
+    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth", value_parser = BoolishValueParser::new())]
     pub open: bool,
 
     /// Require credentials for ingest and viewing even from this machine on loopback.
-    #[arg(long, env = "SERVER_REQUIRE_AUTH")]
+    #[arg(long, env = "SERVER_REQUIRE_AUTH", value_parser = BoolishValueParser::new())]
     pub require_auth: bool,
 
     /// Seconds a login session lasts. 60..=2592000 (30 days).
@@ -174,7 +175,7 @@ pub struct Config {
 
     /// Mark the session cookie `Secure` (only sent over HTTPS): set it when a TLS proxy is
     /// in front.
-    #[arg(long, env = "SERVER_SECURE_COOKIES")]
+    #[arg(long, env = "SERVER_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
     /// Size in bytes past which the audit log is rotated (3 old files kept). 1024..=1073741824.
@@ -246,7 +247,8 @@ pub struct Config {
     pub alert_webhook_retries: u32,
 
     /// Directory of the server's own data, created if missing: users, ingest tokens and the
-    /// session key (auth.json, mode 0600), the audit log (audit.log) and, with --store
+    /// session key (auth.json, mode 0600), the audit log (audit.log), the alert rules and
+    /// analytics settings changed through the API (settings.json) and, with --store
     /// sqlite, the history (history.sqlite3).
     #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
     pub data_dir: PathBuf,
@@ -278,7 +280,7 @@ pub struct Config {
     /// disk: a kill -9 of the server can lose the events accepted but not yet committed,
     /// and with PostgreSQL a crash of the database server can also lose its last commits
     /// (see README). Needs --store sqlite or postgres.
-    #[arg(long, env = "SERVER_DURABLE")]
+    #[arg(long, env = "SERVER_DURABLE", value_parser = BoolishValueParser::new())]
     pub durable: bool,
     /// Optional AS data (which network an address belongs to, for the "top networks"
     /// list): a CSV file of ranges (first_ip,last_ip,as_number,as_name), or a directory

@@ -19,6 +19,7 @@ mod metrics;
 mod past;
 pub mod persist;
 pub mod routes;
+pub mod settings;
 mod stream;
 pub mod webhooks;
 
@@ -75,6 +76,9 @@ pub struct Shared {
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
     /// The built-in traffic generator (`/api/generator`).
     pub generator: Arc<generator::Generator>,
+    /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
+    /// they last until the process ends, as in tests).
+    pub settings: Option<Arc<settings::Settings>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -177,6 +181,7 @@ impl AppState {
             history: None,
             readers: None,
             generator: Arc::default(),
+            settings: None,
         }))
     }
 
@@ -188,6 +193,12 @@ impl AppState {
     /// The same state with `auth` (loaded from `--data-dir`).
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.shared_mut().auth = Arc::new(auth);
+        self
+    }
+
+    /// The same state, saving runtime changes of rules and analytics settings in `settings`.
+    pub fn with_settings(mut self, settings: Arc<settings::Settings>) -> Self {
+        self.shared_mut().settings = Some(settings);
         self
     }
 
@@ -433,8 +444,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let asn = open_asn(&config).await?;
+    let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
+    settings.apply(&state.hub);
     let listen = state.config.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -448,7 +461,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_locator(locator)
             .with_databases(databases)
             .with_auth(auth)
-            .with_asn(asn),
+            .with_asn(asn)
+            .with_settings(settings),
     )
     .await
 }

@@ -488,6 +488,9 @@ mod tests {
         fn keys_since(&self, _: u64) -> history::Result<Vec<KeyRecord>> {
             Ok(Vec::new())
         }
+        fn delete_before(&mut self, _: f64) -> history::Result<u64> {
+            Ok(0)
+        }
         fn forget_keys_before(&mut self, _: u64) -> history::Result<usize> {
             Ok(0)
         }
