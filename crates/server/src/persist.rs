@@ -462,6 +462,20 @@ mod tests {
     use traffic::Place;
 
     use super::*;
+
+    #[test]
+    fn the_history_is_logged_where_it_is_without_a_password() {
+        use clap::Parser;
+        let config = Config::parse_from([
+            "server",
+            "--database",
+            "postgres://globe:s3cr3t@db:5432/history",
+        ]);
+        assert_eq!(location(&config), "postgres://globe:***@db:5432/history");
+        let config = Config::parse_from(["server", "--data-dir", "/var/lib/tg"]);
+        assert_eq!(location(&config), "/var/lib/tg");
+        assert_eq!(location(&Config::default_for_tests()), "memory");
+    }
     use crate::{AppState, Config, Geocoder, app};
 
     /// A store whose commits wait for a go-ahead: a disk that has fallen behind.
