@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use traffic::AggregatesConfig;
 use traffic::analytics::rules::{Format, RuleSet};
 use traffic::analytics::{self, AnalyticsConfig, Thresholds};
@@ -166,11 +167,11 @@ pub struct Config {
 
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
-    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
+    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth", value_parser = BoolishValueParser::new())]
     pub open: bool,
 
     /// Require credentials for ingest and viewing even from this machine on loopback.
-    #[arg(long, env = "SERVER_REQUIRE_AUTH")]
+    #[arg(long, env = "SERVER_REQUIRE_AUTH", value_parser = BoolishValueParser::new())]
     pub require_auth: bool,
 
     /// Seconds a login session lasts. 60..=2592000 (30 days).
@@ -179,7 +180,7 @@ pub struct Config {
 
     /// Mark the session cookie `Secure` (only sent over HTTPS): set it when a TLS proxy is
     /// in front.
-    #[arg(long, env = "SERVER_SECURE_COOKIES")]
+    #[arg(long, env = "SERVER_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
     /// Size in bytes past which the audit log is rotated (3 old files kept). 1024..=1073741824.
@@ -266,7 +267,7 @@ pub struct Config {
     /// crash or power loss. Without it a 202 returns at once and the writer commits within
     /// milliseconds without fsync: a kill -9 can lose the events accepted but not yet
     /// committed (see README). Needs --store sqlite.
-    #[arg(long, env = "SERVER_DURABLE")]
+    #[arg(long, env = "SERVER_DURABLE", value_parser = BoolishValueParser::new())]
     pub durable: bool,
     /// Optional AS data (which network an address belongs to, for the "top networks"
     /// list): a CSV file of ranges (first_ip,last_ip,as_number,as_name), or a directory
