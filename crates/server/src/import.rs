@@ -482,6 +482,9 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
         let server = Server::start("twice").await;
         let (_, first) = server.import(MIXED).await;
         assert_eq!(first["accepted"], 6);
+        // Answered once committed (published follows the commit): the next import sees them.
+        assert_eq!(server.state.hub.published().0, 6);
+        assert_eq!(server.state.hub.uncommitted(), 0);
         let (status, second) = server.import(MIXED).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
