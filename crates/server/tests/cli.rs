@@ -77,6 +77,9 @@ fn a_switch_from_the_environment_takes_1_yes_or_true_and_refuses_other_words() {
     let output = server(&["--store", "memory"], &[("SERVER_DURABLE", "maybe")]);
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("SERVER_DURABLE") || stderr.contains("--durable"), "{stderr}");
+    assert!(
+        stderr.contains("SERVER_DURABLE") || stderr.contains("--durable"),
+        "{stderr}"
+    );
     assert!(stderr.contains("maybe"), "{stderr}");
 }
