@@ -56,6 +56,10 @@ pub const ALL: &[Check] = &[
         "filtered_range_questions_over_random_events_match_a_brute_force_count",
         filtered_range_questions_over_random_events_match_a_brute_force_count,
     ),
+    (
+        "delete_before_deletes_exactly_the_older_events_and_keeps_hour_rollups_and_the_sequence",
+        delete_before_deletes_exactly_the_older_events_and_keeps_hour_rollups_and_the_sequence,
+    ),
 ];
 
 fn place(key: u64, city: &str, country_code: &str) -> Place {
@@ -578,4 +582,222 @@ pub fn filtered_range_questions_over_random_events_match_a_brute_force_count(
             assert_eq!(paged, inside, "{what}");
         }
     }
+}
+
+/// Retention: `delete_before` deletes exactly the events older than the cutoff (events out
+/// of data-time order, so blocks hold older and newer ones), whatever was pending; what is
+/// left reads back and answers range questions as a brute-force count of it; whole hours
+/// before the cutoff still total what they did (hour rollups are kept); the sequence goes
+/// on from where it was, across a reopen, even once every event is deleted.
+pub fn delete_before_deletes_exactly_the_older_events_and_keeps_hour_rollups_and_the_sequence(
+    open: &mut dyn Reopen,
+) {
+    let base = 1_736_899_200.0; // a midnight
+    let places = [
+        place(21, "Paris", "FR"),
+        place(22, "Austin", "US"),
+        place(23, "Osaka", "JP"),
+    ];
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    // 10,000 events over two days of data time, mostly in order with a tenth anywhere.
+    let events: Vec<Event> = (0..10_000u32)
+        .map(|i| {
+            let t = if random.below(10) == 0 {
+                base + random.below(2 * 86_400_000) as f64 / 1000.0
+            } else {
+                base + f64::from(i) * 17.28 + random.below(1000) as f64 / 1000.0
+            };
+            let mut e = Event::new(
+                IpAddr::from([10, 2, (i >> 8) as u8, i as u8]),
+                t,
+                random.below(5) == 0,
+            );
+            e.protocol = (i % 3 == 0).then(|| "TCP".to_owned());
+            e
+        })
+        .collect();
+    let where_: Vec<usize> = (0..events.len())
+        .map(|_| random.below(4) as usize)
+        .collect();
+    let rows: Vec<NewEvent<'_>> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| NewEvent {
+            seq: i as u64 + 1,
+            received_ms: 1_700_000_000_000 + i as u64,
+            event,
+            located: match where_[i] {
+                3 => Located::Unlocated("private".to_owned()),
+                p => Located::Event(&places[p]),
+            },
+            network: (i % 5 == 0).then_some(Network {
+                asn: 64_500,
+                name: "Example AS",
+            }),
+        })
+        .collect();
+    let country = |i: usize| places.get(where_[i]).map(|p| p.country_code.as_str());
+    // 36 h in, 1234.567 s into an hour, not on a minute.
+    let cutoff = base + 36.0 * 3600.0 + 1234.567;
+    let hour_of_cutoff = base + 36.0 * 3600.0;
+    let count = |from: f64, to: f64, filter: &Filter, only_kept: bool| -> (u64, u64) {
+        let inside = (0..events.len()).filter(|&i| {
+            let t = events[i].timestamp;
+            from <= t
+                && t < to
+                && (!only_kept || t >= cutoff)
+                && filter.matches(&events[i], country(i))
+        });
+        inside.fold((0, 0), |(n, s), i| {
+            (n + 1, s + u64::from(events[i].suspicious))
+        })
+    };
+    let older = events.iter().filter(|e| e.timestamp < cutoff).count() as u64;
+    assert!(
+        older > 5_000 && older < 9_000,
+        "a cut through the data: {older}"
+    );
+    {
+        let mut store = open.reopen();
+        store.append(&rows[..6_000], &[]).expect("append");
+        drop(store);
+        // Reopened (whatever was pending is counted again), then more in two batches.
+        let mut store = open.reopen();
+        store.append(&rows[6_000..9_000], &[]).expect("append");
+        store.append(&rows[9_000..], &[]).expect("append");
+        assert_eq!(store.delete_before(cutoff).expect("delete"), older);
+        assert_eq!(
+            store.delete_before(cutoff).expect("again"),
+            0,
+            "nothing left to delete"
+        );
+        assert_eq!(store.last_seq().expect("last_seq"), 10_000);
+    }
+    let mut store = open.reopen();
+    assert_eq!(
+        store.last_seq().expect("last_seq"),
+        10_000,
+        "after a reopen too"
+    );
+    let kept: Vec<usize> = (0..events.len())
+        .filter(|&i| events[i].timestamp >= cutoff)
+        .collect();
+    let back = scan_all(&*store, 0);
+    let seqs: Vec<usize> = back.iter().map(|e| e.seq as usize - 1).collect();
+    assert_eq!(seqs, kept, "exactly the newer events, in sequence order");
+    for stored in &back {
+        let i = stored.seq as usize - 1;
+        assert_eq!(&stored.event, &events[i]);
+        assert_eq!(stored.received_ms, rows[i].received_ms);
+        assert_eq!(stored.network.is_some(), i.is_multiple_of(5));
+    }
+    let after: Vec<u64> = scan_all(&*store, 9_990).iter().map(|e| e.seq).collect();
+    let expected: Vec<u64> = kept
+        .iter()
+        .map(|&i| i as u64 + 1)
+        .filter(|&s| s > 9_990)
+        .collect();
+    assert_eq!(after, expected);
+    let reader = store.readers().open_reader().expect("reader");
+    let filters = [
+        Filter::default(),
+        Filter {
+            suspicious: Some(true),
+            ..Filter::default()
+        },
+        Filter {
+            country: Some("US".to_owned()),
+            protocol: Some("TCP".to_owned()),
+            ..Filter::default()
+        },
+    ];
+    // The remaining range, and windows from inside the cutoff's hour: the minute before
+    // the cutoff, the cutoff's minute, a partial one, no whole hour before the cutoff.
+    let minute_of_cutoff = (cutoff / 60.0).floor() * 60.0;
+    for (from, to) in [
+        (cutoff, f64::INFINITY),
+        (cutoff, cutoff + 5_000.0),
+        (minute_of_cutoff, cutoff + 3_600.0),
+        (minute_of_cutoff - 60.0, minute_of_cutoff + 60.0),
+        (cutoff - 600.25, base + 2.0 * 86_400.0),
+        (hour_of_cutoff + 30.0, cutoff + 0.5),
+    ] {
+        let range = TimeRange {
+            from: Some(from),
+            to: to.is_finite().then_some(to),
+        };
+        for filter in &filters {
+            let summary = reader.summary(range, filter, 3).expect("summary");
+            let (n, s) = count(from, to, filter, true);
+            assert_eq!(
+                (summary.total, summary.suspicious),
+                (n, s),
+                "{range:?} {filter:?}"
+            );
+            let bucketed: u64 = summary.timeline.buckets.iter().map(|b| b.0).sum();
+            assert_eq!(bucketed, n, "{range:?} {filter:?}");
+            let mut paged = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = reader.events(range, filter, after, 500).expect("page");
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                paged.extend(page.iter().map(|e| e.seq as usize - 1));
+            }
+            let inside: Vec<usize> = kept
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let t = events[i].timestamp;
+                    from <= t && t < to && filter.matches(&events[i], country(i))
+                })
+                .collect();
+            assert_eq!(paged, inside, "{range:?} {filter:?}");
+        }
+    }
+    // Whole hours before the cutoff's hour: counted by the hour rollups, as before.
+    for (from, to) in [
+        (base, base + 3_600.0),
+        (base + 5.0 * 3_600.0, hour_of_cutoff),
+        (base, hour_of_cutoff),
+    ] {
+        let range = TimeRange {
+            from: Some(from),
+            to: Some(to),
+        };
+        for filter in &filters {
+            let summary = reader.summary(range, filter, 3).expect("summary");
+            let (n, s) = count(from, to, filter, false);
+            assert!(n > 0);
+            assert_eq!(
+                (summary.total, summary.suspicious),
+                (n, s),
+                "{range:?} {filter:?}"
+            );
+        }
+    }
+    drop(reader);
+    // The sequence goes on; then everything is deleted and it still goes on.
+    let (more, more_places) = sample();
+    store
+        .append(&new_events(10_001, &more, &more_places), &[])
+        .expect("continues the sequence");
+    let newest = more.iter().map(|e| e.timestamp).fold(f64::MIN, f64::max);
+    let all = events.iter().map(|e| e.timestamp).fold(newest, f64::max);
+    let left = kept.len() as u64 + 3;
+    assert_eq!(store.delete_before(all + 1.0).expect("delete all"), left);
+    assert!(scan_all(&*store, 0).is_empty());
+    assert_eq!(store.last_seq().expect("last_seq"), 10_003);
+    drop(store);
+    let mut store = open.reopen();
+    assert_eq!(
+        store.last_seq().expect("last_seq"),
+        10_003,
+        "none left, none reused"
+    );
+    store
+        .append(&new_events(10_004, &more, &more_places), &[])
+        .expect("continues after everything was deleted");
+    let seqs: Vec<u64> = scan_all(&*store, 0).iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [10_004, 10_005, 10_006]);
 }

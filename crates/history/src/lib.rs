@@ -4,14 +4,19 @@
 //! [`Store`] is the one seam: the server's writer calls [`Store::append`] with batches in
 //! sequence order (one transaction each, together with the idempotency keys of the requests
 //! that brought them), and reads everything back on start with [`Store::scan`]. [`Sqlite`]
-//! is the embedded implementation; a PostgreSQL one is to pass the same
-//! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
+//! is the embedded implementation, [`Postgres`] the one in a database server; both pass the
+//! same [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
+mod blocks;
 mod codec;
 pub mod conformance;
+pub mod postgres;
+mod query;
 pub mod range;
 pub mod sqlite;
+pub mod testing;
 
+pub use self::postgres::Postgres;
 pub use sqlite::Sqlite;
 use traffic::{Event, Place};
 
@@ -21,6 +26,9 @@ pub enum Error {
     /// The database said no.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or could not be reached).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
     /// The data directory could not be prepared.
     #[error("while preparing the data directory {path}: {source}")]
     Directory {
@@ -161,6 +169,10 @@ pub trait Store: Send {
 
     /// Forgets idempotency keys stored before `before_ms`; returns how many.
     fn forget_keys_before(&mut self, before_ms: u64) -> Result<usize>;
+
+    /// Deletes the stored events whose data time (`event.timestamp`) is before `cutoff` (unix seconds) and their
+    /// minute rollups; hour rollups are kept. Returns how many events it deleted.
+    fn delete_before(&mut self, cutoff: f64) -> Result<u64>;
 
     /// A way to open read-only handles for range questions, usable while this store writes.
     fn readers(&self) -> Box<dyn range::OpenReader>;

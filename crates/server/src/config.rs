@@ -252,21 +252,39 @@ pub struct Config {
     pub alert_webhook_retries: u32,
 
     /// Directory of the server's own data, created if missing: users, ingest tokens and the
-    /// session key (auth.json, mode 0600), the audit log (audit.log) and, with --store
+    /// session key (auth.json, mode 0600), the audit log (audit.log), the alert rules and
+    /// analytics settings changed through the API (settings.json) and, with --store
     /// sqlite, the history (history.sqlite3).
     #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
     pub data_dir: PathBuf,
 
     /// Where every accepted event is kept: `sqlite` (in --data-dir; a restart rebuilds
-    /// counts, timeline and recent hits from it and continues the sequence) or `memory`
-    /// (nothing kept: a restart starts from zero).
-    #[arg(long, env = "SERVER_STORE", value_enum, default_value = "sqlite")]
+    /// counts, timeline and recent hits from it and continues the sequence), `postgres`
+    /// (the same, in the PostgreSQL database of --database; the default when --database is
+    /// given) or `memory` (nothing kept: a restart starts from zero).
+    #[arg(
+        long,
+        env = "SERVER_STORE",
+        value_enum,
+        default_value = "sqlite",
+        default_value_if("database", clap::builder::ArgPredicate::IsPresent, "postgres")
+    )]
     pub store: StoreKind,
 
-    /// A 202 waits until its events are committed and on disk (fsync), so it survives a
-    /// crash or power loss. Without it a 202 returns at once and the writer commits within
-    /// milliseconds without fsync: a kill -9 can lose the events accepted but not yet
-    /// committed (see README). Needs --store sqlite.
+    /// The PostgreSQL database that keeps the history, as a URL:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (parameters such as
+    /// ?options=-c%20search_path%3Dglobe may follow; no TLS: a local or trusted network).
+    /// Implies --store postgres. Tables are created and migrated on start. The password is
+    /// never logged.
+    #[arg(long, env = "SERVER_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// A 202 waits until its events are committed and on disk (SQLite: fsync; PostgreSQL:
+    /// synchronous_commit on), so it survives a crash or power loss. Without it a 202
+    /// returns at once and the writer commits within milliseconds without waiting for the
+    /// disk: a kill -9 of the server can lose the events accepted but not yet committed,
+    /// and with PostgreSQL a crash of the database server can also lose its last commits
+    /// (see README). Needs --store sqlite or postgres.
     #[arg(long, env = "SERVER_DURABLE", value_parser = BoolishValueParser::new())]
     pub durable: bool,
     /// Optional AS data (which network an address belongs to, for the "top networks"
@@ -387,8 +405,23 @@ impl Config {
         }
         anyhow::ensure!(
             !self.durable || self.store != StoreKind::Memory,
-            "--durable needs a store that writes to disk (--store sqlite), not --store memory"
+            "--durable needs a store that writes to disk (--store sqlite or postgres), not \
+             --store memory"
         );
+        match (&self.database, self.store) {
+            (None, StoreKind::Postgres) => anyhow::bail!(
+                "--store postgres needs --database postgres://USER:PASSWORD@HOST/DATABASE"
+            ),
+            (Some(url), StoreKind::Postgres) => {
+                history::postgres::check_url(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?
+            }
+            (Some(_), other) => anyhow::bail!(
+                "--database is the PostgreSQL store's; it cannot go with --store {}",
+                clap::ValueEnum::to_possible_value(&other)
+                    .map_or_else(|| format!("{other:?}"), |v| v.get_name().to_owned())
+            ),
+            (None, _) => {}
+        }
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
             "--idle-timeout-secs ({}) must exceed --keep-alive-secs ({}), or idle streams are cut",
@@ -708,6 +741,48 @@ mod tests {
             .to_string();
         assert!(error.starts_with("--durable needs"), "{error}");
         Config::parse_from(["server", "--durable"])
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn database_selects_postgres_and_is_checked_naming_the_flag() {
+        let url = "postgres://globe:s3cr3t@127.0.0.1:5432/history";
+        let config = Config::parse_from(["server", "--database", url]);
+        assert_eq!(config.store, StoreKind::Postgres, "implied by --database");
+        config.validate().unwrap();
+        let explicit = Config::parse_from(["server", "--store", "postgres", "--database", url]);
+        explicit.validate().unwrap();
+        for (args, expected) in [
+            (
+                &["--store", "postgres"][..],
+                "--store postgres needs --database",
+            ),
+            (
+                &["--store", "sqlite", "--database", url][..],
+                "--database is the PostgreSQL store's; it cannot go with --store sqlite",
+            ),
+            (
+                &["--store", "memory", "--database", url][..],
+                "--database is the PostgreSQL store's; it cannot go with --store memory",
+            ),
+            (
+                &["--database", "mysql://root:s3cr3t@localhost/x"][..],
+                "--database: mysql://root:***@localhost/x is not a postgres:// URL",
+            ),
+            (
+                &["--database", "postgres://globe:s3cr3t@localhost:port/db"][..],
+                "--database: ",
+            ),
+        ] {
+            let error = Config::parse_from(std::iter::once("server").chain(args.iter().copied()))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(expected), "{args:?}: {error}");
+            assert!(!error.contains("s3cr3t"), "{error}");
+        }
+        Config::parse_from(["server", "--database", url, "--durable"])
             .validate()
             .unwrap();
     }

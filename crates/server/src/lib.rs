@@ -20,6 +20,7 @@ mod metrics;
 mod past;
 pub mod persist;
 pub mod routes;
+pub mod settings;
 mod stream;
 pub mod webhooks;
 
@@ -78,6 +79,9 @@ pub struct Shared {
     pub generator: Arc<generator::Generator>,
     /// Held while a CSV import runs (`POST /api/import`): one at a time.
     pub imports: Arc<tokio::sync::Mutex<()>>,
+    /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
+    /// they last until the process ends, as in tests).
+    pub settings: Option<Arc<settings::Settings>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -118,7 +122,7 @@ impl AppState {
                 tracing::info!(
                     events = last,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    dir = %config.data_dir.display(),
+                    store = %persist::location(&config),
                     "history restored"
                 );
                 Ok(Some((store, hub, metrics, idempotency)))
@@ -181,6 +185,7 @@ impl AppState {
             readers: None,
             generator: Arc::default(),
             imports: Arc::default(),
+            settings: None,
         }))
     }
 
@@ -192,6 +197,12 @@ impl AppState {
     /// The same state with `auth` (loaded from `--data-dir`).
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.shared_mut().auth = Arc::new(auth);
+        self
+    }
+
+    /// The same state, saving runtime changes of rules and analytics settings in `settings`.
+    pub fn with_settings(mut self, settings: Arc<settings::Settings>) -> Self {
+        self.shared_mut().settings = Some(settings);
         self
     }
 
@@ -437,8 +448,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let asn = open_asn(&config).await?;
+    let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
+    settings.apply(&state.hub);
     let listen = state.config.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -452,7 +465,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_locator(locator)
             .with_databases(databases)
             .with_auth(auth)
-            .with_asn(asn),
+            .with_asn(asn)
+            .with_settings(settings),
     )
     .await
 }
