@@ -351,22 +351,73 @@ mod tests {
     use crate::persist::StoreKind;
     use crate::{Config, Geocoder, app};
 
-    /// A server state with its history in a directory of its own, and its writer running.
+    /// Which store a test server keeps its history in.
+    #[derive(Debug, Clone, Copy)]
+    enum Kind {
+        Sqlite,
+        /// A schema of its own on the test database (`history::testing`).
+        Postgres,
+    }
+
+    /// Each named test (an `async fn(Kind)` below) on SQLite and on PostgreSQL.
+    macro_rules! on_both_stores {
+        ($($name:ident),* $(,)?) => {
+            $(
+                mod $name {
+                    #[tokio::test]
+                    async fn sqlite() {
+                        super::$name(super::Kind::Sqlite).await;
+                    }
+
+                    #[tokio::test]
+                    async fn postgres() {
+                        let probe = stringify!($name);
+                        if history::testing::TestSchema::create(probe).is_none() {
+                            return; // skipped, as the history tests are
+                        }
+                        super::$name(super::Kind::Postgres).await;
+                    }
+                }
+            )*
+        };
+    }
+
+    /// A server state with its history (in a directory or a schema of its own), and its
+    /// writer running.
     struct Server {
         state: AppState,
         stop: CancellationToken,
         background: tokio::task::JoinHandle<()>,
         dir: PathBuf,
+        schema: Option<history::testing::TestSchema>,
     }
 
     impl Server {
         async fn start(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("server-import-{name}-{}", std::process::id()));
+            Self::start_on(name, Kind::Sqlite).await
+        }
+
+        async fn start_on(name: &str, kind: Kind) -> Self {
+            let dir = std::env::temp_dir().join(format!(
+                "server-import-{name}-{kind:?}-{}",
+                std::process::id()
+            ));
             let _ = std::fs::remove_dir_all(&dir);
             let mut config = Config::default_for_tests();
-            config.store = StoreKind::Sqlite;
             config.data_dir = dir.clone();
+            let schema = match kind {
+                Kind::Sqlite => {
+                    config.store = StoreKind::Sqlite;
+                    None
+                }
+                Kind::Postgres => {
+                    let schema = history::testing::TestSchema::create(name)
+                        .expect("a test database (the wrapper checked)");
+                    config.store = StoreKind::Postgres;
+                    config.database = Some(schema.url().to_owned());
+                    Some(schema)
+                }
+            };
             let state = AppState::open(config, Geocoder::shared(), CancellationToken::new())
                 .await
                 .unwrap();
@@ -377,12 +428,16 @@ mod tests {
                 stop,
                 background,
                 dir,
+                schema,
             }
         }
 
         async fn stop(self) {
             self.stop.cancel();
             self.background.await.unwrap();
+            // The store's connections go before its schema.
+            drop(self.state);
+            drop(self.schema);
             let _ = std::fs::remove_dir_all(&self.dir);
         }
 
@@ -449,14 +504,19 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
 192.0.2.7,-33.8688,151.2093,1736919100,0,0,UDP,,,,2001:db8::2
 ";
 
-    #[tokio::test]
-    async fn export_then_import_into_an_empty_server_gives_the_same_events() {
-        let a = Server::start("round-a").await;
+    on_both_stores!(
+        export_then_import_into_an_empty_server_gives_the_same_events,
+        importing_the_same_file_twice_adds_nothing_the_second_time,
+        identical_rows_import_as_often_as_the_file_has_them_beyond_the_stored_copies,
+    );
+
+    async fn export_then_import_into_an_empty_server_gives_the_same_events(kind: Kind) {
+        let a = Server::start_on("round-a", kind).await;
         let (status, report) = a.import(MIXED).await;
         assert_eq!(status, StatusCode::OK, "{report}");
         assert_eq!(report["accepted"], 6, "{report}");
         let exported = get(&a.state, "/api/history/export").await;
-        let b = Server::start("round-b").await;
+        let b = Server::start_on("round-b", kind).await;
         let (status, report) = b.import(exported.clone()).await;
         assert_eq!(status, StatusCode::OK, "{report}");
         assert_eq!(
@@ -477,9 +537,8 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
         b.stop().await;
     }
 
-    #[tokio::test]
-    async fn importing_the_same_file_twice_adds_nothing_the_second_time() {
-        let server = Server::start("twice").await;
+    async fn importing_the_same_file_twice_adds_nothing_the_second_time(kind: Kind) {
+        let server = Server::start_on("twice", kind).await;
         let (_, first) = server.import(MIXED).await;
         assert_eq!(first["accepted"], 6);
         // Answered once committed (published follows the commit): the next import sees them.
@@ -511,9 +570,10 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
         server.stop().await;
     }
 
-    #[tokio::test]
-    async fn identical_rows_import_as_often_as_the_file_has_them_beyond_the_stored_copies() {
-        let server = Server::start("copies").await;
+    async fn identical_rows_import_as_often_as_the_file_has_them_beyond_the_stored_copies(
+        kind: Kind,
+    ) {
+        let server = Server::start_on("copies", kind).await;
         let header = "ip,latitude,longitude,timestamp,suspicious\n";
         let row = "9.9.9.9,1.5,2.5,1736919200,0\n";
         let other = "9.9.9.8,1.5,2.5,1736919201,0\n";
