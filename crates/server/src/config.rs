@@ -32,6 +32,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest CSV file accepted by POST /api/import, in bytes (larger: 413; the body is
+    /// streamed, so this bounds time and disk, not memory). 1..=1099511627776.
+    #[arg(long, env = "SERVER_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
+    pub max_import_bytes: u64,
+
     /// Most events accepted in one POST (more: 413). 1..=10000000.
     #[arg(long, env = "SERVER_MAX_BATCH", default_value_t = 100_000)]
     pub max_batch: usize,
@@ -355,6 +360,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         in_range("--max-body-bytes", self.max_body_bytes, 1..=1 << 30)?;
         in_range("--max-batch", self.max_batch, 1..=10_000_000)?;
+        in_range("--max-import-bytes", self.max_import_bytes, 1..=1 << 40)?;
         in_range("--ring-capacity", self.ring_capacity, 0..=10_000_000)?;
         in_range("--visible-secs", self.visible_secs, 0.0..=86_400.0)?;
         in_range("--timeline-secs", self.timeline_secs, 1..=86_400)?;
@@ -689,6 +695,8 @@ mod tests {
             ("--timeline-secs", "4000000000", "86400"),
             ("--timeline-secs", "0", "1"),
             ("--top", "1001", "0"),
+            ("--max-import-bytes", "0", "1099511627776"),
+            ("--max-import-bytes", "1099511627777", "1"),
             ("--max-places", "10000001", "10000000"),
             ("--publish-interval-ms", "60001", "0"),
             ("--stats-interval-ms", "0", "3600000"),

@@ -15,6 +15,7 @@ mod generator;
 pub mod geo;
 pub mod hub;
 pub mod idempotency;
+mod import;
 mod metrics;
 mod past;
 pub mod persist;
@@ -76,6 +77,8 @@ pub struct Shared {
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
     /// The built-in traffic generator (`/api/generator`).
     pub generator: Arc<generator::Generator>,
+    /// Held while a CSV import runs (`POST /api/import`): one at a time.
+    pub imports: Arc<tokio::sync::Mutex<()>>,
     /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
     /// they last until the process ends, as in tests).
     pub settings: Option<Arc<settings::Settings>>,
@@ -181,6 +184,7 @@ impl AppState {
             history: None,
             readers: None,
             generator: Arc::default(),
+            imports: Arc::default(),
             settings: None,
         }))
     }
