@@ -189,6 +189,22 @@ impl Postgres {
     }
 }
 
+impl crate::conformance::RollupHooks for Postgres {
+    fn set_rollup_every(&mut self, every: Duration) {
+        Postgres::set_rollup_every(self, every);
+    }
+
+    fn hour_rollup_events(&self) -> u64 {
+        self.client
+            .borrow_mut()
+            .query_one(
+                "SELECT coalesce(sum(events), 0)::bigint FROM rollup_places_hour",
+                &[],
+            )
+            .map_or(0, |row| row.get::<_, i64>(0) as u64)
+    }
+}
+
 /// Applies the migrations the database has not seen yet, in one transaction holding an
 /// advisory lock (two servers starting at once migrate one after the other).
 fn migrate(client: &mut Client) -> Result<()> {
@@ -962,60 +978,9 @@ mod tests {
         let Some(schema) = TestSchema::create("pending") else {
             return;
         };
-        let place = Place {
-            key: 3,
-            city: "Lyon".to_owned(),
-            region: "ARA".to_owned(),
-            country_code: "FR".to_owned(),
-            country: "France".to_owned(),
-            latitude: 45.7,
-            longitude: 4.8,
-        };
-        let events: Vec<traffic::Event> = (0..500u32)
-            .map(|i| {
-                traffic::Event::new(
-                    std::net::IpAddr::from([10, 0, 0, 1]),
-                    1_736_900_000.0 + f64::from(i) * 30.0,
-                    i % 2 == 0,
-                )
-            })
-            .collect();
-        let rows = |range: std::ops::Range<usize>| -> Vec<NewEvent<'_>> {
-            range
-                .map(|i| NewEvent {
-                    seq: i as u64 + 1,
-                    received_ms: 1,
-                    event: &events[i],
-                    located: crate::Located::Event(&place),
-                    network: None,
-                })
-                .collect()
-        };
-        let total = |store: &Postgres| {
-            let reader = store.readers().open_reader().unwrap();
-            let whole = reader.summary(TimeRange::default(), &Filter::default(), 1);
-            let rolled = schema
-                .query_text("SELECT coalesce(sum(events), 0) FROM rollup_places_hour")
-                .unwrap();
-            (whole.unwrap().total, rolled.parse::<u64>().unwrap())
-        };
-        {
-            let mut store = Postgres::open(schema.url(), Durability::Process).unwrap();
-            store.set_rollup_every(Duration::ZERO);
-            store.append(&rows(0..100), &[]).unwrap();
-            store.set_rollup_every(Duration::MAX);
-            store.append(&rows(100..300), &[]).unwrap();
-            assert_eq!(
-                total(&store),
-                (300, 100),
-                "200 pending, counted from blocks"
-            );
-        }
-        let mut store = Postgres::open(schema.url(), Durability::Process).unwrap();
-        assert_eq!(total(&store), (300, 100));
-        store.set_rollup_every(Duration::ZERO);
-        store.append(&rows(300..500), &[]).unwrap();
-        assert_eq!(total(&store), (500, 500), "the pending 200 written once");
+        conformance::rollups_pending_at_a_restart_are_counted_again_and_written_once(&mut || {
+            Postgres::open(schema.url(), Durability::Process).unwrap()
+        });
     }
 
     #[test]
