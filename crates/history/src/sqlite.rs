@@ -137,6 +137,22 @@ impl Sqlite {
     }
 }
 
+impl crate::conformance::RollupHooks for Sqlite {
+    fn set_rollup_every(&mut self, every: Duration) {
+        Sqlite::set_rollup_every(self, every);
+    }
+
+    fn hour_rollup_events(&self) -> u64 {
+        self.connection
+            .query_row(
+                "SELECT coalesce(sum(events), 0) FROM rollup_places_hour",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_or(0, |n| n as u64)
+    }
+}
+
 /// Applies the migrations the database has not seen yet, each in its own transaction
 /// together with the version bump.
 fn migrate(connection: &mut Connection) -> Result<()> {
@@ -1106,64 +1122,9 @@ mod tests {
     #[test]
     fn rollups_pending_at_a_restart_are_counted_again_and_written_once() {
         let dir = temp_dir("pending");
-        let place = Place {
-            key: 3,
-            city: "Lyon".to_owned(),
-            region: "ARA".to_owned(),
-            country_code: "FR".to_owned(),
-            country: "France".to_owned(),
-            latitude: 45.7,
-            longitude: 4.8,
-        };
-        let events: Vec<Event> = (0..500u32)
-            .map(|i| {
-                Event::new(
-                    std::net::IpAddr::from([10, 0, 0, 1]),
-                    1_736_900_000.0 + f64::from(i) * 30.0,
-                    i % 2 == 0,
-                )
-            })
-            .collect();
-        let rows = |range: std::ops::Range<usize>| -> Vec<NewEvent<'_>> {
-            range
-                .map(|i| NewEvent {
-                    seq: i as u64 + 1,
-                    received_ms: 1,
-                    event: &events[i],
-                    located: Located::Event(&place),
-                    network: None,
-                })
-                .collect()
-        };
-        let total = |store: &Sqlite| {
-            let reader = store.readers().open_reader().unwrap();
-            let whole = reader.summary(TimeRange::default(), &Filter::default(), 1);
-            let from_rollups: i64 = store
-                .connection
-                .query_row("SELECT sum(events) FROM rollup_places_hour", [], |r| {
-                    r.get(0)
-                })
-                .unwrap_or(0);
-            (whole.unwrap().total, from_rollups)
-        };
-        {
-            let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
-            store.set_rollup_every(Duration::ZERO);
-            store.append(&rows(0..100), &[]).unwrap();
-            store.set_rollup_every(Duration::MAX);
-            store.append(&rows(100..300), &[]).unwrap();
-            assert_eq!(
-                total(&store),
-                (300, 100),
-                "200 pending, counted from the blocks"
-            );
-        }
-        let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
-        assert_eq!(total(&store), (300, 100));
-        store.set_rollup_every(Duration::ZERO);
-        store.append(&rows(300..500), &[]).unwrap();
-        assert_eq!(total(&store), (500, 500), "the pending 200 written once");
-        drop(store);
+        conformance::rollups_pending_at_a_restart_are_counted_again_and_written_once(&mut || {
+            Sqlite::open(&dir, Durability::Process).unwrap()
+        });
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

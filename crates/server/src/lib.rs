@@ -15,10 +15,12 @@ mod generator;
 pub mod geo;
 pub mod hub;
 pub mod idempotency;
+mod import;
 mod metrics;
 mod past;
 pub mod persist;
 pub mod routes;
+pub mod settings;
 mod stream;
 pub mod webhooks;
 
@@ -31,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-pub use config::Config;
+pub use config::{Config, DatabaseUrl};
 pub use error::ApiError;
 pub use geo::Geocoder;
 pub use hub::Hub;
@@ -75,6 +77,11 @@ pub struct Shared {
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
     /// The built-in traffic generator (`/api/generator`).
     pub generator: Arc<generator::Generator>,
+    /// Held while a CSV import runs (`POST /api/import`): one at a time.
+    pub imports: Arc<tokio::sync::Mutex<()>>,
+    /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
+    /// they last until the process ends, as in tests).
+    pub settings: Option<Arc<settings::Settings>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -177,6 +184,8 @@ impl AppState {
             history: None,
             readers: None,
             generator: Arc::default(),
+            imports: Arc::default(),
+            settings: None,
         }))
     }
 
@@ -188,6 +197,12 @@ impl AppState {
     /// The same state with `auth` (loaded from `--data-dir`).
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.shared_mut().auth = Arc::new(auth);
+        self
+    }
+
+    /// The same state, saving runtime changes of rules and analytics settings in `settings`.
+    pub fn with_settings(mut self, settings: Arc<settings::Settings>) -> Self {
+        self.shared_mut().settings = Some(settings);
         self
     }
 
@@ -433,8 +448,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let asn = open_asn(&config).await?;
+    let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
+    settings.apply(&state.hub);
     let listen = state.config.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -448,7 +465,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_locator(locator)
             .with_databases(databases)
             .with_auth(auth)
-            .with_asn(asn),
+            .with_asn(asn)
+            .with_settings(settings),
     )
     .await
 }
