@@ -590,25 +590,34 @@ impl Store for Postgres {
             .get(0);
         transaction.execute("DELETE FROM blocks WHERE max_timestamp < $1", &[&cutoff])?;
         let mut deleted = whole as u64;
-        let mixed = transaction.query(
-            "SELECT first_seq, data FROM blocks WHERE min_timestamp < $1 ORDER BY first_seq",
-            &[&cutoff],
-        )?;
-        for row in &mixed {
-            let first: i64 = row.get(0);
-            let (runs, gone) = blocks::split_block(first as u64, row.get(1), cutoff)?;
-            deleted += gone;
-            transaction.execute("DELETE FROM blocks WHERE first_seq = $1", &[&first])?;
-            for run in &runs {
-                let items = blocks::stored_items(run);
-                write_items(
-                    &mut transaction,
-                    &self.insert_block,
-                    &mut self.encoder,
-                    run[0].seq,
-                    &items,
-                )?;
+        // A few mixed blocks at a time (each up to a few hundred kB), in seq order.
+        let mut after = 0i64;
+        loop {
+            let mixed = transaction.query(
+                "SELECT first_seq, data FROM blocks WHERE min_timestamp < $1 \
+                 AND first_seq > $2 ORDER BY first_seq LIMIT $3",
+                &[&cutoff, &after, &blocks::REWRITE_PAGE],
+            )?;
+            let Some(last_first) = mixed.last().map(|row| row.get::<_, i64>(0)) else {
+                break;
+            };
+            for row in &mixed {
+                let first: i64 = row.get(0);
+                let (runs, gone) = blocks::split_block(first as u64, row.get(1), cutoff)?;
+                deleted += gone;
+                transaction.execute("DELETE FROM blocks WHERE first_seq = $1", &[&first])?;
+                for run in &runs {
+                    let items = blocks::stored_items(run);
+                    write_items(
+                        &mut transaction,
+                        &self.insert_block,
+                        &mut self.encoder,
+                        run[0].seq,
+                        &items,
+                    )?;
+                }
             }
+            after = last_first;
         }
         match blocks::cutoff_minute(cutoff) {
             None => transaction.batch_execute(
