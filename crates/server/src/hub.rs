@@ -828,6 +828,24 @@ impl Hub {
         self.stats_locked(&lock(&self.published))
     }
 
+    /// Empty aggregates configured as this hub's (to rebuild them with, see
+    /// [`Hub::replace_aggregates`]).
+    pub fn new_aggregates(&self) -> Aggregates {
+        Aggregates::new(self.config.aggregates)
+    }
+
+    /// Puts `aggregates` (counting exactly the events up to seq `through`) in place of the
+    /// live ones, if `through` is the newest published event; otherwise changes nothing and
+    /// returns false. Retention uses it so the live totals equal what is stored.
+    pub fn replace_aggregates(&self, aggregates: Aggregates, through: u64) -> bool {
+        let mut published = lock(&self.published);
+        if published.seq != through {
+            return false;
+        }
+        published.aggregates = aggregates;
+        true
+    }
+
     /// Id of the newest published event, and how many events the ring holds.
     pub fn published(&self) -> (u64, usize) {
         let published = lock(&self.published);
