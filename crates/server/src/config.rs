@@ -633,6 +633,32 @@ mod tests {
     }
 
     #[test]
+    fn retention_and_the_request_log_take_spans_and_bounds_and_errors_name_the_flag() {
+        assert!(
+            Config::default_for_tests().retention().unwrap().is_none(),
+            "off by default"
+        );
+        assert!(Config::default_for_tests().request_log, "on by default");
+        let config = Config::parse_from(["server", "--retain", "30d", "--request-log", "false"]);
+        assert_eq!(
+            config.retention().unwrap(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert!(!config.request_log);
+        for (flag, value) in [
+            ("--retain", "30"),
+            ("--retain", "0d"),
+            ("--request-log-max-age", "1y"),
+            ("--request-log-max-bytes", "100"),
+            ("--request-log-keep", "0"),
+        ] {
+            let e = with(flag, value).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{flag}={value}: {e}");
+        }
+        with("--retain", "12h").unwrap();
+    }
+
+    #[test]
     fn a_webhook_that_is_not_http_stops_the_start_naming_the_flag() {
         let error = Config::try_parse_from(["server", "--alert-webhook=slack=ftp://x"])
             .unwrap_err()
