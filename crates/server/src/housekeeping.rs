@@ -597,6 +597,72 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[tokio::test]
+    async fn an_admin_lists_pauses_resumes_and_runs_jobs_and_sets_retention_by_the_api() {
+        let state = AppState::new(
+            Config::default_for_tests(),
+            Geocoder::shared(),
+            CancellationToken::new(),
+        );
+        let (status, list) = crate::call_json(&state, "GET", "/api/jobs", "").await;
+        // GET goes without credentials in call_json: the jobs are an admin's.
+        assert_eq!(status, 401, "{list}");
+        let names: Vec<String> = state
+            .jobs
+            .list()
+            .iter()
+            .map(|j| j.name.to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["retention", "daily-summary", "request-log-rotation"]
+        );
+        let (status, job) = call_json(&state, "POST", "/api/jobs/retention/pause", "").await;
+        assert_eq!(
+            (status.as_u16(), job["paused"].as_bool()),
+            (200, Some(true))
+        );
+        assert!(state.jobs.get("retention").unwrap().paused);
+        let (status, job) = call_json(&state, "POST", "/api/jobs/retention/resume", "").await;
+        assert_eq!(
+            (status.as_u16(), job["paused"].as_bool()),
+            (200, Some(false))
+        );
+        let (status, job) = call_json(&state, "POST", "/api/jobs/daily-summary/run", "").await;
+        assert_eq!(
+            (status.as_u16(), job["name"].as_str()),
+            (200, Some("daily-summary"))
+        );
+        let (status, error) = call_json(&state, "POST", "/api/jobs/nope/pause", "").await;
+        assert_eq!(status, 404, "{error}");
+        let (status, set) = call_json(&state, "PUT", "/api/retention", r#"{"retain":"30d"}"#).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (set["retain"].as_str(), set["retain_secs"].as_u64()),
+            (Some("30d"), Some(2_592_000))
+        );
+        assert_eq!(
+            state.housekeeping.retain(),
+            Some(Duration::from_secs(2_592_000))
+        );
+        let (status, error) =
+            call_json(&state, "PUT", "/api/retention", r#"{"retain":"30 days"}"#).await;
+        assert_eq!(
+            (status.as_u16(), error["field"].as_str()),
+            (422, Some("retain"))
+        );
+        assert_eq!(
+            state.housekeeping.retain(),
+            Some(Duration::from_secs(2_592_000)),
+            "unchanged"
+        );
+        let (status, set) = call_json(&state, "PUT", "/api/retention", r#"{"retain":null}"#).await;
+        assert_eq!((status.as_u16(), set["retain"].is_null()), (200, true));
+        assert_eq!(state.housekeeping.retain(), None);
+        let (status, _) = call_json(&state, "GET", "/api/history/daily", "").await;
+        assert_eq!(status, 404, "no history with --store memory");
+    }
+
     #[test]
     fn spans_take_a_whole_number_and_a_unit_and_errors_name_the_flag() {
         for (text, secs) in [

@@ -101,6 +101,18 @@ impl RequestLog {
         self.dropped.load(Relaxed)
     }
 
+    /// Appends the log's counters in the Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP traffic_request_log_dropped_total Request log lines dropped because the \
+             writer was behind.\n# TYPE traffic_request_log_dropped_total counter\n\
+             traffic_request_log_dropped_total {}",
+            self.dropped()
+        );
+    }
+
     /// Waits until every line queued before is written (blocking).
     pub fn flush(&self) {
         let (done, wait) = sync_channel(1);
@@ -434,6 +446,66 @@ mod tests {
         assert!(said.starts_with("rotated requests.log (4 bytes"), "{said}");
         assert_eq!(lines(&dir.join("requests.log.1")), ["one"]);
         assert!(lines(&dir.join(FILE_NAME)).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_request_gets_a_line_with_status_time_size_client_and_user() {
+        use crate::{AppState, Config, Geocoder};
+        let dir = temp_dir("lines");
+        let log = open(&dir, 1 << 20, 2);
+        let state = AppState::new(
+            Config::default_for_tests(),
+            Geocoder::shared(),
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .with_request_log(Some(Arc::clone(&log)));
+        let (status, _) = crate::call_json(&state, "GET", "/api/stats?token=abc", "").await;
+        assert_eq!(status, 200);
+        let (status, _) = crate::call_json(&state, "POST", "/api/jobs/nope/run", "").await;
+        assert_eq!(status, 404);
+        let metrics = tower::ServiceExt::oneshot(
+            crate::app(state.clone()),
+            crate::from_loopback(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        let metrics = http_body_util::BodyExt::collect(metrics.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert!(String::from_utf8_lossy(&metrics).contains("traffic_request_log_dropped_total 0"));
+        tokio::task::spawn_blocking({
+            let log = Arc::clone(&log);
+            move || log.flush()
+        })
+        .await
+        .unwrap();
+        let lines: Vec<serde_json::Value> = lines(&dir.join(FILE_NAME))
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[2]["path"], "/metrics");
+        let stats = &lines[0];
+        assert_eq!(stats["method"], "GET");
+        assert_eq!(stats["path"], "/api/stats?token=REDACTED");
+        assert_eq!(stats["status"], 200);
+        assert_eq!(stats["client_ip"], "127.0.0.1");
+        assert!(stats["bytes"].as_u64().unwrap() > 10);
+        assert!(stats["duration_us"].is_u64());
+        assert!(stats.get("user").is_none(), "nobody: open on loopback");
+        assert!(stats["time"].as_str().unwrap().ends_with('Z'));
+        let run = &lines[1];
+        assert_eq!(
+            (run["method"].as_str(), run["status"].as_u64()),
+            (Some("POST"), Some(404))
+        );
+        assert_eq!(run["user"], "test-admin");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
