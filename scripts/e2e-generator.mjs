@@ -14,7 +14,7 @@
 // Usage: node scripts/e2e-generator.mjs     Env: E2E_NO_BUILD=1, CHROMIUM, E2E_HEADFUL=1.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -108,24 +108,12 @@ async function main() {
   const webPort = await freePort();
   const upstream = `http://127.0.0.1:${serverPort}`;
   const base = `http://127.0.0.1:${webPort}`;
-  // The windowed rules only: the generator's default size mix sends 1500-byte UDP and ICMP
-  // packets from every source, which the built-in large_packet event rule flags one alert per
-  // source, filling the page's list of 50 (a known defect, issue 9's closing note).
-  const rules = join(dataDir, 'rules.json');
-  writeFileSync(rules, JSON.stringify({
-    rules: [
-      { name: 'heavy_hitter', type: 'heavy_hitter' },
-      { name: 'outlier', type: 'outlier' },
-      { name: 'suspicious_share', type: 'suspicious_share' },
-    ],
-  }));
   start('server', bin('server'), [
     '--listen', `127.0.0.1:${serverPort}`,
     '--data-dir', dataDir,
     '--geoip-dir', join(dataDir, 'none'),
     '--analytics-window-secs', '15',
     '--alert-webhook', hook.url,
-    '--alert-rules', rules,
   ]);
   start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
   await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });

@@ -19,6 +19,16 @@ test('the alert list keeps the newest ones only', () => {
   assert.equal(s.alerts[0].id, MAX_ALERTS + 5);
 });
 
+test('a flood of event-rule alerts keeps its own budget and never pushes a windowed alert out', () => {
+  const s = new AnalyticsState();
+  s.applyAlert(alert(1));
+  for (let id = 2; id <= MAX_ALERTS + 20; id++) s.applyAlert({ id, rule: 'large_packet', type: 'event', kind: 'ip', key: `198.51.100.${id}`, state: 'firing' });
+  assert.equal(s.alerts.length, MAX_ALERTS + 1);
+  assert.equal(s.alerts.at(-1).id, 1, 'the heavy hitter is still listed');
+  assert.equal(s.alerts[0].id, MAX_ALERTS + 20);
+  assert.equal(s.alerts.filter((a) => a.type === 'event').length, MAX_ALERTS);
+});
+
 test('a snapshot without results keeps what the page had', () => {
   const s = new AnalyticsState();
   s.applyReport({ kinds: { ip: { top_by_count: [] } } });
@@ -45,7 +55,7 @@ test('a 422 comes back with the field the server named', async () => {
 });
 
 import { describeWindow, describeKey, createAnalyticsPanel } from '../src/ui/analytics.js';
-import { describeAlert, createAlertList } from '../src/ui/alerts.js';
+import { describeAlert, createAlertList, alertRows } from '../src/ui/alerts.js';
 import { fakeDocument, h } from './fakedom.js';
 
 test('the window line names T, k, H, X, the events and whether the results are exact', () => {
@@ -68,6 +78,25 @@ test('alerts are listed as text, a resolved one says so, markup stays text', () 
   assert.equal(list.children.length, 1);
   assert.equal(list.children[0].className, 'firing new');
   assert.equal(list.textContent, 'suspicious share: all traffic60.0% at peak · firing');
+});
+
+test('an event rule\'s alerts share one row at its newest; windowed ones keep their own', () => {
+  const ev = (id, key, state = 'firing') => ({ id, rule: 'large_packet', type: 'event', kind: 'ip', key, count: 1, state });
+  const other = { id: 5, rule: 'ssh_brute_force', type: 'event', kind: 'ip', key: '192.0.2.9', count: 10, state: 'firing' };
+  const hh = { id: 3, rule: 'heavy_hitter', type: 'heavy_hitter', kind: 'network', key: '203.0.113.0/24', peak: 0.3, state: 'firing' };
+  const alerts = [ev(7, '198.51.100.7'), other, ev(4, '198.51.100.4', 'resolved'), hh, ev(2, '198.51.100.2', 'resolved')];
+  const rows = alertRows(alerts);
+  assert.deepEqual(rows.map((r) => [r.alert.id, r.ids, r.firing]), [[7, [7, 4, 2], 1], [5, [5], 1], [3, [3], 1]]);
+  const doc = fakeDocument();
+  const list = doc.createElement('ol');
+  const clicked = [];
+  createAlertList(list, { onAlertClick: (a) => clicked.push(a.id) }, doc).render(alerts, new Set([2]));
+  assert.equal(list.children.length, 3);
+  assert.equal(list.children[0].className, 'firing new');
+  assert.equal(list.children[0].textContent, 'large packet: ip 198.51.100.7 and 2 more3 alerts, 1 firing · newest: 1 matching · firing');
+  assert.equal(list.children[1].textContent, 'ssh brute force: ip 192.0.2.910 matching · firing');
+  list.children[0].children[0].dispatch('click');
+  assert.deepEqual(clicked, [7], 'the row shows its newest alert');
 });
 
 /** The panel's part of index.html, as fake DOM. */

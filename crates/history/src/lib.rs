@@ -4,14 +4,19 @@
 //! [`Store`] is the one seam: the server's writer calls [`Store::append`] with batches in
 //! sequence order (one transaction each, together with the idempotency keys of the requests
 //! that brought them), and reads everything back on start with [`Store::scan`]. [`Sqlite`]
-//! is the embedded implementation; a PostgreSQL one is to pass the same
-//! [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
+//! is the embedded implementation, [`Postgres`] the one in a database server; both pass the
+//! same [`conformance`] suite. Schema migrations are versioned files under `migrations/`.
 
+mod blocks;
 mod codec;
 pub mod conformance;
+pub mod postgres;
+mod query;
 pub mod range;
 pub mod sqlite;
+pub mod testing;
 
+pub use self::postgres::Postgres;
 pub use sqlite::Sqlite;
 use traffic::{Event, Place};
 
@@ -21,6 +26,9 @@ pub enum Error {
     /// The database said no.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or could not be reached).
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
     /// The data directory could not be prepared.
     #[error("while preparing the data directory {path}: {source}")]
     Directory {

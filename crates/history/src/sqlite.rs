@@ -3,16 +3,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use traffic::{Event, Place};
 
-use crate::codec::{Decoder, Encoder, Row, Where};
-use crate::range::{
-    Filter, OpenReader, RangeCountry, RangePlace, RangeSummary, RangeTimeline, Reader, TimeRange,
-    bucket_secs, timeline_start,
-};
+use crate::blocks::{self, BLOCK_EVENTS, Item, Pending, Rollups};
+use crate::codec::{Encoder, Row, Where};
+use crate::query::{self, Param, PlaceSum, Source, Width};
+use crate::range::{Filter, OpenReader, RangeSummary, Reader, TimeRange};
 use crate::{Durability, Error, KeyRecord, Located, NewEvent, Result, Store, StoredEvent};
 
 /// The schema migrations, in order: version `i + 1` is `MIGRATIONS[i]`.
@@ -37,11 +36,7 @@ pub struct Sqlite {
     /// Reused between commits (its buffers keep their capacity).
     encoder: Encoder,
     /// Rollups of the events after `meta.rolled_up`, not written yet.
-    pending: Rollups,
-    /// When rollups were last written (or the store opened).
-    rolled_at: Instant,
-    /// How long rollups may stay pending.
-    rollup_every: Duration,
+    pending: Pending,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -94,7 +89,7 @@ impl Sqlite {
             .optional()?
             .unwrap_or(0);
         // Retention may have deleted the newest blocks: the sequence continues from the
-        // highest seq ever stored, remembered then.
+        // newest seq ever stored, remembered then.
         let last = last.max(meta_u64(&connection, LAST_SEQ)? as i64);
         let places: HashMap<u64, String> = read_places(&connection)?
             .into_iter()
@@ -111,14 +106,7 @@ impl Sqlite {
             while let Some(row) = rows.next()? {
                 decode_block(row, &mut |stored| {
                     if stored.seq > rolled {
-                        let (located, country) = match &stored.located {
-                            Located::Event(key) => (Where::Event(*key), places.get(key)),
-                            Located::Ip { place, .. } => {
-                                (Where::Ip(*place, 0.0, 0.0), places.get(place))
-                            }
-                            Located::Unlocated(reason) => (Where::Unlocated(reason), None),
-                        };
-                        pending.add(located, country.map(String::as_str), &stored.event);
+                        pending.add_stored(&stored, &places);
                     }
                     true
                 })?;
@@ -132,9 +120,7 @@ impl Sqlite {
             epoch,
             secret: [(secret >> 64) as u64, secret as u64],
             encoder: Encoder::default(),
-            pending,
-            rolled_at: Instant::now(),
-            rollup_every: ROLLUP_EVERY,
+            pending: Pending::new(pending),
         })
     }
 
@@ -142,7 +128,7 @@ impl Sqlite {
     /// commit). Answers are the same whatever it is; it trades commit cost for the events a
     /// range question decodes.
     pub fn set_rollup_every(&mut self, every: Duration) {
-        self.rollup_every = every;
+        self.pending.every = every;
     }
 
     /// The database file.
@@ -195,223 +181,57 @@ fn meta_or_insert(
     Ok(value)
 }
 
-/// Most events in one block: a range query's edges and a page decode at most a few blocks.
-const BLOCK_EVENTS: usize = 4096;
-
-/// An event on its way into a block, with the country its place is in.
-struct Item<'a> {
-    row: Row<'a>,
-    country: Option<&'a str>,
+/// Adds the rollup rows to the minute and hour tables (nothing is cleared).
+fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>) -> Result<()> {
+    write_rollup_tables(rollups, transaction, true)
 }
 
-/// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much
-/// cheaper than SipHash, still keyed).
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-
-/// Minute rollup key: (minute, placed, place key, suspicious, protocol id, status class).
-type PlaceKey = (i64, bool, u64, bool, u32, i64);
-/// Minute timeline key: (minute, country code id, suspicious, protocol id, status class).
-type TimelineKey = (i64, u32, bool, u32, i64);
-
-/// Rollup rows not yet written: counted in memory and written every [`ROLLUP_EVERY`] (or
-/// [`ROLLUP_EVENTS`], or [`ROLLUP_ROWS`]) in the transaction of a commit, with the seq they reach
-/// (`meta.rolled_up`). Readers count the events after that seq from the blocks, so answers
-/// are exact whatever is pending; on open, the blocks after it are counted again.
-#[derive(Default)]
-pub(crate) struct Rollups {
-    /// Texts (protocols, country codes) by id; id 0 is "".
-    texts: Vec<String>,
-    ids: FastMap<String, u32>,
-    places: FastMap<PlaceKey, (u64, f64, f64)>,
-    timeline: FastMap<TimelineKey, u64>,
-    /// Events counted.
-    events: u64,
-}
-
-/// Rollups pending at most this long (a reader then decodes at most this much of the
-/// newest events in the window).
-const ROLLUP_EVERY: Duration = Duration::from_secs(1);
-/// ... or this many events.
-const ROLLUP_EVENTS: u64 = 1_000_000;
-/// ... or this many distinct minute rows (bounds the writer's memory whatever the data).
-const ROLLUP_ROWS: usize = 100_000;
-
-/// The bucket of `timestamp` in buckets of `width` seconds: `floor(timestamp / width)`,
-/// exact at the edges (`bucket * width <= timestamp < (bucket + 1) * width`).
-fn bucket_of(timestamp: f64, width: f64) -> i64 {
-    let mut b = (timestamp / width).floor();
-    if b * width > timestamp {
-        b -= 1.0;
-    } else if (b + 1.0) * width <= timestamp {
-        b += 1.0;
+/// Adds the rollup rows to the minute tables, and to the hour tables if `hours`.
+fn write_rollup_tables(
+    rollups: &Rollups,
+    transaction: &Transaction<'_>,
+    hours: bool,
+) -> Result<()> {
+    let tables = if hours { 2 } else { 1 };
+    for (table, rows) in rollups.place_rows().into_iter().take(tables) {
+        let mut upsert = transaction.prepare_cached(&format!(
+            "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
+             status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT DO UPDATE SET events = events + excluded.events, \
+             first = min(first, excluded.first), latest = max(latest, excluded.latest)"
+        ))?;
+        for r in rows {
+            upsert.execute(params![
+                r.bucket,
+                r.placed,
+                r.place_key as i64,
+                r.suspicious,
+                r.protocol,
+                r.status_class,
+                r.events as i64,
+                r.first,
+                r.latest
+            ])?;
+        }
     }
-    b as i64
-}
-
-fn status_class(status: Option<u16>) -> i64 {
-    status.map_or(-1, |s| i64::from(s / 100))
-}
-
-impl Rollups {
-    fn id(&mut self, text: &str) -> u32 {
-        if text.is_empty() {
-            return 0;
+    for (table, rows) in rollups.timeline_rows().into_iter().take(tables) {
+        let mut upsert = transaction.prepare_cached(&format!(
+            "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
+             events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT DO UPDATE SET events = events + excluded.events"
+        ))?;
+        for r in rows {
+            upsert.execute(params![
+                r.bucket,
+                r.country_code,
+                r.suspicious,
+                r.protocol,
+                r.status_class,
+                r.events as i64
+            ])?;
         }
-        if let Some(&id) = self.ids.get(text) {
-            return id;
-        }
-        if self.texts.is_empty() {
-            self.texts.push(String::new());
-        }
-        let id = self.texts.len() as u32;
-        self.texts.push(text.to_owned());
-        self.ids.insert(text.to_owned(), id);
-        id
     }
-
-    fn text(&self, id: u32) -> &str {
-        self.texts.get(id as usize).map_or("", String::as_str)
-    }
-
-    fn add(&mut self, located: Where<'_>, country: Option<&str>, e: &Event) {
-        let (placed, key) = match located {
-            Where::Event(key) | Where::Ip(key, ..) => (true, key),
-            Where::Unlocated(_) => (false, 0),
-        };
-        let minute = bucket_of(e.timestamp, 60.0);
-        let protocol = self.id(e.protocol.as_deref().unwrap_or(""));
-        let country = self.id(country.unwrap_or(""));
-        let class = status_class(e.status);
-        let t = e.timestamp;
-        self.places
-            .entry((minute, placed, key, e.suspicious, protocol, class))
-            .and_modify(|(n, first, latest)| {
-                *n += 1;
-                *first = first.min(t);
-                *latest = latest.max(t);
-            })
-            .or_insert((1, t, t));
-        *self
-            .timeline
-            .entry((minute, country, e.suspicious, protocol, class))
-            .or_insert(0) += 1;
-        self.events += 1;
-    }
-
-    /// Adds `other`'s counts.
-    fn merge(&mut self, other: Rollups) {
-        // Other's text ids as this one's.
-        let ids: Vec<u32> = other.texts.iter().map(|t| self.id(t)).collect();
-        let id = |i: u32| ids.get(i as usize).copied().unwrap_or(0);
-        for (key, (n, first, latest)) in other.places {
-            let (minute, placed, place, suspicious, protocol, class) = key;
-            let protocol = id(protocol);
-            self.places
-                .entry((minute, placed, place, suspicious, protocol, class))
-                .and_modify(|(m, f, l)| {
-                    *m += n;
-                    *f = f.min(first);
-                    *l = l.max(latest);
-                })
-                .or_insert((n, first, latest));
-        }
-        for ((minute, country, suspicious, protocol, class), n) in other.timeline {
-            let (country, protocol) = (id(country), id(protocol));
-            *self
-                .timeline
-                .entry((minute, country, suspicious, protocol, class))
-                .or_insert(0) += n;
-        }
-        self.events += other.events;
-    }
-
-    /// Adds the rows to the minute and hour tables (nothing is cleared).
-    fn write(&self, transaction: &Transaction<'_>) -> Result<()> {
-        self.write_tables(transaction, true)
-    }
-
-    /// Adds the rows to the minute tables, and the hour tables if `hours`.
-    fn write_tables(&self, transaction: &Transaction<'_>, with_hours: bool) -> Result<()> {
-        let mut hours: FastMap<PlaceKey, (u64, f64, f64)> = FastMap::default();
-        for (&(minute, placed, key, suspicious, protocol, class), &(n, first, latest)) in
-            &self.places
-        {
-            hours
-                .entry((
-                    minute.div_euclid(60),
-                    placed,
-                    key,
-                    suspicious,
-                    protocol,
-                    class,
-                ))
-                .and_modify(|(m, f, l)| {
-                    *m += n;
-                    *f = f.min(first);
-                    *l = l.max(latest);
-                })
-                .or_insert((n, first, latest));
-        }
-        let place_tables = [
-            ("rollup_places_minute", &self.places),
-            ("rollup_places_hour", &hours),
-        ];
-        for (table, rows) in place_tables
-            .into_iter()
-            .take(if with_hours { 2 } else { 1 })
-        {
-            let mut upsert = transaction.prepare_cached(&format!(
-                "INSERT INTO {table} (bucket, placed, place_key, suspicious, protocol, \
-                 status_class, events, first, latest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-                 ON CONFLICT DO UPDATE SET events = events + excluded.events, \
-                 first = min(first, excluded.first), latest = max(latest, excluded.latest)"
-            ))?;
-            for (&(bucket, placed, key, suspicious, protocol, class), &(n, first, latest)) in rows {
-                upsert.execute(params![
-                    bucket,
-                    placed,
-                    key as i64,
-                    suspicious,
-                    self.text(protocol),
-                    class,
-                    n as i64,
-                    first,
-                    latest
-                ])?;
-            }
-        }
-        let mut timeline_hours: FastMap<TimelineKey, u64> = FastMap::default();
-        for (&(minute, country, suspicious, protocol, class), &n) in &self.timeline {
-            *timeline_hours
-                .entry((minute.div_euclid(60), country, suspicious, protocol, class))
-                .or_insert(0) += n;
-        }
-        let timeline_tables = [
-            ("rollup_timeline_minute", &self.timeline),
-            ("rollup_timeline_hour", &timeline_hours),
-        ];
-        for (table, rows) in timeline_tables
-            .into_iter()
-            .take(if with_hours { 2 } else { 1 })
-        {
-            let mut upsert = transaction.prepare_cached(&format!(
-                "INSERT INTO {table} (bucket, country_code, suspicious, protocol, status_class, \
-                 events) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT DO UPDATE SET events = events + excluded.events"
-            ))?;
-            for (&(bucket, country, suspicious, protocol, class), &n) in rows {
-                upsert.execute(params![
-                    bucket,
-                    self.text(country),
-                    suspicious,
-                    self.text(protocol),
-                    class,
-                    n as i64
-                ])?;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Stores `items` (seq `first_seq` onwards) as blocks; returns their rollups.
@@ -425,24 +245,16 @@ fn write_items(
         "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    let mut rollups = Rollups::default();
-    let mut seq = first_seq;
-    for block in items.chunks(BLOCK_EVENTS) {
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for item in block {
-            encoder.push(&item.row);
-            let t = item.row.event.timestamp;
-            min = min.min(t);
-            max = max.max(t);
-            rollups.add(item.row.located, item.country, item.row.event);
-        }
-        debug_assert_eq!(encoder.len(), block.len());
-        let data = encoder.finish();
-        let last = seq + block.len() as u64 - 1;
-        insert.execute(params![seq as i64, last as i64, min, max, data])?;
-        seq = last + 1;
-    }
-    Ok(rollups)
+    blocks::encode(encoder, first_seq, items, &mut |block| {
+        insert.execute(params![
+            block.first_seq as i64,
+            block.last_seq as i64,
+            block.min_timestamp,
+            block.max_timestamp,
+            block.data
+        ])?;
+        Ok(())
+    })
 }
 
 /// Records that the rollups count every event up to `seq`.
@@ -478,131 +290,35 @@ fn meta_u64(connection: &Connection, name: &str) -> Result<u64> {
     })
 }
 
-/// Encodes `events` (consecutive seqs, oldest first) as one block.
-fn insert_block(
-    transaction: &Transaction<'_>,
-    encoder: &mut Encoder,
-    events: &[StoredEvent],
-) -> Result<()> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Ok(());
-    };
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    for stored in events {
-        encoder.push(&Row {
-            received_ms: stored.received_ms,
-            event: &stored.event,
-            located: where_of(&stored.located),
-            network: stored.network.as_ref().map(|(asn, name)| crate::Network {
-                asn: *asn,
-                name: name.as_str(),
-            }),
-        });
-        min = min.min(stored.event.timestamp);
-        max = max.max(stored.event.timestamp);
-    }
-    transaction
-        .prepare_cached(
-            "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![
-            first.seq as i64,
-            last.seq as i64,
-            min,
-            max,
-            encoder.finish()
-        ])?;
-    Ok(())
-}
-
-/// A stored placement as the encoder and the rollups take it.
-fn where_of(located: &Located<u64>) -> Where<'_> {
-    match located {
-        Located::Event(key) => Where::Event(*key),
-        Located::Ip {
-            place,
-            latitude,
-            longitude,
-        } => Where::Ip(*place, *latitude, *longitude),
-        Located::Unlocated(reason) => Where::Unlocated(reason),
-    }
-}
-
 impl Store for Sqlite {
     fn append(&mut self, events: &[NewEvent<'_>], keys: &[KeyRecord]) -> Result<()> {
-        if let Some(first) = events.first()
-            && first.seq != self.next_seq
-        {
-            return Err(Error::OutOfSequence {
-                expected: self.next_seq,
-                got: first.seq,
-            });
-        }
-        for (i, new) in events.iter().enumerate() {
-            let expected = self.next_seq + i as u64;
-            if new.seq != expected {
-                return Err(Error::OutOfSequence {
-                    expected,
-                    got: new.seq,
-                });
-            }
-        }
+        blocks::check_sequence(self.next_seq, events)?;
         let transaction = self.connection.transaction()?;
-        let mut added_places = Vec::new();
-        let mut items = Vec::with_capacity(events.len());
-        let flushed;
-        let mut unflushed = None;
+        let (items, added_places) = blocks::items(events, &self.places);
+        let written;
+        let delta;
         {
             let mut insert_place = transaction.prepare_cached(
                 "INSERT OR IGNORE INTO places (key, city, region, country_code, country, \
                  latitude, longitude) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for new in events {
-                let (place, located) = match &new.located {
-                    Located::Event(place) => (Some(*place), Where::Event(place.key)),
-                    Located::Ip {
-                        place,
-                        latitude,
-                        longitude,
-                    } => (Some(*place), Where::Ip(place.key, *latitude, *longitude)),
-                    Located::Unlocated(reason) => (None, Where::Unlocated(reason)),
-                };
-                if let Some(place) = place
-                    && !self.places.contains_key(&place.key)
-                    && !added_places.iter().any(|p: &&Place| p.key == place.key)
-                {
-                    insert_place.execute(params![
-                        place.key as i64,
-                        place.city,
-                        place.region,
-                        place.country_code,
-                        place.country,
-                        place.latitude,
-                        place.longitude
-                    ])?;
-                    added_places.push(place);
-                }
-                items.push(Item {
-                    row: Row {
-                        received_ms: new.received_ms,
-                        event: new.event,
-                        located,
-                        network: new.network,
-                    },
-                    country: place.map(|p| p.country_code.as_str()),
-                });
+            for place in &added_places {
+                insert_place.execute(params![
+                    place.key as i64,
+                    place.city,
+                    place.region,
+                    place.country_code,
+                    place.country,
+                    place.latitude,
+                    place.longitude
+                ])?;
             }
-            let delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
-            flushed = self.pending.events + delta.events >= ROLLUP_EVENTS
-                || self.pending.places.len() + delta.places.len() >= ROLLUP_ROWS
-                || self.rolled_at.elapsed() >= self.rollup_every;
-            if flushed {
-                self.pending.write(&transaction)?;
-                delta.write(&transaction)?;
+            delta = write_items(&transaction, &mut self.encoder, self.next_seq, &items)?;
+            written = self.pending.due(&delta);
+            if written {
+                write_rollups(&self.pending.rollups, &transaction)?;
+                write_rollups(&delta, &transaction)?;
                 set_rolled_up(&transaction, self.next_seq + events.len() as u64 - 1)?;
-            } else {
-                unflushed = Some(delta);
             }
             let mut insert_key = transaction.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, status, body, \
@@ -620,12 +336,7 @@ impl Store for Sqlite {
         }
         transaction.commit()?;
         // Only now: a failed commit is retried with the same events.
-        if flushed {
-            self.pending = Rollups::default();
-            self.rolled_at = Instant::now();
-        } else if let Some(delta) = unflushed {
-            self.pending.merge(delta);
-        }
+        self.pending.committed(written, delta);
         self.next_seq += events.len() as u64;
         for place in added_places {
             self.places.insert(place.key, place.country_code.clone());
@@ -690,18 +401,17 @@ impl Store for Sqlite {
     /// One transaction: the pending rollups are written first (so the hour rollups count
     /// every event ever stored, and no minute row of a deleted minute is written later);
     /// blocks wholly older than `cutoff` are dropped; a block holding older and newer events
-    /// is replaced by one block per run of consecutive seqs it keeps (blocks decode by
-    /// consecutive seqs); minute rollups before the cutoff's minute are dropped and the
-    /// cutoff's own minute is counted again from the events it keeps. The newest seq is
-    /// remembered in `meta`, so the sequence continues even when every block is gone. The
-    /// file does not shrink: SQLite reuses the freed pages.
+    /// is replaced by one block per run of consecutive seqs it keeps; minute rollups up to
+    /// the cutoff's minute are dropped and that minute is counted again from the events it
+    /// keeps. The newest seq is remembered in `meta`, so the sequence continues even when
+    /// every block is gone. The file does not shrink: SQLite reuses the freed pages.
     fn delete_before(&mut self, cutoff: f64) -> Result<u64> {
         if cutoff.is_nan() {
             return Ok(0);
         }
         let last = self.next_seq - 1;
         let transaction = self.connection.transaction()?;
-        self.pending.write(&transaction)?;
+        write_rollups(&self.pending.rollups, &transaction)?;
         set_rolled_up(&transaction, last)?;
         transaction.execute(
             "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)",
@@ -719,33 +429,34 @@ impl Store for Sqlite {
             .prepare("SELECT first_seq, data FROM blocks WHERE min_timestamp < ?1")?
             .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        for (first, data) in mixed {
-            let mut kept: Vec<StoredEvent> = Vec::new();
-            decode_data(first as u64, &data, &mut |stored| {
-                if stored.event.timestamp >= cutoff {
-                    kept.push(stored);
-                } else {
-                    deleted += 1;
-                }
-                true
-            })?;
-            transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
-            for run in kept.chunk_by(|a, b| a.seq + 1 == b.seq) {
-                insert_block(&transaction, &mut self.encoder, run)?;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO blocks (first_seq, last_seq, min_timestamp, max_timestamp, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (first, data) in mixed {
+                transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
+                deleted +=
+                    blocks::keep_from(cutoff, first as u64, &data, &mut self.encoder, &mut |b| {
+                        insert.execute(params![
+                            b.first_seq as i64,
+                            b.last_seq as i64,
+                            b.min_timestamp,
+                            b.max_timestamp,
+                            b.data
+                        ])?;
+                        Ok(())
+                    })?;
             }
         }
-        if cutoff == f64::INFINITY {
-            transaction.execute_batch(
-                "DELETE FROM rollup_places_minute; DELETE FROM rollup_timeline_minute;",
+        let (through, recount) = blocks::cutoff_minute(cutoff);
+        for table in ["rollup_places_minute", "rollup_timeline_minute"] {
+            transaction.execute(
+                &format!("DELETE FROM {table} WHERE bucket <= ?1"),
+                [through.unwrap_or(i64::MAX)],
             )?;
-        } else if cutoff > f64::NEG_INFINITY {
-            let minute = bucket_of(cutoff, 60.0);
-            for table in ["rollup_places_minute", "rollup_timeline_minute"] {
-                transaction
-                    .execute(&format!("DELETE FROM {table} WHERE bucket <= ?1"), [minute])?;
-            }
-            // The cutoff's minute again, from what is left of it.
-            let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
+        }
+        if let Some((lo, hi)) = recount {
             let mut again = Rollups::default();
             let mut statement = transaction.prepare(
                 "SELECT first_seq, data FROM blocks WHERE max_timestamp >= ?1 \
@@ -756,24 +467,17 @@ impl Store for Sqlite {
                 decode_block(row, &mut |stored| {
                     let t = stored.event.timestamp;
                     if lo <= t && t < hi {
-                        let country = match &stored.located {
-                            Located::Event(key) | Located::Ip { place: key, .. } => {
-                                self.places.get(key).map(String::as_str)
-                            }
-                            Located::Unlocated(_) => None,
-                        };
-                        again.add(where_of(&stored.located), country, &stored.event);
+                        again.add_stored(&stored, &self.places);
                     }
                     true
                 })?;
             }
             drop(rows);
             drop(statement);
-            again.write_tables(&transaction, false)?;
+            write_rollup_tables(&again, &transaction, false)?;
         }
         transaction.commit()?;
-        self.pending = Rollups::default();
-        self.rolled_at = Instant::now();
+        self.pending.committed(true, Rollups::default());
         Ok(deleted)
     }
 
@@ -830,29 +534,8 @@ fn decode_block(
     row: &rusqlite::Row<'_>,
     visit: &mut dyn FnMut(StoredEvent) -> bool,
 ) -> Result<bool> {
-    let first = row.get::<_, i64>(0)? as u64;
-    let data = row.get_ref(1)?.as_blob().map_err(|e| Error::Corrupt {
-        seq: first,
-        reason: format!("block: {e}"),
-    })?;
-    decode_data(first, data, visit)
-}
-
-fn decode_data(
-    first: u64,
-    data: &[u8],
-    visit: &mut dyn FnMut(StoredEvent) -> bool,
-) -> Result<bool> {
-    let mut decoder = Decoder::new(data, first);
-    let mut seq = first;
-    while let Some(event) = decoder.next_event() {
-        let event = event.map_err(|reason| Error::Corrupt { seq, reason })?;
-        seq += 1;
-        if !visit(event) {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let (first, data) = block_row(row)?;
+    blocks::decode(first, data, visit)
 }
 
 /// Opens read-only connections on one SQLite store.
@@ -882,134 +565,60 @@ struct SqliteReader {
     places: HashMap<u64, Place>,
 }
 
-/// How a window splits into what rollups answer and what is counted from the events:
-/// whole hours, whole minutes outside them, and the parts of a minute at either end.
-#[derive(Debug)]
-struct Plan {
-    /// Hours `[from, to)` (bucket numbers).
-    hours: (i64, i64),
-    /// Minutes outside those hours, `[from, to)` each.
-    minutes: Vec<(i64, i64)>,
-    /// Data time counted from the events, `[from, to)` each.
-    raw: Vec<(f64, f64)>,
-}
-
-impl Plan {
-    fn new(range: TimeRange) -> Self {
-        let (from, to) = bounds(range);
-        // First whole bucket at or after `from`, first bucket not wholly before `to`.
-        let first_whole = |w: f64| match range.from {
-            None => i64::MIN,
-            Some(f) => {
-                let b = bucket_of(f, w);
-                if b as f64 * w >= f { b } else { b + 1 }
-            }
-        };
-        let end_whole = |w: f64| range.to.map_or(i64::MAX, |t| bucket_of(t, w));
-        let (m_lo, m_hi) = (first_whole(60.0), end_whole(60.0));
-        if m_lo >= m_hi {
-            // Within one minute or two partial ones: all from the events.
-            return Self {
-                hours: (0, 0),
-                minutes: Vec::new(),
-                raw: vec![(from, to)],
-            };
-        }
-        let (h_lo, h_hi) = (first_whole(3600.0), end_whole(3600.0));
-        let hours = if h_lo < h_hi { (h_lo, h_hi) } else { (0, 0) };
-        let minutes = if hours.0 < hours.1 {
-            vec![
-                (m_lo, hours.0.saturating_mul(60)),
-                (hours.1.saturating_mul(60), m_hi),
-            ]
-        } else {
-            vec![(m_lo, m_hi)]
-        };
-        let mut raw = Vec::new();
-        if range.from.is_some() {
-            raw.push((from, m_lo as f64 * 60.0));
-        }
-        if range.to.is_some() {
-            raw.push((m_hi as f64 * 60.0, to));
-        }
-        Self {
-            hours,
-            minutes: minutes.into_iter().filter(|(a, b)| a < b).collect(),
-            raw: raw.into_iter().filter(|(a, b)| a < b).collect(),
-        }
-    }
-}
-
-/// The bounds as SQL parameters: an open end is the largest finite value.
-fn bounds(range: TimeRange) -> (f64, f64) {
-    (range.from.unwrap_or(f64::MIN), range.to.unwrap_or(f64::MAX))
-}
-
-/// SQL conditions and their values for the rollup columns a filter constrains.
-fn rollup_filter(filter: &Filter, country_column: bool) -> (String, Vec<rusqlite::types::Value>) {
+/// SQL conditions (`AND column = ?`) and their values.
+fn sql_conditions(conditions: &[(&'static str, Param)]) -> (String, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value;
     let mut sql = String::new();
     let mut values = Vec::new();
-    if let Some(s) = filter.suspicious {
-        sql.push_str(" AND suspicious = ?");
-        values.push(Value::Integer(i64::from(s)));
-    }
-    if let Some(p) = &filter.protocol {
-        sql.push_str(" AND protocol = ?");
-        values.push(Value::Text(p.clone()));
-    }
-    if let Some(c) = filter.status_class {
-        sql.push_str(" AND status_class = ?");
-        values.push(Value::Integer(i64::from(c)));
-    }
-    if country_column && let Some(c) = &filter.country {
-        sql.push_str(" AND country_code = ?");
-        values.push(Value::Text(c.clone()));
+    for (column, value) in conditions {
+        sql.push_str(&format!(" AND {column} = ?"));
+        values.push(match value {
+            Param::Bool(b) => Value::Integer(i64::from(*b)),
+            Param::Int(i) => Value::Integer(*i),
+            Param::Text(t) => Value::Text(t.clone()),
+        });
     }
     (sql, values)
 }
 
-/// Counts gathered for a summary.
-#[derive(Default)]
-struct Tally {
-    total: u64,
-    suspicious: u64,
-    first: Option<f64>,
-    latest: Option<f64>,
-    /// (count, suspicious) per place key.
-    places: HashMap<u64, (u64, u64)>,
-}
-
-impl Tally {
-    fn add(&mut self, place: Option<u64>, events: u64, suspicious: u64, first: f64, latest: f64) {
-        self.total += events;
-        self.suspicious += suspicious;
-        self.first = Some(self.first.map_or(first, |f| f.min(first)));
-        self.latest = Some(self.latest.map_or(latest, |l| l.max(latest)));
-        if let Some(place) = place {
-            let counts = self.places.entry(place).or_default();
-            counts.0 += events;
-            counts.1 += suspicious;
-        }
+impl Source for SqliteReader {
+    fn places(&self) -> &HashMap<u64, Place> {
+        &self.places
     }
-}
 
-impl SqliteReader {
-    fn country_of(&self, located: &Located<u64>) -> Option<&str> {
-        match located {
-            Located::Event(key) | Located::Ip { place: key, .. } => {
-                self.places.get(key).map(|p| p.country_code.as_str())
+    fn rolled_up(&self) -> Result<u64> {
+        rolled_up(&self.connection)
+    }
+
+    fn block_of(&self, seq: u64) -> Result<u64> {
+        block_of(&self.connection, seq)
+    }
+
+    fn blocks_after(
+        &self,
+        start: u64,
+        (from, to): (f64, f64),
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        // `+` keeps SQLite on the sequence order (the time index would sort the blobs).
+        let mut statement = self.connection.prepare_cached(
+            "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 \
+             AND +max_timestamp >= ?2 AND +min_timestamp < ?3 ORDER BY first_seq",
+        )?;
+        let mut rows = statement.query(params![start as i64, from, to])?;
+        while let Some(row) = rows.next()? {
+            let (first, data) = block_row(row)?;
+            if !visit(first, data)? {
+                break;
             }
-            Located::Unlocated(_) => None,
         }
+        Ok(())
     }
 
-    /// Visits the events with `from <= timestamp < to` that pass `filter`.
-    fn each_raw(
+    fn blocks_in(
         &self,
         (from, to): (f64, f64),
-        filter: &Filter,
-        visit: &mut dyn FnMut(&StoredEvent),
+        visit: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
     ) -> Result<()> {
         let blocks: Vec<i64> = self
             .connection
@@ -1024,257 +633,83 @@ impl SqliteReader {
         for first in blocks {
             let mut rows = data.query([first])?;
             if let Some(row) = rows.next()? {
-                decode_block(row, &mut |stored| {
-                    let t = stored.event.timestamp;
-                    if from <= t
-                        && t < to
-                        && filter.matches(&stored.event, self.country_of(&stored.located))
-                    {
-                        visit(&stored);
-                    }
-                    true
-                })?;
+                let (first, data) = block_row(row)?;
+                visit(first, data)?;
             }
         }
         Ok(())
     }
 
-    /// Adds the place rollup rows of `table` with buckets in `[lo, hi)` to `tally`.
-    fn tally_rollup(
+    fn place_rollups(
         &self,
-        table: &str,
+        width: Width,
         (lo, hi): (i64, i64),
-        filter: &Filter,
-        tally: &mut Tally,
+        conditions: &[(&'static str, Param)],
+        visit: &mut dyn FnMut(PlaceSum),
     ) -> Result<()> {
-        let (conditions, mut values) = rollup_filter(filter, false);
+        let (conditions, mut values) = sql_conditions(conditions);
         let mut statement = self.connection.prepare_cached(&format!(
             "SELECT placed, place_key, suspicious, sum(events), min(first), max(latest) \
-             FROM {table} WHERE bucket >= ? AND bucket < ?{conditions} \
-             GROUP BY placed, place_key, suspicious"
+             FROM rollup_places_{} WHERE bucket >= ? AND bucket < ?{conditions} \
+             GROUP BY placed, place_key, suspicious",
+            width.suffix()
         ))?;
         values.insert(0, rusqlite::types::Value::Integer(hi));
         values.insert(0, rusqlite::types::Value::Integer(lo));
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
         while let Some(row) = rows.next()? {
-            let placed: bool = row.get(0)?;
-            let key = row.get::<_, i64>(1)? as u64;
-            if let Some(country) = &filter.country {
-                let here = self.places.get(&key).map(|p| &p.country_code);
-                if !placed || here != Some(country) {
-                    continue;
-                }
-            }
-            let events = row.get::<_, i64>(3)? as u64;
-            let suspicious = if row.get(2)? { events } else { 0 };
-            tally.add(
-                placed.then_some(key),
-                events,
-                suspicious,
-                row.get(4)?,
-                row.get(5)?,
-            );
+            visit(PlaceSum {
+                placed: row.get(0)?,
+                place_key: row.get::<_, i64>(1)? as u64,
+                suspicious: row.get(2)?,
+                events: row.get::<_, i64>(3)? as u64,
+                first: row.get(4)?,
+                latest: row.get(5)?,
+            });
         }
         Ok(())
     }
 
-    /// Adds the timeline rollup rows of `table` (buckets of `width` seconds) in `[lo, hi)`
-    /// to `buckets`.
-    fn timeline_rollup(
+    fn timeline_rollups(
         &self,
-        (table, width): (&str, f64),
+        width: Width,
         (lo, hi): (i64, i64),
-        filter: &Filter,
-        (start, bucket): (f64, f64),
-        buckets: &mut [(u64, u64)],
+        conditions: &[(&'static str, Param)],
+        visit: &mut dyn FnMut(i64, bool, u64),
     ) -> Result<()> {
-        let (conditions, mut values) = rollup_filter(filter, true);
+        let (conditions, mut values) = sql_conditions(conditions);
         let mut statement = self.connection.prepare_cached(&format!(
-            "SELECT bucket, suspicious, sum(events) FROM {table} \
-             WHERE bucket >= ? AND bucket < ?{conditions} GROUP BY bucket, suspicious"
+            "SELECT bucket, suspicious, sum(events) FROM rollup_timeline_{} \
+             WHERE bucket >= ? AND bucket < ?{conditions} GROUP BY bucket, suspicious",
+            width.suffix()
         ))?;
         values.insert(0, rusqlite::types::Value::Integer(hi));
         values.insert(0, rusqlite::types::Value::Integer(lo));
         let mut rows = statement.query(rusqlite::params_from_iter(values))?;
-        let last = buckets.len() - 1;
         while let Some(row) = rows.next()? {
-            let at = row.get::<_, i64>(0)? as f64 * width;
-            let i = (((at - start) / bucket).floor().max(0.0) as usize).min(last);
-            let events = row.get::<_, i64>(2)? as u64;
-            buckets[i].0 += events;
-            if row.get(1)? {
-                buckets[i].1 += events;
-            }
+            visit(row.get(0)?, row.get(1)?, row.get::<_, i64>(2)? as u64);
         }
         Ok(())
     }
 }
 
+/// The `(first_seq, data)` of a block row.
+fn block_row<'r>(row: &'r rusqlite::Row<'_>) -> Result<(u64, &'r [u8])> {
+    let first = row.get::<_, i64>(0)? as u64;
+    let data = row.get_ref(1)?.as_blob().map_err(|e| Error::Corrupt {
+        seq: first,
+        reason: format!("block: {e}"),
+    })?;
+    Ok((first, data))
+}
+
 impl Reader for SqliteReader {
     fn summary(&self, range: TimeRange, filter: &Filter, top: usize) -> Result<RangeSummary> {
-        // One snapshot for every read below (the writer may commit meanwhile).
+        // One snapshot for every read (the writer may commit meanwhile).
         let snapshot = self.connection.unchecked_transaction()?;
-        let rolled = rolled_up(&self.connection)?;
-        let plan = Plan::new(range);
-        let mut tally = Tally::default();
-        if plan.hours.0 < plan.hours.1 {
-            self.tally_rollup("rollup_places_hour", plan.hours, filter, &mut tally)?;
-        }
-        for &minutes in &plan.minutes {
-            self.tally_rollup("rollup_places_minute", minutes, filter, &mut tally)?;
-        }
-        for &raw in &plan.raw {
-            self.each_raw(raw, filter, &mut |stored| {
-                let place = match stored.located {
-                    Located::Event(key) | Located::Ip { place: key, .. } => Some(key),
-                    Located::Unlocated(_) => None,
-                };
-                let t = stored.event.timestamp;
-                tally.add(place, 1, u64::from(stored.event.suspicious), t, t);
-            })?;
-        }
-        // The newest events, not in the rollups yet: counted from their blocks wherever the
-        // rollups would have counted them (the raw parts above have them already).
-        let mut tail: Vec<(f64, bool)> = Vec::new();
-        {
-            let start = block_of(&self.connection, rolled + 1)?;
-            let mut statement = self.connection.prepare_cached(
-                "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 ORDER BY first_seq",
-            )?;
-            let mut rows = statement.query([start as i64])?;
-            let (from, to) = bounds(range);
-            while let Some(row) = rows.next()? {
-                decode_block(row, &mut |stored| {
-                    let t = stored.event.timestamp;
-                    let e = &stored.event;
-                    if stored.seq > rolled
-                        && from <= t
-                        && t < to
-                        && !plan.raw.iter().any(|&(a, b)| a <= t && t < b)
-                        && filter.matches(e, self.country_of(&stored.located))
-                    {
-                        let place = match stored.located {
-                            Located::Event(key) | Located::Ip { place: key, .. } => Some(key),
-                            Located::Unlocated(_) => None,
-                        };
-                        tally.add(place, 1, u64::from(e.suspicious), t, t);
-                        tail.push((t, e.suspicious));
-                    }
-                    true
-                })?;
-            }
-        }
-        let mut places: Vec<(u64, (u64, u64))> =
-            tally.places.iter().map(|(&k, &v)| (k, v)).collect();
-        places.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
-        let mut countries: HashMap<&str, (&str, u64, u64)> = HashMap::new();
-        for &(key, (n, s)) in &places {
-            if let Some(place) = self.places.get(&key) {
-                let c = countries.entry(place.country_code.as_str()).or_insert((
-                    place.country.as_str(),
-                    0,
-                    0,
-                ));
-                c.1 += n;
-                c.2 += s;
-            }
-        }
-        let mut countries: Vec<_> = countries.into_iter().collect();
-        countries.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
-        let top_countries = countries
-            .into_iter()
-            .take(top)
-            .map(|(code, (name, count, suspicious))| RangeCountry {
-                country_code: code.to_owned(),
-                country: name.to_owned(),
-                count,
-                suspicious,
-            })
-            .collect();
-        let top_places = places
-            .iter()
-            .filter_map(|&(key, (count, suspicious))| {
-                let place = self.places.get(&key)?;
-                Some(RangePlace {
-                    key,
-                    city: place.city.clone(),
-                    country_code: place.country_code.clone(),
-                    count,
-                    suspicious,
-                })
-            })
-            .take(top)
-            .collect();
-        let timeline = match (tally.first, tally.latest) {
-            (Some(first), Some(latest)) => {
-                let width = bucket_secs(first, latest);
-                let start = timeline_start(first, width);
-                let len = ((latest - start) / width as f64).floor() as usize + 1;
-                let mut buckets = vec![(0u64, 0u64); len];
-                let w = width as f64;
-                let count_raw = |raw: (f64, f64), buckets: &mut Vec<(u64, u64)>| {
-                    self.each_raw(raw, filter, &mut |stored| {
-                        let t = stored.event.timestamp;
-                        let i = (((t - start) / w).floor().max(0.0) as usize).min(len - 1);
-                        buckets[i].0 += 1;
-                        buckets[i].1 += u64::from(stored.event.suspicious);
-                    })
-                };
-                if width.is_multiple_of(60) {
-                    let by = (start, w);
-                    if plan.hours.0 < plan.hours.1 {
-                        if width.is_multiple_of(3600) {
-                            let t = ("rollup_timeline_hour", 3600.0);
-                            self.timeline_rollup(t, plan.hours, filter, by, &mut buckets)?;
-                        } else {
-                            let minutes = (
-                                plan.hours.0.saturating_mul(60),
-                                plan.hours.1.saturating_mul(60),
-                            );
-                            let t = ("rollup_timeline_minute", 60.0);
-                            self.timeline_rollup(t, minutes, filter, by, &mut buckets)?;
-                        }
-                    }
-                    for &minutes in &plan.minutes {
-                        let t = ("rollup_timeline_minute", 60.0);
-                        self.timeline_rollup(t, minutes, filter, by, &mut buckets)?;
-                    }
-                    for &raw in &plan.raw {
-                        count_raw(raw, &mut buckets)?;
-                    }
-                    for &(t, suspicious) in &tail {
-                        let i = (((t - start) / w).floor().max(0.0) as usize).min(len - 1);
-                        buckets[i].0 += 1;
-                        buckets[i].1 += u64::from(suspicious);
-                    }
-                } else {
-                    count_raw(bounds(range), &mut buckets)?;
-                }
-                let peak = (0..len).max_by_key(|&i| (buckets[i].0, std::cmp::Reverse(i)));
-                RangeTimeline {
-                    start,
-                    bucket_secs: width,
-                    buckets,
-                    peak,
-                }
-            }
-            _ => RangeTimeline {
-                start: range.from.unwrap_or(0.0),
-                bucket_secs: 1,
-                buckets: Vec::new(),
-                peak: None,
-            },
-        };
+        let summary = query::summary(self, range, filter, top);
         drop(snapshot);
-        Ok(RangeSummary {
-            total: tally.total,
-            suspicious: tally.suspicious,
-            first_timestamp: tally.first,
-            latest_timestamp: tally.latest,
-            top_places,
-            top_countries,
-            timeline,
-        })
+        summary
     }
 
     fn events(
@@ -1284,31 +719,7 @@ impl Reader for SqliteReader {
         after: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
-        let (from, to) = bounds(range);
-        let start = block_of(&self.connection, after.saturating_add(1))?;
-        // `+` keeps SQLite on the sequence order (the time index would sort the blobs).
-        let mut statement = self.connection.prepare_cached(
-            "SELECT first_seq, data FROM blocks WHERE first_seq >= ?1 \
-             AND +max_timestamp >= ?2 AND +min_timestamp < ?3 ORDER BY first_seq",
-        )?;
-        let mut rows = statement.query(params![start as i64, from, to])?;
-        let mut events = Vec::new();
-        while events.len() < limit
-            && let Some(row) = rows.next()?
-        {
-            decode_block(row, &mut |stored| {
-                let t = stored.event.timestamp;
-                if stored.seq > after
-                    && from <= t
-                    && t < to
-                    && filter.matches(&stored.event, self.country_of(&stored.located))
-                {
-                    events.push(stored);
-                }
-                events.len() < limit
-            })?;
-        }
-        Ok(events)
+        query::events(self, range, filter, after, limit)
     }
 }
 
@@ -1358,7 +769,7 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         let delta = write_items(transaction, &mut encoder, first, &items)?;
         rollups.merge(delta);
         if rollups.places.len() > 100_000 {
-            std::mem::take(&mut rollups).write(transaction)?;
+            write_rollups(&std::mem::take(&mut rollups), transaction)?;
         }
         chunk.clear();
         Ok(())
@@ -1377,7 +788,7 @@ fn convert_v1_events(transaction: &Transaction<'_>) -> Result<()> {
         }
     }
     flush(&mut chunk)?;
-    rollups.write(transaction)?;
+    write_rollups(&rollups, transaction)?;
     if let Some(last) = expected {
         set_rolled_up(transaction, last - 1)?;
     }
@@ -1458,7 +869,7 @@ mod tests {
         for (durability, every) in [
             (Durability::Process, Duration::ZERO),
             (Durability::Process, Duration::MAX),
-            (Durability::Process, ROLLUP_EVERY),
+            (Durability::Process, blocks::ROLLUP_EVERY),
             (Durability::Disk, Duration::ZERO),
         ] {
             for (name, test) in conformance::ALL {
@@ -1665,7 +1076,7 @@ mod tests {
     #[test]
     fn pending_rollups_are_written_once_they_reach_their_row_bound_whatever_the_time() {
         let dir = temp_dir("rows");
-        let events: Vec<Event> = (0..ROLLUP_ROWS as u32 + 10)
+        let events: Vec<Event> = (0..blocks::ROLLUP_ROWS as u32 + 10)
             .map(|i| {
                 // Each in a minute of its own: one pending row each.
                 Event::new(
@@ -1688,15 +1099,15 @@ mod tests {
             .collect();
         let mut store = Sqlite::open(&dir, Durability::Process).unwrap();
         store.set_rollup_every(Duration::MAX);
-        store.append(&rows[..ROLLUP_ROWS - 1], &[]).unwrap();
+        store.append(&rows[..blocks::ROLLUP_ROWS - 1], &[]).unwrap();
         assert_eq!(rolled_up(&store.connection).unwrap(), 0);
-        store.append(&rows[ROLLUP_ROWS - 1..], &[]).unwrap();
+        store.append(&rows[blocks::ROLLUP_ROWS - 1..], &[]).unwrap();
         assert_eq!(
             rolled_up(&store.connection).unwrap(),
             events.len() as u64,
             "written with the commit that reached the bound"
         );
-        assert!(store.pending.places.is_empty());
+        assert!(store.pending.rollups.places.is_empty());
         drop(rows);
         drop(store);
         std::fs::remove_dir_all(&dir).unwrap();

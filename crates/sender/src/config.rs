@@ -6,6 +6,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 use reqwest::Url;
 use traffic::generate::LiveConfig;
@@ -95,7 +96,7 @@ pub struct CaptureArgs {
     pub timeout: Duration,
 
     /// No progress lines: warnings and the final summary only.
-    #[arg(long, short, env = "SENDER_QUIET")]
+    #[arg(long, short, env = "SENDER_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 }
 
@@ -168,7 +169,7 @@ pub struct Config {
     /// Follow the file like `tail -F`: send lines as they are written (not paced; --speed
     /// does not apply), across rotation by rename and truncation, until stopped. Keeps a
     /// checkpoint (see --checkpoint) so that a restarted sender continues where it stopped.
-    #[arg(long, env = "SENDER_FOLLOW")]
+    #[arg(long, env = "SENDER_FOLLOW", value_parser = BoolishValueParser::new())]
     pub follow: bool,
 
     /// With --follow: the checkpoint file (default: `.<name>.sender-checkpoint` beside the
@@ -178,15 +179,15 @@ pub struct Config {
 
     /// With --follow and no checkpoint: send the lines already in the file too (default:
     /// only lines written from now on, as `tail -F -n 0`).
-    #[arg(long, env = "SENDER_FROM_BEGINNING")]
+    #[arg(long, env = "SENDER_FROM_BEGINNING", value_parser = BoolishValueParser::new())]
     pub from_beginning: bool,
 
     /// At the end of the file start over, continuing the data's clock, until stopped.
-    #[arg(long = "loop", env = "SENDER_LOOP")]
+    #[arg(long = "loop", env = "SENDER_LOOP", value_parser = BoolishValueParser::new())]
     pub looping: bool,
 
     /// Stop at the first unusable row instead of skipping it with a warning.
-    #[arg(long, env = "SENDER_STRICT")]
+    #[arg(long, env = "SENDER_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
 
     /// Most rows in one POST; rows due together or overdue are sent together
@@ -211,7 +212,7 @@ pub struct Config {
     pub timeout: Duration,
 
     /// No progress bar or progress lines: warnings and the final summary only.
-    #[arg(long, short, env = "SENDER_QUIET")]
+    #[arg(long, short, env = "SENDER_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
 }
 
@@ -307,7 +308,7 @@ pub struct GenerateArgs {
 
     /// Send the events to the server at --rate as they are made (paced, batched POSTs with
     /// idempotency keys, retried like a replay) instead of writing a file.
-    #[arg(long, env = "SENDER_GENERATE_LIVE")]
+    #[arg(long, env = "SENDER_GENERATE_LIVE", value_parser = BoolishValueParser::new())]
     pub live: bool,
 
     /// The settings only --live has.
@@ -356,7 +357,8 @@ pub struct LiveArgs {
     pub protocols: Option<BTreeMap<String, f64>>,
 
     /// With --live: packet-size mix in bytes, `SIZE=WEIGHT,...` (default the simple IMIX
-    /// `64=7,576=4,1500=1`; `none`: events carry no byte count).
+    /// `64=7,576=4,1500=1`; `none`: events carry no byte count), for the protocols that
+    /// --bytes-by-protocol leaves out.
     #[arg(
         long,
         env = "SENDER_GENERATE_BYTES",
@@ -365,6 +367,18 @@ pub struct LiveArgs {
         requires = "live"
     )]
     pub bytes: Option<BTreeMap<u64, f64>>,
+
+    /// With --live: packet-size mixes of particular protocols, `NAME:SIZE=WEIGHT,...;...`
+    /// (default `UDP:64=6,512=3,1200=1;ICMP:84=1`, so only TCP carries full-size packets;
+    /// `none`: every protocol draws from --bytes).
+    #[arg(
+        long,
+        env = "SENDER_GENERATE_BYTES_BY_PROTOCOL",
+        value_name = "NAME:SIZE=WEIGHT,...;...",
+        value_parser = traffic::generate::live::parse_protocol_tables,
+        requires = "live"
+    )]
+    pub bytes_by_protocol: Option<BTreeMap<String, BTreeMap<u64, f64>>>,
 
     /// With --live: give up after the server has been unreachable or failing this long.
     #[arg(long, env = "SENDER_GIVE_UP_AFTER", default_value = "60s", value_parser = parse_duration)]
@@ -405,6 +419,7 @@ impl GenerateArgs {
             places: l.places.unwrap_or(d.places),
             protocols: l.protocols.clone().unwrap_or(d.protocols),
             bytes: l.bytes.clone().unwrap_or(d.bytes),
+            bytes_by_protocol: l.bytes_by_protocol.clone().unwrap_or(d.bytes_by_protocol),
             suspicious_share: self.suspicious_share,
             bursts: self.bursts.clone(),
         };

@@ -277,6 +277,8 @@ mod tests {
             "TCP=1,QUIC=3",
             "--bytes",
             "none",
+            "--bytes-by-protocol",
+            "QUIC:1200=1",
             "--suspicious-share",
             "0.5",
             "--burst",
@@ -291,6 +293,8 @@ mod tests {
         );
         assert_eq!(config.protocols["QUIC"], 3.0);
         assert!(config.bytes.is_empty());
+        assert_eq!(config.bytes_by_protocol.len(), 1);
+        assert_eq!(config.bytes_by_protocol["QUIC"][&1200], 1.0);
         assert_eq!(config.suspicious_share, 0.5);
         assert_eq!(config.bursts[0].to_string(), "203.0.113.0/24:0.3:60-90");
         assert_eq!(args(&[]).to_live_config().unwrap(), LiveConfig::default());
@@ -298,6 +302,10 @@ mod tests {
             (&["--rate", "0"][..], "--rate:"),
             (&["--networks", "10", "--sources", "5"][..], "--sources:"),
             (&["--protocols", "TCP=-1"][..], "--protocols:"),
+            (
+                &["--bytes-by-protocol", "UDP:0=1"][..],
+                "--bytes-by-protocol:",
+            ),
             (&["--suspicious-share", "2"][..], "--suspicious-share:"),
         ] {
             let error = args(flags).to_live_config().unwrap_err();

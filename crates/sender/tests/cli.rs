@@ -136,6 +136,22 @@ async fn a_replay_that_skipped_unreadable_rows_exits_3_and_says_so_in_the_summar
 }
 
 #[test]
+fn a_switch_from_the_environment_takes_1_as_on() {
+    // The https URL is refused after the command line is read: exit 2 for the URL, not for
+    // the variable.
+    for on in ["1", "true", "yes"] {
+        let output = sender()
+            .env("SENDER_QUIET", on)
+            .env("SENDER_STRICT", on)
+            .args(["--url", "https://example.com"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains("https is not supported"), "{on}: {stderr}");
+    }
+}
+
+#[test]
 fn an_https_url_is_a_usage_error_with_a_reason() {
     let output = sender()
         .args(["--url", "https://example.com"])

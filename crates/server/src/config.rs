@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use clap::builder::BoolishValueParser;
 use traffic::AggregatesConfig;
 use traffic::analytics::rules::{Format, RuleSet};
 use traffic::analytics::{self, AnalyticsConfig, Thresholds};
@@ -161,11 +162,11 @@ pub struct Config {
 
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
-    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth")]
+    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth", value_parser = BoolishValueParser::new())]
     pub open: bool,
 
     /// Require credentials for ingest and viewing even from this machine on loopback.
-    #[arg(long, env = "SERVER_REQUIRE_AUTH")]
+    #[arg(long, env = "SERVER_REQUIRE_AUTH", value_parser = BoolishValueParser::new())]
     pub require_auth: bool,
 
     /// Seconds a login session lasts. 60..=2592000 (30 days).
@@ -174,7 +175,7 @@ pub struct Config {
 
     /// Mark the session cookie `Secure` (only sent over HTTPS): set it when a TLS proxy is
     /// in front.
-    #[arg(long, env = "SERVER_SECURE_COOKIES")]
+    #[arg(long, env = "SERVER_SECURE_COOKIES", value_parser = BoolishValueParser::new())]
     pub secure_cookies: bool,
 
     /// Size in bytes past which the audit log is rotated (3 old files kept). 1024..=1073741824.
@@ -252,16 +253,33 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Where every accepted event is kept: `sqlite` (in --data-dir; a restart rebuilds
-    /// counts, timeline and recent hits from it and continues the sequence) or `memory`
-    /// (nothing kept: a restart starts from zero).
-    #[arg(long, env = "SERVER_STORE", value_enum, default_value = "sqlite")]
+    /// counts, timeline and recent hits from it and continues the sequence), `postgres`
+    /// (the same, in the PostgreSQL database of --database; the default when --database is
+    /// given) or `memory` (nothing kept: a restart starts from zero).
+    #[arg(
+        long,
+        env = "SERVER_STORE",
+        value_enum,
+        default_value = "sqlite",
+        default_value_if("database", clap::builder::ArgPredicate::IsPresent, "postgres")
+    )]
     pub store: StoreKind,
 
-    /// A 202 waits until its events are committed and on disk (fsync), so it survives a
-    /// crash or power loss. Without it a 202 returns at once and the writer commits within
-    /// milliseconds without fsync: a kill -9 can lose the events accepted but not yet
-    /// committed (see README). Needs --store sqlite.
-    #[arg(long, env = "SERVER_DURABLE")]
+    /// The PostgreSQL database that keeps the history, as a URL:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (parameters such as
+    /// ?options=-c%20search_path%3Dglobe may follow; no TLS: a local or trusted network).
+    /// Implies --store postgres. Tables are created and migrated on start. The password is
+    /// never logged.
+    #[arg(long, env = "SERVER_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+
+    /// A 202 waits until its events are committed and on disk (SQLite: fsync; PostgreSQL:
+    /// synchronous_commit on), so it survives a crash or power loss. Without it a 202
+    /// returns at once and the writer commits within milliseconds without waiting for the
+    /// disk: a kill -9 of the server can lose the events accepted but not yet committed,
+    /// and with PostgreSQL a crash of the database server can also lose its last commits
+    /// (see README). Needs --store sqlite or postgres.
+    #[arg(long, env = "SERVER_DURABLE", value_parser = BoolishValueParser::new())]
     pub durable: bool,
     /// Optional AS data (which network an address belongs to, for the "top networks"
     /// list): a CSV file of ranges (first_ip,last_ip,as_number,as_name), or a directory
@@ -425,8 +443,23 @@ impl Config {
         }
         anyhow::ensure!(
             !self.durable || self.store != StoreKind::Memory,
-            "--durable needs a store that writes to disk (--store sqlite), not --store memory"
+            "--durable needs a store that writes to disk (--store sqlite or postgres), not \
+             --store memory"
         );
+        match (&self.database, self.store) {
+            (None, StoreKind::Postgres) => anyhow::bail!(
+                "--store postgres needs --database postgres://USER:PASSWORD@HOST/DATABASE"
+            ),
+            (Some(url), StoreKind::Postgres) => {
+                history::postgres::check_url(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?
+            }
+            (Some(_), other) => anyhow::bail!(
+                "--database is the PostgreSQL store's; it cannot go with --store {}",
+                clap::ValueEnum::to_possible_value(&other)
+                    .map_or_else(|| format!("{other:?}"), |v| v.get_name().to_owned())
+            ),
+            (None, _) => {}
+        }
         anyhow::ensure!(
             self.idle_timeout_secs > self.keep_alive_secs,
             "--idle-timeout-secs ({}) must exceed --keep-alive-secs ({}), or idle streams are cut",
@@ -789,6 +822,48 @@ mod tests {
             .to_string();
         assert!(error.starts_with("--durable needs"), "{error}");
         Config::parse_from(["server", "--durable"])
+            .validate()
+            .unwrap();
+    }
+
+    #[test]
+    fn database_selects_postgres_and_is_checked_naming_the_flag() {
+        let url = "postgres://globe:s3cr3t@127.0.0.1:5432/history";
+        let config = Config::parse_from(["server", "--database", url]);
+        assert_eq!(config.store, StoreKind::Postgres, "implied by --database");
+        config.validate().unwrap();
+        let explicit = Config::parse_from(["server", "--store", "postgres", "--database", url]);
+        explicit.validate().unwrap();
+        for (args, expected) in [
+            (
+                &["--store", "postgres"][..],
+                "--store postgres needs --database",
+            ),
+            (
+                &["--store", "sqlite", "--database", url][..],
+                "--database is the PostgreSQL store's; it cannot go with --store sqlite",
+            ),
+            (
+                &["--store", "memory", "--database", url][..],
+                "--database is the PostgreSQL store's; it cannot go with --store memory",
+            ),
+            (
+                &["--database", "mysql://root:s3cr3t@localhost/x"][..],
+                "--database: mysql://root:***@localhost/x is not a postgres:// URL",
+            ),
+            (
+                &["--database", "postgres://globe:s3cr3t@localhost:port/db"][..],
+                "--database: ",
+            ),
+        ] {
+            let error = Config::parse_from(std::iter::once("server").chain(args.iter().copied()))
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(expected), "{args:?}: {error}");
+            assert!(!error.contains("s3cr3t"), "{error}");
+        }
+        Config::parse_from(["server", "--database", url, "--durable"])
             .validate()
             .unwrap();
     }

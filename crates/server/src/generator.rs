@@ -244,6 +244,8 @@ struct Update {
     places: Option<u32>,
     protocols: Option<std::collections::BTreeMap<String, f64>>,
     bytes: Option<std::collections::BTreeMap<u64, f64>>,
+    bytes_by_protocol:
+        Option<std::collections::BTreeMap<String, std::collections::BTreeMap<u64, f64>>>,
     suspicious_share: Option<f64>,
     bursts: Option<Vec<ScriptedBurst>>,
 }
@@ -265,6 +267,7 @@ impl Update {
             places,
             protocols,
             bytes,
+            bytes_by_protocol,
             suspicious_share,
             bursts
         );

@@ -124,7 +124,7 @@ impl AppState {
                 tracing::info!(
                     events = last,
                     elapsed_ms = started.elapsed().as_millis() as u64,
-                    dir = %config.data_dir.display(),
+                    store = %persist::location(&config),
                     "history restored"
                 );
                 Ok(Some((store, hub, metrics, idempotency)))

@@ -41,6 +41,8 @@ const FORGET_KEYS_EVERY: Duration = Duration::from_secs(30);
 pub enum StoreKind {
     /// SQLite in `--data-dir` (embedded, the default).
     Sqlite,
+    /// PostgreSQL, in the database of `--database`.
+    Postgres,
     /// Nothing stored: a restart starts from zero.
     Memory,
 }
@@ -155,19 +157,41 @@ impl Writer {
 
 /// Opens the store the configuration names (`None` for `--store memory`).
 pub fn open(config: &Config) -> anyhow::Result<Option<Box<dyn Store>>> {
-    match config.store {
-        StoreKind::Memory => Ok(None),
-        StoreKind::Sqlite => {
-            let durability = if config.durable {
-                Durability::Disk
-            } else {
-                Durability::Process
-            };
+    let durability = if config.durable {
+        Durability::Disk
+    } else {
+        Durability::Process
+    };
+    match (config.store, &config.database) {
+        (StoreKind::Memory, _) => Ok(None),
+        (StoreKind::Sqlite, _) => {
             let store = history::Sqlite::open(&config.data_dir, durability).with_context(|| {
                 format!("while opening the history in {}", config.data_dir.display())
             })?;
             Ok(Some(Box::new(store)))
         }
+        (StoreKind::Postgres, Some(url)) => {
+            let store = history::Postgres::open(url, durability).with_context(|| {
+                format!(
+                    "while opening the history in PostgreSQL at {}",
+                    history::postgres::redact(url)
+                )
+            })?;
+            Ok(Some(Box::new(store)))
+        }
+        (StoreKind::Postgres, None) => {
+            anyhow::bail!("--store postgres needs --database (Config::validate says so)")
+        }
+    }
+}
+
+/// Where the history is kept, for the log: the SQLite file's directory or the database's
+/// URL without its password.
+pub fn location(config: &Config) -> String {
+    match (config.store, &config.database) {
+        (StoreKind::Postgres, Some(url)) => history::postgres::redact(url),
+        (StoreKind::Memory, _) => "memory".to_owned(),
+        _ => config.data_dir.display().to_string(),
     }
 }
 

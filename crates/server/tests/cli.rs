@@ -63,3 +63,23 @@ fn an_out_of_range_setting_is_a_usage_error_naming_the_flag_and_its_range() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn a_switch_from_the_environment_takes_1_yes_or_true_and_refuses_other_words() {
+    // --durable with --store memory is refused, so the server exits at once when the
+    // variable reads as on, whichever way it is spelled.
+    for on in ["1", "yes", "true", "on"] {
+        let output = server(&["--store", "memory"], &[("SERVER_DURABLE", on)]);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{on}: {stderr}");
+        assert!(stderr.contains("--durable needs"), "{on}: {stderr}");
+    }
+    let output = server(&["--store", "memory"], &[("SERVER_DURABLE", "maybe")]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("SERVER_DURABLE") || stderr.contains("--durable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("maybe"), "{stderr}");
+}

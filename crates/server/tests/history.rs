@@ -1,6 +1,7 @@
-//! The history across restarts, in process: a server on a temporary data directory is
-//! stopped and started again on it, and must come back with the same counts, the same
-//! sequence, the same idempotency keys, and resume a stream from before the restart.
+//! The history across restarts, in process: a server on a temporary data directory (or a
+//! PostgreSQL schema of its own) is stopped and started again on it, and must come back with
+//! the same counts, the same sequence, the same idempotency keys, and resume a stream from
+//! before the restart. Every test runs on both stores.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod support;
@@ -8,6 +9,7 @@ mod support;
 use std::path::PathBuf;
 
 use history::Store;
+use history::testing::TestSchema;
 use server::Config;
 use server::persist::StoreKind;
 use support::{SseClient, TestServer, event_json, hits_of, ip_of, seq_of};
@@ -30,13 +32,90 @@ impl Drop for TempDir {
     }
 }
 
-fn config(dir: &TempDir) -> Config {
-    let mut config = Config::default_for_tests();
-    config.store = StoreKind::Sqlite;
-    config.data_dir = dir.0.clone();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config
+/// Where a test's history is kept: each test runs once on each store.
+enum Backend {
+    Sqlite(TempDir),
+    Postgres(TempDir, TestSchema),
 }
+
+impl Backend {
+    fn config(&self) -> Config {
+        let mut config = Config::default_for_tests();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        match self {
+            Backend::Sqlite(dir) => {
+                config.store = StoreKind::Sqlite;
+                config.data_dir = dir.0.clone();
+            }
+            Backend::Postgres(dir, schema) => {
+                config.store = StoreKind::Postgres;
+                config.database = Some(schema.url().to_owned());
+                config.data_dir = dir.0.clone();
+            }
+        }
+        config.validate().unwrap();
+        config
+    }
+
+    /// Runs `f` on the store, opened on a thread of its own (PostgreSQL's client must not
+    /// run on the test's async thread).
+    fn with_store<T: Send>(&self, f: impl FnOnce(&dyn Store) -> T + Send) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let store: Box<dyn Store> = match self {
+                        Backend::Sqlite(dir) => Box::new(
+                            history::Sqlite::open(&dir.0, history::Durability::Process).unwrap(),
+                        ),
+                        Backend::Postgres(_, schema) => Box::new(
+                            history::Postgres::open(schema.url(), history::Durability::Process)
+                                .unwrap(),
+                        ),
+                    };
+                    f(&*store)
+                })
+                .join()
+                .unwrap()
+        })
+    }
+}
+
+/// Each named test (an `async fn(Backend)` below) on SQLite and on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let dir = super::TempDir::new(concat!("sqlite-", stringify!($name)));
+                    super::$name(super::Backend::Sqlite(dir)).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(schema) = history::testing::TestSchema::create(stringify!($name))
+                    else {
+                        return;
+                    };
+                    let dir = super::TempDir::new(concat!("postgres-", stringify!($name)));
+                    super::$name(super::Backend::Postgres(dir, schema)).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_restarted_server_comes_back_with_the_same_counts_and_continues_the_sequence,
+    a_stream_resumes_by_last_event_id_across_a_restart_exactly,
+    a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_again,
+    with_durable_the_202_comes_after_the_events_are_stored,
+    the_history_answers_a_past_window_with_its_counts_and_its_hits_paged,
+    an_export_reads_back_through_our_csv_reader_as_the_stored_events,
+);
 
 async fn post_range(server: &TestServer, range: std::ops::Range<u32>) {
     let body = format!(
@@ -80,10 +159,10 @@ async fn read_hits(client: &mut SseClient, count: usize) -> Vec<(u64, String)> {
     hits
 }
 
-#[tokio::test]
-async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_sequence() {
-    let dir = TempDir::new("counts");
-    let server = TestServer::start_with_history(config(&dir)).await;
+async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_sequence(
+    backend: Backend,
+) {
+    let server = TestServer::start_with_history(backend.config()).await;
     post_range(&server, 0..30).await;
     post_range(&server, 30..50).await;
     server.wait_published(50).await;
@@ -96,7 +175,7 @@ async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_se
     assert_eq!(server.metric("traffic_history_uncommitted_events").await, 0);
     server.stop().await;
 
-    let server = TestServer::start_with_history(config(&dir)).await;
+    let server = TestServer::start_with_history(backend.config()).await;
     assert_eq!(
         lasting_stats(&server).await,
         before,
@@ -114,9 +193,11 @@ async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_se
     assert_eq!(server.stats().await["total"], 60);
     server.stop().await;
 
-    let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
-    let mut seqs = Vec::new();
-    store.scan(0, &mut |e| seqs.push(e.seq)).unwrap();
+    let seqs = backend.with_store(|store| {
+        let mut seqs = Vec::new();
+        store.scan(0, &mut |e| seqs.push(e.seq)).unwrap();
+        seqs
+    });
     assert_eq!(
         seqs,
         (1..=60).collect::<Vec<u64>>(),
@@ -124,10 +205,8 @@ async fn a_restarted_server_comes_back_with_the_same_counts_and_continues_the_se
     );
 }
 
-#[tokio::test]
-async fn a_stream_resumes_by_last_event_id_across_a_restart_exactly() {
-    let dir = TempDir::new("resume");
-    let server = TestServer::start_with_history(config(&dir)).await;
+async fn a_stream_resumes_by_last_event_id_across_a_restart_exactly(backend: Backend) {
+    let server = TestServer::start_with_history(backend.config()).await;
     let mut client = server.stream(None).await;
     let snapshot = client.next_of("snapshot").await;
     assert_eq!(seq_of(snapshot.id.as_deref().unwrap()), 0);
@@ -141,7 +220,7 @@ async fn a_stream_resumes_by_last_event_id_across_a_restart_exactly() {
     post_range(&server, 20..30).await;
     server.wait_published(30).await;
     server.stop().await;
-    let server = TestServer::start_with_history(config(&dir)).await;
+    let server = TestServer::start_with_history(backend.config()).await;
     post_range(&server, 30..40).await;
     server.wait_published(40).await;
 
@@ -152,9 +231,9 @@ async fn a_stream_resumes_by_last_event_id_across_a_restart_exactly() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_again() {
-    let dir = TempDir::new("idempotency");
+async fn a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_again(
+    backend: Backend,
+) {
     let body = format!("[{},{}]", event_json(1, false), event_json(2, true));
     let post = |server: &TestServer| {
         reqwest::Client::new()
@@ -164,12 +243,12 @@ async fn a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_ag
             .body(body.clone())
             .send()
     };
-    let server = TestServer::start_with_history(config(&dir)).await;
+    let server = TestServer::start_with_history(backend.config()).await;
     assert_eq!(post(&server).await.unwrap().status(), 202);
     server.wait_published(2).await;
     server.stop().await;
 
-    let server = TestServer::start_with_history(config(&dir)).await;
+    let server = TestServer::start_with_history(backend.config()).await;
     let again = post(&server).await.unwrap();
     assert_eq!(again.status(), 202);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
@@ -178,26 +257,22 @@ async fn a_retry_with_the_same_idempotency_key_after_a_restart_is_not_counted_ag
     server.stop().await;
 }
 
-#[tokio::test]
-async fn with_durable_the_202_comes_after_the_events_are_stored() {
-    let dir = TempDir::new("durable");
-    let mut config = config(&dir);
+async fn with_durable_the_202_comes_after_the_events_are_stored(backend: Backend) {
+    let mut config = backend.config();
     config.durable = true;
     let server = TestServer::start_with_history(config).await;
     for round in 0..3u32 {
         post_range(&server, round * 10..round * 10 + 10).await;
         // Published only once committed: already done when the 202 arrives.
         assert_eq!(server.state.hub.published().0, u64::from(round) * 10 + 10);
-        let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
-        assert_eq!(store.last_seq().unwrap(), u64::from(round) * 10 + 10);
+        let stored = backend.with_store(|store| store.last_seq().unwrap());
+        assert_eq!(stored, u64::from(round) * 10 + 10);
     }
     server.stop().await;
 }
 
-#[tokio::test]
-async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged() {
-    let dir = TempDir::new("range");
-    let server = TestServer::start_with_history(config(&dir)).await;
+async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged(backend: Backend) {
+    let server = TestServer::start_with_history(backend.config()).await;
     // event_json(i) happens at 1_736_919_120 + i / 10: ten events per second.
     post_range(&server, 0..100).await;
     server.wait_published(100).await;
@@ -284,10 +359,8 @@ async fn the_history_answers_a_past_window_with_its_counts_and_its_hits_paged() 
     assert_eq!(body["error"], "no_history");
 }
 
-#[tokio::test]
-async fn an_export_reads_back_through_our_csv_reader_as_the_stored_events() {
-    let dir = TempDir::new("export");
-    let server = TestServer::start_with_history(config(&dir)).await;
+async fn an_export_reads_back_through_our_csv_reader_as_the_stored_events(backend: Backend) {
+    let server = TestServer::start_with_history(backend.config()).await;
     post_range(&server, 0..40).await;
     let special = r#"[{"ip":"2001:db8::7","latitude":48.85,"longitude":2.35,"timestamp":1736919130.25,"suspicious":true,"bytes":123456789012,"protocol":"HTTP/1.1","status":404,"method":"GET","path":"/a,b/ü","dest_ip":"192.0.2.1"},{"ip":"192.0.2.3","latitude":1,"longitude":2,"timestamp":1736919130.5,"suspicious":false,"path":"/say/\"hi\""},{"ip":"10.0.0.1","timestamp":1736919131,"suspicious":false}]"#;
     assert_eq!(server.post(special.to_owned()).await.status(), 202);
@@ -309,9 +382,11 @@ async fn an_export_reads_back_through_our_csv_reader_as_the_stored_events() {
             .unwrap()
             .map(|row| row.unwrap().event)
             .collect();
-    let store = history::Sqlite::open(&dir.0, history::Durability::Process).unwrap();
-    let mut stored = Vec::new();
-    store.scan(0, &mut |e| stored.push(e.event)).unwrap();
+    let stored = backend.with_store(|store| {
+        let mut stored = Vec::new();
+        store.scan(0, &mut |e| stored.push(e.event)).unwrap();
+        stored
+    });
     assert_eq!(stored.len(), 43);
     assert_eq!(read, stored, "export -> CSV reader is the identity");
 

@@ -4,8 +4,12 @@
 
 export const KINDS = ['place', 'country', 'ip', 'network', 'protocol', 'status'];
 
-/** Most alerts kept for the list. */
+/** Most alerts kept for the list: this many of the windowed rules and as many of the event
+ * rules, so a flood of single-event alerts (one per source) never pushes a windowed one out. */
 export const MAX_ALERTS = 50;
+
+/** Whether an alert comes from an event rule (single events) rather than a windowed one. */
+export const isEventAlert = (a) => (a.type ?? a.rule) === 'event';
 
 export class AnalyticsState {
   constructor() {
@@ -30,7 +34,8 @@ export class AnalyticsState {
     }
     this.alerts.push(alert);
     this.alerts.sort((a, b) => b.id - a.id);
-    this.alerts.length = Math.min(this.alerts.length, MAX_ALERTS);
+    const kept = { event: 0, windowed: 0 };
+    this.alerts = this.alerts.filter((a) => ++kept[isEventAlert(a) ? 'event' : 'windowed'] <= MAX_ALERTS);
     return true;
   }
 

@@ -137,6 +137,8 @@ async fn a_burst_from_the_api_fires_the_networks_heavy_hitter_alert_once_and_it_
             .all(|a| a["rule"] != "heavy_hitter" || a["key"] == "203.0.113.0/24"),
         "no other heavy hitter: {seen:?}"
     );
+    // The default mix keeps full-size packets to TCP: no large_packet alert per source.
+    assert!(seen.iter().all(|a| a["rule"] != "large_packet"), "{seen:?}");
 }
 
 #[tokio::test]
@@ -149,6 +151,10 @@ async fn bad_settings_are_a_422_naming_the_setting_and_change_nothing() {
         (r#"{"suspicious_share":2}"#, "suspicious_share"),
         (r#"{"protocols":{"TCP":-1}}"#, "protocols.TCP"),
         (r#"{"bytes":{"0":1}}"#, "bytes.0"),
+        (
+            r#"{"bytes_by_protocol":{"UDP":{"1500":-1}}}"#,
+            "bytes_by_protocol.UDP.1500",
+        ),
         (r#"{"networks":10,"sources":5}"#, "sources"),
         (r#"{"sources":"many"}"#, "sources"),
         (r#"{"bursts":["203.0.113.0/24:7:1-2"]}"#, "bursts[0]"),

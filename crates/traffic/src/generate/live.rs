@@ -56,6 +56,10 @@ pub struct LiveConfig {
     pub protocols: BTreeMap<String, f64>,
     /// Packet-size mix: bytes to relative weight (empty: events carry no byte count).
     pub bytes: BTreeMap<u64, f64>,
+    /// Packet-size mixes of particular protocols: an event of a protocol named here draws
+    /// its size from this table instead of `bytes` (an empty table: no byte count).
+    #[serde(default)]
+    pub bytes_by_protocol: BTreeMap<String, BTreeMap<u64, f64>>,
     /// Share of events flagged suspicious, 0 to 1.
     pub suspicious_share: f64,
     /// Scripted bursts, their seconds counted from the generator's start.
@@ -64,8 +68,12 @@ pub struct LiveConfig {
 
 impl Default for LiveConfig {
     /// 50 events/s, seed 42, 5,000 sources in 2,000 networks over 160 places, TCP 80 / UDP 15
-    /// / ICMP 5, the simple IMIX packet sizes (64 B x7, 576 B x4, 1500 B x1), 3% suspicious,
-    /// no bursts. No network then holds more than about 1.5% of the traffic.
+    /// / ICMP 5, the simple IMIX packet sizes (64 B x7, 576 B x4, 1500 B x1) for TCP, UDP
+    /// datagrams of 64 B x6, 512 B x3 and 1200 B x1 (DNS queries and answers, QUIC's
+    /// smallest initial packet), ICMP echoes of 84 B, 3% suspicious, no bursts. No network
+    /// then holds more than about 1.5% of the traffic, and only TCP carries full-size packets,
+    /// as on a real link (large UDP and ICMP packets are what the `large_packet` alert rule is
+    /// for).
     fn default() -> Self {
         Self {
             rate: 50.0,
@@ -78,6 +86,13 @@ impl Default for LiveConfig {
                 .map(|(n, w)| (n.to_owned(), w))
                 .collect(),
             bytes: [(64, 7.0), (576, 4.0), (1500, 1.0)].into_iter().collect(),
+            bytes_by_protocol: [
+                ("UDP", vec![(64, 6.0), (512, 3.0), (1200, 1.0)]),
+                ("ICMP", vec![(84, 1.0)]),
+            ]
+            .into_iter()
+            .map(|(name, sizes)| (name.to_owned(), sizes.into_iter().collect()))
+            .collect(),
             suspicious_share: 0.03,
             bursts: Vec::new(),
         }
@@ -148,18 +163,25 @@ impl LiveConfig {
             ));
         }
         check_table("protocols", &self.protocols, |name: &String| {
-            let ok = (1..=event::MAX_TOKEN_BYTES).contains(&name.len())
-                && name.bytes().all(|b| b.is_ascii_graphic());
-            (!ok).then(|| {
+            protocol_error(name)
+        })?;
+        check_table("bytes", &self.bytes, size_error)?;
+        if self.bytes_by_protocol.len() > MAX_TABLE {
+            return Err(refuse(
+                "bytes_by_protocol",
                 format!(
-                    "a protocol name is 1 to {} visible ASCII characters",
-                    event::MAX_TOKEN_BYTES
-                )
-            })
-        })?;
-        check_table("bytes", &self.bytes, |size: &u64| {
-            (!(1..=MAX_BYTES).contains(size)).then(|| format!("a size is 1 to {MAX_BYTES} bytes"))
-        })?;
+                    "{} protocols, at most {MAX_TABLE}",
+                    self.bytes_by_protocol.len()
+                ),
+            ));
+        }
+        for (name, sizes) in &self.bytes_by_protocol {
+            let field = format!("bytes_by_protocol.{name}");
+            if let Some(reason) = protocol_error(name) {
+                return Err(refuse(field, reason));
+            }
+            check_table(&field, sizes, size_error)?;
+        }
         if !(0.0..=1.0).contains(&self.suspicious_share) {
             return Err(refuse(
                 "suspicious_share",
@@ -174,6 +196,45 @@ impl LiveConfig {
         }
         Ok(())
     }
+}
+
+/// Why a protocol name is refused, if it is.
+fn protocol_error(name: &str) -> Option<String> {
+    let ok = (1..=event::MAX_TOKEN_BYTES).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_graphic());
+    (!ok).then(|| {
+        format!(
+            "a protocol name is 1 to {} visible ASCII characters",
+            event::MAX_TOKEN_BYTES
+        )
+    })
+}
+
+/// Why a packet size is refused, if it is.
+fn size_error(size: &u64) -> Option<String> {
+    (!(1..=MAX_BYTES).contains(size)).then(|| format!("a size is 1 to {MAX_BYTES} bytes"))
+}
+
+/// Parses size tables per protocol written `NAME:SIZE=WEIGHT,...;NAME:...` (e.g.
+/// `UDP:64=6,512=3;ICMP:84=1`); `none` or an empty text is no table (every protocol draws
+/// from the common size table).
+pub fn parse_protocol_tables(text: &str) -> Result<BTreeMap<String, BTreeMap<u64, f64>>, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(BTreeMap::new());
+    }
+    text.split(';')
+        .map(|entry| {
+            let (name, table) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("{entry:?}: expected NAME:SIZE=WEIGHT,..."))?;
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!("{entry:?}: the protocol name is missing"));
+            }
+            Ok((name.to_owned(), parse_table(table)?))
+        })
+        .collect()
 }
 
 /// Checks a weighted table: at most [`MAX_TABLE`] entries, each key acceptable to `key_error`,
@@ -262,6 +323,7 @@ pub struct LiveGenerator {
     places: Vec<f64>,
     protocols: Vec<(String, f64)>,
     sizes: Vec<(u64, f64)>,
+    sizes_by_protocol: BTreeMap<String, Vec<(u64, f64)>>,
     rng: SplitMix64,
     scripted: Scripted,
     generated: u64,
@@ -281,6 +343,7 @@ impl LiveGenerator {
             places: Vec::new(),
             protocols: Vec::new(),
             sizes: Vec::new(),
+            sizes_by_protocol: BTreeMap::new(),
             rng: SplitMix64::new(seed ^ 0x11FE_0000_0000_0001),
             scripted: Scripted::new(seed ^ 0x11FE),
             generated: 0,
@@ -301,6 +364,12 @@ impl LiveGenerator {
             .collect();
         self.protocols = cumulative(&self.config.protocols);
         self.sizes = cumulative(&self.config.bytes);
+        self.sizes_by_protocol = self
+            .config
+            .bytes_by_protocol
+            .iter()
+            .map(|(name, sizes)| (name.clone(), cumulative(sizes)))
+            .collect();
     }
 
     /// The settings in force.
@@ -369,7 +438,11 @@ impl LiveGenerator {
         let host_draw = self.rng.next_u64();
         let suspicious = self.rng.chance(c.suspicious_share);
         let protocol = pick(&self.protocols, self.rng.unit());
-        let bytes = pick(&self.sizes, self.rng.unit());
+        let sizes = protocol
+            .as_ref()
+            .and_then(|p| self.sizes_by_protocol.get(p))
+            .unwrap_or(&self.sizes);
+        let bytes = pick(sizes, self.rng.unit());
 
         let target = city_draw * self.places.last().copied().unwrap_or(0.0);
         let city = self
@@ -529,10 +602,11 @@ mod tests {
     fn protocols_and_sizes_follow_their_weights_and_an_empty_table_leaves_the_field_out() {
         let events = run(LiveConfig::default(), 200.0);
         let mut protocols: HashMap<String, usize> = HashMap::new();
-        let mut sizes: HashMap<u64, usize> = HashMap::new();
+        let mut sizes: HashMap<(String, u64), usize> = HashMap::new();
         for e in &events {
-            *protocols.entry(e.protocol.clone().unwrap()).or_default() += 1;
-            *sizes.entry(e.bytes.unwrap()).or_default() += 1;
+            let protocol = e.protocol.clone().unwrap();
+            *protocols.entry(protocol.clone()).or_default() += 1;
+            *sizes.entry((protocol, e.bytes.unwrap())).or_default() += 1;
         }
         let share = |n: usize| n as f64 / events.len() as f64;
         assert!(
@@ -543,14 +617,33 @@ mod tests {
             (0.03..0.07).contains(&share(protocols["ICMP"])),
             "{protocols:?}"
         );
-        assert_eq!(sizes.len(), 3);
-        assert!((0.55..0.61).contains(&share(sizes[&64])), "{sizes:?}");
+        // Each protocol draws from its own table: TCP the IMIX, UDP and ICMP theirs, so only
+        // TCP carries full-size packets.
+        let mut drawn: Vec<_> = sizes.keys().map(|(p, b)| (p.as_str(), *b)).collect();
+        drawn.sort();
+        assert_eq!(
+            drawn,
+            [
+                ("ICMP", 84),
+                ("TCP", 64),
+                ("TCP", 576),
+                ("TCP", 1500),
+                ("UDP", 64),
+                ("UDP", 512),
+                ("UDP", 1200)
+            ]
+        );
+        let tcp_small = sizes[&("TCP".to_owned(), 64)] as f64 / protocols["TCP"] as f64;
+        assert!((0.55..0.62).contains(&tcp_small), "{sizes:?}");
+        let udp_small = sizes[&("UDP".to_owned(), 64)] as f64 / protocols["UDP"] as f64;
+        assert!((0.55..0.65).contains(&udp_small), "{sizes:?}");
         let suspicious = events.iter().filter(|e| e.suspicious).count();
         assert!((0.02..0.04).contains(&share(suspicious)), "{suspicious}");
         let bare = run(
             LiveConfig {
                 protocols: BTreeMap::new(),
                 bytes: BTreeMap::new(),
+                bytes_by_protocol: BTreeMap::new(),
                 ..LiveConfig::default()
             },
             1.0,
@@ -690,6 +783,27 @@ mod tests {
             ),
             (
                 LiveConfig {
+                    bytes_by_protocol: parse_protocol_tables("UDP:0=1").unwrap(),
+                    ..ok.clone()
+                },
+                "bytes_by_protocol.UDP.0",
+            ),
+            (
+                LiveConfig {
+                    bytes_by_protocol: parse_protocol_tables("A B:64=1").unwrap(),
+                    ..ok.clone()
+                },
+                "bytes_by_protocol.A B",
+            ),
+            (
+                LiveConfig {
+                    bytes_by_protocol: parse_protocol_tables("UDP:64=0").unwrap(),
+                    ..ok.clone()
+                },
+                "bytes_by_protocol.UDP",
+            ),
+            (
+                LiveConfig {
                     suspicious_share: 1.5,
                     ..ok.clone()
                 },
@@ -724,6 +838,13 @@ mod tests {
         assert!(parse_table::<u64>("big=1").is_err());
         assert!(parse_table::<String>("TCP").is_err());
         assert!(parse_table::<String>("TCP=lots").is_err());
+        let per = parse_protocol_tables("UDP:64=6,512=3; ICMP:84=1").unwrap();
+        assert_eq!(per["UDP"][&512], 3.0);
+        assert_eq!(per["ICMP"].len(), 1);
+        assert!(parse_protocol_tables("none").unwrap().is_empty());
+        assert!(parse_protocol_tables("UDP").is_err());
+        assert!(parse_protocol_tables(":64=1").is_err());
+        assert!(parse_protocol_tables("UDP:64").is_err());
     }
 
     #[test]
@@ -735,6 +856,7 @@ mod tests {
         let json = serde_json::to_value(&config).unwrap();
         assert_eq!(json["protocols"]["TCP"], 80.0);
         assert_eq!(json["bytes"]["1500"], 1.0);
+        assert_eq!(json["bytes_by_protocol"]["UDP"]["512"], 3.0);
         assert_eq!(json["bursts"][0], "203.0.113.0/24:0.3:60-90");
         let back: LiveConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, config);
