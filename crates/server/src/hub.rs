@@ -698,7 +698,7 @@ impl Hub {
         let (then, before) = published.rate_samples[0];
         let elapsed = now.duration_since(then).as_secs_f64();
         published.events_per_second = if elapsed > 0.0 {
-            (total - before) as f64 / elapsed
+            total.saturating_sub(before) as f64 / elapsed
         } else {
             0.0
         };
@@ -841,6 +841,14 @@ impl Hub {
         let mut published = lock(&self.published);
         if published.seq != through {
             return false;
+        }
+        // The rate compares totals over time: the samples lose what the new totals lost.
+        let lost = published
+            .aggregates
+            .total()
+            .saturating_sub(aggregates.total());
+        for sample in &mut published.rate_samples {
+            sample.1 = sample.1.saturating_sub(lost);
         }
         published.aggregates = aggregates;
         true
@@ -1141,6 +1149,37 @@ mod tests {
         assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
         assert!(id(&second.bytes).ends_with("-5"));
         assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn replaced_aggregates_take_effect_only_at_the_published_seq_and_keep_the_rate_sane() {
+        let hub = hub(100, 16);
+        hub.push(pending(5));
+        hub.publish();
+        hub.publish_stats();
+        let fewer = {
+            let mut aggregates = hub.new_aggregates();
+            let geo = Geocoder::shared();
+            let place = geo.locate(48.8566, 2.3522);
+            let event = Event::at("192.0.2.9".parse().unwrap(), 48.8566, 2.3522, 1.0, true);
+            aggregates.record(
+                &event,
+                traffic::Location::Event(&place),
+                Instant::now().into_std(),
+            );
+            aggregates
+        };
+        assert!(
+            !hub.replace_aggregates(hub.new_aggregates(), 4),
+            "not the published seq"
+        );
+        assert_eq!(hub.stats().summary.total, 5);
+        assert!(hub.replace_aggregates(fewer, 5));
+        assert_eq!(hub.stats().summary.total, 1);
+        // The rate's samples lost the same 4: no negative (or wrapped) rate.
+        hub.publish_stats();
+        let rate = hub.stats().events_per_second;
+        assert!((0.0..1e6).contains(&rate), "{rate}");
     }
 
     #[test]
