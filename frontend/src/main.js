@@ -354,16 +354,15 @@ const admin = createAdmin(document.querySelector('section.admin'), {
 // Housekeeping (admins): the jobs, the retention and the daily summaries, asked while the
 // card is shown.
 const housekeepingRoot = document.querySelector('section.housekeeping');
-const failed = (answer) => answer.body?.message || `failed (${answer.status})`;
 const housekeeping = createHousekeeping(housekeepingRoot, {
   async act(name, action) {
     const answer = await housekeepingApi.act(name, action);
-    housekeeping.say(answer.status === 200 ? `${name}: ${action === 'run' ? 'running now' : `${action}d`}` : failed(answer));
+    housekeeping.say(answer.ok ? `${name}: ${action === 'run' ? 'running now' : `${action}d`}` : answer.message);
     refreshHousekeeping();
   },
   async setRetention(text) {
     const answer = await housekeepingApi.setRetention(text);
-    housekeeping.say(answer.status === 200 ? 'retention saved (applies at the next retention run)' : failed(answer));
+    housekeeping.say(answer.ok ? 'retention saved (applies at the next retention run)' : answer.message);
     refreshHousekeeping();
   },
   refresh: () => refreshHousekeeping(),
@@ -371,10 +370,10 @@ const housekeeping = createHousekeeping(housekeepingRoot, {
 async function refreshHousekeeping() {
   if (housekeepingRoot.hidden) return;
   const [jobs, retention, daily] = await Promise.all([housekeepingApi.jobs(), housekeepingApi.retention(), housekeepingApi.daily()]);
-  if (jobs.status === 200) housekeeping.showJobs(jobs.body.jobs, Date.now());
-  if (retention.status === 200) housekeeping.showRetention(retention.body);
+  if (jobs.ok) housekeeping.showJobs(jobs.view.jobs, Date.now());
+  if (retention.ok) housekeeping.showRetention(retention.view);
   // 404: no history kept (--store memory), so no days.
-  if (daily.status === 200 || daily.status === 404) housekeeping.showDays(daily.body?.days ?? []);
+  if (daily.ok || daily.status === 404) housekeeping.showDays(daily.view?.days ?? []);
 }
 setInterval(refreshHousekeeping, HOUSEKEEPING_POLL_MS);
 

@@ -49,7 +49,7 @@ test('requests go to the jobs and retention endpoints; empty retention text is o
   const calls = [];
   const fake = async (url, init) => {
     calls.push([url, init.method, init.body]);
-    return { status: 200, json: async () => ({}) };
+    return { ok: true, status: 200, json: async () => ({}) };
   };
   await api.jobs(fake);
   await api.act('request-log-rotation', 'pause', fake);
@@ -65,6 +65,8 @@ test('requests go to the jobs and retention endpoints; empty retention text is o
     ['/api/retention', 'PUT', '{"retain":null}'],
     ['/api/history/daily', 'GET', undefined],
   ]);
+  const refused = await api.setRetention('30 days', async () => ({ ok: false, status: 422, json: async () => ({ field: 'retain', message: 'retain must be ...' }) }));
+  assert.deepEqual(refused, { ok: false, status: 422, field: 'retain', message: 'retain must be ...' });
   const down = await api.jobs(async () => {
     throw new Error('refused');
   });

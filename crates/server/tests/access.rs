@@ -212,16 +212,18 @@ async fn every_route_answers_each_credential_as_its_access_rule_says() {
     }
 }
 
+/// The access rule of `method path` in the route table, if it is there.
+fn access_of(method: &str, path: &str) -> Option<Access> {
+    routes::table()
+        .iter()
+        .find(|r| r.method.as_str() == method && r.path == path)
+        .map(|r| r.access)
+}
+
 /// The generator's rows of the table: watching it is a viewer's, steering it an admin's.
 #[tokio::test]
 async fn the_generator_is_a_viewers_to_watch_and_an_admins_to_start_stop_change_and_burst() {
-    let table = routes::table();
-    let access = |method: &str, path: &str| {
-        table
-            .iter()
-            .find(|r| r.method.as_str() == method && r.path == path)
-            .map(|r| r.access)
-    };
+    let access = access_of;
     assert_eq!(access("GET", "/api/generator"), Some(Access::Viewer));
     for (method, path) in [
         ("PUT", "/api/generator"),
@@ -254,13 +256,7 @@ async fn the_generator_is_a_viewers_to_watch_and_an_admins_to_start_stop_change_
 /// summaries a viewer's, as the history is.
 #[tokio::test]
 async fn housekeeping_jobs_and_retention_are_an_admins_and_daily_summaries_a_viewers() {
-    let table = routes::table();
-    let access = |method: &str, path: &str| {
-        table
-            .iter()
-            .find(|r| r.method.as_str() == method && r.path == path)
-            .map(|r| r.access)
-    };
+    let access = access_of;
     for (method, path) in [
         ("GET", "/api/jobs"),
         ("POST", "/api/jobs/{name}/pause"),

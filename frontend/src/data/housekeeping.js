@@ -2,30 +2,12 @@
 // /api/jobs/{name}/pause|resume|run), the retention setting (GET/PUT /api/retention) and the
 // daily summaries (GET /api/history/daily); and how each is put in words. No DOM, no three.
 
+import { send } from './generator.js';
+
 /** How often the admin card asks for the jobs while it is shown. */
 export const HOUSEKEEPING_POLL_MS = 10_000;
 
-/** A JSON request through `fetchFn`; resolves to {status, body}; status null if unreachable. */
-export async function send(method, path, body, fetchFn = fetch) {
-  const init = { method, credentials: 'same-origin', headers: {} };
-  if (body !== undefined) {
-    init.headers['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  try {
-    const response = await fetchFn(path, init);
-    let json = null;
-    try {
-      json = await response.json();
-    } catch {
-      json = null;
-    }
-    return { status: response.status, body: json };
-  } catch {
-    return { status: null, body: null };
-  }
-}
-
+/** Requests resolve as the generator's do: {ok: true, view} or {ok: false, status, field, message}. */
 export const api = {
   jobs: (f) => send('GET', '/api/jobs', undefined, f),
   /** `action` is pause, resume or run. */
