@@ -33,6 +33,8 @@ import { createGeneratorCard } from './ui/generator.js';
 import { FADE_DEFAULT, GLOBE_RADIUS, PANEL_INTERVAL_MS } from './config.js';
 import { latLonToXyz } from './data/geo.js';
 import { createPastView } from './history.js';
+import { createImport } from './ui/import.js';
+import { uploadCsv, describeImport } from './data/upload.js';
 
 const view = {
   filter: 'all',
@@ -113,6 +115,16 @@ const past = createPastView({
   },
   bar: document.querySelector('[data-testid="range"]'),
   subtitle: document.getElementById('activity-span'),
+});
+// Import a CSV file (an admin's), beside the export links: its new rows come back through
+// the stream like any others, so the counters follow.
+const importer = createImport(document.querySelector('[data-testid="range"]'), {
+  async file(file) {
+    importer.start(file.name);
+    const { status, body } = await uploadCsv(file, { progress: (loaded, total) => importer.progress(loaded, total) });
+    importer.done(describeImport(status, body));
+    if (status === 401) checkAccess();
+  },
 });
 const tooltip = createTooltip(document.getElementById('tooltip'));
 

@@ -15,6 +15,12 @@ function bar() {
   return { ui, root, subtitle, calls, $ };
 }
 
+test('a new bar, before any render, is live: replay and export hidden', () => {
+  const { $ } = bar();
+  assert.equal($('[data-testid="export-csv"]').parent.hidden, true);
+  assert.equal($('[data-testid="replay-play"]').parent.hidden, true);
+});
+
 test('live: Live is pressed, no preset, replay and export hidden', () => {
   const { ui, subtitle, $ } = bar();
   ui.render({ mode: 'live', text: 'live' });

@@ -123,74 +123,6 @@ pub(crate) fn encode(
     Ok(rollups)
 }
 
-/// Retention on a block holding events on both sides of `cutoff` (data time): the events
-/// it keeps (at or after the cutoff) are handed to `store` as one block per run of
-/// consecutive seqs (a block decodes by consecutive seqs); returns how many it dropped.
-pub(crate) fn keep_from(
-    cutoff: f64,
-    first: u64,
-    data: &[u8],
-    encoder: &mut Encoder,
-    store: &mut dyn FnMut(Block) -> Result<()>,
-) -> Result<u64> {
-    let mut kept: Vec<StoredEvent> = Vec::new();
-    let mut dropped = 0;
-    decode(first, data, &mut |stored| {
-        if stored.event.timestamp >= cutoff {
-            kept.push(stored);
-        } else {
-            dropped += 1;
-        }
-        true
-    })?;
-    for run in kept.chunk_by(|a, b| a.seq + 1 == b.seq) {
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        for stored in run {
-            encoder.push(&Row {
-                received_ms: stored.received_ms,
-                event: &stored.event,
-                located: match &stored.located {
-                    Located::Event(key) => Where::Event(*key),
-                    Located::Ip {
-                        place,
-                        latitude,
-                        longitude,
-                    } => Where::Ip(*place, *latitude, *longitude),
-                    Located::Unlocated(reason) => Where::Unlocated(reason),
-                },
-                network: stored.network.as_ref().map(|(asn, name)| crate::Network {
-                    asn: *asn,
-                    name: name.as_str(),
-                }),
-            });
-            min = min.min(stored.event.timestamp);
-            max = max.max(stored.event.timestamp);
-        }
-        store(Block {
-            first_seq: run[0].seq,
-            last_seq: run[run.len() - 1].seq,
-            min_timestamp: min,
-            max_timestamp: max,
-            data: encoder.finish(),
-        })?;
-    }
-    Ok(dropped)
-}
-
-/// The minute rollups retention drops for `cutoff`: buckets up to and including the
-/// cutoff's minute (`None`: every bucket, for an infinite cutoff), and that minute's span
-/// of data time `[lo, hi)`, whose rollups are then counted again from the events it keeps.
-pub(crate) fn cutoff_minute(cutoff: f64) -> (Option<i64>, Option<(f64, f64)>) {
-    if cutoff == f64::INFINITY {
-        return (None, None);
-    }
-    let minute = bucket_of(cutoff, 60.0);
-    (
-        Some(minute),
-        Some((minute as f64 * 60.0, (minute + 1) as f64 * 60.0)),
-    )
-}
-
 /// Visits the events of the block whose first event has seq `first` until `visit` says
 /// stop (false); returns whether it went to the end.
 pub(crate) fn decode(
@@ -208,6 +140,67 @@ pub(crate) fn decode(
         }
     }
     Ok(true)
+}
+
+/// What retention keeps of the block whose first event has seq `first`: its events at or
+/// after `cutoff` as runs of consecutive seqs (a block decodes by consecutive seqs, so each
+/// run becomes a block of its own), and how many it deletes.
+pub(crate) fn split_block(
+    first: u64,
+    data: &[u8],
+    cutoff: f64,
+) -> Result<(Vec<Vec<StoredEvent>>, u64)> {
+    let mut runs: Vec<Vec<StoredEvent>> = Vec::new();
+    let mut deleted = 0;
+    decode(first, data, &mut |stored| {
+        if stored.event.timestamp < cutoff {
+            deleted += 1;
+        } else {
+            match runs.last_mut() {
+                Some(run) if run.last().is_some_and(|last| last.seq + 1 == stored.seq) => {
+                    run.push(stored);
+                }
+                _ => runs.push(vec![stored]),
+            }
+        }
+        true
+    })?;
+    Ok((runs, deleted))
+}
+
+/// Stored events as items to encode again (their country is not needed: the rollups of an
+/// encoding are not used when a block is rewritten).
+pub(crate) fn stored_items(events: &[StoredEvent]) -> Vec<Item<'_>> {
+    events
+        .iter()
+        .map(|stored| Item {
+            row: Row {
+                received_ms: stored.received_ms,
+                event: &stored.event,
+                located: match &stored.located {
+                    Located::Event(key) => Where::Event(*key),
+                    Located::Ip {
+                        place,
+                        latitude,
+                        longitude,
+                    } => Where::Ip(*place, *latitude, *longitude),
+                    Located::Unlocated(reason) => Where::Unlocated(reason),
+                },
+                network: stored.network.as_ref().map(|(asn, name)| crate::Network {
+                    asn: *asn,
+                    name: name.as_str(),
+                }),
+            },
+            country: None,
+        })
+        .collect()
+}
+
+/// The minute bucket retention cuts at: minute rows before it are deleted, its own row is
+/// counted again from the events it keeps. `None` when the cutoff deletes every minute
+/// (infinite) or none (negative infinity).
+pub(crate) fn cutoff_minute(cutoff: f64) -> Option<i64> {
+    cutoff.is_finite().then(|| bucket_of(cutoff, 60.0))
 }
 
 /// The writer's per-event maps: foldhash, randomly seeded, as in the aggregates (much

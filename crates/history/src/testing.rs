@@ -47,6 +47,15 @@ impl TestSchema {
                  PostgreSQL tests"
             ),
         };
+        Some(Self::on(&base, name))
+    }
+
+    /// A new schema for `name` on the database at `base` (a benchmark's own database).
+    ///
+    /// # Panics
+    /// When the database cannot be reached or the schema not created.
+    pub fn on(base: &str, name: &str) -> Self {
+        let base = base.to_owned();
         let clean: String = name
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -75,11 +84,11 @@ impl TestSchema {
                     .unwrap_or_else(|e| panic!("cannot create schema {schema}: {e}"));
             });
         }
-        Some(Self {
+        Self {
             base,
             name: schema,
             url,
-        })
+        }
     }
 
     /// The URL of the test database with this schema as the search path.

@@ -1,11 +1,15 @@
-//! The history's own speeds, in process: how fast the SQLite store takes batches (both
+//! The history's own speeds, in process: how fast the store takes batches (both
 //! durabilities), and how long a server takes to be ready on a store of N events (open,
 //! read back, rebuild aggregates, ring and keys). HTTP ingest with the store is measured by
-//! the `load` bench (its servers run with the default store).
+//! the `load` bench (its servers run with the default store, or `BENCH_SERVER_ARGS`).
 //!
 //! ```text
 //! cargo bench -p server --bench history -- [--events N] [--keep DIR]
+//! cargo bench -p server --bench history -- [--events N] --database postgres://...
 //! ```
+//!
+//! With `--database` every store is PostgreSQL, each in a schema of its own on that
+//! database, dropped at the end.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -83,6 +87,68 @@ fn fill(store: &mut dyn Store, total: u64, batch: u64, geo: &Geocoder) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Where a store of the bench lives.
+enum Target {
+    Dir(PathBuf),
+    Schema(history::testing::TestSchema),
+}
+
+impl Target {
+    fn new(dir: PathBuf, name: &str) -> Self {
+        match arg("--database") {
+            Some(url) => Target::Schema(history::testing::TestSchema::on(&url, name)),
+            None => Target::Dir(dir),
+        }
+    }
+
+    fn open(&self, durability: Durability) -> Box<dyn Store> {
+        match self {
+            Target::Dir(dir) => Box::new(history::Sqlite::open(dir, durability).unwrap()),
+            Target::Schema(schema) => {
+                Box::new(history::Postgres::open(schema.url(), durability).unwrap())
+            }
+        }
+    }
+
+    fn config(&self) -> Config {
+        let mut config = Config::default_for_tests();
+        match self {
+            Target::Dir(dir) => {
+                config.store = server::persist::StoreKind::Sqlite;
+                config.data_dir = dir.clone();
+            }
+            Target::Schema(schema) => {
+                config.store = server::persist::StoreKind::Postgres;
+                config.database = Some(schema.url().parse().unwrap());
+            }
+        }
+        config
+    }
+
+    /// Bytes the store takes.
+    fn size(&self) -> u64 {
+        match self {
+            Target::Dir(dir) => {
+                std::fs::metadata(dir.join(history::sqlite::FILE_NAME)).map_or(0, |m| m.len())
+            }
+            Target::Schema(schema) => schema
+                .query_text(
+                    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                )
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        }
+    }
+
+    fn remove(self) {
+        if let Target::Dir(dir) = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn main() {
     let total: u64 = arg("--events").map_or(1_000_000, |n| n.parse().unwrap());
     let _ = SPACING.set(86_400.0 / total as f64);
@@ -100,28 +166,32 @@ fn main() {
         (Durability::Disk, 1_000),
         (Durability::Disk, 10_000),
     ] {
-        let dir = base.join(format!("{durability:?}-{batch}"));
-        let mut store = history::Sqlite::open(&dir, durability).unwrap();
+        let target = Target::new(
+            base.join(format!("{durability:?}-{batch}")),
+            &format!("bench_{durability:?}_{batch}"),
+        );
+        let mut store = target.open(durability);
         let n = (total / 5).max(batch);
-        let rate = fill(&mut store, n, batch, &geo);
+        let rate = fill(&mut *store, n, batch, &geo);
         println!(
             "store append, {durability:?}, batches of {batch}: {rate:.0} events/s ({n} events)"
         );
         drop(store);
-        std::fs::remove_dir_all(&dir).unwrap();
+        target.remove();
     }
 
     let dir: PathBuf = arg("--keep").map_or_else(|| base.join("restore"), PathBuf::from);
-    let mut store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+    let target = Target::new(dir, "bench_restore");
+    let mut store = target.open(Durability::Process);
     let have = store.last_seq().unwrap();
     if have < total {
-        let rate = fill(&mut store, total - have, 50_000, &geo);
+        let rate = fill(&mut *store, total - have, 50_000, &geo);
         println!("filled to {total} events at {rate:.0} events/s");
     }
     drop(store);
     {
         // Reading back alone, without rebuilding anything: the store's share of a restart.
-        let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+        let store = target.open(Durability::Process);
         let started = Instant::now();
         let mut count = 0u64;
         store.scan(0, &mut |_| count += 1).unwrap();
@@ -132,12 +202,10 @@ fn main() {
             count as f64 / elapsed.as_secs_f64()
         );
     }
-    let size = std::fs::metadata(dir.join(history::sqlite::FILE_NAME)).map_or(0, |m| m.len());
+    let size = target.size();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for round in 0..2 {
-        let mut config = Config::default_for_tests();
-        config.store = server::persist::StoreKind::Sqlite;
-        config.data_dir = dir.clone();
+        let config = target.config();
         let started = Instant::now();
         let state = runtime
             .block_on(AppState::open(
@@ -169,7 +237,7 @@ fn main() {
         // Range questions (rollups and the events at the edges): the day, the day from a
         // time that is no whole minute, one data hour, and the day filtered.
         use history::range::{Filter, TimeRange};
-        let store = history::Sqlite::open(&dir, Durability::Process).unwrap();
+        let store = target.open(Durability::Process);
         let reader = store.readers().open_reader().unwrap();
         let day = TimeRange {
             from: Some(DAY_START),
@@ -228,6 +296,7 @@ fn main() {
         );
     }
     if arg("--keep").is_none() {
-        std::fs::remove_dir_all(&base).unwrap();
+        target.remove();
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

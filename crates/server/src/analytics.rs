@@ -81,6 +81,13 @@ pub async fn set_rules(
         .set_alert_rules(rules.clone())
         .map_err(ApiError::InvalidRule)?;
     tracing::info!(rules = rules.rules.len(), "alert rules changed");
+    if let Some(settings) = &state.settings {
+        settings.save_rules(rules).await.map_err(|e| {
+            ApiError::Internal(
+                e.context("the rules are in force, but could not be saved for the next start"),
+            )
+        })?;
+    }
     let (rules, status) = state.hub.alert_rules();
     Ok(Json(RulesView { rules, status }))
 }
@@ -117,6 +124,13 @@ pub async fn set_config(
             })?;
     state.hub.set_analytics_config(config);
     tracing::info!(?config, "analytics settings changed");
+    if let Some(settings) = &state.settings {
+        settings.save_analytics(config).await.map_err(|e| {
+            ApiError::Internal(
+                e.context("the settings are in force, but could not be saved for the next start"),
+            )
+        })?;
+    }
     Ok(Json(config))
 }
 

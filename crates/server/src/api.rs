@@ -190,6 +190,24 @@ async fn push(state: &AppState, batch: Vec<Pending>, key: Option<(String, u128)>
         stored_ms: unix_ms(SystemTime::now()),
     });
     let ticket = state.hub.push_with_key(batch, key);
+    wait_if_needed(state, ticket).await;
+    accepted
+}
+
+/// Counts placed events and hands them to the hub as an accepted POST does (waiting when
+/// the writer is behind or `--durable`); returns the push's ticket, for
+/// [`crate::hub::Hub::wait_committed`] (the import's answer waits for its last one).
+pub(crate) async fn push_placed(state: &AppState, batch: Vec<Pending>) -> u64 {
+    state
+        .metrics
+        .events_accepted
+        .fetch_add(batch.len() as u64, Relaxed);
+    let ticket = state.hub.push(batch);
+    wait_if_needed(state, ticket).await;
+    ticket
+}
+
+async fn wait_if_needed(state: &AppState, ticket: u64) {
     let durable = state.history.as_ref().is_some_and(|writer| writer.durable);
     if durable || state.hub.uncommitted() > state.hub.max_backlog() {
         // --durable: the 202 means stored and fsynced. Otherwise, when the publisher (with
@@ -198,11 +216,10 @@ async fn push(state: &AppState, batch: Vec<Pending>, key: Option<(String, u128)>
         // to what the server can publish.
         state.hub.wait_committed(ticket).await;
     }
-    accepted
 }
 
 /// Places the events and serializes them as hits, ready for the hub.
-fn locate(state: &AppState, events: Vec<Event>) -> Vec<Pending> {
+pub(crate) fn locate(state: &AppState, events: Vec<Event>) -> Vec<Pending> {
     let placed = state.geo.place_all(&*state.locator, &events);
     let received_ms = unix_ms(SystemTime::now());
     match &state.asn {

@@ -32,6 +32,11 @@ pub struct Config {
     #[arg(long, env = "SERVER_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest CSV file accepted by POST /api/import, in bytes (larger: 413; the body is
+    /// streamed, so this bounds time and disk, not memory). 1..=1099511627776.
+    #[arg(long, env = "SERVER_MAX_IMPORT_BYTES", default_value_t = 1 << 30)]
+    pub max_import_bytes: u64,
+
     /// Most events accepted in one POST (more: 413). 1..=10000000.
     #[arg(long, env = "SERVER_MAX_BATCH", default_value_t = 100_000)]
     pub max_batch: usize,
@@ -247,7 +252,8 @@ pub struct Config {
     pub alert_webhook_retries: u32,
 
     /// Directory of the server's own data, created if missing: users, ingest tokens and the
-    /// session key (auth.json, mode 0600), the audit log (audit.log) and, with --store
+    /// session key (auth.json, mode 0600), the audit log (audit.log), the alert rules and
+    /// analytics settings changed through the API (settings.json) and, with --store
     /// sqlite, the history (history.sqlite3).
     #[arg(long, env = "SERVER_DATA_DIR", default_value = "data/server")]
     pub data_dir: PathBuf,
@@ -271,7 +277,7 @@ pub struct Config {
     /// Implies --store postgres. Tables are created and migrated on start. The password is
     /// never logged.
     #[arg(long, env = "SERVER_DATABASE", value_name = "URL")]
-    pub database: Option<String>,
+    pub database: Option<DatabaseUrl>,
 
     /// A 202 waits until its events are committed and on disk (SQLite: fsync; PostgreSQL:
     /// synchronous_commit on), so it survives a crash or power loss. Without it a 202
@@ -336,6 +342,38 @@ pub struct Config {
     pub probe: Option<String>,
 }
 
+/// The PostgreSQL URL of `--database`: shown (`Debug`, `Display`) with its password masked,
+/// so printing a [`Config`] never reveals it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL as given, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        Ok(Self(url.to_owned()))
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&history::postgres::redact(&self.0))
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 impl Config {
     /// The defaults, as if started with no flags and no environment (for tests).
     pub fn default_for_tests() -> Self {
@@ -359,6 +397,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         in_range("--max-body-bytes", self.max_body_bytes, 1..=1 << 30)?;
         in_range("--max-batch", self.max_batch, 1..=10_000_000)?;
+        in_range("--max-import-bytes", self.max_import_bytes, 1..=1 << 40)?;
         in_range("--ring-capacity", self.ring_capacity, 0..=10_000_000)?;
         in_range("--visible-secs", self.visible_secs, 0.0..=86_400.0)?;
         in_range("--timeline-secs", self.timeline_secs, 1..=86_400)?;
@@ -450,9 +489,8 @@ impl Config {
             (None, StoreKind::Postgres) => anyhow::bail!(
                 "--store postgres needs --database postgres://USER:PASSWORD@HOST/DATABASE"
             ),
-            (Some(url), StoreKind::Postgres) => {
-                history::postgres::check_url(url).map_err(|e| anyhow::anyhow!("--database: {e}"))?
-            }
+            (Some(url), StoreKind::Postgres) => history::postgres::check_url(url.expose())
+                .map_err(|e| anyhow::anyhow!("--database: {e}"))?,
             (Some(_), other) => anyhow::bail!(
                 "--database is the PostgreSQL store's; it cannot go with --store {}",
                 clap::ValueEnum::to_possible_value(&other)
@@ -747,6 +785,8 @@ mod tests {
             ("--timeline-secs", "4000000000", "86400"),
             ("--timeline-secs", "0", "1"),
             ("--top", "1001", "0"),
+            ("--max-import-bytes", "0", "1099511627776"),
+            ("--max-import-bytes", "1099511627777", "1"),
             ("--max-places", "10000001", "10000000"),
             ("--publish-interval-ms", "60001", "0"),
             ("--stats-interval-ms", "0", "3600000"),
@@ -863,9 +903,14 @@ mod tests {
             assert!(error.starts_with(expected), "{args:?}: {error}");
             assert!(!error.contains("s3cr3t"), "{error}");
         }
-        Config::parse_from(["server", "--database", url, "--durable"])
-            .validate()
-            .unwrap();
+        let durable = Config::parse_from(["server", "--database", url, "--durable"]);
+        durable.validate().unwrap();
+        let printed = format!("{durable:?}");
+        assert!(
+            printed.contains("postgres://globe:***@127.0.0.1:5432/history"),
+            "{printed}"
+        );
+        assert!(!printed.contains("s3cr3t"), "the password never shows");
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub enum ApiError {
     /// A query parameter out of range or unreadable (400).
     #[error("{0}")]
     BadQuery(String),
+    /// An uploaded CSV file that cannot be read at all: no usable header (400).
+    #[error("{0}")]
+    BadCsv(String),
     /// The server keeps no history (`--store memory`) (404).
     #[error("this server keeps no history (started with --store memory)")]
     NoHistory,
@@ -142,6 +145,7 @@ impl ApiError {
             ApiError::InvalidRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_rule"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::BadCsv(_) => (StatusCode::BAD_REQUEST, "invalid_csv"),
             ApiError::NoHistory => (StatusCode::NOT_FOUND, "no_history"),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");

@@ -16,12 +16,14 @@ pub mod geo;
 mod housekeeping;
 pub mod hub;
 pub mod idempotency;
+mod import;
 pub mod jobs;
 mod metrics;
 mod past;
 pub mod persist;
 pub mod reqlog;
 pub mod routes;
+pub mod settings;
 mod stream;
 pub mod webhooks;
 
@@ -34,7 +36,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-pub use config::Config;
+pub use config::{Config, DatabaseUrl};
 pub use error::ApiError;
 pub use geo::Geocoder;
 pub use hub::Hub;
@@ -84,6 +86,11 @@ pub struct Shared {
     pub housekeeping: Arc<housekeeping::Housekeeping>,
     /// The server's own request log (`--request-log`), when kept.
     pub requests: Option<Arc<reqlog::RequestLog>>,
+    /// Held while a CSV import runs (`POST /api/import`): one at a time.
+    pub imports: Arc<tokio::sync::Mutex<()>>,
+    /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
+    /// they last until the process ends, as in tests).
+    pub settings: Option<Arc<settings::Settings>>,
 }
 
 impl std::ops::Deref for AppState {
@@ -195,6 +202,8 @@ impl AppState {
             jobs: Arc::new(housekeeping_jobs()),
             housekeeping: Arc::new(housekeeping::Housekeeping::new(retain)),
             requests: None,
+            imports: Arc::default(),
+            settings: None,
         }))
     }
 
@@ -212,6 +221,12 @@ impl AppState {
     /// The same state with `auth` (loaded from `--data-dir`).
     pub fn with_auth(mut self, auth: auth::Auth) -> Self {
         self.shared_mut().auth = Arc::new(auth);
+        self
+    }
+
+    /// The same state, saving runtime changes of rules and analytics settings in `settings`.
+    pub fn with_settings(mut self, settings: Arc<settings::Settings>) -> Self {
+        self.shared_mut().settings = Some(settings);
         self
     }
 
@@ -533,8 +548,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         })
         .transpose()
         .context("while opening the request log (--request-log)")?;
+    let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
+    settings.apply(&state.hub);
     let listen = state.config.listen;
     let listener = TcpListener::bind(listen)
         .await
@@ -549,7 +566,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_databases(databases)
             .with_auth(auth)
             .with_asn(asn)
-            .with_request_log(requests),
+            .with_request_log(requests)
+            .with_settings(settings),
     )
     .await
 }

@@ -171,12 +171,8 @@ pub fn open(config: &Config) -> anyhow::Result<Option<Box<dyn Store>>> {
             Ok(Some(Box::new(store)))
         }
         (StoreKind::Postgres, Some(url)) => {
-            let store = history::Postgres::open(url, durability).with_context(|| {
-                format!(
-                    "while opening the history in PostgreSQL at {}",
-                    history::postgres::redact(url)
-                )
-            })?;
+            let store = history::Postgres::open(url.expose(), durability)
+                .with_context(|| format!("while opening the history in PostgreSQL at {url}"))?;
             Ok(Some(Box::new(store)))
         }
         (StoreKind::Postgres, None) => {
@@ -189,7 +185,7 @@ pub fn open(config: &Config) -> anyhow::Result<Option<Box<dyn Store>>> {
 /// URL without its password.
 pub fn location(config: &Config) -> String {
     match (config.store, &config.database) {
-        (StoreKind::Postgres, Some(url)) => history::postgres::redact(url),
+        (StoreKind::Postgres, Some(url)) => url.to_string(),
         (StoreKind::Memory, _) => "memory".to_owned(),
         _ => config.data_dir.display().to_string(),
     }
@@ -503,6 +499,20 @@ mod tests {
     use traffic::Place;
 
     use super::*;
+
+    #[test]
+    fn the_history_is_logged_where_it_is_without_a_password() {
+        use clap::Parser;
+        let config = Config::parse_from([
+            "server",
+            "--database",
+            "postgres://globe:s3cr3t@db:5432/history",
+        ]);
+        assert_eq!(location(&config), "postgres://globe:***@db:5432/history");
+        let config = Config::parse_from(["server", "--data-dir", "/var/lib/tg"]);
+        assert_eq!(location(&config), "/var/lib/tg");
+        assert_eq!(location(&Config::default_for_tests()), "memory");
+    }
     use crate::{AppState, Config, Geocoder, app};
 
     /// A store whose commits wait for a go-ahead: a disk that has fallen behind.

@@ -11,7 +11,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, analytics, api, capture, generator, housekeeping, jobs, past, stream};
+use crate::{
+    AppState, analytics, api, capture, generator, housekeeping, import, jobs, past, stream,
+};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -61,6 +63,9 @@ pub fn table() -> Vec<Route> {
             Viewer,
             get(past::export),
         ),
+        // Importing a CSV file into the history changes what is stored (backdated events
+        // included): an admin's. Senders post live events to /api/events instead.
+        route(Method::POST, "/api/import", Admin, post(import::import)),
         // Windowed analytics and alerts; changing the settings is an admin's.
         route(
             Method::GET,

@@ -287,6 +287,29 @@ async fn housekeeping_jobs_and_retention_are_an_admins_and_daily_summaries_a_vie
     );
 }
 
+/// Importing a CSV file writes (backdated) events into the history: an admin's alone; an
+/// ingest token posts live events to /api/events and nothing else.
+#[tokio::test]
+async fn importing_a_file_is_an_admins_and_not_an_ingest_tokens_or_a_viewers() {
+    let table = routes::table();
+    let import = table
+        .iter()
+        .find(|r| r.method.as_str() == "POST" && r.path == "/api/import")
+        .map(|r| r.access);
+    assert_eq!(import, Some(Access::Admin));
+    let fixture = fixture(Config::default_for_tests());
+    for (cred, want) in [
+        (Cred::None, StatusCode::UNAUTHORIZED),
+        (Cred::Ingest, StatusCode::FORBIDDEN),
+        (Cred::Viewer, StatusCode::FORBIDDEN),
+        // Let in; `--store memory` has no history to import into.
+        (Cred::Admin, StatusCode::NOT_FOUND),
+    ] {
+        let status = fixture.status("POST", "/api/import", cred, LOOPBACK).await;
+        assert_eq!(status, want, "{cred:?}");
+    }
+}
+
 #[tokio::test]
 async fn without_credentials_ingest_and_viewing_are_open_only_to_this_machine_on_loopback() {
     let fixture = fixture(Config::default_for_tests());

@@ -49,7 +49,7 @@ impl Backend {
             }
             Backend::Postgres(dir, schema) => {
                 config.store = StoreKind::Postgres;
-                config.database = Some(schema.url().to_owned());
+                config.database = Some(schema.url().parse().unwrap());
                 config.data_dir = dir.0.clone();
             }
         }

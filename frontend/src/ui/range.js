@@ -45,9 +45,10 @@ export function createRangeBar(container, subtitle, on, doc = document) {
   stop.addEventListener('click', () => on.stop());
   const csv = make('a', { textContent: 'CSV' }, { 'data-testid': 'export-csv', download: 'history.csv', title: 'Export the window as CSV' });
   const jsonl = make('a', { textContent: 'JSON lines' }, { 'data-testid': 'export-jsonl', download: 'history.jsonl', title: 'Export the window as JSON lines' });
-  const replayBox = make('span', {}, { class: 'replay', 'aria-label': 'Replay the window' });
+  // Hidden until a past window is shown (a page starts live, before any render).
+  const replayBox = make('span', { hidden: true }, { class: 'replay', 'aria-label': 'Replay the window' });
   replayBox.append(speed, play, stop);
-  const exportBox = make('span', {}, { class: 'export' });
+  const exportBox = make('span', { hidden: true }, { class: 'export' });
   exportBox.append('export ', csv, ' ', jsonl);
   container.append(live, presets, state, replayBox, exportBox);
 

@@ -66,6 +66,8 @@ impl Settings {
 pub(crate) enum Verdict {
     Pass,
     Fail(String),
+    /// Not run, for this reason (what it needs is not there, and it was asked to skip).
+    Skipped(String),
 }
 
 pub(crate) struct Outcome {
@@ -88,6 +90,7 @@ impl Outcome {
         match &self.verdict {
             Verdict::Pass => "PASS".to_owned(),
             Verdict::Fail(why) => format!("FAIL: {why}"),
+            Verdict::Skipped(why) => format!("SKIPPED: {why}"),
         }
     }
 }
@@ -138,7 +141,7 @@ pub(crate) fn main() {
             &'a Settings,
         )
             -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>>;
-        let cases: [(&str, Case); 10] = [
+        let cases: [(&str, Case); 11] = [
             ("kill-restart", |s| Box::pin(replay::kill_restart(s))),
             ("lost-202", |s| Box::pin(replay::lost_ack(s))),
             ("web-restart", |s| Box::pin(serving::web_restart(s))),
@@ -147,8 +150,15 @@ pub(crate) fn main() {
             ("oversized-burst", |s| Box::pin(serving::oversized(s))),
             ("slow-server", |s| Box::pin(replay::slow_server(s))),
             ("memory-limit", |s| Box::pin(serving::memory_limit(s))),
-            ("history-kill-durable", |s| Box::pin(replay::history_kill(s, true))),
-            ("history-kill-default", |s| Box::pin(replay::history_kill(s, false))),
+            ("history-kill-durable", |s| {
+                Box::pin(replay::history_kill(s, true, false))
+            }),
+            ("history-kill-default", |s| {
+                Box::pin(replay::history_kill(s, false, false))
+            }),
+            ("history-kill-postgres", |s| {
+                Box::pin(replay::history_kill(s, false, true))
+            }),
         ];
         for (name, case) in cases {
             if !settings.wants(name) {
