@@ -28,7 +28,7 @@ test('a job reads as its interval, its last run with what it did, and when it ru
   const paused = describeJob(job({ paused: true, last_run: null }), NOW);
   assert.equal(paused.state, 'paused');
   assert.equal(paused.last, 'not run yet');
-  assert.equal(paused.next, 'paused (due in 7 min)');
+  assert.equal(paused.next, 'skips the run due in 7 min');
   const failed = describeJob(job({ running: true, last_run: { ...job().last_run, outcome: 'error', detail: 'disk full', manual: true } }), NOW);
   assert.equal(failed.state, 'running');
   assert.equal(failed.last, '2 min ago (run now): failed, disk full');
@@ -101,8 +101,9 @@ test('the card lists the jobs with pause or resume and run now, the retention an
   card.showJobs([job(), job({ name: 'daily-summary', paused: true, last_run: { ...job().last_run, outcome: 'error', detail: 'x' } })], NOW);
   const rows = $('[data-testid="jobs"]').children;
   assert.equal(rows.length, 2);
-  assert.equal(rows[0].children[0].textContent, 'retention');
-  assert.equal(rows[0].children[3].textContent, 'in 7 min');
+  assert.equal(rows[0].children[0].children[0].textContent, 'retention');
+  assert.equal(rows[0].children[1].children[0].textContent, 'every 10 min');
+  assert.equal(rows[0].children[1].children[1].textContent, 'in 7 min');
   assert.equal(rows[1].children[2].getAttribute('class'), 'failed');
   assert.equal($('[data-testid="job-resume-retention"]'), null, 'a running job offers pause');
   $('[data-testid="job-pause-retention"]').dispatch('click');

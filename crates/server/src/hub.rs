@@ -851,6 +851,8 @@ impl Hub {
             sample.1 = sample.1.saturating_sub(lost);
         }
         published.aggregates = aggregates;
+        // Said at the next stats tick even though no event came since.
+        published.last_stats = None;
         true
     }
 
@@ -1174,10 +1176,18 @@ mod tests {
             "not the published seq"
         );
         assert_eq!(hub.stats().summary.total, 5);
+        let mut start = hub.start(None);
+        hub.publish_stats();
+        assert!(
+            start.frames.try_recv().is_err(),
+            "nothing changed, nothing said"
+        );
         assert!(hub.replace_aggregates(fewer, 5));
         assert_eq!(hub.stats().summary.total, 1);
         // The rate's samples lost the same 4: no negative (or wrapped) rate.
         hub.publish_stats();
+        let said = start.frames.try_recv().expect("the new totals are said");
+        assert_eq!(data(&said.bytes)["total"], 1);
         let rate = hub.stats().events_per_second;
         assert!((0.0..1e6).contains(&rate), "{rate}");
     }

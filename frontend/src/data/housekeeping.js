@@ -36,7 +36,7 @@ export function describeJob(job, now) {
     lastText = `${span(now - last.started)} ago${last.manual ? ' (run now)' : ''}: ${how}, ${last.detail}`;
   }
   let next = 'stopped';
-  if (job.next_run != null) next = job.paused ? `paused (due in ${span(job.next_run - now)})` : `in ${span(job.next_run - now)}`;
+  if (job.next_run != null) next = job.paused ? `skips the run due in ${span(job.next_run - now)}` : `in ${span(job.next_run - now)}`;
   return {
     name: job.name,
     state: job.running ? 'running' : job.paused ? 'paused' : `every ${span(job.interval_secs * 1000)}`,

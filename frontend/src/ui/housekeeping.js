@@ -37,14 +37,19 @@ export function createHousekeeping(root, on, doc = document) {
         row.setAttribute('data-job', d.name);
         const last = cell('td', d.last);
         if (d.failed) last.setAttribute('class', 'failed');
-        const actions = doc.createElement('td');
+        // The job's name with its buttons under it (the card is narrow).
+        const name = doc.createElement('td');
+        const actions = doc.createElement('div');
         actions.append(
           d.paused
             ? button('Resume', `job-resume-${d.name}`, () => on.act(d.name, 'resume'))
             : button('Pause', `job-pause-${d.name}`, () => on.act(d.name, 'pause')),
           button('Run now', `job-run-${d.name}`, () => on.act(d.name, 'run')),
         );
-        row.append(cell('td', d.name), cell('td', d.state), last, cell('td', d.next), actions);
+        name.append(cell('strong', d.name), actions);
+        const when = doc.createElement('td');
+        when.append(cell('div', d.state), cell('div', d.next));
+        row.append(name, when, last);
         jobs.append(row);
       }
     },
