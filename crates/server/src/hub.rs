@@ -91,6 +91,9 @@ pub struct Pending {
     received: Instant,
     received_ms: u64,
     json: Bytes,
+    /// Live traffic (the default), fed to the windowed analytics and the alert rules; an
+    /// imported event is history: counted, kept, stored and streamed, but alerts nobody.
+    live: bool,
 }
 
 impl Pending {
@@ -127,6 +130,15 @@ impl Pending {
         events: impl IntoIterator<Item = (Event, Placed, Option<geoip::Network>, u64, Instant)>,
     ) -> Vec<Pending> {
         Self::build(events.into_iter())
+    }
+
+    /// Marks `batch` as imported history: the windowed analytics and the alert rules leave
+    /// it out (a year-old log must not page anyone, nor look like a burst now).
+    pub(crate) fn imported(mut batch: Vec<Pending>) -> Vec<Pending> {
+        for pending in &mut batch {
+            pending.live = false;
+        }
+        batch
     }
 
     /// The event as the history stores it.
@@ -208,6 +220,7 @@ impl Pending {
                 received,
                 received_ms,
                 json: Bytes::new(),
+                live: true,
             });
         }
         let buffer = Bytes::from(buffer);
@@ -565,7 +578,9 @@ impl Hub {
                         .aggregates
                         .record_network(network.asn, &network.name, &p.event);
                 }
-                if let Some(clock) = published.aggregates.clock() {
+                if let Some(clock) = published.aggregates.clock()
+                    && p.live
+                {
                     published
                         .analytics
                         .record(&p.event, location.place(), clock);

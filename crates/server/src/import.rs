@@ -99,9 +99,16 @@ enum Failure {
 /// against, so nothing is imported); 409 while another import runs; 413 over
 /// `--max-import-bytes` (rows before the cut are imported, and reported).
 pub async fn import(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match run(state, &headers, body).await {
-        Ok(response) => response,
-        Err(e) => e.into_response(),
+    // On a task of its own: a client that goes away mid-import (a time-out, a proxy) does
+    // not cancel it half-way. It ends with its body, and holds the one-import lock until
+    // every row it pushed is committed, so the next import compares with them.
+    let task = tokio::spawn(async move { run(state, &headers, body).await });
+    match task.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => e.into_response(),
+        Err(e) => {
+            ApiError::Internal(anyhow::Error::new(e).context("the import stopped")).into_response()
+        }
     }
 }
 
@@ -187,8 +194,8 @@ async fn run(state: AppState, headers: &HeaderMap, body: Body) -> Result<Respons
             to_json(&ImportAnswer::Cut {
                 error: "too_large",
                 message: format!(
-                    "{}; the rows before the cut were imported (sending the whole file again \
-                     adds only what is missing)",
+                    "{}; the rows before the cut were imported: split the file (importing \
+                     a part again adds only what is missing) or raise --max-import-bytes",
                     too_large(max)
                 ),
                 report: &report,
@@ -309,7 +316,7 @@ fn work(
         if fresh.is_empty() {
             return Ok(());
         }
-        let batch = crate::api::locate(state, fresh);
+        let batch = Pending::imported(crate::api::locate(state, fresh));
         batches.blocking_send(batch).map_err(|_| Failure::Gone)
     };
     for item in csv {
@@ -701,6 +708,78 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         assert_eq!(body["report"]["accepted"], 2, "{body}");
         assert_eq!(server.total().await, 2);
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_gone_mid_import_leaves_it_running_to_the_end_of_its_body() {
+        let server = Server::start("gone").await;
+        let (rows, rows_out) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+        rows.send(Ok(Bytes::from(
+            "ip,latitude,longitude,timestamp,suspicious\n1.1.1.1,1,2,1736919120,0\n\
+             1.1.1.2,1,2,1736919121,0\n1.1.1.3,1,2,1736919122,1\n",
+        )))
+        .await
+        .unwrap();
+        let body = futures_util::stream::unfold(rows_out, |mut out| async move {
+            out.recv().await.map(|item| (item, out))
+        });
+        let mut call = Box::pin(server.import(Body::from_stream(body)));
+        // Until the import has begun (it holds the lock); bounded.
+        for _ in 0..1000 {
+            tokio::select! {
+                _ = &mut call => panic!("the import ended while its body was open"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+            }
+            if server.state.imports.try_lock().is_err() {
+                break;
+            }
+        }
+        // The client goes away; the import goes on, so another must wait.
+        drop(call);
+        let (status, body) = server.import(MIXED).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        // Its body ends: it imports what it read, commits it and lets the next one in.
+        drop(rows);
+        for _ in 0..1000 {
+            if server.state.imports.try_lock().is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(server.total().await, 3);
+        let (status, body) = server.import(MIXED).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn imported_rows_are_history_and_raise_no_alert() {
+        let server = Server::start("quiet").await;
+        // The same large UDP packet posted live raises the built-in large_packet alert.
+        let csv = "ip,latitude,longitude,timestamp,suspicious,bytes,protocol\n\
+                   198.51.100.7,35.6762,139.6503,1736919120,0,9000,UDP\n";
+        let (status, body) = server.import(csv).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(server.total().await, 1);
+        let live = r#"[{"ip":"198.51.100.8","latitude":35.6762,"longitude":139.6503,"timestamp":1736919121,"suspicious":false,"bytes":9000,"protocol":"UDP"}]"#;
+        let (status, _) = crate::call_json(&server.state, "POST", "/api/events", live).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        for _ in 0..1000 {
+            if server.total().await == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let alerts: serde_json::Value =
+            serde_json::from_str(&get(&server.state, "/api/alerts").await).unwrap();
+        let keys: Vec<&str> = alerts["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["key"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(keys, ["198.51.100.8"], "{alerts}");
         server.stop().await;
     }
 
