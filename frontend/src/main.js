@@ -14,6 +14,8 @@ import { connectStream } from './data/stream.js';
 import * as session from './data/session.js';
 import { createLogin } from './ui/login.js';
 import { createAdmin } from './ui/admin.js';
+import { createHousekeeping } from './ui/housekeeping.js';
+import { api as housekeepingApi, HOUSEKEEPING_POLL_MS } from './data/housekeeping.js';
 import { createPanels } from './ui/panels.js';
 import { createTimeline } from './ui/timeline.js';
 import { createControls, createTooltip } from './ui/controls.js';
@@ -312,6 +314,7 @@ function watch() {
   stream = connectStream('/api/stream', { ...streamHandlers, refused: checkAccess });
   loadAlerts();
   watchGenerator();
+  refreshHousekeeping();
 }
 /** Asks who we are; shows the form and resolves to true when a login is needed. */
 async function checkAccess() {
@@ -360,6 +363,32 @@ const admin = createAdmin(document.querySelector('section.admin'), {
     if (answer.status === 200) admin.showAudit(answer.body);
   },
 });
+// Housekeeping (admins): the jobs, the retention and the daily summaries, asked while the
+// card is shown.
+const housekeepingRoot = document.querySelector('section.housekeeping');
+const housekeeping = createHousekeeping(housekeepingRoot, {
+  async act(name, action) {
+    const answer = await housekeepingApi.act(name, action);
+    housekeeping.say(answer.ok ? `${name}: ${action === 'run' ? 'running now' : `${action}d`}` : answer.message);
+    refreshHousekeeping();
+  },
+  async setRetention(text) {
+    const answer = await housekeepingApi.setRetention(text);
+    housekeeping.say(answer.ok ? 'retention saved (applies at the next retention run)' : answer.message);
+    refreshHousekeeping();
+  },
+  refresh: () => refreshHousekeeping(),
+});
+async function refreshHousekeeping() {
+  if (housekeepingRoot.hidden) return;
+  const [jobs, retention, daily] = await Promise.all([housekeepingApi.jobs(), housekeepingApi.retention(), housekeepingApi.daily()]);
+  if (jobs.ok) housekeeping.showJobs(jobs.view.jobs, Date.now());
+  if (retention.ok) housekeeping.showRetention(retention.view);
+  // 404: no history kept (--store memory), so no days.
+  if (daily.ok || daily.status === 404) housekeeping.showDays(daily.view?.days ?? []);
+}
+setInterval(refreshHousekeeping, HOUSEKEEPING_POLL_MS);
+
 checkAccess()
   .catch(() => false)
   .then((stop) => {

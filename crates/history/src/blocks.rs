@@ -149,6 +149,11 @@ pub(crate) fn decode(
     Ok(true)
 }
 
+/// Blocks that hold events on both sides of a retention cutoff, read and rewritten this many
+/// at a time (memory stays a few blocks' worth whatever their number); one at a time in
+/// this crate's tests, so the conformance case goes through several pages.
+pub(crate) const REWRITE_PAGE: i64 = if cfg!(test) { 1 } else { 16 };
+
 /// What retention keeps of the block whose first event has seq `first`: its events at or
 /// after `cutoff` as runs of consecutive seqs (a block decodes by consecutive seqs, so each
 /// run becomes a block of its own), and how many it deletes.

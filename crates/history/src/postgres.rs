@@ -76,20 +76,20 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return mask_params(url, ' ');
     };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, hosts)) => match user_info.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{hosts}"),
-            None => authority.to_owned(),
+    // The login ends at the last '@' (the client reads a password with '/' or '?' in it
+    // that way too); one in the query instead hides more than the password, never less.
+    let (login, rest) = match rest.rsplit_once('@') {
+        Some((user_info, after)) => match user_info.split_once(':') {
+            Some((user, _)) => (format!("{user}:***@"), after),
+            None => (format!("{user_info}@"), after),
         },
-        None => authority.to_owned(),
+        None => (String::new(), rest),
     };
-    let tail = match tail.split_once('?') {
+    let rest = match rest.split_once('?') {
         Some((path, query)) => format!("{path}?{}", mask_params(query, '&')),
-        None => tail.to_owned(),
+        None => rest.to_owned(),
     };
-    format!("{scheme}://{authority}{tail}")
+    format!("{scheme}://{login}{rest}")
 }
 
 /// Whether `url` is a connection string the store can use (what `--database` takes); the
@@ -590,25 +590,34 @@ impl Store for Postgres {
             .get(0);
         transaction.execute("DELETE FROM blocks WHERE max_timestamp < $1", &[&cutoff])?;
         let mut deleted = whole as u64;
-        let mixed = transaction.query(
-            "SELECT first_seq, data FROM blocks WHERE min_timestamp < $1 ORDER BY first_seq",
-            &[&cutoff],
-        )?;
-        for row in &mixed {
-            let first: i64 = row.get(0);
-            let (runs, gone) = blocks::split_block(first as u64, row.get(1), cutoff)?;
-            deleted += gone;
-            transaction.execute("DELETE FROM blocks WHERE first_seq = $1", &[&first])?;
-            for run in &runs {
-                let items = blocks::stored_items(run);
-                write_items(
-                    &mut transaction,
-                    &self.insert_block,
-                    &mut self.encoder,
-                    run[0].seq,
-                    &items,
-                )?;
+        // A few mixed blocks at a time (each up to a few hundred kB), in seq order.
+        let mut after = 0i64;
+        loop {
+            let mixed = transaction.query(
+                "SELECT first_seq, data FROM blocks WHERE min_timestamp < $1 \
+                 AND first_seq > $2 ORDER BY first_seq LIMIT $3",
+                &[&cutoff, &after, &blocks::REWRITE_PAGE],
+            )?;
+            let Some(last_first) = mixed.last().map(|row| row.get::<_, i64>(0)) else {
+                break;
+            };
+            for row in &mixed {
+                let first: i64 = row.get(0);
+                let (runs, gone) = blocks::split_block(first as u64, row.get(1), cutoff)?;
+                deleted += gone;
+                transaction.execute("DELETE FROM blocks WHERE first_seq = $1", &[&first])?;
+                for run in &runs {
+                    let items = blocks::stored_items(run);
+                    write_items(
+                        &mut transaction,
+                        &self.insert_block,
+                        &mut self.encoder,
+                        run[0].seq,
+                        &items,
+                    )?;
+                }
             }
+            after = last_first;
         }
         match blocks::cutoff_minute(cutoff) {
             None => transaction.batch_execute(
@@ -1000,11 +1009,20 @@ mod tests {
             ),
             ("postgres://localhost/db", "postgres://localhost/db"),
             (
+                "postgres://globe:pa/ss?x@db.example/history",
+                "postgres://globe:***@db.example/history",
+            ),
+            (
+                "postgres://globe:s3cr3t@h/db?options=a@b",
+                "postgres://globe:***@b",
+            ),
+            (
                 "host=localhost password=s3cr3t user=globe",
                 "host=localhost password=*** user=globe",
             ),
         ] {
             assert_eq!(redact(url), expected);
+            assert!(!redact(url).contains("s3cr3t") && !redact(url).contains("pa/ss"));
         }
         let error = check_url("mysql://root:s3cr3t@localhost/x").unwrap_err();
         assert!(!error.contains("s3cr3t"), "{error}");

@@ -542,18 +542,31 @@ impl Store for Sqlite {
         )?;
         transaction.execute("DELETE FROM blocks WHERE max_timestamp < ?1", [cutoff])?;
         let mut deleted = whole as u64;
-        let mixed: Vec<(i64, Vec<u8>)> = transaction
-            .prepare("SELECT first_seq, data FROM blocks WHERE min_timestamp < ?1")?
-            .query_map([cutoff], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (first, data) in mixed {
-            let (runs, gone) = blocks::split_block(first as u64, &data, cutoff)?;
-            deleted += gone;
-            transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
-            for run in &runs {
-                let items = blocks::stored_items(run);
-                write_items(&transaction, &mut self.encoder, run[0].seq, &items)?;
+        // A few mixed blocks at a time (each up to a few hundred kB), in seq order.
+        let mut after = 0i64;
+        loop {
+            let mixed: Vec<(i64, Vec<u8>)> = transaction
+                .prepare_cached(
+                    "SELECT first_seq, data FROM blocks WHERE min_timestamp < ?1 \
+                     AND first_seq > ?2 ORDER BY first_seq LIMIT ?3",
+                )?
+                .query_map(params![cutoff, after, blocks::REWRITE_PAGE], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(&(last_first, _)) = mixed.last() else {
+                break;
+            };
+            for (first, data) in mixed {
+                let (runs, gone) = blocks::split_block(first as u64, &data, cutoff)?;
+                deleted += gone;
+                transaction.execute("DELETE FROM blocks WHERE first_seq = ?1", [first])?;
+                for run in &runs {
+                    let items = blocks::stored_items(run);
+                    write_items(&transaction, &mut self.encoder, run[0].seq, &items)?;
+                }
             }
+            after = last_first;
         }
         match blocks::cutoff_minute(cutoff) {
             None => transaction.execute_batch(

@@ -76,6 +76,10 @@ pub async fn set_rules(
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::Malformed(format!("the body is not JSON: {e}")))?;
     let rules = RuleSet::from_value(value).map_err(ApiError::InvalidRule)?;
+    let _changing = match &state.settings {
+        Some(settings) => Some(settings.changing().await),
+        None => None,
+    };
     state
         .hub
         .set_alert_rules(rules.clone())
@@ -111,6 +115,10 @@ pub async fn set_config(
         )));
     }
     let update: ConfigUpdate = parse(&body)?;
+    let _changing = match &state.settings {
+        Some(settings) => Some(settings.changing().await),
+        None => None,
+    };
     // Read, change and put back under the hub's lock would hold it for the validation too;
     // settings change rarely, and the last PUT wins either way.
     let config =

@@ -367,6 +367,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(writer) = &state.history {
         writer.metrics.render(&mut text, state.hub.uncommitted());
     }
+    if let Some(log) = &state.requests {
+        log.render_metrics(&mut text);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -299,6 +299,43 @@ pub struct Config {
     #[arg(long, env = "SERVER_HOME", value_name = "LAT,LON")]
     pub home: Option<String>,
 
+    /// Retention: delete stored events whose data time is older than this (`30d`, `12h`,
+    /// `90m`, `3600s`; 1m..=36500d), measured back from the newest stored data time or now,
+    /// whichever is earlier. Their minute rollups go too; hour rollups and daily summaries
+    /// are kept. Off by default; an admin can change it at runtime (PUT /api/retention).
+    #[arg(long, env = "SERVER_RETAIN", value_name = "DURATION")]
+    pub retain: Option<String>,
+
+    /// Keep the server's own request log (JSON lines in --data-dir/requests.log):
+    /// `true` or `false`.
+    #[arg(
+        long,
+        env = "SERVER_REQUEST_LOG",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub request_log: bool,
+
+    /// Size in bytes past which the request log is rotated. 4096..=1099511627776.
+    #[arg(long, env = "SERVER_REQUEST_LOG_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub request_log_max_bytes: u64,
+
+    /// Age past which the request log is rotated by the request-log-rotation job, even if
+    /// small (`1d`, `12h`, ...; 1m..=36500d).
+    #[arg(
+        long,
+        env = "SERVER_REQUEST_LOG_MAX_AGE",
+        default_value = "1d",
+        value_name = "DURATION"
+    )]
+    pub request_log_max_age: String,
+
+    /// Rotated request logs kept (requests.log.1 is the newest); older ones are deleted.
+    /// 1..=1000.
+    #[arg(long, env = "SERVER_REQUEST_LOG_KEEP", default_value_t = 5)]
+    pub request_log_keep: usize,
+
     /// Instead of serving, check a running server: GET /healthz at this HOST:PORT and exit 0
     /// if it answers 200, 1 otherwise (for container health checks; no curl needed).
     #[arg(long, value_name = "HOST:PORT")]
@@ -428,6 +465,14 @@ impl Config {
         self.webhook_roots()?;
         self.serve_limits().validate()?;
         self.home_position()?;
+        self.retention()?;
+        self.request_log_age()?;
+        in_range(
+            "--request-log-max-bytes",
+            self.request_log_max_bytes,
+            4096..=1 << 40,
+        )?;
+        in_range("--request-log-keep", self.request_log_keep, 1..=1000)?;
         if let Some(asn) = &self.asn {
             anyhow::ensure!(
                 asn.exists(),
@@ -467,6 +512,25 @@ impl Config {
             self.max_connections
         );
         Ok(())
+    }
+
+    /// `--retain` as a duration (`None`: off).
+    ///
+    /// # Errors
+    /// Not a number with a unit s/m/h/d, or out of 1m..=36500d.
+    pub fn retention(&self) -> anyhow::Result<Option<Duration>> {
+        self.retain
+            .as_deref()
+            .map(|text| crate::housekeeping::parse_span("--retain", text))
+            .transpose()
+    }
+
+    /// `--request-log-max-age` as a duration.
+    ///
+    /// # Errors
+    /// Not a number with a unit s/m/h/d, or out of 1m..=36500d.
+    pub fn request_log_age(&self) -> anyhow::Result<Duration> {
+        crate::housekeeping::parse_span("--request-log-max-age", &self.request_log_max_age)
     }
 
     /// `--home` as (latitude, longitude), if given.
@@ -637,6 +701,32 @@ mod tests {
 
     fn with(flag: &str, value: &str) -> anyhow::Result<()> {
         Config::parse_from(["server".to_owned(), format!("{flag}={value}")]).validate()
+    }
+
+    #[test]
+    fn retention_and_the_request_log_take_spans_and_bounds_and_errors_name_the_flag() {
+        assert!(
+            Config::default_for_tests().retention().unwrap().is_none(),
+            "off by default"
+        );
+        assert!(Config::default_for_tests().request_log, "on by default");
+        let config = Config::parse_from(["server", "--retain", "30d", "--request-log", "false"]);
+        assert_eq!(
+            config.retention().unwrap(),
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        assert!(!config.request_log);
+        for (flag, value) in [
+            ("--retain", "30"),
+            ("--retain", "0d"),
+            ("--request-log-max-age", "1y"),
+            ("--request-log-max-bytes", "100"),
+            ("--request-log-keep", "0"),
+        ] {
+            let e = with(flag, value).unwrap_err().to_string();
+            assert!(e.starts_with(flag), "{flag}={value}: {e}");
+        }
+        with("--retain", "12h").unwrap();
     }
 
     #[test]

@@ -798,7 +798,7 @@ impl Hub {
         let (then, before) = published.rate_samples[0];
         let elapsed = now.duration_since(then).as_secs_f64();
         published.events_per_second = if elapsed > 0.0 {
-            (total - before) as f64 / elapsed
+            total.saturating_sub(before) as f64 / elapsed
         } else {
             0.0
         };
@@ -926,6 +926,34 @@ impl Hub {
     /// The current stats.
     pub fn stats(&self) -> Stats {
         self.stats_locked(&lock(&self.published))
+    }
+
+    /// Empty aggregates configured as this hub's (to rebuild them with, see
+    /// [`Hub::replace_aggregates`]).
+    pub fn new_aggregates(&self) -> Aggregates {
+        Aggregates::new(self.config.aggregates)
+    }
+
+    /// Puts `aggregates` (counting exactly the events up to seq `through`) in place of the
+    /// live ones, if `through` is the newest published event; otherwise changes nothing and
+    /// returns false. Retention uses it so the live totals equal what is stored.
+    pub fn replace_aggregates(&self, aggregates: Aggregates, through: u64) -> bool {
+        let mut published = lock(&self.published);
+        if published.seq != through {
+            return false;
+        }
+        // The rate compares totals over time: the samples lose what the new totals lost.
+        let lost = published
+            .aggregates
+            .total()
+            .saturating_sub(aggregates.total());
+        for sample in &mut published.rate_samples {
+            sample.1 = sample.1.saturating_sub(lost);
+        }
+        published.aggregates = aggregates;
+        // Said at the next stats tick even though no event came since.
+        published.last_stats = None;
+        true
     }
 
     /// Id of the newest published event, and how many events the ring holds.
@@ -1223,6 +1251,45 @@ mod tests {
         assert_eq!(data(&second.bytes)["hits"][1]["city"], "Paris");
         assert!(id(&second.bytes).ends_with("-5"));
         assert_eq!(hub.stats().summary.total, 5);
+    }
+
+    #[test]
+    fn replaced_aggregates_take_effect_only_at_the_published_seq_and_keep_the_rate_sane() {
+        let hub = hub(100, 16);
+        hub.push(pending(5));
+        hub.publish();
+        hub.publish_stats();
+        let fewer = {
+            let mut aggregates = hub.new_aggregates();
+            let geo = Geocoder::shared();
+            let place = geo.locate(48.8566, 2.3522);
+            let event = Event::at("192.0.2.9".parse().unwrap(), 48.8566, 2.3522, 1.0, true);
+            aggregates.record(
+                &event,
+                traffic::Location::Event(&place),
+                Instant::now().into_std(),
+            );
+            aggregates
+        };
+        assert!(
+            !hub.replace_aggregates(hub.new_aggregates(), 4),
+            "not the published seq"
+        );
+        assert_eq!(hub.stats().summary.total, 5);
+        let mut start = hub.start(None);
+        hub.publish_stats();
+        assert!(
+            start.frames.try_recv().is_err(),
+            "nothing changed, nothing said"
+        );
+        assert!(hub.replace_aggregates(fewer, 5));
+        assert_eq!(hub.stats().summary.total, 1);
+        // The rate's samples lost the same 4: no negative (or wrapped) rate.
+        hub.publish_stats();
+        let said = start.frames.try_recv().expect("the new totals are said");
+        assert_eq!(data(&said.bytes)["total"], 1);
+        let rate = hub.stats().events_per_second;
+        assert!((0.0..1e6).contains(&rate), "{rate}");
     }
 
     #[test]

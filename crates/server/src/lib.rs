@@ -13,12 +13,15 @@ mod config;
 mod error;
 mod generator;
 pub mod geo;
+mod housekeeping;
 pub mod hub;
 pub mod idempotency;
 mod import;
+pub mod jobs;
 mod metrics;
 mod past;
 pub mod persist;
+pub mod reqlog;
 pub mod routes;
 pub mod settings;
 mod stream;
@@ -77,6 +80,12 @@ pub struct Shared {
     pub readers: Option<Arc<dyn history::range::OpenReader>>,
     /// The built-in traffic generator (`/api/generator`).
     pub generator: Arc<generator::Generator>,
+    /// The housekeeping jobs (`/api/jobs`); [`serve`] starts them.
+    pub jobs: Arc<jobs::Jobs>,
+    /// The retention setting and the daily summaries.
+    pub housekeeping: Arc<housekeeping::Housekeeping>,
+    /// The server's own request log (`--request-log`), when kept.
+    pub requests: Option<Arc<reqlog::RequestLog>>,
     /// Held while a CSV import runs (`POST /api/import`): one at a time.
     pub imports: Arc<tokio::sync::Mutex<()>>,
     /// Where runtime changes of the alert rules and analytics settings are saved (`None`:
@@ -148,6 +157,10 @@ impl AppState {
         shared.idempotency = idempotency;
         shared.history = Some(Arc::new(writer));
         shared.readers = Some(readers);
+        shared.housekeeping = Arc::new(housekeeping::Housekeeping::in_dir(
+            shared.config.retention().ok().flatten(),
+            &shared.config.data_dir,
+        ));
         Ok(state)
     }
 
@@ -166,6 +179,8 @@ impl AppState {
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(Hub::new(config.hub(), Arc::clone(&metrics)));
         config.apply_alert_rules(&hub);
+        // Validated before serving; a state built from an unchecked config has none.
+        let retain = config.retention().ok().flatten();
         let idempotency = idempotency::Store::new(
             config.idempotency_keys,
             Duration::from_secs(config.idempotency_secs),
@@ -184,6 +199,9 @@ impl AppState {
             history: None,
             readers: None,
             generator: Arc::default(),
+            jobs: Arc::new(housekeeping_jobs()),
+            housekeeping: Arc::new(housekeeping::Housekeeping::new(retain)),
+            requests: None,
             imports: Arc::default(),
             settings: None,
         }))
@@ -192,6 +210,12 @@ impl AppState {
     /// The shared fields, to change before serving (copied if already shared).
     pub(crate) fn shared_mut(&mut self) -> &mut Shared {
         Arc::make_mut(&mut self.0)
+    }
+
+    /// The same state, writing every request to `log`.
+    pub fn with_request_log(mut self, log: Option<Arc<reqlog::RequestLog>>) -> Self {
+        self.shared_mut().requests = log;
+        self
     }
 
     /// The same state with `auth` (loaded from `--data-dir`).
@@ -315,10 +339,61 @@ pub fn app(state: AppState) -> Router {
         );
         router = router.route(route.path, route.handler.route_layer(guard));
     }
-    router
+    let log = state.requests.clone();
+    let router = router
         .fallback(api::not_found)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(TraceLayer::new_for_http());
+    match log {
+        Some(log) => router
+            .layer(axum::middleware::from_fn_with_state(log, reqlog::record))
+            .with_state(state),
+        None => router.with_state(state),
+    }
+}
+
+/// The housekeeping jobs, as `GET /api/jobs` lists them: (name, first run after start,
+/// interval).
+const JOBS: [(&str, Duration, Duration); 3] = [
+    (
+        "retention",
+        Duration::from_secs(60),
+        Duration::from_secs(600),
+    ),
+    (
+        "daily-summary",
+        Duration::from_secs(60),
+        Duration::from_secs(3600),
+    ),
+    (
+        "request-log-rotation",
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    ),
+];
+
+fn housekeeping_jobs() -> jobs::Jobs {
+    let mut jobs = jobs::Jobs::default();
+    for (name, first, every) in JOBS {
+        jobs.add(name, first, every);
+    }
+    jobs
+}
+
+/// The work of the job `name` on `state`.
+fn job_work(state: &AppState, name: &str) -> Option<jobs::Work> {
+    let state = state.clone();
+    Some(match name {
+        "retention" => Arc::new(move || housekeeping::run_retention(&state)),
+        "daily-summary" => Arc::new(move || housekeeping::run_daily(&state)),
+        "request-log-rotation" => {
+            let max_age = state.config.request_log_age().ok()?;
+            Arc::new(move || match &state.requests {
+                Some(log) => log.rotate_older_than(max_age),
+                None => Ok("the request log is off (--request-log false)".to_owned()),
+            })
+        }
+        _ => return None,
+    })
 }
 
 /// Serves `state` on `listener` until `state.shutdown` is cancelled, then drains.
@@ -350,15 +425,26 @@ pub async fn serve(listener: TcpListener, mut state: AppState) -> anyhow::Result
     let reload = auth_reloader(&state);
     let shutdown = state.shutdown.clone();
     let generator = Arc::clone(&state.generator);
+    let jobs = state
+        .jobs
+        .spawn(shutdown.clone(), |name| job_work(&state, name));
+    let requests = state.requests.clone();
     let served = traffic::service::serve(listener, app(state), limits, shutdown).await;
     // The built-in generator stops on shutdown too: its last events go in with the rest.
     generator.finished().await;
+    // A job still running finishes (retention with the writer, which is still there).
+    jobs.await.context("while stopping the housekeeping jobs")?;
     // Every request has been answered: publish and store the last of what they brought.
     stop.cancel();
     background
         .await
         .context("while stopping background tasks")?;
     reload.await.context("while stopping the auth reloader")?;
+    if let Some(log) = requests {
+        tokio::task::spawn_blocking(move || log.flush())
+            .await
+            .context("while flushing the request log")?;
+    }
     served.context("while serving HTTP")?;
     Ok(())
 }
@@ -448,6 +534,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         )
     })?;
     let asn = open_asn(&config).await?;
+    let requests = config
+        .request_log
+        .then(|| {
+            reqlog::RequestLog::open(
+                reqlog::Rotation {
+                    dir: config.data_dir.clone(),
+                    max_bytes: config.request_log_max_bytes,
+                    keep: config.request_log_keep,
+                },
+                Arc::from(config.trusted_proxies.as_slice()),
+            )
+        })
+        .transpose()
+        .context("while opening the request log (--request-log)")?;
     let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
@@ -466,6 +566,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
             .with_databases(databases)
             .with_auth(auth)
             .with_asn(asn)
+            .with_request_log(requests)
             .with_settings(settings),
     )
     .await

@@ -53,7 +53,12 @@ enum Message {
     Batch(Taken),
     /// Everything sent before is stored: say so and stop.
     Stop(oneshot::Sender<()>),
+    /// Everything sent before is stored: run this on the store (housekeeping), then go on.
+    Maintain(Task),
 }
+
+/// Housekeeping run on the writer's store between commits.
+type Task = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
 /// Counters of the writer, for `/metrics`.
 #[derive(Debug, Default)]
@@ -118,6 +123,27 @@ impl Writer {
     pub async fn send(&self, taken: Taken) {
         // The writer only stops when told to, after the last batch.
         let _ = self.queue.send(Message::Batch(taken)).await;
+    }
+
+    /// Runs `task` on the writer's store once everything sent before is stored (commits
+    /// wait meanwhile), and returns its answer. Call from a blocking thread, not a runtime's.
+    ///
+    /// # Errors
+    /// The writer has stopped.
+    pub fn maintain_blocking<R: Send + 'static>(
+        &self,
+        task: impl FnOnce(&mut dyn Store) -> R + Send + 'static,
+    ) -> anyhow::Result<R> {
+        let (answer, answered) = oneshot::channel();
+        let task = Box::new(move |store: &mut dyn Store| {
+            let _ = answer.send(task(store));
+        });
+        self.queue
+            .blocking_send(Message::Maintain(task))
+            .map_err(|_| anyhow::anyhow!("the history writer has stopped"))?;
+        answered
+            .blocking_recv()
+            .map_err(|_| anyhow::anyhow!("the history writer stopped before the task ran"))
     }
 
     /// Waits until everything sent is stored and published, then stops the writer.
@@ -266,7 +292,8 @@ pub fn restore(
     Ok(last)
 }
 
-fn placed(places: &HashMap<u64, Arc<Place>>, located: Located<u64>) -> Option<Placed> {
+/// The place of a stored event, from the stored places (`None`: an unknown place key).
+pub(crate) fn placed(places: &HashMap<u64, Arc<Place>>, located: Located<u64>) -> Option<Placed> {
     Some(match located {
         Located::Event(key) => Placed::Event(Arc::clone(places.get(&key)?)),
         Located::Ip {
@@ -379,7 +406,12 @@ fn commit_loop(
 ) -> Option<oneshot::Sender<()>> {
     let mut forgot_keys = std::time::Instant::now();
     let mut stop = None;
+    let mut maintain = None;
     while stop.is_none() {
+        if let Some(task) = maintain.take() {
+            let task: Task = task;
+            task(&mut *store);
+        }
         // The channel closed without a stop: nothing to answer.
         let first = receiver.blocking_recv()?;
         let mut batches = Vec::new();
@@ -394,6 +426,11 @@ fn commit_loop(
                 }
                 Message::Stop(done) => {
                     stop = Some(done);
+                    break;
+                }
+                Message::Maintain(task) => {
+                    // After the batches before it are committed (next round).
+                    maintain = Some(task);
                     break;
                 }
             }

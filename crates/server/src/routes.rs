@@ -11,7 +11,9 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
 use crate::auth::{self, Access};
-use crate::{AppState, analytics, api, capture, generator, import, past, stream};
+use crate::{
+    AppState, analytics, api, capture, generator, housekeeping, import, jobs, past, stream,
+};
 
 /// One endpoint and the access it needs.
 pub struct Route {
@@ -144,5 +146,39 @@ pub fn table() -> Vec<Route> {
             delete(h::revoke_token),
         ),
         route(Method::GET, "/api/audit", Admin, get(h::audit)),
+        // Housekeeping: the jobs, the retention setting (an admin's), the daily summaries
+        // (a viewer's, as the history is).
+        route(Method::GET, "/api/jobs", Admin, get(jobs::list)),
+        route(
+            Method::POST,
+            "/api/jobs/{name}/pause",
+            Admin,
+            post(jobs::pause),
+        ),
+        route(
+            Method::POST,
+            "/api/jobs/{name}/resume",
+            Admin,
+            post(jobs::resume),
+        ),
+        route(Method::POST, "/api/jobs/{name}/run", Admin, post(jobs::run)),
+        route(
+            Method::GET,
+            "/api/retention",
+            Admin,
+            get(housekeeping::retention),
+        ),
+        route(
+            Method::PUT,
+            "/api/retention",
+            Admin,
+            put(housekeeping::set_retention),
+        ),
+        route(
+            Method::GET,
+            "/api/history/daily",
+            Viewer,
+            get(housekeeping::daily),
+        ),
     ]
 }

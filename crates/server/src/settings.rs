@@ -47,6 +47,9 @@ pub struct Settings {
     rules_source: String,
     analytics_source: String,
     saved: Mutex<Saved>,
+    /// Held by a change from putting it in force until it is saved, so that the file
+    /// always ends with the change in force.
+    changing: tokio::sync::Mutex<()>,
 }
 
 /// The start source of the rules: the `--alert-rules` file's text, or "built-in".
@@ -83,6 +86,7 @@ impl Settings {
             rules_source: rules_source(config)?,
             analytics_source: serde_json::to_string(&config.analytics())?,
             saved: Mutex::new(saved),
+            changing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -121,6 +125,12 @@ impl Settings {
                 hub.set_analytics_config(entry.value);
             }
         }
+    }
+
+    /// Taken by a change before it puts a value in force, held until it is saved: two
+    /// changes at once are then in force and saved in the same order.
+    pub async fn changing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changing.lock().await
     }
 
     /// Saves `rules` as the rule set in force (the file is replaced atomically).

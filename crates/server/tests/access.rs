@@ -212,16 +212,18 @@ async fn every_route_answers_each_credential_as_its_access_rule_says() {
     }
 }
 
+/// The access rule of `method path` in the route table, if it is there.
+fn access_of(method: &str, path: &str) -> Option<Access> {
+    routes::table()
+        .iter()
+        .find(|r| r.method.as_str() == method && r.path == path)
+        .map(|r| r.access)
+}
+
 /// The generator's rows of the table: watching it is a viewer's, steering it an admin's.
 #[tokio::test]
 async fn the_generator_is_a_viewers_to_watch_and_an_admins_to_start_stop_change_and_burst() {
-    let table = routes::table();
-    let access = |method: &str, path: &str| {
-        table
-            .iter()
-            .find(|r| r.method.as_str() == method && r.path == path)
-            .map(|r| r.access)
-    };
+    let access = access_of;
     assert_eq!(access("GET", "/api/generator"), Some(Access::Viewer));
     for (method, path) in [
         ("PUT", "/api/generator"),
@@ -245,6 +247,41 @@ async fn the_generator_is_a_viewers_to_watch_and_an_admins_to_start_stop_change_
     assert_eq!(
         fixture
             .status("POST", "/api/generator/stop", Cred::Admin, REMOTE)
+            .await,
+        StatusCode::OK
+    );
+}
+
+/// The housekeeping rows of the table: jobs and retention are an admin's; the daily
+/// summaries a viewer's, as the history is.
+#[tokio::test]
+async fn housekeeping_jobs_and_retention_are_an_admins_and_daily_summaries_a_viewers() {
+    let access = access_of;
+    for (method, path) in [
+        ("GET", "/api/jobs"),
+        ("POST", "/api/jobs/{name}/pause"),
+        ("POST", "/api/jobs/{name}/resume"),
+        ("POST", "/api/jobs/{name}/run"),
+        ("GET", "/api/retention"),
+        ("PUT", "/api/retention"),
+    ] {
+        assert_eq!(access(method, path), Some(Access::Admin), "{method} {path}");
+    }
+    assert_eq!(access("GET", "/api/history/daily"), Some(Access::Viewer));
+    let fixture = fixture(Config::default_for_tests());
+    let pause = |cred| fixture.status("POST", "/api/jobs/retention/pause", cred, LOOPBACK);
+    assert_eq!(pause(Cred::Viewer).await, StatusCode::FORBIDDEN);
+    assert_eq!(pause(Cred::None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(pause(Cred::Admin).await, StatusCode::OK);
+    assert_eq!(
+        fixture
+            .status("GET", "/api/jobs", Cred::Viewer, LOOPBACK)
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        fixture
+            .status("GET", "/api/jobs", Cred::Admin, REMOTE)
             .await,
         StatusCode::OK
     );

@@ -157,10 +157,21 @@ pub(crate) async fn guard(
         Some(Principal::Session { claims, .. }) => Some(auth.session_token(claims)),
         _ => None,
     };
+    // Who it was, for the request log.
+    let caller = match &principal {
+        Some(Principal::Session { user, .. }) => Some(user.clone()),
+        Some(Principal::Token(name)) => Some(format!("token:{name}")),
+        _ => None,
+    };
     if let Some(p) = principal {
         request.extensions_mut().insert(p);
     }
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if let Some(caller) = caller {
+        response
+            .extensions_mut()
+            .insert(crate::reqlog::Caller(caller));
+    }
     if let Some((action, actor, client)) = audit {
         let status = response.status();
         let outcome = if status.is_success() {

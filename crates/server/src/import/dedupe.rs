@@ -11,6 +11,12 @@ use traffic::Event;
 /// Stored events read per step while counting fingerprints.
 const STORE_PAGE: usize = 10_000;
 
+/// Rows closer in data time than this are compared with one stretch of the store; a gap
+/// wider than it is not read (a fingerprint holds the exact time, so only stored events at
+/// the file's own times can match): a file with a row from last year and rows from today
+/// reads two short stretches, not the year between.
+const STRETCH_GAP_SECS: f64 = 60.0;
+
 /// The stored events an import is compared with: those with `seq <= baseline`, counted by
 /// fingerprint over the data time read so far.
 pub(super) struct Stored {
@@ -39,10 +45,14 @@ impl Stored {
         if self.baseline == 0 || events.is_empty() {
             return Ok(());
         }
-        let (first, latest) = events.iter().fold((f64::MAX, f64::MIN), |(lo, hi), e| {
-            (lo.min(e.timestamp), hi.max(e.timestamp))
-        });
-        let wanted = (first, latest.next_up());
+        for wanted in stretches(events) {
+            self.read_stretch(wanted)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the stored events of `[from, to)` that were not read before.
+    fn read_stretch(&mut self, wanted: (f64, f64)) -> history::Result<()> {
         for (from, to) in gaps(&self.covered, wanted) {
             let range = TimeRange {
                 from: Some(from),
@@ -90,6 +100,21 @@ impl Stored {
             }
         }
     }
+}
+
+/// The stretches of data time `events` cover, `[first, latest]` of each run of times no
+/// more than [`STRETCH_GAP_SECS`] apart, as `[from, to)` intervals in time order.
+fn stretches(events: &[Event]) -> Vec<(f64, f64)> {
+    let mut times: Vec<f64> = events.iter().map(|e| e.timestamp).collect();
+    times.sort_by(f64::total_cmp);
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for t in times {
+        match out.last_mut() {
+            Some((_, to)) if t - *to <= STRETCH_GAP_SECS => *to = to.max(t.next_up()),
+            _ => out.push((t, t.next_up())),
+        }
+    }
+    out
 }
 
 /// 128 bits of every field of `event` the history keeps (a new field of [`Event`] fails
@@ -290,6 +315,22 @@ mod tests {
         );
         // The first chunk spans all four (c read and left); later chunks read nothing again.
         assert_eq!(read.load(Relaxed), 4, "each stored event read once");
+    }
+
+    #[test]
+    fn rows_far_apart_in_time_read_only_the_store_near_them_not_the_time_between() {
+        // A year of stored events, one a day; the file has a row from its first day and one
+        // from its last.
+        let year: Vec<Event> = (0..365u32)
+            .map(|day| event((day % 250) as u8, f64::from(day) * 86_400.0))
+            .collect();
+        let (reader, read) = stored(&year);
+        let mut store = Stored::new(reader, 365);
+        let chunk = [year[364].clone(), year[0].clone()];
+        store.read_range_of(&chunk).unwrap();
+        assert!(store.take(&chunk[0]) && store.take(&chunk[1]));
+        assert_eq!(read.load(Relaxed), 2, "the two days, not the 363 between");
+        assert!(store.unmatched.is_empty());
     }
 
     #[test]

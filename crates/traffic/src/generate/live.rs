@@ -223,18 +223,23 @@ pub fn parse_protocol_tables(text: &str) -> Result<BTreeMap<String, BTreeMap<u64
     if text.is_empty() || text.eq_ignore_ascii_case("none") {
         return Ok(BTreeMap::new());
     }
-    text.split(';')
-        .map(|entry| {
-            let (name, table) = entry
-                .split_once(':')
-                .ok_or_else(|| format!("{entry:?}: expected NAME:SIZE=WEIGHT,..."))?;
-            let name = name.trim();
-            if name.is_empty() {
-                return Err(format!("{entry:?}: the protocol name is missing"));
-            }
-            Ok((name.to_owned(), parse_table(table)?))
-        })
-        .collect()
+    let mut tables = BTreeMap::new();
+    for entry in text.split(';') {
+        let (name, table) = entry
+            .split_once(':')
+            .ok_or_else(|| format!("{entry:?}: expected NAME:SIZE=WEIGHT,..."))?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(format!("{entry:?}: the protocol name is missing"));
+        }
+        if tables
+            .insert(name.to_owned(), parse_table(table)?)
+            .is_some()
+        {
+            return Err(format!("{name} is given twice"));
+        }
+    }
+    Ok(tables)
 }
 
 /// Checks a weighted table: at most [`MAX_TABLE`] entries, each key acceptable to `key_error`,
@@ -845,6 +850,7 @@ mod tests {
         assert!(parse_protocol_tables("UDP").is_err());
         assert!(parse_protocol_tables(":64=1").is_err());
         assert!(parse_protocol_tables("UDP:64").is_err());
+        assert!(parse_protocol_tables("UDP:64=1;UDP:512=1").is_err());
     }
 
     #[test]
