@@ -8,6 +8,9 @@
 //! ```text
 //! cargo bench -p server --bench load -- [--quick] [--smoke] [--only NAME[,NAME]] [--soak]
 //! ```
+//!
+//! Scenarios (for `--only`): ingest, fanout, stored (batched ingest into the history while
+//! 100 clients watch), stall, e2e, pacing, soak.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -304,6 +307,115 @@ impl Accepted {
     }
 }
 
+/// Batches of 1,000 on 2 connections, as fast as the server takes them, into the history
+/// (the default store) while `watchers` stream clients are served: one counts every event it
+/// is sent (all must arrive), the others read and count bytes only (parsing 100 copies of
+/// the stream would take this 2-core machine's CPU from the server).
+async fn ingest_watched(settings: &Settings, report: &mut Report, watchers: usize) {
+    let server = Server::start(&[]).await;
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let counting = tokio::spawn(watch(
+        open_stream(server.port, None).await,
+        Arc::clone(&delivered),
+        None,
+        Arc::clone(&stop_reading),
+    ));
+    let mut draining = Vec::new();
+    for _ in 1..watchers {
+        let mut stream = open_stream(server.port, None).await;
+        let stop = Arc::clone(&stop_reading);
+        draining.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut bytes = 0u64;
+            while !stop.load(Relaxed) {
+                match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
+                {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => bytes += n as u64,
+                    Err(_) => {}
+                }
+            }
+            bytes
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests: Arc<Vec<Vec<u8>>> = Arc::new(
+        (0..64u64)
+            .map(|k| post_request(&batch(k * 1000, 1000)))
+            .collect(),
+    );
+    let stop_posting = Arc::new(AtomicBool::new(false));
+    let meter = CpuMeter::start(server.pid());
+    let started = Instant::now();
+    let posters: Vec<_> = (0..2)
+        .map(|c| {
+            let (requests, stop, port) = (
+                Arc::clone(&requests),
+                Arc::clone(&stop_posting),
+                server.port,
+            );
+            tokio::spawn(async move {
+                let mut conn = Conn::open(port).await;
+                let mut n = 0usize;
+                while !stop.load(Relaxed) {
+                    assert_eq!(
+                        conn.roundtrip(&requests[(n + c) % requests.len()]).await,
+                        202
+                    );
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(settings.secs)).await;
+    stop_posting.store(true, Relaxed);
+    for p in posters {
+        p.await.unwrap();
+    }
+    let posting = started.elapsed().as_secs_f64();
+    let accepted = server.stats().await["total"].as_u64().unwrap_or(0);
+    // Until the counting client has every event (bounded).
+    for _ in 0..300 {
+        if delivered.load(Relaxed) >= accepted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let (server_cpu, own_cpu) = meter.stop();
+    stop_reading.store(true, Relaxed);
+    let _ = counting.await;
+    let mut bytes = Vec::new();
+    for d in draining {
+        bytes.push(d.await.unwrap());
+    }
+    let (least, most) = (
+        bytes.iter().min().copied().unwrap_or(0),
+        bytes.iter().max().copied().unwrap_or(0),
+    );
+    report.row(
+        format!("stored ingest: batches of 1000, 2 conn, {watchers} stream clients"),
+        format!(
+            "{} events/s accepted and stored",
+            thousands(accepted as f64 / posting)
+        ),
+        format!(
+            "counting client got {} of {} events; the other {} read {:.0}-{:.0} MB each in {:.1} s ({:.0} MB/s each); server {:.2} cores, load generator {:.2} cores",
+            thousands(delivered.load(Relaxed) as f64),
+            thousands(accepted as f64),
+            watchers - 1,
+            least as f64 / 1e6,
+            most as f64 / 1e6,
+            wall,
+            most as f64 / 1e6 / wall,
+            server_cpu,
+            own_cpu
+        ),
+        ">= 200,000 events/s while serving 100 stream clients",
+    );
+}
+
 /// Where a watching client records latencies: accept times by id, and the histogram.
 type LatencySink = (Arc<Accepted>, Arc<std::sync::Mutex<Histogram<u64>>>);
 
@@ -403,7 +515,8 @@ async fn post_at_rate(
     while sent < total {
         let due_by = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(total);
         if due_by > sent {
-            let n = (due_by - sent) as usize;
+            // At most 1,000 a request (a server that fell behind is caught up in several).
+            let n = ((due_by - sent) as usize).min(1000);
             let body = if n == 1 { event(id) } else { batch(id, n) };
             let status = conn.roundtrip(&post_request(&body)).await;
             assert_eq!(status, 202);
@@ -414,7 +527,7 @@ async fn post_at_rate(
                 }
             }
             id += n as u64;
-            sent = due_by;
+            sent += n as u64;
         }
         tokio::time::sleep_until(start + Duration::from_secs_f64((sent + 1) as f64 / rate as f64))
             .await;
@@ -464,6 +577,8 @@ async fn fanout(
         1,
     )
     .await;
+    // Below `rate` when the server answered slower than the events were due.
+    let posted_rate = posted as f64 / started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (server_cpu, own_cpu) = meter.stop();
     let wall = started.elapsed().as_secs_f64();
@@ -485,10 +600,11 @@ async fn fanout(
             if server_args.is_empty() { String::new() } else { format!(" (server {})", server_args.join(" ")) }
         ),
         format!(
-            "{} of {} events delivered to each; {} deliveries/s",
+            "{} of {} events delivered to each; {} deliveries/s; accepted at {} events/s",
             thousands(got as f64 / clients as f64),
             thousands(posted as f64),
-            thousands(got as f64 / wall)
+            thousands(got as f64 / wall),
+            thousands(posted_rate)
         ),
         format!(
             "latency p50 {} ms p99 {} ms; RSS {} KiB idle, {:.1} KiB per connected client, {} KiB at end; 1 stalled client: {}, {} resyncs; server {:.2} cores, load generator {:.2} cores",
@@ -718,6 +834,12 @@ fn main() {
             for &(clients, rate) in &settings.fanout_clients {
                 fanout(&settings, &mut report, clients, rate, &[]).await;
             }
+        }
+        if settings.wants("stored") {
+            // Issue 10: batched ingest into the history (the default store, a fresh data
+            // dir) while 100 stream clients are served.
+            let watchers = if settings.secs < 1.0 { 10 } else { 100 };
+            ingest_watched(&settings, &mut report, watchers).await;
         }
         if settings.wants("stall") {
             // Enough traffic that the stalled client's socket buffers fill within the run,
