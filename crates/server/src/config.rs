@@ -302,7 +302,8 @@ pub struct Config {
     /// Retention: delete stored events whose data time is older than this (`30d`, `12h`,
     /// `90m`, `3600s`; 1m..=36500d), measured back from the newest stored data time or now,
     /// whichever is earlier. Their minute rollups go too; hour rollups and daily summaries
-    /// are kept. Off by default; an admin can change it at runtime (PUT /api/retention).
+    /// are kept. Off by default; an admin can change it at runtime (PUT /api/retention, saved
+    /// in settings.json and kept across restarts while this flag is unchanged).
     #[arg(long, env = "SERVER_RETAIN", value_name = "DURATION")]
     pub retain: Option<String>,
 

@@ -164,7 +164,7 @@ impl Housekeeping {
         *lock(&self.retain)
     }
 
-    /// Changes the retention (none: off) until the server stops.
+    /// Changes the retention (none: off); `PUT /api/retention` also saves it.
     pub fn set_retain(&self, retain: Option<Duration>) {
         *lock(&self.retain) = retain;
     }
@@ -398,9 +398,9 @@ pub async fn retention(State(state): State<AppState>) -> Json<Retention> {
     Json(retention_view(&state))
 }
 
-/// `PUT /api/retention` (admin): `{"retain": "30d"}`, or `{"retain": null}` for off; until
-/// the server restarts (then `--retain` applies). Takes effect at the retention job's next
-/// run (or `POST /api/jobs/retention/run`).
+/// `PUT /api/retention` (admin): `{"retain": "30d"}`, or `{"retain": null}` for off; saved
+/// in `settings.json` and in force after a restart while `--retain` is unchanged. Takes
+/// effect at the retention job's next run (or `POST /api/jobs/retention/run`).
 pub async fn set_retention(
     State(state): State<AppState>,
     body: Result<Json<Retention>, axum::extract::rejection::JsonRejection>,
@@ -415,8 +415,19 @@ pub async fn set_retention(
             message: format!("{e:#}"),
             field: "retain".to_owned(),
         })?;
+    let _changing = match &state.settings {
+        Some(settings) => Some(settings.changing().await),
+        None => None,
+    };
     state.housekeeping.set_retain(retain);
     tracing::info!(retain = ?retain.map(format_span), "retention changed");
+    if let Some(settings) = &state.settings {
+        settings.save_retention(retain).await.map_err(|e| {
+            ApiError::Internal(
+                e.context("the retention is in force, but could not be saved for the next start"),
+            )
+        })?;
+    }
     Ok(Json(retention_view(&state)))
 }
 

@@ -551,7 +551,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let settings = Arc::new(settings::Settings::load(&config)?);
     // The history is restored before binding: once the port accepts, the counts are back.
     let state = AppState::open(config, geo, shutdown).await?;
-    settings.apply(&state.hub);
+    settings.apply(&state);
     let listen = state.config.listen;
     let listener = TcpListener::bind(listen)
         .await

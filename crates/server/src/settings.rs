@@ -1,8 +1,8 @@
-//! Settings an admin changes at runtime (the alert rules, the analytics thresholds), saved
-//! in `--data-dir/settings.json` so that a restart keeps them.
+//! Settings an admin changes at runtime (the alert rules, the analytics thresholds, the
+//! retention), saved in `--data-dir/settings.json` so that a restart keeps them.
 //!
 //! Each is saved with what the server had started from: the `--alert-rules` file's text (or
-//! the built-in rules), the analytics settings of the flags. At the next start a saved value
+//! the built-in rules), the analytics settings of the flags, `--retain`. At the next start a saved value
 //! is put in force while that start source is unchanged; once the operator has edited the
 //! rules file or changed the flags, theirs is the newer intent and wins (logged), and the
 //! saved value is forgotten at the next change.
@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use traffic::analytics::AnalyticsConfig;
 use traffic::analytics::rules::RuleSet;
 
-use crate::{Config, Hub};
+use crate::{AppState, Config, Hub};
 
 /// The file in the data directory.
 pub const FILE_NAME: &str = "settings.json";
@@ -28,6 +28,9 @@ struct Saved {
     alert_rules: Option<Entry<RuleSet>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     analytics: Option<Entry<AnalyticsConfig>>,
+    /// Seconds, or none for off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retention: Option<Entry<Option<u64>>>,
 }
 
 /// A value changed through the API, and the start source it replaced.
@@ -46,6 +49,7 @@ pub struct Settings {
     path: PathBuf,
     rules_source: String,
     analytics_source: String,
+    retention_source: String,
     saved: Mutex<Saved>,
     /// Held by a change from putting it in force until it is saved, so that the file
     /// always ends with the change in force.
@@ -85,13 +89,15 @@ impl Settings {
             path,
             rules_source: rules_source(config)?,
             analytics_source: serde_json::to_string(&config.analytics())?,
+            retention_source: serde_json::to_string(&config.retain)?,
             saved: Mutex::new(saved),
             changing: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// Puts the saved values whose start source is unchanged in force in `hub`.
-    pub fn apply(&self, hub: &Hub) {
+    /// Puts the saved values whose start source is unchanged in force in `state`.
+    pub fn apply(&self, state: &AppState) {
+        let hub: &Hub = &state.hub;
         let saved = self.lock().clone();
         if let Some(entry) = saved.alert_rules {
             if entry.replaced != self.rules_source {
@@ -125,6 +131,23 @@ impl Settings {
                 hub.set_analytics_config(entry.value);
             }
         }
+        if let Some(entry) = saved.retention {
+            if entry.replaced != self.retention_source {
+                tracing::info!(
+                    "the retention changed through the API was made under another --retain; \
+                     the one given now is in force"
+                );
+            } else {
+                tracing::info!(
+                    retain_secs = ?entry.value,
+                    file = %self.path.display(),
+                    "retention as last changed through the API"
+                );
+                state
+                    .housekeeping
+                    .set_retain(entry.value.map(std::time::Duration::from_secs));
+            }
+        }
     }
 
     /// Taken by a change before it puts a value in force, held until it is saved: two
@@ -150,6 +173,20 @@ impl Settings {
             saved.analytics = Some(Entry {
                 replaced: this.analytics_source.clone(),
                 value: config,
+            });
+        })
+        .await
+    }
+
+    /// Saves `retain` (none: off) as the retention in force.
+    pub async fn save_retention(
+        self: &Arc<Self>,
+        retain: Option<std::time::Duration>,
+    ) -> anyhow::Result<()> {
+        self.save(move |saved, this| {
+            saved.retention = Some(Entry {
+                replaced: this.retention_source.clone(),
+                value: retain.map(|d| d.as_secs()),
             });
         })
         .await
@@ -197,7 +234,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AppState, Geocoder, call_json};
+    use crate::{Geocoder, call_json};
     use axum::http::StatusCode;
     use tokio_util::sync::CancellationToken;
 
@@ -212,7 +249,7 @@ mod tests {
     fn state(config: &Config) -> AppState {
         let settings = Arc::new(Settings::load(config).unwrap());
         let state = AppState::new(config.clone(), Geocoder::shared(), CancellationToken::new());
-        settings.apply(&state.hub);
+        settings.apply(&state);
         state.with_settings(settings)
     }
 
@@ -273,6 +310,33 @@ mod tests {
         let (_, rules) = call_json(&edited, "GET", "/api/alerts/rules", "").await;
         assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "{rules}");
         assert_eq!(rules["rules"][0]["when"]["value"], 8000, "{rules}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_retention_set_by_an_admin_survives_a_restart_until_retain_changes() {
+        let dir = temp_dir("retention");
+        let mut config = Config::default_for_tests();
+        config.data_dir = dir.clone();
+        let first = state(&config);
+        assert_eq!(first.housekeeping.retain(), None);
+        let (status, body) = call_json(&first, "PUT", "/api/retention", r#"{"retain":"7d"}"#).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        drop(first);
+        let week = Some(std::time::Duration::from_secs(7 * 86_400));
+        assert_eq!(state(&config).housekeeping.retain(), week);
+        // Off is a setting too.
+        let second = state(&config);
+        let (status, _) = call_json(&second, "PUT", "/api/retention", r#"{"retain":null}"#).await;
+        assert_eq!(status, StatusCode::OK);
+        drop(second);
+        assert_eq!(state(&config).housekeeping.retain(), None);
+        // A new --retain is the operator's newer intent.
+        config.retain = Some("30d".to_owned());
+        assert_eq!(
+            state(&config).housekeeping.retain(),
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
