@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -67,10 +67,7 @@ async function metric(upstream, name) {
 }
 
 async function loginAs(page, user, password) {
-  await waitFor('the login form', () => page.getByTestId('login').isVisible());
-  await page.locator('#login-user').fill(user);
-  await page.locator('#login-password').fill(password);
-  await page.getByTestId('login-submit').click();
+  await logInWithForm(page, user, password);
   await waitFor(`${user}: stream live`, async () => (await page.getByTestId('status').textContent()) === 'live');
 }
 
@@ -117,9 +114,7 @@ async function main() {
   await viewer.goto(base, { waitUntil: 'load' });
   await waitFor('login required', async () => (await viewer.getByTestId('status').textContent()) === 'login required');
   check(await viewer.getByTestId('login').isVisible(), 'a page without a session gets the login form');
-  await viewer.locator('#login-user').fill('val');
-  await viewer.locator('#login-password').fill('wrong password');
-  await viewer.getByTestId('login-submit').click();
+  await logInWithForm(viewer, 'val', 'wrong password');
   await waitFor('the error', async () => (await viewer.getByTestId('login-error').textContent()).includes('wrong'));
   check(true, 'a wrong password is refused on the form');
   await loginAs(viewer, 'val', 'viewer password');

@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -131,10 +131,7 @@ async function main() {
   check(!(await page.locator('#generator-form').isVisible()), 'before logging in the card shows the generator stopped, without controls');
   await waitFor('the log-in button', async () => (await page.getByTestId('logout').textContent()) === 'Log in');
   await page.getByTestId('logout').click();
-  await waitFor('the login form', () => page.getByTestId('login').isVisible());
-  await page.locator('#login-user').fill('ann');
-  await page.locator('#login-password').fill('admin password');
-  await page.getByTestId('login-submit').click();
+  await logInWithForm(page, 'ann', 'admin password');
   await waitFor('the generator controls', () => page.locator('#generator-form').isVisible());
   check(true, 'the admin sees the generator controls');
 

@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -74,10 +74,7 @@ async function main() {
   await waitFor('the log-in button', async () => (await page.getByTestId('logout').textContent()) === 'Log in');
   check(!(await page.getByTestId('jobs').isVisible()), 'without a login: no Housekeeping card (an admin\'s)');
   await page.getByTestId('logout').click();
-  await waitFor('the login form', () => page.getByTestId('login').isVisible());
-  await page.locator('#login-user').fill('ann');
-  await page.locator('#login-password').fill('admin password');
-  await page.getByTestId('login-submit').click();
+  await logInWithForm(page, 'ann', 'admin password');
   await waitFor('the jobs', async () => (await page.locator('[data-testid="jobs"] tr').count()) === 3);
   check(true, 'the admin sees three jobs');
   await waitFor('the retention setting', async () => (await page.getByTestId('retain').inputValue()) === '1d');

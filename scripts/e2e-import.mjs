@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -80,10 +80,7 @@ async function main() {
   await waitFor('the log-in button', async () => (await page.getByTestId('logout').textContent()) === 'Log in');
   check(!(await page.getByTestId('import').isVisible()), 'open on this machine without a login: no Import control (an admin\'s)');
   await page.getByTestId('logout').click();
-  await waitFor('the login form', () => page.getByTestId('login').isVisible());
-  await page.locator('#login-user').fill('ann');
-  await page.locator('#login-password').fill('admin password');
-  await page.getByTestId('login-submit').click();
+  await logInWithForm(page, 'ann', 'admin password');
   await waitFor('the Import control', () => page.getByTestId('import').isVisible());
   check(true, 'the admin sees the Import control');
   // The upload's progress events, as the bar gets them (the page's own XMLHttpRequest).

@@ -108,6 +108,14 @@ export async function freePort() {
   });
 }
 
+/** Logs `page` in with the page's own login form (shown once the header's "Log in" is clicked). */
+export async function logInWithForm(page, user, password) {
+  await waitFor('the login form', () => page.getByTestId('login').isVisible());
+  await page.locator('#login-user').fill(user);
+  await page.locator('#login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
 /** Polls `fn` until it returns something truthy, or throws after `timeout` ms. */
 export async function waitFor(what, fn, { timeout = 20_000, every = 100 } = {}) {
   const until = Date.now() + timeout;
