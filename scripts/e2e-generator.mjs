@@ -13,7 +13,6 @@
 //
 // Usage: node scripts/e2e-generator.mjs     Env: E2E_NO_BUILD=1, CHROMIUM, E2E_HEADFUL=1.
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -21,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, addAdmin, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -100,8 +99,7 @@ async function main() {
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'e2e-generator-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  const made = spawnSync(bin('server'), ['--data-dir', dataDir, 'user', 'add', 'ann', '--role', 'admin'], { input: 'admin password\n', encoding: 'utf8' });
-  check(made.status === 0, 'the CLI made an admin');
+  check(addAdmin(bin('server'), dataDir), 'the CLI made an admin');
   const hook = await receiver();
 
   const serverPort = await freePort();

@@ -12,14 +12,13 @@
 // Usage: node scripts/e2e-housekeeping.mjs
 // Env:   E2E_NO_BUILD=1 (use existing binaries and dist), CHROMIUM, E2E_HEADFUL=1.
 
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, addAdmin, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -49,8 +48,7 @@ async function main() {
   }
   const dataDir = mkdtempSync(join(tmpdir(), 'e2e-housekeeping-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  const made = spawnSync(bin('server'), ['--data-dir', dataDir, 'user', 'add', 'ann', '--role', 'admin'], { input: 'admin password\n', encoding: 'utf8' });
-  check(made.status === 0, 'the CLI made an admin');
+  check(addAdmin(bin('server'), dataDir), 'the CLI made an admin');
   const serverPort = await freePort();
   const webPort = await freePort();
   const upstream = `http://127.0.0.1:${serverPort}`;

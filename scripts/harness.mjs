@@ -108,6 +108,13 @@ export async function freePort() {
   });
 }
 
+/** Adds an admin `ann` (password `admin password`) with `server user add` in `dataDir`;
+ * returns whether the CLI succeeded. */
+export function addAdmin(serverBin, dataDir) {
+  const made = spawnSync(serverBin, ['--data-dir', dataDir, 'user', 'add', 'ann', '--role', 'admin'], { input: 'admin password\n', encoding: 'utf8' });
+  return made.status === 0;
+}
+
 /** Logs `page` in with the page's own login form (shown once the header's "Log in" is clicked). */
 export async function logInWithForm(page, user, password) {
   await waitFor('the login form', () => page.getByTestId('login').isVisible());
