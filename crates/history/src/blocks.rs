@@ -208,6 +208,29 @@ pub(crate) fn stored_items(events: &[StoredEvent]) -> Vec<Item<'_>> {
         .collect()
 }
 
+/// The rollups of retention's cutoff `minute` counted again from what is left of it:
+/// `blocks` hands each stored block (first seq, data) that overlaps the minute's `[from, to)`
+/// to its visitor.
+pub(crate) fn recount_minute(
+    minute: i64,
+    countries: &Countries,
+    blocks: impl FnOnce((f64, f64), &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()>,
+) -> Result<Rollups> {
+    let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
+    let mut again = Rollups::default();
+    blocks((lo, hi), &mut |first, data| {
+        decode(first, data, &mut |stored| {
+            let t = stored.event.timestamp;
+            if lo <= t && t < hi {
+                again.add_stored(&stored, countries);
+            }
+            true
+        })?;
+        Ok(())
+    })?;
+    Ok(again)
+}
+
 /// The minute bucket retention cuts at: minute rows before it are deleted, its own row is
 /// counted again from the events it keeps. `None` when the cutoff deletes every minute
 /// (infinite) or none (negative infinity).

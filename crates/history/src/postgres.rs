@@ -631,18 +631,11 @@ impl Store for Postgres {
                     )?;
                 }
                 // The cutoff's minute again, from what is left of it.
-                let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
-                let mut again = Rollups::default();
-                let places = &self.places;
-                each_block_after(&mut transaction, 0, (lo, hi), &mut |first, data| {
-                    blocks::decode(first, data, &mut |stored| {
-                        let t = stored.event.timestamp;
-                        if lo <= t && t < hi {
-                            again.add_stored(&stored, places);
-                        }
-                        true
-                    })?;
-                    Ok(true)
+                let again = blocks::recount_minute(minute, &self.places, |span, visit| {
+                    each_block_after(&mut transaction, 0, span, &mut |first, data| {
+                        visit(first, data)?;
+                        Ok(true)
+                    })
                 })?;
                 write_rollups(&again, &mut transaction, false)?;
             }

@@ -578,24 +578,18 @@ impl Store for Sqlite {
                         .execute(&format!("DELETE FROM {table} WHERE bucket <= ?1"), [minute])?;
                 }
                 // The cutoff's minute again, from what is left of it.
-                let (lo, hi) = (minute as f64 * 60.0, (minute + 1) as f64 * 60.0);
-                let mut again = Rollups::default();
-                {
+                let again = blocks::recount_minute(minute, &self.places, |(lo, hi), visit| {
                     let mut statement = transaction.prepare(
                         "SELECT first_seq, data FROM blocks WHERE max_timestamp >= ?1 \
                          AND min_timestamp < ?2",
                     )?;
                     let mut rows = statement.query(params![lo, hi])?;
                     while let Some(row) = rows.next()? {
-                        decode_block(row, &mut |stored| {
-                            let t = stored.event.timestamp;
-                            if lo <= t && t < hi {
-                                again.add_stored(&stored, &self.places);
-                            }
-                            true
-                        })?;
+                        let (first, data) = block_row(row)?;
+                        visit(first, data)?;
                     }
-                }
+                    Ok(())
+                })?;
                 write_rollups(&again, &transaction, false)?;
             }
         }
