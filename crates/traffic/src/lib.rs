@@ -11,6 +11,7 @@ pub mod csv;
 pub mod event;
 pub mod generate;
 pub mod ingest;
+pub mod json;
 pub mod pacing;
 pub mod secret;
 #[cfg(feature = "service")]
