@@ -211,9 +211,32 @@ pub struct Config {
     #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// How request bodies are written: `binary` (application/vnd.traffic-globe.events, what
+    /// the server reads fastest) or `json` (application/json, readable in a proxy's log).
+    #[arg(long, env = "SENDER_BODY", value_enum, default_value = "binary")]
+    pub body: Body,
+
     /// No progress bar or progress lines: warnings and the final summary only.
     #[arg(long, short, env = "SENDER_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
+}
+
+/// `--body`: how request bodies are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Body {
+    /// The compact binary layout.
+    Binary,
+    /// JSON.
+    Json,
+}
+
+impl From<Body> for traffic::ingest::BodyFormat {
+    fn from(body: Body) -> Self {
+        match body {
+            Body::Binary => traffic::ingest::BodyFormat::Binary,
+            Body::Json => traffic::ingest::BodyFormat::Json,
+        }
+    }
 }
 
 impl Config {

@@ -49,7 +49,8 @@ const SPIN: Duration = Duration::from_millis(3);
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let token = config.token.as_ref().map(|t| t.0.as_str());
     let mut transport = HttpTransport::new(&config.url, config.timeout, token)
-        .with_context(|| format!("while preparing to post to {}", config.url))?;
+        .with_context(|| format!("while preparing to post to {}", config.url))?
+        .with_format(config.body.into());
     let path = config.csv.as_path();
     config.check().map_err(anyhow::Error::msg)?;
     let rules = match &config.rules {

@@ -9,6 +9,8 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
 
+mod support;
+
 fn sender() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sender"));
     // Keep the caller's environment from changing defaults under test.
@@ -69,8 +71,12 @@ fn help_gives_the_meaning_of_each_exit_status() {
 
 /// A server on 127.0.0.1:0 that accepts every POST to /api/events.
 async fn accepting_server() -> SocketAddr {
-    async fn ingest(body: Bytes) -> (StatusCode, String) {
-        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    async fn ingest(headers: axum::http::HeaderMap, body: Bytes) -> (StatusCode, String) {
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let value = support::body_json(&content_type, &body);
         let count = value.as_array().map_or(1, Vec::len);
         (StatusCode::ACCEPTED, format!("{{\"accepted\":{count}}}"))
     }

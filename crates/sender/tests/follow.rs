@@ -15,6 +15,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 
+mod support;
+
 /// IPs counted, once per idempotency key (as the real server's memory does).
 #[derive(Clone, Default)]
 struct Counted(Arc<Mutex<(std::collections::HashSet<String>, Vec<String>)>>);
@@ -35,7 +37,11 @@ async fn counting_server(counted: Counted) -> SocketAddr {
             .get("idempotency-key")
             .map(|k| k.to_str().unwrap().to_owned())
             .expect("every batch has a key");
-        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let content_type = headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let value = support::body_json(&content_type, &body);
         let events = match value {
             serde_json::Value::Array(a) => a,
             one => vec![one],

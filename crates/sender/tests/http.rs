@@ -15,6 +15,9 @@ use sender::{Config, HttpTransport, PostError, Transport};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use traffic::Event;
+use traffic::ingest::BodyFormat;
+
+mod support;
 
 /// What the fake server saw and what it will answer.
 #[derive(Clone, Default)]
@@ -49,7 +52,7 @@ async fn ingest(
         .unwrap_or_default()
         .to_owned();
     server.keys.lock().unwrap().push(key);
-    let value: Value = serde_json::from_slice(&body).expect("body is JSON");
+    let value = support::body_json(&content_type, &body);
     let count = value.as_array().map_or(1, Vec::len);
     server.seen.lock().unwrap().push((content_type, value));
     match server.script.lock().unwrap().pop_front() {
@@ -71,9 +74,12 @@ async fn start(server: Server) -> SocketAddr {
     addr
 }
 
+/// A transport posting JSON bodies (what these tests read back).
 fn transport(addr: SocketAddr) -> HttpTransport {
     let url = format!("http://{addr}").parse().unwrap();
-    HttpTransport::new(&url, Duration::from_secs(5), None).unwrap()
+    HttpTransport::new(&url, Duration::from_secs(5), None)
+        .unwrap()
+        .with_format(BodyFormat::Json)
 }
 
 fn event(ip: &str, timestamp: f64) -> Event {
@@ -112,6 +118,31 @@ async fn one_event_is_posted_as_an_object_and_several_as_an_array_of_json() {
     assert_eq!(array.len(), 2);
     assert_eq!(array[0]["timestamp"].as_f64(), Some(1736919120.5));
     assert_eq!(array[1]["ip"], "2001:db8::1");
+}
+
+#[tokio::test]
+async fn by_default_events_are_posted_in_the_binary_layout_and_read_back_the_same() {
+    let server = Server::default();
+    let addr = start(server.clone()).await;
+    let url = format!("http://{addr}").parse().unwrap();
+    let mut transport = HttpTransport::new(&url, Duration::from_secs(5), None).unwrap();
+    let events = [
+        event("173.198.105.40", 1736919120.0),
+        Event {
+            path: Some("/wp-login.php".into()),
+            status: Some(404),
+            ..event("2001:db8::1", 1736919121.5)
+        },
+    ];
+    assert_eq!(transport.post("run:1", &events[..1]).await, Ok(1));
+    assert_eq!(transport.post("run:2", &events).await, Ok(2));
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for (content_type, _) in &requests {
+        assert_eq!(content_type, traffic::ingest::binary::CONTENT_TYPE);
+    }
+    assert_eq!(requests[0].1, serde_json::to_value(&events[..1]).unwrap());
+    assert_eq!(requests[1].1, serde_json::to_value(events).unwrap());
 }
 
 #[tokio::test]
@@ -198,6 +229,7 @@ fn config(addr: SocketAddr, csv: &str, name: &str) -> Config {
         max_gap: None,
         give_up_after: Duration::from_secs(5),
         timeout: Duration::from_secs(5),
+        body: sender::config::Body::Binary,
         quiet: true,
         follow: false,
         checkpoint: None,
@@ -225,7 +257,8 @@ async fn a_file_is_replayed_through_a_5xx_without_losing_or_doubling_rows() {
     assert_eq!(keys[0], keys[1], "under the same key");
     assert_ne!(keys[1], keys[2], "the next batch has its own key");
     assert_eq!(bodies[1].as_array().map(Vec::len), Some(2));
-    assert_eq!(bodies[2]["ip"], "173.197.225.168");
+    // A binary body reads back as an array, of one event here.
+    assert_eq!(bodies[2][0]["ip"], "173.197.225.168");
     assert_eq!(summary.accepted, 3);
     assert_eq!(summary.retries, 1);
     assert_eq!(summary.skipped.get("timestamp"), Some(&1), "{summary}");
@@ -284,7 +317,7 @@ impl RawServer {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
         let mut stream = BufReader::new(stream);
         loop {
-            let (mut length, mut key) = (0usize, String::new());
+            let (mut length, mut key, mut content_type) = (0usize, String::new(), String::new());
             loop {
                 let mut line = String::new();
                 if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -297,13 +330,14 @@ impl RawServer {
                     match name.to_ascii_lowercase().as_str() {
                         "content-length" => length = value.trim().parse().unwrap(),
                         "idempotency-key" => key = value.trim().to_owned(),
+                        "content-type" => content_type = value.trim().to_owned(),
                         _ => {}
                     }
                 }
             }
             let mut body = vec![0; length];
             stream.read_exact(&mut body).await.unwrap();
-            let value: Value = serde_json::from_slice(&body).unwrap();
+            let value = support::body_json(&content_type, &body);
             let count = value.as_array().map_or(1, Vec::len);
             self.seen.lock().unwrap().push((key, value));
             let act = self.script.lock().unwrap().pop_front();

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use traffic::Event;
+use traffic::ingest::{BodyFormat, IngestError};
 
 use crate::AppState;
 use crate::error::{ApiError, json_response};
@@ -43,9 +44,10 @@ async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Respons
     };
     // Both checks are cheap and depend on no state: a request refused here has nothing to
     // remember (and a body over the size limit could not be fingerprinted whole).
-    if let Err(e) = check_json_content_type(&headers) {
-        return refused(&state, e);
-    }
+    let format = match ingest_format(&headers) {
+        Ok(format) => format,
+        Err(e) => return refused(&state, e),
+    };
     let body = match read_body(&state, &headers, body).await {
         Ok(body) => body,
         Err(e) => return refused(&state, e),
@@ -70,7 +72,7 @@ async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Respons
         .history
         .as_ref()
         .map(|_| (key.to_owned(), fingerprint));
-    let (status, body) = match accept_body(&state, body, stored_key).await {
+    let (status, body) = match accept_body(&state, format, body, stored_key).await {
         Ok(accepted) => (StatusCode::ACCEPTED, accepted_body(accepted)),
         Err(e) => e.status_and_body(),
     };
@@ -80,12 +82,14 @@ async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Respons
 
 /// Checks, parses, locates and hands the events to the hub; counts the outcome.
 async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usize, ApiError> {
-    let checked = match check_json_content_type(headers) {
-        Ok(()) => read_body(state, headers, body).await,
+    let checked = match ingest_format(headers) {
+        Ok(format) => read_body(state, headers, body)
+            .await
+            .map(|body| (format, body)),
         Err(e) => Err(e),
     };
     match checked {
-        Ok(body) => accept_body(state, body, None).await,
+        Ok((format, body)) => accept_body(state, format, body, None).await,
         Err(e) => Err(refusal(state, e)),
     }
 }
@@ -119,10 +123,11 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
 /// body fingerprint, to be stored with them); counts the outcome.
 async fn accept_body(
     state: &AppState,
+    format: BodyFormat,
     body: Bytes,
     key: Option<(String, u128)>,
 ) -> Result<usize, ApiError> {
-    match parse_and_push(state, body, key).await {
+    match parse_and_push(state, format, body, key).await {
         Ok(accepted) => {
             state.metrics.requests_accepted.fetch_add(1, Relaxed);
             Ok(accepted)
@@ -133,22 +138,36 @@ async fn accept_body(
 
 async fn parse_and_push(
     state: &AppState,
+    format: BodyFormat,
     body: Bytes,
     key: Option<(String, u128)>,
 ) -> Result<usize, ApiError> {
     let max_batch = state.config.max_batch;
     let batch = if body.len() <= PARSE_INLINE_MAX_BYTES {
-        locate(state, traffic::ingest::parse_body(&body, max_batch)?)
+        locate(state, parse(format, &body, max_batch)?)
     } else {
         // Parsing and locating a big batch takes milliseconds: not on an async worker.
         let worker = state.clone();
         tokio::task::spawn_blocking(move || {
-            traffic::ingest::parse_body(&body, max_batch).map(|events| locate(&worker, events))
+            parse(format, &body, max_batch).map(|events| locate(&worker, events))
         })
         .await
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("while parsing a body")))??
     };
     Ok(push(state, batch, key).await)
+}
+
+/// Parses a body in `format`; a binary body that cannot be read is `malformed_body`, not
+/// `malformed_json`.
+fn parse(format: BodyFormat, body: &[u8], max_batch: usize) -> Result<Vec<Event>, ApiError> {
+    format
+        .parse(body, max_batch)
+        .map_err(|e| match (format, e) {
+            (BodyFormat::Binary, IngestError::Malformed(message)) => {
+                ApiError::MalformedBinary(message)
+            }
+            (_, e) => e.into(),
+        })
 }
 
 /// Hands events that are valid by construction (the built-in generator's) to the same path
@@ -237,9 +256,9 @@ pub(crate) fn locate(state: &AppState, events: Vec<Event>) -> Vec<Pending> {
 /// Counts a refused request in the metrics and logs it at debug level.
 fn refusal(state: &AppState, e: ApiError) -> ApiError {
     let counter = match &e {
-        ApiError::Malformed(_) => &state.metrics.requests_malformed,
+        ApiError::Malformed(_) | ApiError::MalformedBinary(_) => &state.metrics.requests_malformed,
         ApiError::TooLarge(_) => &state.metrics.requests_too_large,
-        ApiError::UnsupportedMediaType(_) => &state.metrics.requests_wrong_type,
+        ApiError::UnsupportedMediaType { .. } => &state.metrics.requests_wrong_type,
         _ => &state.metrics.requests_invalid,
     };
     counter.fetch_add(1, Relaxed);
@@ -259,6 +278,22 @@ fn accepted_response(accepted: usize) -> Response {
     json_response(StatusCode::ACCEPTED, accepted_body(accepted))
 }
 
+/// What `POST /api/events` takes, for its 415.
+const INGEST_TYPES: &str = "application/json or application/vnd.traffic-globe.events";
+
+/// The body's format by its `Content-Type`: JSON, or the compact binary layout
+/// ([`traffic::ingest::binary`]); anything else is a 415.
+fn ingest_format(headers: &HeaderMap) -> Result<BodyFormat, ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not text)"))
+        .unwrap_or("(none)");
+    BodyFormat::from_content_type(value).ok_or_else(|| ApiError::UnsupportedMediaType {
+        got: value.to_owned(),
+        expected: INGEST_TYPES,
+    })
+}
+
 pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let value = headers
         .get(header::CONTENT_TYPE)
@@ -273,7 +308,10 @@ pub(crate) fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiErro
     if is_json {
         Ok(())
     } else {
-        Err(ApiError::UnsupportedMediaType(value.to_owned()))
+        Err(ApiError::UnsupportedMediaType {
+            got: value.to_owned(),
+            expected: "application/json",
+        })
     }
 }
 
@@ -608,6 +646,49 @@ mod tests {
         }
         let (status, _) = post(&state, Some("application/vnd.traffic+json"), GOOD).await;
         assert_eq!(status, StatusCode::ACCEPTED, "a +json media type is JSON");
+        let (_, json) = post(&state, Some("text/csv"), GOOD).await;
+        let message = json["message"].as_str().unwrap();
+        assert!(
+            message.contains("application/json or application/vnd.traffic-globe.events"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_binary_body_is_counted_as_its_events_and_an_unreadable_one_is_400() {
+        use traffic::ingest::binary;
+        let state = state_with(Config::default_for_tests());
+        let events: Vec<traffic::Event> =
+            traffic::ingest::parse_body(format!("[{GOOD},{GOOD}]").as_bytes(), 10).unwrap();
+        let body = binary::encode(&events);
+        let (status, json) = post(&state, Some(binary::CONTENT_TYPE), body.clone()).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{json}");
+        assert_eq!(json["accepted"], 2);
+        state.hub.publish();
+        assert_eq!(state.hub.stats().seq, 2);
+
+        let (status, json) = post(
+            &state,
+            Some(binary::CONTENT_TYPE),
+            body[..body.len() - 1].to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "malformed_body");
+        assert!(
+            json["message"].as_str().unwrap().contains("item 1"),
+            "{json}"
+        );
+        // JSON sent under the binary type is not read as JSON.
+        let (status, json) = post(&state, Some(binary::CONTENT_TYPE), GOOD).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "malformed_body");
+        state.hub.publish();
+        assert_eq!(
+            state.hub.stats().seq,
+            2,
+            "nothing of the refused bodies counted"
+        );
     }
 
     #[tokio::test]

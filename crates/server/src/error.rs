@@ -16,9 +16,17 @@ pub enum ApiError {
     /// The body is not usable JSON (400).
     #[error("{0}")]
     Malformed(String),
+    /// A binary events body that cannot be read as its layout (400).
+    #[error("{0}")]
+    MalformedBinary(String),
     /// Wrong or missing `Content-Type` (415).
-    #[error("Content-Type must be application/json, got {0:?}")]
-    UnsupportedMediaType(String),
+    #[error("Content-Type must be {expected}, got {got:?}")]
+    UnsupportedMediaType {
+        /// The header's value, `(none)` or `(not text)`.
+        got: String,
+        /// What the endpoint takes.
+        expected: &'static str,
+    },
     /// Body or batch too large (413).
     #[error("{0}")]
     TooLarge(String),
@@ -125,7 +133,8 @@ impl ApiError {
     pub(crate) fn status_and_body(&self) -> (StatusCode, Bytes) {
         let (status, code) = match self {
             ApiError::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed_json"),
-            ApiError::UnsupportedMediaType(_) => {
+            ApiError::MalformedBinary(_) => (StatusCode::BAD_REQUEST, "malformed_body"),
+            ApiError::UnsupportedMediaType { .. } => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

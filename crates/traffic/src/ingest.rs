@@ -23,11 +23,49 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::event::{self, Event, Field, FieldError};
 
+pub mod binary;
+
+/// How a body is written, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// JSON: one event object or an array of them ([`parse_body`]).
+    Json,
+    /// The compact binary layout ([`binary`]).
+    Binary,
+}
+
+impl BodyFormat {
+    /// The format a `Content-Type` value names: `application/json` (or any
+    /// `application/...+json`) or [`binary::CONTENT_TYPE`], parameters ignored; `None`
+    /// for anything else.
+    pub fn from_content_type(value: &str) -> Option<Self> {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case(binary::CONTENT_TYPE) {
+            return Some(BodyFormat::Binary);
+        }
+        let is_json = essence.eq_ignore_ascii_case("application/json")
+            || essence.rsplit_once('+').is_some_and(|(kind, suffix)| {
+                kind.to_ascii_lowercase().starts_with("application/")
+                    && suffix.eq_ignore_ascii_case("json")
+            });
+        is_json.then_some(BodyFormat::Json)
+    }
+
+    /// Parses `body` in this format, all or nothing, with at most `max_items` events.
+    pub fn parse(self, body: &[u8], max_items: usize) -> Result<Vec<Event>, IngestError> {
+        match self {
+            BodyFormat::Json => parse_body(body, max_items),
+            BodyFormat::Binary => binary::parse(body, max_items),
+        }
+    }
+}
+
 /// Why a body was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum IngestError {
-    /// Not JSON, or JSON that is neither an object nor an array (HTTP 400).
-    #[error("malformed JSON: {0}")]
+    /// Not JSON, or JSON that is neither an object nor an array; or a binary body that
+    /// cannot be read as its layout (HTTP 400).
+    #[error("malformed body: {0}")]
     Malformed(String),
     /// Well-formed JSON with an item that is not a usable event (HTTP 422).
     #[error("item {item}: {problem}")]

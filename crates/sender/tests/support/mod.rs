@@ -26,3 +26,16 @@ pub async fn stats_at_total(url: &str, total: u64) -> serde_json::Value {
     }
     last
 }
+
+/// A request body as JSON, whichever way it was written: a JSON body as it is (an object
+/// for one event, an array for several), a binary one (`content_type` the binary layout's)
+/// decoded and written as an array of the events.
+pub fn body_json(content_type: &str, body: &[u8]) -> serde_json::Value {
+    match traffic::ingest::BodyFormat::from_content_type(content_type) {
+        Some(traffic::ingest::BodyFormat::Binary) => {
+            let events = traffic::ingest::binary::parse(body, usize::MAX).unwrap();
+            serde_json::to_value(events).unwrap()
+        }
+        _ => serde_json::from_slice(body).expect("a JSON body"),
+    }
+}
