@@ -640,7 +640,9 @@ pub fn bounded_text(field: Field, text: &str) -> Option<String> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Some(text[..end].to_owned())
+    // A cut can leave whitespace at the end: trimmed too, so a kept value reads back as
+    // itself.
+    Some(text[..end].trim_end().to_owned())
 }
 
 /// Reads the suspicious flag from a number: only 0 and 1 are allowed.
@@ -828,6 +830,15 @@ mod tests {
         assert!(path.starts_with(&kept));
         let method = bounded_text(Field::Method, &"X".repeat(1000)).unwrap();
         assert_eq!(method.len(), MAX_TOKEN_BYTES);
+    }
+
+    #[test]
+    fn a_value_cut_at_its_limit_is_trimmed_again_so_it_reads_back_as_itself() {
+        // Found by the ingest_binary fuzzer: cut after 32 bytes, "#" and 31 tabs of 40
+        // kept its tabs, and reading the kept value again trimmed them.
+        let kept = bounded_text(Field::Protocol, &format!("#{}x", "\t".repeat(39))).unwrap();
+        assert_eq!(kept, "#");
+        assert_eq!(bounded_text(Field::Protocol, &kept).as_deref(), Some("#"));
     }
 
     #[test]
