@@ -349,7 +349,7 @@ pub fn spawn(
 }
 
 /// Committed batches on their way to the publishing thread: (first seq, events, ticket).
-type Committed = (u64, Vec<crate::hub::Pending>, u64);
+type Committed = (u64, Vec<Vec<crate::hub::Pending>>, u64);
 
 /// Commits on this thread while the previous commit is published on another: the two
 /// halves of the work overlap (in order: one publishing thread, fed in commit order).
@@ -424,7 +424,7 @@ fn commit_loop(
         while let Some(message) = next.take() {
             match message {
                 Message::Batch(taken) => {
-                    events += taken.events.len();
+                    events += taken.events.iter().map(Vec::len).sum::<usize>();
                     batches.push(taken);
                 }
                 Message::Stop(done) => {
@@ -454,6 +454,7 @@ fn commit_loop(
         rows.extend(batches.iter().flat_map(|b| {
             b.events
                 .iter()
+                .flatten()
                 .enumerate()
                 .map(|(i, p)| p.to_store(b.first_seq + i as u64))
         }));
@@ -471,17 +472,9 @@ fn commit_loop(
         // frames together (the commit's pace groups them, as the publish interval would).
         let first_seq = batches[0].first_seq;
         let ticket = batches.iter().map(|b| b.ticket).max().unwrap_or(0);
-        let events: Vec<_> = if batches.len() == 1 {
-            batches.pop().map(|b| b.events).unwrap_or_default()
-        } else {
-            // Sized once (each event is a few hundred bytes: growing this by doubling was a
-            // chain of copies onto fresh pages).
-            let mut all = Vec::with_capacity(events);
-            for b in batches {
-                all.extend(b.events);
-            }
-            all
-        };
+        // The pushed batches, moved as they are (never copied into one vector).
+        let events: Vec<Vec<crate::hub::Pending>> =
+            batches.into_iter().flat_map(|b| b.events).collect();
         publish((first_seq, events, ticket));
         if forgot_keys.elapsed() >= FORGET_KEYS_EVERY {
             forgot_keys = std::time::Instant::now();
