@@ -95,6 +95,10 @@ pub struct CaptureArgs {
     #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// How request bodies are written: `binary` or `json` (see `sender --help`).
+    #[arg(long, env = "SENDER_BODY", value_enum, default_value = "binary")]
+    pub body: Body,
+
     /// No progress lines: warnings and the final summary only.
     #[arg(long, short, env = "SENDER_QUIET", value_parser = BoolishValueParser::new())]
     pub quiet: bool,
@@ -410,6 +414,10 @@ pub struct LiveArgs {
     /// With --live: time limit for one request, after which it is retried.
     #[arg(long, env = "SENDER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
+
+    /// With --live: how request bodies are written, `binary` or `json`.
+    #[arg(long, env = "SENDER_BODY", value_enum, default_value = "binary")]
+    pub body: Body,
 }
 
 /// `sender generate`'s file defaults: rows and seconds.

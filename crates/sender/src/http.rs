@@ -205,6 +205,10 @@ fn classify(
             "{described}; fix: use an ingest token (`server token add NAME`)"
         ))),
         StatusCode::PAYLOAD_TOO_LARGE => Err(PostError::TooLarge),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Err(PostError::Fatal(format!(
+            "{described}; fix: a server older than the binary body takes JSON: pass --body json \
+             (SENDER_BODY=json)"
+        ))),
         StatusCode::UNPROCESSABLE_ENTITY if parsed.item.is_some() || sent == 1 => {
             Err(PostError::Invalid {
                 item: parsed.item.or(Some(0)),
@@ -308,6 +312,15 @@ mod tests {
             };
             assert!(message.contains("no such route"), "{message}");
         }
+        let Err(PostError::Fatal(message)) = classify(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            br#"{"error":"unsupported_media_type","message":"Content-Type must be application/json"}"#,
+            1,
+        ) else {
+            panic!("a 415 should be fatal");
+        };
+        assert!(message.contains("--body json"), "{message}");
     }
 
     #[test]

@@ -111,7 +111,8 @@ pub async fn run(
     let live = &args.live_args;
     let token = live.token.as_ref().map(|t| t.0.as_str());
     let mut transport = HttpTransport::new(&live.url, live.timeout, token)
-        .with_context(|| format!("while preparing to post to {}", live.url))?;
+        .with_context(|| format!("while preparing to post to {}", live.url))?
+        .with_format(live.body.into());
     let start_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()

@@ -641,8 +641,9 @@ pub fn bounded_text(field: Field, text: &str) -> Option<String> {
         end -= 1;
     }
     // A cut can leave whitespace at the end: trimmed too, so a kept value reads back as
-    // itself.
-    Some(text[..end].trim_end().to_owned())
+    // itself (and so is what the cut leaves: `-` alone means absent).
+    let kept = text[..end].trim_end();
+    (kept != "-").then(|| kept.to_owned())
 }
 
 /// Reads the suspicious flag from a number: only 0 and 1 are allowed.
@@ -839,6 +840,11 @@ mod tests {
         let kept = bounded_text(Field::Protocol, &format!("#{}x", "\t".repeat(39))).unwrap();
         assert_eq!(kept, "#");
         assert_eq!(bounded_text(Field::Protocol, &kept).as_deref(), Some("#"));
+        // What is left after the cut may be "-" alone: absent, as it would read back.
+        assert_eq!(
+            bounded_text(Field::Protocol, &format!("-{}x", "\t".repeat(39))),
+            None
+        );
     }
 
     #[test]

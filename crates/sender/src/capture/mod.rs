@@ -48,7 +48,8 @@ const BACKOFF_CAP: Duration = Duration::from_secs(2);
 pub async fn run(args: CaptureArgs, shutdown: CancellationToken) -> anyhow::Result<Summary> {
     let token = args.token.as_ref().map(|t| t.0.as_str());
     let transport = HttpTransport::new(&args.url, args.timeout, token)
-        .with_context(|| format!("while preparing to post to {}", args.url))?;
+        .with_context(|| format!("while preparing to post to {}", args.url))?
+        .with_format(args.body.into());
     let filter = with_own_traffic_excluded(args.filter.as_deref(), &args.url);
     let options = LiveOptions {
         interface: args.interface.clone(),

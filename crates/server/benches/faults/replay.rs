@@ -241,6 +241,25 @@ pub(crate) async fn lost_ack(s: &Settings) -> Outcome {
 // ---------------------------------------------------------------------------------------
 // Case: a slow server (the sender keeps its schedule)
 
+/// The source addresses of a POSTed body, in either of the sender's formats (the binary
+/// layout by its magic bytes, JSON otherwise); none for a body that is neither.
+fn posted_ips(body: &[u8]) -> Vec<String> {
+    use traffic::ingest::binary;
+    if body.starts_with(binary::MAGIC) {
+        return binary::parse(body, usize::MAX)
+            .map(|events| events.iter().map(|e| e.ip.to_string()).collect())
+            .unwrap_or_default();
+    }
+    let items = match serde_json::from_slice(body).unwrap_or_default() {
+        serde_json::Value::Array(items) => items,
+        one => vec![one],
+    };
+    items
+        .iter()
+        .map(|item| item["ip"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// A stand-in server: answers each POST 202 after `delay` while the first `slow_for` since
 /// the first request lasts, at once afterwards; records each row's IP and arrival.
 pub(crate) fn slow_stub(
@@ -260,17 +279,11 @@ pub(crate) fn slow_stub(
                     let now = Instant::now();
                     let start = *first.get_or_init(|| now);
                     let body_at = find(&request, b"\r\n\r\n").map_or(request.len(), |i| i + 4);
-                    let body: serde_json::Value =
-                        serde_json::from_slice(&request[body_at..]).unwrap_or_default();
-                    let items = match body {
-                        serde_json::Value::Array(items) => items,
-                        one => vec![one],
-                    };
+                    let items = posted_ips(&request[body_at..]);
                     {
                         let mut arrivals = arrivals.lock().unwrap();
-                        for item in &items {
-                            let ip = item["ip"].as_str().unwrap_or_default().to_owned();
-                            arrivals.push((now, ip));
+                        for ip in &items {
+                            arrivals.push((now, ip.clone()));
                         }
                     }
                     if now.duration_since(start) < slow_for {

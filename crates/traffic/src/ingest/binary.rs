@@ -304,9 +304,10 @@ impl<'a> Reader<'a> {
                 longitude: coordinates.map(|c| c.1),
                 timestamp: event::timestamp_from_number(timestamp)?,
                 suspicious: has(SUSPICIOUS),
-                // The same range as JSON's (whose numbers are doubles).
+                // As JSON reads them (its numbers are doubles): the same range, and the
+                // same value past 2^53.
                 bytes: bytes
-                    .map(|b| event::bytes_from_number(b as f64).map(|_| b))
+                    .map(|b| event::bytes_from_number(b as f64))
                     .transpose()?,
                 protocol: protocol.and_then(|t| event::bounded_text(Field::Protocol, t)),
                 status: status
@@ -318,7 +319,7 @@ impl<'a> Reader<'a> {
                 src_port,
                 dest_port,
                 packets: packets
-                    .map(|p| event::packets_from_number(p as f64).map(|_| p))
+                    .map(|p| event::packets_from_number(p as f64))
                     .transpose()?,
             })
         };
@@ -379,6 +380,8 @@ mod tests {
             },
             Event {
                 timestamp: 1_767_225_600_123.0, // milliseconds, as JSON takes them
+                bytes: Some((1 << 53) + 1),     // past a double's integers, as JSON reads it
+                packets: Some(u64::from(u32::MAX) << 22),
                 ..bare
             },
         ]
