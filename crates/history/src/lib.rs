@@ -53,6 +53,9 @@ pub enum Error {
         /// Newest version this build knows.
         known: i64,
     },
+    /// Another process holds the store as its only writer.
+    #[error("{0}")]
+    InUse(String),
     /// A batch does not continue the stored sequence.
     #[error("batch starts at seq {got}, the store expects {expected}")]
     OutOfSequence {

@@ -106,6 +106,9 @@ pub fn check_url(url: &str) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// How long [`Postgres::open_exclusive`] waits for another writer's lock before failing.
+const WRITER_LOCK_WAIT: Duration = Duration::from_secs(3);
+
 fn connect(url: &str) -> Result<Client> {
     let config = postgres::Config::from_str(url)?;
     let mut config = config;
@@ -122,7 +125,45 @@ impl Postgres {
     /// fraction of a second of commits can be lost if PostgreSQL itself or its machine
     /// crashes. [`Durability::Disk`] waits for the WAL flush of every commit.
     pub fn open(url: &str, durability: Durability) -> Result<Self> {
+        Self::open_with(url, durability, false)
+    }
+
+    /// As [`Postgres::open`], as the schema's only writer: a session advisory lock on the
+    /// schema is held while the store lives (PostgreSQL drops it with the connection, also
+    /// when the process is killed). Another `open_exclusive` of the same schema meanwhile
+    /// fails with [`Error::InUse`]: two servers writing one history would number the same
+    /// events twice.
+    pub fn open_exclusive(url: &str, durability: Durability) -> Result<Self> {
+        Self::open_with(url, durability, true)
+    }
+
+    fn open_with(url: &str, durability: Durability, exclusive: bool) -> Result<Self> {
         let mut client = connect(url)?;
+        if exclusive {
+            // Waited for a little: the connection of a writer killed a moment ago may not
+            // have been noticed closed yet.
+            client.batch_execute(&format!(
+                "SET lock_timeout = '{}ms'",
+                WRITER_LOCK_WAIT.as_millis()
+            ))?;
+            let held = match client.execute(
+                "SELECT pg_advisory_lock(hashtext(current_schema() || '.traffic_globe_writer'))",
+                &[],
+            ) {
+                Ok(_) => true,
+                Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => false,
+                Err(e) => return Err(e.into()),
+            };
+            client.batch_execute("RESET lock_timeout")?;
+            if !held {
+                let schema: String = client.query_one("SELECT current_schema()", &[])?.get(0);
+                return Err(Error::InUse(format!(
+                    "another server is already writing the history in this database (schema \
+                     {schema}): two would number and store the same events twice; stop it, or \
+                     give this one its own database or schema"
+                )));
+            }
+        }
         let synchronous = match durability {
             Durability::Process => "off",
             Durability::Disk => "on",
@@ -917,6 +958,21 @@ mod tests {
                 test(&mut reopen);
             }
         }
+    }
+
+    #[test]
+    fn a_second_exclusive_writer_of_one_schema_is_refused_until_the_first_is_gone() {
+        let Some(schema) = TestSchema::create("exclusive") else {
+            return;
+        };
+        let first = Postgres::open_exclusive(schema.url(), Durability::Process).unwrap();
+        let Err(error) = Postgres::open_exclusive(schema.url(), Durability::Process) else {
+            panic!("a second writer was let in");
+        };
+        assert!(matches!(error, Error::InUse(_)), "{error}");
+        assert!(error.to_string().contains("already writing"), "{error}");
+        drop(first);
+        drop(Postgres::open_exclusive(schema.url(), Durability::Process).expect("free again"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod hub;
 pub mod idempotency;
 mod import;
 pub mod jobs;
+pub mod lock;
 mod metrics;
 mod past;
 pub mod persist;
@@ -512,6 +513,8 @@ pub async fn probe(address: &str, timeout: Duration) -> anyhow::Result<()> {
 /// Loads the geocoder, binds `config.listen` and serves until `shutdown` is cancelled.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
+    // Before anything in the data directory is opened; held until serving ends.
+    let _data_dir = lock::DataDirLock::acquire(&config.data_dir)?;
     let started = std::time::Instant::now();
     let geo = tokio::task::spawn_blocking(Geocoder::shared)
         .await

@@ -174,7 +174,7 @@ pub fn open(config: &Config) -> anyhow::Result<Option<Box<dyn Store>>> {
             Ok(Some(Box::new(store)))
         }
         (StoreKind::Postgres, Some(url)) => {
-            let store = history::Postgres::open(url.expose(), durability)
+            let store = history::Postgres::open_exclusive(url.expose(), durability)
                 .with_context(|| format!("while opening the history in PostgreSQL at {url}"))?;
             Ok(Some(Box::new(store)))
         }

@@ -83,3 +83,36 @@ fn a_switch_from_the_environment_takes_1_yes_or_true_and_refuses_other_words() {
     );
     assert!(stderr.contains("maybe"), "{stderr}");
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_while_the_first_runs() {
+    let dir = std::env::temp_dir().join(format!("tg-cli-lock-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_dir = dir.to_str().unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir", data_dir])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The lock file names its holder once it is held (bounded wait: 10 s).
+    let lock = dir.join("server.lock");
+    let pid = first.id().to_string();
+    for _ in 0..1000 {
+        if std::fs::read_to_string(&lock).is_ok_and(|text| text == pid) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let second = server(&["--data-dir", data_dir], &[]);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(!second.status.success());
+    let stderr = String::from_utf8(second.stderr).unwrap();
+    assert!(
+        stderr.contains("another server is already running on the data directory"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("process {pid}")), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
