@@ -263,16 +263,13 @@ fn no_such_job(name: &str) -> ApiError {
     ApiError::NotFound(format!("job {name:?} (see GET /api/jobs)"))
 }
 
-/// `POST /api/jobs/{name}/pause` (admin): scheduled runs are skipped until resumed.
+/// `POST /api/jobs/{name}/pause` (admin): scheduled runs are skipped until resumed, also
+/// after a restart (saved in `settings.json`).
 pub async fn pause(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    state
-        .jobs
-        .set_paused(&name, true)
-        .map(Json)
-        .ok_or_else(|| no_such_job(&name))
+    set_paused(&state, &name, true).await
 }
 
 /// `POST /api/jobs/{name}/resume` (admin).
@@ -280,11 +277,34 @@ pub async fn resume(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
-    state
+    set_paused(&state, &name, false).await
+}
+
+/// Pauses or resumes `name` and saves which jobs are paused for the next start.
+async fn set_paused(state: &AppState, name: &str, paused: bool) -> Result<Json<JobView>, ApiError> {
+    let _changing = match &state.settings {
+        Some(settings) => Some(settings.changing().await),
+        None => None,
+    };
+    let view = state
         .jobs
-        .set_paused(&name, false)
-        .map(Json)
-        .ok_or_else(|| no_such_job(&name))
+        .set_paused(name, paused)
+        .ok_or_else(|| no_such_job(name))?;
+    if let Some(settings) = &state.settings {
+        let names = state
+            .jobs
+            .list()
+            .into_iter()
+            .filter(|j| j.paused)
+            .map(|j| j.name.to_owned())
+            .collect();
+        settings.save_paused_jobs(names).await.map_err(|e| {
+            ApiError::Internal(e.context(
+                "the job is paused or resumed, but that could not be saved for the next start",
+            ))
+        })?;
+    }
+    Ok(Json(view))
 }
 
 /// `POST /api/jobs/{name}/run` (admin): runs it now, paused or not; the answer is the job

@@ -1,5 +1,6 @@
 //! Settings an admin changes at runtime (the alert rules, the analytics thresholds, the
-//! retention), saved in `--data-dir/settings.json` so that a restart keeps them.
+//! retention, which housekeeping jobs are paused), saved in `--data-dir/settings.json` so
+//! that a restart keeps them.
 //!
 //! Each is saved with what the server had started from: the `--alert-rules` file's text (or
 //! the built-in rules), the analytics settings of the flags, `--retain`. At the next start a saved value
@@ -31,6 +32,9 @@ struct Saved {
     /// Seconds, or none for off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retention: Option<Entry<Option<u64>>>,
+    /// Names of the housekeeping jobs paused (no flag sets them: always in force).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    paused_jobs: Vec<String>,
 }
 
 /// A value changed through the API, and the start source it replaced.
@@ -148,6 +152,14 @@ impl Settings {
                     .set_retain(entry.value.map(std::time::Duration::from_secs));
             }
         }
+        for name in &saved.paused_jobs {
+            match state.jobs.set_paused(name, true) {
+                Some(_) => tracing::info!(job = %name, "paused, as last set through the API"),
+                None => {
+                    tracing::warn!(job = %name, "a paused job saved in settings.json no longer exists; ignored")
+                }
+            }
+        }
     }
 
     /// Taken by a change before it puts a value in force, held until it is saved: two
@@ -190,6 +202,11 @@ impl Settings {
             });
         })
         .await
+    }
+
+    /// Saves `names` as the paused jobs.
+    pub async fn save_paused_jobs(self: &Arc<Self>, names: Vec<String>) -> anyhow::Result<()> {
+        self.save(move |saved, _| saved.paused_jobs = names).await
     }
 
     async fn save(
@@ -337,6 +354,33 @@ mod tests {
             state(&config).housekeeping.retain(),
             Some(std::time::Duration::from_secs(30 * 86_400))
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_job_paused_by_an_admin_stays_paused_after_a_restart_until_resumed() {
+        let dir = temp_dir("paused");
+        let mut config = Config::default_for_tests();
+        config.data_dir = dir.clone();
+        let paused = |state: &AppState| -> Vec<&'static str> {
+            state
+                .jobs
+                .list()
+                .into_iter()
+                .filter(|j| j.paused)
+                .map(|j| j.name)
+                .collect()
+        };
+        let first = state(&config);
+        let (status, body) = call_json(&first, "POST", "/api/jobs/retention/pause", "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        drop(first);
+        let second = state(&config);
+        assert_eq!(paused(&second), ["retention"]);
+        let (status, _) = call_json(&second, "POST", "/api/jobs/retention/resume", "").await;
+        assert_eq!(status, StatusCode::OK);
+        drop(second);
+        assert!(paused(&state(&config)).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
