@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use traffic::Event;
-use traffic::ingest::{BodyFormat, IngestError};
+use traffic::ingest::BodyFormat;
 
 use crate::AppState;
 use crate::error::{ApiError, json_response};
@@ -50,7 +50,7 @@ async fn ingest_once(state: AppState, headers: HeaderMap, body: Body) -> Respons
     };
     let body = match read_body(&state, &headers, body).await {
         Ok(body) => body,
-        Err(e) => return refused(&state, e),
+        Err(e) => return refused(&state, in_format(format, e)),
     };
     // `valid_key` admits ASCII only.
     let key = key.to_str().unwrap_or_default();
@@ -85,7 +85,8 @@ async fn accept(state: &AppState, headers: &HeaderMap, body: Body) -> Result<usi
     let checked = match ingest_format(headers) {
         Ok(format) => read_body(state, headers, body)
             .await
-            .map(|body| (format, body)),
+            .map(|body| (format, body))
+            .map_err(|e| in_format(format, e)),
         Err(e) => Err(e),
     };
     match checked {
@@ -162,12 +163,15 @@ async fn parse_and_push(
 fn parse(format: BodyFormat, body: &[u8], max_batch: usize) -> Result<Vec<Event>, ApiError> {
     format
         .parse(body, max_batch)
-        .map_err(|e| match (format, e) {
-            (BodyFormat::Binary, IngestError::Malformed(message)) => {
-                ApiError::MalformedBinary(message)
-            }
-            (_, e) => e.into(),
-        })
+        .map_err(|e| in_format(format, e.into()))
+}
+
+/// A malformed binary body is `malformed_body`, also when reading it failed.
+fn in_format(format: BodyFormat, e: ApiError) -> ApiError {
+    match (format, e) {
+        (BodyFormat::Binary, ApiError::Malformed(message)) => ApiError::MalformedBinary(message),
+        (_, e) => e,
+    }
 }
 
 /// Hands events that are valid by construction (the built-in generator's) to the same path
@@ -689,6 +693,14 @@ mod tests {
             2,
             "nothing of the refused bodies counted"
         );
+        // A binary body whose reading fails half way (the client went away).
+        let broken = Body::from_stream(futures_util::stream::iter([
+            Ok::<_, std::io::Error>(bytes::Bytes::from(body[..10].to_vec())),
+            Err(std::io::Error::other("connection reset")),
+        ]));
+        let (status, json) = post(&state, Some(binary::CONTENT_TYPE), broken).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json["error"], "malformed_body", "{json}");
     }
 
     #[tokio::test]
