@@ -755,6 +755,12 @@ struct PostgresReader {
 
 impl Drop for PostgresReader {
     fn drop(&mut self) {
+        // A reader dropped by a panic may be inside its snapshot's transaction: pooled, the
+        // next reader's BEGIN would be ignored and it would read that old snapshot. Closed
+        // instead (this is a blocking thread: readers are used off the async workers).
+        if std::thread::panicking() {
+            return;
+        }
         if let Some(client) = self.client.get_mut().take()
             && !client.is_closed()
         {
@@ -958,6 +964,46 @@ mod tests {
                 test(&mut reopen);
             }
         }
+    }
+
+    #[test]
+    fn a_reader_dropped_by_a_panic_is_not_pooled_with_its_transaction_open() {
+        let Some(schema) = TestSchema::create("reader_panic") else {
+            return;
+        };
+        let store = Postgres::open(schema.url(), Durability::Process).unwrap();
+        let readers = PostgresReaders {
+            url: schema.url().to_owned(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+        };
+        drop(readers.open_reader().unwrap());
+        assert_eq!(
+            readers.idle.lock().unwrap().len(),
+            1,
+            "a reader done is pooled"
+        );
+        let idle = Arc::clone(&readers.idle);
+        let url = schema.url().to_owned();
+        let unwound = std::thread::spawn(move || {
+            let reader = PostgresReader {
+                client: RefCell::new(Some(connect(&url).unwrap())),
+                places: HashMap::new(),
+                idle,
+            };
+            reader
+                .with(|c| Ok(c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?))
+                .unwrap();
+            panic!("a bug inside a snapshot");
+        })
+        .join();
+        assert!(unwound.is_err());
+        assert_eq!(
+            readers.idle.lock().unwrap().len(),
+            1,
+            "the panicking reader's connection was not pooled"
+        );
+        drop(readers);
+        drop(store);
     }
 
     #[test]
