@@ -295,32 +295,16 @@ impl HitJson<'_> {
     /// derived `Serialize` (a test holds the two together), with the keys written as the
     /// literal bytes they are instead of escaped one character at a time for every hit.
     fn write(&self, out: &mut Vec<u8>) {
-        use traffic::json::{write_ip, write_str, write_u64, write_value};
-        fn text(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
-            if let Some(value) = value {
-                out.extend_from_slice(key);
-                write_str(out, value);
-            }
-        }
-        fn number(out: &mut Vec<u8>, key: &[u8], value: Option<u64>) {
-            if let Some(value) = value {
-                out.extend_from_slice(key);
-                write_u64(out, value);
-            }
-        }
-        fn float(out: &mut Vec<u8>, key: &[u8], value: Option<f64>) {
-            if let Some(value) = value {
-                out.extend_from_slice(key);
-                write_value(out, &value);
-            }
-        }
+        use traffic::json::{
+            write_f64_field, write_ip, write_ip_field, write_str_field, write_u64, write_u64_field,
+        };
         out.extend_from_slice(b"{\"ip\":\"");
         // An address's text needs no escaping.
         write_ip(out, self.ip);
         out.push(b'"');
-        float(out, b",\"latitude\":", self.latitude);
-        float(out, b",\"longitude\":", self.longitude);
-        float(out, b",\"timestamp\":", Some(self.timestamp));
+        write_f64_field(out, b",\"latitude\":", self.latitude);
+        write_f64_field(out, b",\"longitude\":", self.longitude);
+        write_f64_field(out, b",\"timestamp\":", Some(self.timestamp));
         out.extend_from_slice(if self.suspicious {
             b",\"suspicious\":true,\"received\":"
         } else {
@@ -328,29 +312,25 @@ impl HitJson<'_> {
         });
         write_u64(out, self.received);
         match self.located {
-            Some(located) => text(out, b",\"located\":", Some(located)),
+            Some(located) => write_str_field(out, b",\"located\":", Some(located)),
             None => out.extend_from_slice(b",\"located\":null"),
         }
-        text(out, b",\"unlocated\":", self.unlocated);
-        number(out, b",\"place_key\":", self.place_key);
-        text(out, b",\"city\":", self.city);
-        text(out, b",\"country_code\":", self.country_code);
-        text(out, b",\"country\":", self.country);
-        number(out, b",\"bytes\":", self.bytes);
-        text(out, b",\"protocol\":", self.protocol);
-        number(out, b",\"status\":", self.status.map(u64::from));
-        text(out, b",\"method\":", self.method);
-        text(out, b",\"path\":", self.path);
-        if let Some(ip) = self.dest_ip {
-            out.extend_from_slice(b",\"dest_ip\":\"");
-            write_ip(out, ip);
-            out.push(b'"');
-        }
-        number(out, b",\"src_port\":", self.src_port.map(u64::from));
-        number(out, b",\"dest_port\":", self.dest_port.map(u64::from));
-        number(out, b",\"packets\":", self.packets);
-        number(out, b",\"asn\":", self.asn.map(u64::from));
-        text(out, b",\"as_name\":", self.as_name);
+        write_str_field(out, b",\"unlocated\":", self.unlocated);
+        write_u64_field(out, b",\"place_key\":", self.place_key);
+        write_str_field(out, b",\"city\":", self.city);
+        write_str_field(out, b",\"country_code\":", self.country_code);
+        write_str_field(out, b",\"country\":", self.country);
+        write_u64_field(out, b",\"bytes\":", self.bytes);
+        write_str_field(out, b",\"protocol\":", self.protocol);
+        write_u64_field(out, b",\"status\":", self.status.map(u64::from));
+        write_str_field(out, b",\"method\":", self.method);
+        write_str_field(out, b",\"path\":", self.path);
+        write_ip_field(out, b",\"dest_ip\":", self.dest_ip);
+        write_u64_field(out, b",\"src_port\":", self.src_port.map(u64::from));
+        write_u64_field(out, b",\"dest_port\":", self.dest_port.map(u64::from));
+        write_u64_field(out, b",\"packets\":", self.packets);
+        write_u64_field(out, b",\"asn\":", self.asn.map(u64::from));
+        write_str_field(out, b",\"as_name\":", self.as_name);
         out.push(b'}');
     }
 }

@@ -81,50 +81,64 @@ fn write_ip_str(out: &mut Vec<u8>, ip: IpAddr) {
     out.push(b'"');
 }
 
+/// Appends `key` (the literal `,"name":` bytes) and `value` as a string, when there is one.
+#[inline]
+pub fn write_str_field(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
+    if let Some(value) = value {
+        out.extend_from_slice(key);
+        write_str(out, value);
+    }
+}
+
+/// Appends `key` and `value` in decimal, when there is one.
+#[inline]
+pub fn write_u64_field(out: &mut Vec<u8>, key: &[u8], value: Option<u64>) {
+    if let Some(value) = value {
+        out.extend_from_slice(key);
+        write_u64(out, value);
+    }
+}
+
+/// Appends `key` and `value` as `serde_json` writes a float, when there is one.
+#[inline]
+pub fn write_f64_field(out: &mut Vec<u8>, key: &[u8], value: Option<f64>) {
+    if let Some(value) = value {
+        out.extend_from_slice(key);
+        write_value(out, &value);
+    }
+}
+
+/// Appends `key` and `ip` as a string, when there is one.
+#[inline]
+pub fn write_ip_field(out: &mut Vec<u8>, key: &[u8], ip: Option<IpAddr>) {
+    if let Some(ip) = ip {
+        out.extend_from_slice(key);
+        write_ip_str(out, ip);
+    }
+}
+
 /// Appends `event` as `serde_json::to_writer(out, event)` does: the object the sender
 /// posts, absent optional fields left out.
 pub fn write_event(out: &mut Vec<u8>, event: &Event) {
-    fn text(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
-        if let Some(value) = value {
-            out.extend_from_slice(key);
-            write_str(out, value);
-        }
-    }
-    fn number(out: &mut Vec<u8>, key: &[u8], value: Option<u64>) {
-        if let Some(value) = value {
-            out.extend_from_slice(key);
-            write_u64(out, value);
-        }
-    }
     out.extend_from_slice(b"{\"ip\":");
     write_ip_str(out, event.ip);
-    if let Some(latitude) = event.latitude {
-        out.extend_from_slice(b",\"latitude\":");
-        write_value(out, &latitude);
-    }
-    if let Some(longitude) = event.longitude {
-        out.extend_from_slice(b",\"longitude\":");
-        write_value(out, &longitude);
-    }
-    out.extend_from_slice(b",\"timestamp\":");
-    write_value(out, &event.timestamp);
+    write_f64_field(out, b",\"latitude\":", event.latitude);
+    write_f64_field(out, b",\"longitude\":", event.longitude);
+    write_f64_field(out, b",\"timestamp\":", Some(event.timestamp));
     out.extend_from_slice(if event.suspicious {
         b",\"suspicious\":true"
     } else {
         b",\"suspicious\":false"
     });
-    number(out, b",\"bytes\":", event.bytes);
-    text(out, b",\"protocol\":", event.protocol.as_deref());
-    number(out, b",\"status\":", event.status.map(u64::from));
-    text(out, b",\"method\":", event.method.as_deref());
-    text(out, b",\"path\":", event.path.as_deref());
-    if let Some(ip) = event.dest_ip {
-        out.extend_from_slice(b",\"dest_ip\":");
-        write_ip_str(out, ip);
-    }
-    number(out, b",\"src_port\":", event.src_port.map(u64::from));
-    number(out, b",\"dest_port\":", event.dest_port.map(u64::from));
-    number(out, b",\"packets\":", event.packets);
+    write_u64_field(out, b",\"bytes\":", event.bytes);
+    write_str_field(out, b",\"protocol\":", event.protocol.as_deref());
+    write_u64_field(out, b",\"status\":", event.status.map(u64::from));
+    write_str_field(out, b",\"method\":", event.method.as_deref());
+    write_str_field(out, b",\"path\":", event.path.as_deref());
+    write_ip_field(out, b",\"dest_ip\":", event.dest_ip);
+    write_u64_field(out, b",\"src_port\":", event.src_port.map(u64::from));
+    write_u64_field(out, b",\"dest_port\":", event.dest_port.map(u64::from));
+    write_u64_field(out, b",\"packets\":", event.packets);
     out.push(b'}');
 }
 
