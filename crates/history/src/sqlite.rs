@@ -204,23 +204,15 @@ fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>, hours: bool) 
     let tables = if hours { 2 } else { 1 };
     for (table, mut rows) in rollups.place_rows().into_iter().take(tables) {
         // The key's order in SQLite: place_key as a signed integer, protocol as text.
-        rows.sort_unstable_by(|a, b| {
+        rows.sort_unstable_by_key(|r| {
             (
-                a.bucket,
-                a.placed,
-                a.place_key as i64,
-                a.suspicious,
-                a.protocol,
-                a.status_class,
+                r.bucket,
+                r.placed,
+                r.place_key as i64,
+                r.suspicious,
+                r.protocol,
+                r.status_class,
             )
-                .cmp(&(
-                    b.bucket,
-                    b.placed,
-                    b.place_key as i64,
-                    b.suspicious,
-                    b.protocol,
-                    b.status_class,
-                ))
         });
         upsert_rows(
             transaction,
@@ -247,21 +239,14 @@ fn write_rollups(rollups: &Rollups, transaction: &Transaction<'_>, hours: bool) 
         )?;
     }
     for (table, mut rows) in rollups.timeline_rows().into_iter().take(tables) {
-        rows.sort_unstable_by(|a, b| {
+        rows.sort_unstable_by_key(|r| {
             (
-                a.bucket,
-                a.country_code,
-                a.suspicious,
-                a.protocol,
-                a.status_class,
+                r.bucket,
+                r.country_code,
+                r.suspicious,
+                r.protocol,
+                r.status_class,
             )
-                .cmp(&(
-                    b.bucket,
-                    b.country_code,
-                    b.suspicious,
-                    b.protocol,
-                    b.status_class,
-                ))
         });
         upsert_rows(
             transaction,
