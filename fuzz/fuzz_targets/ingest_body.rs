@@ -2,6 +2,8 @@
 //! must respect the item limit, and every event it accepts must be in range.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use traffic::ingest::{IngestError, parse_body};
 
@@ -12,15 +14,7 @@ fuzz_target!(|body: &[u8]| {
     match parse_body(body, MAX_ITEMS) {
         Ok(events) => {
             assert!(events.len() <= MAX_ITEMS, "{} events", events.len());
-            for e in events {
-                assert_eq!(e.latitude.is_some(), e.longitude.is_some(), "{e:?}");
-                if let Some((lat, lon)) = e.coordinates() {
-                    assert!((-90.0..=90.0).contains(&lat), "{e:?}");
-                    assert!((-180.0..=180.0).contains(&lon), "{e:?}");
-                }
-                assert!(e.path.as_ref().is_none_or(|p| p.len() <= traffic::event::MAX_PATH_BYTES), "{e:?}");
-                assert!(e.timestamp.is_finite(), "{e:?}");
-            }
+            events.iter().for_each(common::assert_in_range);
         }
         Err(IngestError::TooManyItems { max }) => {
             assert_eq!(max, MAX_ITEMS);
