@@ -167,7 +167,7 @@ pub struct Config {
 
     /// Let anyone, from any address, send events and watch without credentials (admin
     /// endpoints still need an admin). Logged loudly at start.
-    #[arg(long, env = "SERVER_OPEN", conflicts_with = "require_auth", value_parser = BoolishValueParser::new())]
+    #[arg(long, env = "SERVER_OPEN", value_parser = BoolishValueParser::new())]
     pub open: bool,
 
     /// Require credentials for ingest and viewing even from this machine on loopback.
@@ -511,6 +511,13 @@ impl Config {
              take every connection and lock senders out",
             self.max_streams,
             self.max_connections
+        );
+        // Checked here rather than by clap, which counts a variable set to off
+        // (`SERVER_OPEN=0`) as the flag given.
+        anyhow::ensure!(
+            !(self.open && self.require_auth),
+            "--open and --require-auth contradict each other: open lets anyone ingest and \
+             view without credentials, require-auth asks everyone for them; choose one"
         );
         Ok(())
     }

@@ -85,6 +85,31 @@ fn a_switch_from_the_environment_takes_1_yes_or_true_and_refuses_other_words() {
 }
 
 #[test]
+fn open_and_require_auth_are_refused_together_but_a_variable_set_to_off_is_not_the_flag() {
+    let output = server(&["--open", "--require-auth"], &[]);
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--open and --require-auth contradict"),
+        "{stderr}"
+    );
+    // SERVER_OPEN=0 means not open: with --require-auth the start goes on to the next check
+    // (here a deliberately bad --max-streams, so the server stops instead of serving).
+    for off in ["0", "false", "no"] {
+        let output = server(
+            &["--require-auth", "--max-streams", "0"],
+            &[("SERVER_OPEN", off)],
+        );
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(2), "{off}: {stderr}");
+        assert!(
+            stderr.contains("--max-streams must be in"),
+            "SERVER_OPEN={off} taken for --open: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_second_server_on_the_same_data_directory_is_refused_while_the_first_runs() {
     let dir = std::env::temp_dir().join(format!("tg-cli-lock-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
