@@ -88,8 +88,8 @@ enum Failure {
     Header(String),
     /// The body failed before the header was read.
     Body,
-    /// The history could not be read.
-    Store(history::Error),
+    /// The history could not be read: the report covers the rows settled before.
+    Store(history::Error, Box<Report>),
     /// The handler went away (the client disconnected).
     Gone,
 }
@@ -97,7 +97,8 @@ enum Failure {
 /// `POST /api/import`: the CSV file is the body. 200 with a [`Report`]; 400 when the file
 /// has no usable header; 404 without a history (`--store memory`: nothing to deduplicate
 /// against, so nothing is imported); 409 while another import runs; 413 over
-/// `--max-import-bytes` (rows before the cut are imported, and reported).
+/// `--max-import-bytes` (rows before the cut are imported, and reported); 500 when the
+/// history cannot be read to compare with (rows before it are imported, and reported).
 pub async fn import(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     // On a task of its own: a client that goes away mid-import (a time-out, a proxy) does
     // not cancel it half-way. It ends with its body, and holds the one-import lock until
@@ -171,9 +172,25 @@ async fn run(state: AppState, headers: &HeaderMap, body: Body) -> Result<Respons
         Err(Failure::Header(reason)) if stop.is_none() => {
             return Err(ApiError::BadCsv(format!("header: {reason}")));
         }
-        Err(Failure::Store(e)) => {
-            return Err(ApiError::Internal(
-                anyhow::Error::new(e).context("while reading the history for an import"),
+        Err(Failure::Store(e, report)) => {
+            tracing::error!(
+                error = %e,
+                rows = report.rows,
+                accepted = report.accepted,
+                "import stopped: the history could not be read"
+            );
+            return Ok(json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                to_json(&ImportAnswer::Cut {
+                    error: "store_read_failed",
+                    message: format!(
+                        "reading the history to compare the file with failed ({e}); the \
+                         report covers the rows before it, and those were imported: import \
+                         the file again once the history is readable (it adds only what is \
+                         missing)"
+                    ),
+                    report: &report,
+                }),
             ));
         }
         Err(Failure::Header(_) | Failure::Body | Failure::Gone) => Report::default(),
@@ -304,10 +321,20 @@ fn work(
         columns: csv.columns().to_string(),
         ..Report::default()
     };
-    let mut stored = Stored::new(readers.open_reader().map_err(Failure::Store)?, baseline);
+    let reader = match readers.open_reader() {
+        Ok(reader) => reader,
+        Err(e) => return Err(Failure::Store(e, Box::new(report))),
+    };
+    let mut stored = Stored::new(reader, baseline);
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
     let mut flush = |chunk: &mut Vec<Event>, report: &mut Report| -> Result<(), Failure> {
-        stored.read_range_of(chunk).map_err(Failure::Store)?;
+        if let Err(e) = stored.read_range_of(chunk) {
+            // This chunk's rows are neither imported nor compared: the report counts the
+            // rows settled before it, and every rejected row read so far.
+            report.rows -= chunk.len() as u64;
+            report.duplicates = report.rows - report.accepted - report.rejected;
+            return Err(Failure::Store(e, Box::new(std::mem::take(report))));
+        }
         let fresh: Vec<Event> = chunk
             .drain(..)
             .filter(|event| !stored.take(event))
@@ -619,6 +646,106 @@ ip,latitude,longitude,timestamp,suspicious,bytes,protocol,status,method,path,des
         assert!(reason.contains("timestamp"), "{reason}");
         assert_eq!(report["errors"][1]["line"], 6, "{report}");
         assert_eq!(server.total().await, 2);
+        server.stop().await;
+    }
+
+    /// Readers whose event reads fail once `allowed` of them were made (the store going
+    /// bad in the middle of an import).
+    struct FailingReaders {
+        inner: Arc<dyn history::range::OpenReader>,
+        allowed: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    struct FailingReader {
+        inner: Box<dyn history::range::Reader>,
+        allowed: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl history::range::OpenReader for FailingReaders {
+        fn open_reader(&self) -> history::Result<Box<dyn history::range::Reader>> {
+            Ok(Box::new(FailingReader {
+                inner: self.inner.open_reader()?,
+                allowed: Arc::clone(&self.allowed),
+            }))
+        }
+    }
+
+    impl history::range::Reader for FailingReader {
+        fn summary(
+            &self,
+            range: history::range::TimeRange,
+            filter: &history::range::Filter,
+            top: usize,
+        ) -> history::Result<history::range::RangeSummary> {
+            self.inner.summary(range, filter, top)
+        }
+
+        fn events(
+            &self,
+            range: history::range::TimeRange,
+            filter: &history::range::Filter,
+            after: u64,
+            limit: usize,
+        ) -> history::Result<Vec<history::StoredEvent>> {
+            let left = self.allowed.fetch_update(
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+                |n| n.checked_sub(1),
+            );
+            if left.is_err() {
+                return Err(history::Error::Corrupt {
+                    seq: 0,
+                    reason: "the test's store went bad".into(),
+                });
+            }
+            self.inner.events(range, filter, after, limit)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_fails_mid_import_answers_500_with_the_report_of_what_was_imported() {
+        let server = Server::start("store-fails").await;
+        let header = "ip,latitude,longitude,timestamp,suspicious\n";
+        // Something stored, so that the import compares with the store.
+        let (status, _) = server
+            .import(format!("{header}9.9.9.1,1,2,1736900000,0\n"))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        // Chunks of 3 rows in tests: the first chunk's stretch reads the store once and
+        // succeeds, the second (an hour later) needs another read, which fails.
+        let mut csv = String::from(header);
+        for (i, t) in [1736919000, 1736919001, 1736919002].into_iter().enumerate() {
+            csv.push_str(&format!("9.9.9.{},1,2,{t},0\n", i + 2));
+        }
+        csv.push_str("not-an-ip,1,2,1736919003,0\n");
+        for (i, t) in [1736922600, 1736922601, 1736922602].into_iter().enumerate() {
+            csv.push_str(&format!("9.9.8.{},1,2,{t},0\n", i + 2));
+        }
+        let mut state = server.state.clone();
+        state.shared_mut().readers = Some(Arc::new(FailingReaders {
+            inner: server.state.readers.clone().unwrap(),
+            allowed: Arc::new(1.into()),
+        }));
+        let (status, answer) = send(&state, Request::post("/api/import"), csv).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+        assert_eq!(answer["error"], "store_read_failed", "{answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains("the test's store went bad"), "{message}");
+        let report = &answer["report"];
+        assert_eq!(
+            (
+                &report["rows"],
+                &report["accepted"],
+                &report["duplicates"],
+                &report["rejected"]
+            ),
+            (&4.into(), &3.into(), &0.into(), &1.into()),
+            "the first chunk imported, the bad row counted, the last chunk not: {answer}"
+        );
+        assert_eq!(report["errors"][0]["line"], 5, "{answer}");
+        // What the report says was imported is stored, and nothing else.
+        assert_eq!(server.total().await, 1 + 3);
+        assert_eq!(server.stored().await.len(), 1 + 3);
         server.stop().await;
     }
 
