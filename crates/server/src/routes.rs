@@ -2,11 +2,12 @@
 //! alone, putting [`auth::guard`] with the route's [`Access`] in front of each handler, so
 //! a route cannot exist without a rule.
 //!
-//! Adding an endpoint: add one [`Route`] line below (method, path, access, handler). Data-
+//! Adding an endpoint: add one line below (`Route::post(path, access, handler)`). Data-
 //! or configuration-changing endpoints are [`Access::Admin`]. The table-driven test in
 //! `tests/access.rs` then exercises the new line with no, bad, expired and valid credentials
 //! of every role and checks the answer against its access level; nothing else to write.
 
+use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post, put};
 
@@ -27,19 +28,40 @@ pub struct Route {
     pub handler: MethodRouter<AppState>,
 }
 
-fn route(
-    method: Method,
-    path: &'static str,
-    access: Access,
-    handler: MethodRouter<AppState>,
-) -> Route {
-    Route {
-        method,
-        path,
-        access,
-        handler,
+impl Route {
+    fn on(
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        Self {
+            method,
+            path,
+            access,
+            handler,
+        }
     }
 }
+
+/// `Route::get(path, access, handler)` and its siblings: the method is named once.
+macro_rules! constructors {
+    ($($name:ident => $method:ident),*) => {
+        impl Route {
+            $(
+                fn $name<H: Handler<T, AppState>, T: 'static>(
+                    path: &'static str,
+                    access: Access,
+                    handler: H,
+                ) -> Self {
+                    Self::on(Method::$method, path, access, $name(handler))
+                }
+            )*
+        }
+    };
+}
+
+constructors!(get => GET, post => POST, put => PUT, delete => DELETE);
 
 /// Every route of the server.
 pub fn table() -> Vec<Route> {
@@ -48,137 +70,57 @@ pub fn table() -> Vec<Route> {
     vec![
         // The body limit is applied by the handler itself (it also refuses a declared
         // Content-Length over the limit before reading).
-        route(Method::POST, "/api/events", Ingest, post(api::ingest)),
+        Route::post("/api/events", Ingest, api::ingest),
         // A live capture's counters (kernel and queue drops), from the capturing sender.
-        route(Method::POST, "/api/capture", Ingest, post(capture::report)),
-        route(Method::GET, "/api/stream", Viewer, get(stream::stream)),
-        route(Method::GET, "/api/stats", Viewer, get(api::stats)),
-        route(Method::GET, "/api/info", Viewer, get(api::info)),
+        Route::post("/api/capture", Ingest, capture::report),
+        Route::get("/api/stream", Viewer, stream::stream),
+        Route::get("/api/stats", Viewer, api::stats),
+        Route::get("/api/info", Viewer, api::info),
         // Any past window, and its export: a viewer's, as the stream and stats are (issue 11:
         // viewers may open history and exports; importing and deleting will be an admin's).
-        route(Method::GET, "/api/history", Viewer, get(past::history)),
-        route(
-            Method::GET,
-            "/api/history/export",
-            Viewer,
-            get(past::export),
-        ),
+        Route::get("/api/history", Viewer, past::history),
+        Route::get("/api/history/export", Viewer, past::export),
         // Importing a CSV file into the history changes what is stored (backdated events
         // included): an admin's. Senders post live events to /api/events instead.
-        route(Method::POST, "/api/import", Admin, post(import::import)),
+        Route::post("/api/import", Admin, import::import),
         // Windowed analytics and alerts; changing the settings is an admin's.
-        route(
-            Method::GET,
-            "/api/analytics",
-            Viewer,
-            get(analytics::report),
-        ),
-        route(Method::GET, "/api/alerts", Viewer, get(analytics::alerts)),
+        Route::get("/api/analytics", Viewer, analytics::report),
+        Route::get("/api/alerts", Viewer, analytics::alerts),
         // The alert rules: reading them is a viewer's, replacing them an admin's.
-        route(
-            Method::GET,
-            "/api/alerts/rules",
-            Viewer,
-            get(analytics::rules),
-        ),
-        route(
-            Method::PUT,
-            "/api/alerts/rules",
-            Admin,
-            put(analytics::set_rules),
-        ),
-        route(
-            Method::GET,
-            "/api/analytics/config",
-            Viewer,
-            get(analytics::config),
-        ),
-        route(
-            Method::PUT,
-            "/api/analytics/config",
-            Admin,
-            put(analytics::set_config),
-        ),
+        Route::get("/api/alerts/rules", Viewer, analytics::rules),
+        Route::put("/api/alerts/rules", Admin, analytics::set_rules),
+        Route::get("/api/analytics/config", Viewer, analytics::config),
+        Route::put("/api/analytics/config", Admin, analytics::set_config),
         // The built-in traffic generator: watching it is a viewer's, steering it an admin's.
-        route(Method::GET, "/api/generator", Viewer, get(generator::show)),
-        route(Method::PUT, "/api/generator", Admin, put(generator::update)),
-        route(
-            Method::POST,
-            "/api/generator/start",
-            Admin,
-            post(generator::start),
-        ),
-        route(
-            Method::POST,
-            "/api/generator/stop",
-            Admin,
-            post(generator::stop),
-        ),
-        route(
-            Method::POST,
-            "/api/generator/burst",
-            Admin,
-            post(generator::burst),
-        ),
+        Route::get("/api/generator", Viewer, generator::show),
+        Route::put("/api/generator", Admin, generator::update),
+        Route::post("/api/generator/start", Admin, generator::start),
+        Route::post("/api/generator/stop", Admin, generator::stop),
+        Route::post("/api/generator/burst", Admin, generator::burst),
         // Probes and scrapers: counts only, no addresses.
-        route(Method::GET, "/healthz", Public, get(api::healthz)),
-        route(Method::GET, "/metrics", Public, get(api::metrics)),
+        Route::get("/healthz", Public, api::healthz),
+        Route::get("/metrics", Public, api::metrics),
         // Sessions.
-        route(Method::POST, "/api/login", Public, post(h::login)),
-        route(Method::POST, "/api/logout", Public, post(h::logout)),
-        route(Method::GET, "/api/me", Public, get(h::me)),
-        route(Method::POST, "/api/setup", Public, post(h::setup)),
+        Route::post("/api/login", Public, h::login),
+        Route::post("/api/logout", Public, h::logout),
+        Route::get("/api/me", Public, h::me),
+        Route::post("/api/setup", Public, h::setup),
         // Administration.
-        route(Method::GET, "/api/users", Admin, get(h::list_users)),
-        route(Method::POST, "/api/users", Admin, post(h::add_user)),
-        route(
-            Method::DELETE,
-            "/api/users/{name}",
-            Admin,
-            delete(h::remove_user),
-        ),
-        route(Method::GET, "/api/tokens", Admin, get(h::list_tokens)),
-        route(Method::POST, "/api/tokens", Admin, post(h::add_token)),
-        route(
-            Method::DELETE,
-            "/api/tokens/{name}",
-            Admin,
-            delete(h::revoke_token),
-        ),
-        route(Method::GET, "/api/audit", Admin, get(h::audit)),
+        Route::get("/api/users", Admin, h::list_users),
+        Route::post("/api/users", Admin, h::add_user),
+        Route::delete("/api/users/{name}", Admin, h::remove_user),
+        Route::get("/api/tokens", Admin, h::list_tokens),
+        Route::post("/api/tokens", Admin, h::add_token),
+        Route::delete("/api/tokens/{name}", Admin, h::revoke_token),
+        Route::get("/api/audit", Admin, h::audit),
         // Housekeeping: the jobs, the retention setting (an admin's), the daily summaries
         // (a viewer's, as the history is).
-        route(Method::GET, "/api/jobs", Admin, get(jobs::list)),
-        route(
-            Method::POST,
-            "/api/jobs/{name}/pause",
-            Admin,
-            post(jobs::pause),
-        ),
-        route(
-            Method::POST,
-            "/api/jobs/{name}/resume",
-            Admin,
-            post(jobs::resume),
-        ),
-        route(Method::POST, "/api/jobs/{name}/run", Admin, post(jobs::run)),
-        route(
-            Method::GET,
-            "/api/retention",
-            Admin,
-            get(housekeeping::retention),
-        ),
-        route(
-            Method::PUT,
-            "/api/retention",
-            Admin,
-            put(housekeeping::set_retention),
-        ),
-        route(
-            Method::GET,
-            "/api/history/daily",
-            Viewer,
-            get(housekeeping::daily),
-        ),
+        Route::get("/api/jobs", Admin, jobs::list),
+        Route::post("/api/jobs/{name}/pause", Admin, jobs::pause),
+        Route::post("/api/jobs/{name}/resume", Admin, jobs::resume),
+        Route::post("/api/jobs/{name}/run", Admin, jobs::run),
+        Route::get("/api/retention", Admin, housekeeping::retention),
+        Route::put("/api/retention", Admin, housekeeping::set_retention),
+        Route::get("/api/history/daily", Viewer, housekeeping::daily),
     ]
 }
