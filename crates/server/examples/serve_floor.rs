@@ -12,17 +12,12 @@
 //! - `--mode bare`: no HTTP library at all: one single-threaded tokio runtime, each
 //!   connection read into a buffer, a request taken as complete at its blank line plus its
 //!   `Content-Length`, and a fixed answer written. What is left is the kernel's loopback TCP
-//!   and the runtime's event loop: no server built on sockets and a runtime goes below it.
+//!   (one read and one write a request) and tokio's event loop.
 //!
-//! Run it in the same rotation as the server and the Flask stand-in (it takes the same
-//! `--listen` and ignores `--data-dir`):
-//!
-//! ```text
-//! cargo build --release -p server --example serve_floor
-//! printf '#!/bin/sh\nexec target/release/examples/serve_floor --mode bare "$@"\n' > /tmp/bare
-//! chmod +x /tmp/bare
-//! ./scripts/bench-wrk --extra stack=target/release/examples/serve_floor --extra bare=/tmp/bare
-//! ```
+//! `./scripts/bench-wrk --floors` builds it and runs both modes in the same rotation as the
+//! server and the Flask stand-in (it takes the server's `--listen` and ignores
+//! `--data-dir`). By hand: `cargo run --release -p server --example serve_floor -- --mode
+//! bare --listen 127.0.0.1:3000`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
