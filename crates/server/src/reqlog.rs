@@ -3,15 +3,17 @@
 //! writer as it writes) and by age (`--request-log-max-age`, by the `request-log-rotation`
 //! job), keeping `--request-log-keep` old files (`requests.log.1` the newest).
 //!
-//! The request path only formats a line and pushes it on a bounded list (one uncontended
-//! lock, no wake-up); a thread of its own takes the whole list every [`WRITE_EVERY`] and
-//! writes it through a buffer, so there is no system call or thread switch per request.
-//! When the list is full the line is dropped and counted (`traffic_request_log_dropped_total`),
-//! so a slow disk never slows a request.
+//! The request path only writes its line into a per-thread scratch buffer and appends it to
+//! a bounded queue of bytes (one uncontended lock, no allocation, no wake-up); a thread of
+//! its own takes the whole queue every [`WRITE_EVERY`] and writes it through a buffer, so
+//! there is no system call or thread switch per request. When the queue is full the line is
+//! dropped and counted (`traffic_request_log_dropped_total`), so a slow disk never slows a
+//! request.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -24,12 +26,12 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Uri;
 use axum::middleware::Next;
 use axum::response::Response;
-use serde::Serialize;
+use traffic::json::{write_ip, write_str, write_u64};
 
 /// The log's file name in the data directory.
 pub const FILE_NAME: &str = "requests.log";
-/// Lines waiting for the writer at most; more are dropped.
-const QUEUE_LINES: usize = 65_536;
+/// Bytes of lines waiting for the writer at most (about 100,000 lines); more are dropped.
+const QUEUE_BYTES: usize = 16 << 20;
 /// How often the writer takes the waiting lines and flushes them to the file.
 pub const WRITE_EVERY: Duration = Duration::from_millis(50);
 /// Query parameters whose values never reach the log (by part of their name).
@@ -41,9 +43,10 @@ const SECRET_PARAMS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Caller(pub String);
 
-/// The request log: a bounded list of lines in front of a writer thread.
+/// The request log: a bounded queue of lines in front of a writer thread.
 pub struct RequestLog {
-    lines: Arc<Mutex<Vec<String>>>,
+    /// Whole lines, each with its newline.
+    queue: Arc<Mutex<Vec<u8>>>,
     /// Rotation and flush requests for the writer (rare); dropping it stops the writer.
     control: SyncSender<Message>,
     dropped: AtomicU64,
@@ -86,28 +89,29 @@ impl RequestLog {
         std::fs::create_dir_all(&rotation.dir)
             .with_context(|| format!("while creating {}", rotation.dir.display()))?;
         let file = Target::open(rotation)?;
-        let lines = Arc::new(Mutex::new(Vec::new()));
+        let queue = Arc::new(Mutex::new(Vec::new()));
         let (control, requests) = sync_channel(16);
-        let waiting = Arc::clone(&lines);
+        let waiting = Arc::clone(&queue);
         std::thread::Builder::new()
             .name("request-log".to_owned())
             .spawn(move || write_loop(file, &waiting, &requests))
             .context("while starting the request log writer")?;
         Ok(Arc::new(Self {
-            lines,
+            queue,
             control,
             dropped: AtomicU64::new(0),
             trusted,
         }))
     }
 
-    /// Queues a line (without its newline); drops and counts it if the list is full.
-    pub fn write_line(&self, line: String) {
-        let mut lines = lock(&self.lines);
-        if lines.len() < QUEUE_LINES {
-            lines.push(line);
+    /// Queues a line (without its newline); drops and counts it if the queue is full.
+    pub fn write_line(&self, line: &[u8]) {
+        let mut queue = lock(&self.queue);
+        if queue.len() + line.len() < QUEUE_BYTES {
+            queue.extend_from_slice(line);
+            queue.push(b'\n');
         } else {
-            drop(lines);
+            drop(queue);
             self.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -189,10 +193,10 @@ impl Target {
         })
     }
 
-    fn write(&mut self, line: &str) -> std::io::Result<()> {
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
-        self.size += line.len() as u64 + 1;
+    /// Writes one line, with its newline.
+    fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(line)?;
+        self.size += line.len() as u64;
         if self.size >= self.rotation.max_bytes {
             self.rotate()?;
         }
@@ -267,13 +271,14 @@ impl Target {
 
 /// Every [`WRITE_EVERY`] (or at a request) takes the waiting lines, writes them and
 /// flushes; ends, after writing the last lines, once the log is dropped.
-fn write_loop(mut target: Target, lines: &Mutex<Vec<String>>, requests: &Receiver<Message>) {
+fn write_loop(mut target: Target, queue: &Mutex<Vec<u8>>, requests: &Receiver<Message>) {
     let mut failed = false;
     let mut batch = Vec::new();
     let mut write_waiting = |target: &mut Target| {
-        std::mem::swap(&mut *lock(lines), &mut batch);
-        for line in batch.drain(..) {
-            if let Err(e) = target.write(&line) {
+        std::mem::swap(&mut *lock(queue), &mut batch);
+        // Line by line, so the file is rotated at a line's end once it reaches its bound.
+        for line in batch.split_inclusive(|&b| b == b'\n') {
+            if let Err(e) = target.write(line) {
                 if !failed {
                     tracing::error!(error = %e, "cannot write the request log");
                 }
@@ -282,6 +287,7 @@ fn write_loop(mut target: Target, lines: &Mutex<Vec<String>>, requests: &Receive
                 failed = false;
             }
         }
+        batch.clear();
         let _ = target.out.flush();
     };
     loop {
@@ -300,26 +306,11 @@ fn write_loop(mut target: Target, lines: &Mutex<Vec<String>>, requests: &Receive
     }
 }
 
-/// One line of the log.
-#[derive(Serialize)]
-struct Line<'a> {
-    time: String,
-    method: &'a str,
-    path: &'a str,
-    status: u16,
-    duration_us: u64,
-    /// Bytes of the response body, when known before it is sent (null for streams).
-    bytes: Option<u64>,
-    client_ip: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-}
-
 /// The path and query of `uri`, with the values of secret-looking parameters replaced.
-fn redacted(uri: &Uri) -> String {
+fn redacted(uri: &Uri) -> std::borrow::Cow<'_, str> {
     let path = uri.path();
     let Some(query) = uri.query() else {
-        return path.to_owned();
+        return path.into();
     };
     let parts: Vec<String> = query
         .split('&')
@@ -333,7 +324,64 @@ fn redacted(uri: &Uri) -> String {
             }
         })
         .collect();
-    format!("{path}?{}", parts.join("&"))
+    format!("{path}?{}", parts.join("&")).into()
+}
+
+/// One line of the log, as JSON.
+struct Line<'a> {
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    duration_us: u64,
+    /// Bytes of the response body, when known before it is sent (null for streams).
+    bytes: Option<u64>,
+    client_ip: Option<IpAddr>,
+    /// Left out when nobody logged in.
+    user: Option<&'a str>,
+}
+
+impl Line<'_> {
+    /// Appends the line (without its newline): `{"time":…,"method":…,"path":…,"status":…,
+    /// "duration_us":…,"bytes":…,"client_ip":…,"user":…}`.
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"time\":");
+        write_str(
+            out,
+            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        );
+        out.extend_from_slice(b",\"method\":");
+        write_str(out, self.method);
+        out.extend_from_slice(b",\"path\":");
+        write_str(out, self.path);
+        out.extend_from_slice(b",\"status\":");
+        write_u64(out, u64::from(self.status));
+        out.extend_from_slice(b",\"duration_us\":");
+        write_u64(out, self.duration_us);
+        out.extend_from_slice(b",\"bytes\":");
+        match self.bytes {
+            Some(bytes) => write_u64(out, bytes),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"client_ip\":");
+        match self.client_ip {
+            Some(ip) => {
+                out.push(b'"');
+                write_ip(out, ip);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        if let Some(user) = self.user {
+            out.extend_from_slice(b",\"user\":");
+            write_str(out, user);
+        }
+        out.push(b'}');
+    }
+}
+
+thread_local! {
+    /// Where a serving thread writes its lines before queueing them (no allocation a line).
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }
 
 /// The layer in front of every route: writes the request's line once its response head is
@@ -341,18 +389,17 @@ fn redacted(uri: &Uri) -> String {
 pub async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let path = redacted(request.uri());
-    let client = crate::auth::client_addr(&request, &log.trusted)
-        .or_else(|| {
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
-        .map(|ip| ip.to_string());
+    // Shares the request's bytes (no copy); redacted once the response is ready.
+    let uri = request.uri().clone();
+    let client = crate::auth::client_addr(&request, &log.trusted).or_else(|| {
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    });
     let response = next.run(request).await;
+    let path = redacted(&uri);
     let line = Line {
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         method: method.as_str(),
         path: &path,
         status: response.status().as_u16(),
@@ -361,10 +408,11 @@ pub async fn record(State(log): State<Arc<RequestLog>>, request: Request, next: 
         client_ip: client,
         user: response.extensions().get::<Caller>().map(|c| c.0.as_str()),
     };
-    match serde_json::to_string(&line) {
-        Ok(text) => log.write_line(text),
-        Err(e) => tracing::warn!(error = %e, "request log line not written"),
-    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        line.write(scratch);
+        log.write_line(scratch);
+    });
     response
 }
 
@@ -405,7 +453,7 @@ mod tests {
         // Lines of 99 bytes + newline: the bound of 1000 is reached by the 10th.
         let log = open(&dir, 1000, 3);
         for i in 0..25 {
-            log.write_line(format!("{i:0>99}"));
+            log.write_line(format!("{i:0>99}").as_bytes());
         }
         log.flush();
         let current = lines(&dir.join(FILE_NAME));
@@ -431,7 +479,7 @@ mod tests {
         let log = open(&dir, 100, 2);
         for i in 0..5 {
             // Each line fills a file: one rotation each.
-            log.write_line(format!("{i}{}", "x".repeat(120)));
+            log.write_line(format!("{i}{}", "x".repeat(120)).as_bytes());
         }
         log.flush();
         assert!(lines(&dir.join("requests.log.1"))[0].starts_with('4'));
@@ -456,7 +504,7 @@ mod tests {
                 .starts_with("kept requests.log (0 bytes"),
             "an empty file is not rotated"
         );
-        log.write_line("one".to_owned());
+        log.write_line(b"one");
         let said = log.rotate_older_than(Duration::from_secs(3600)).unwrap();
         assert!(
             said.starts_with("kept requests.log (4 bytes, 0 s old)"),
@@ -527,6 +575,48 @@ mod tests {
         );
         assert_eq!(run["user"], "test-admin");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_line_is_json_with_every_field_and_text_escaped() {
+        let mut out = Vec::new();
+        Line {
+            method: "POST",
+            path: "/api/\"odd\\path\u{1}",
+            status: 202,
+            duration_us: 17,
+            bytes: None,
+            client_ip: Some("::1".parse().unwrap()),
+            user: Some("ann \"the admin\""),
+        }
+        .write(&mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["method"], "POST");
+        assert_eq!(line["path"], "/api/\"odd\\path\u{1}");
+        assert_eq!(line["status"], 202);
+        assert_eq!(line["duration_us"], 17);
+        assert!(line["bytes"].is_null());
+        assert_eq!(line["client_ip"], "::1");
+        assert_eq!(line["user"], "ann \"the admin\"");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(line["time"].as_str().unwrap()).is_ok(),
+            "{line}"
+        );
+        out.clear();
+        Line {
+            method: "GET",
+            path: "/healthz",
+            status: 200,
+            duration_us: 0,
+            bytes: Some(2),
+            client_ip: None,
+            user: None,
+        }
+        .write(&mut out);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(line["bytes"], 2);
+        assert!(line["client_ip"].is_null());
+        assert!(line.get("user").is_none(), "{line}");
     }
 
     #[test]
