@@ -344,11 +344,9 @@ impl Line<'_> {
     /// Appends the line (without its newline): `{"time":…,"method":…,"path":…,"status":…,
     /// "duration_us":…,"bytes":…,"client_ip":…,"user":…}`.
     fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"time\":");
-        write_str(
-            out,
-            &chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        );
+        out.extend_from_slice(b"{\"time\":\"");
+        write_time(out, chrono::Utc::now());
+        out.push(b'"');
         out.extend_from_slice(b",\"method\":");
         write_str(out, self.method);
         out.extend_from_slice(b",\"path\":");
@@ -377,6 +375,24 @@ impl Line<'_> {
         }
         out.push(b'}');
     }
+}
+
+/// Appends `time` as RFC 3339 in UTC with milliseconds (`2026-11-30T06:50:54.123Z`), as
+/// `to_rfc3339_opts(SecondsFormat::Millis, true)` writes it, without a `String`.
+fn write_time(out: &mut Vec<u8>, time: chrono::DateTime<chrono::Utc>) {
+    use chrono::{Datelike, Timelike};
+    // Writing into memory cannot fail.
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        time.year(),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.nanosecond() / 1_000_000
+    );
 }
 
 thread_local! {
@@ -575,6 +591,24 @@ mod tests {
         );
         assert_eq!(run["user"], "test-admin");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_time_is_written_as_chrono_writes_rfc_3339_with_milliseconds() {
+        use chrono::TimeZone;
+        for (secs, nanos) in [
+            (0, 0),
+            (1_736_919_120, 7_000_000),
+            (4_102_444_799, 999_999_999),
+        ] {
+            let time = chrono::Utc.timestamp_opt(secs, nanos).unwrap();
+            let mut out = Vec::new();
+            write_time(&mut out, time);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            );
+        }
     }
 
     #[test]
