@@ -140,7 +140,7 @@ async fn answer_all(mut stream: TcpStream) -> anyhow::Result<()> {
                 .await?;
         }
         if buffer.len() > 64 * 1024 {
-            bail!("a request head over 64 KiB");
+            bail!("a request over 64 KiB");
         }
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await?;
