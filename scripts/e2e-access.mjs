@@ -21,7 +21,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -30,7 +30,7 @@ const { chromium } = require('playwright-core');
 const csvPath = join(root, 'data', 'sample.csv');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const h = harness('e2e-access');
-const { log, run, start } = h;
+const { log, run } = h;
 const cleanups = [];
 const bin = (name) => join(root, 'target', 'debug', name);
 const artifacts = join(root, 'artifacts');
@@ -90,20 +90,13 @@ async function main() {
   const token = cli(dataDir, ['token', 'add', 'e2e']);
   check(token.startsWith('tgi_'), 'the CLI made users and printed an ingest token');
 
-  const serverPort = await freePort();
-  const webPort = await freePort();
-  const upstream = `http://127.0.0.1:${serverPort}`;
-  const base = `http://127.0.0.1:${webPort}`;
   // The built-in rules stay quiet on the sample file (by design); this one fires once per
   // country with suspicious rows, so both pages have alerts to list.
   const rules = join(dataDir, 'rules.json');
   writeFileSync(rules, JSON.stringify({
     rules: [{ name: 'suspicious_country', type: 'event', severity: 'info', key: 'country', when: { field: 'suspicious' } }],
   }));
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--require-auth', '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none'), '--alert-rules', rules]);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
-  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
-  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+  const { upstream, base } = await h.startServerAndWeb(bin, join(root, 'frontend', 'dist'), ['--require-auth', '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none'), '--alert-rules', rules]);
 
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: !process.env.E2E_HEADFUL, args: CHROMIUM_ARGS });
   cleanups.push(() => browser.close());

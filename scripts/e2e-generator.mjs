@@ -20,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, addAdmin, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, addAdmin, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -28,7 +28,7 @@ const { chromium } = require('playwright-core');
 
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const h = harness('e2e-generator');
-const { log, run, start } = h;
+const { log, run } = h;
 const cleanups = [];
 const bin = (name) => join(root, 'target', 'debug', name);
 const artifacts = join(root, 'artifacts');
@@ -102,20 +102,12 @@ async function main() {
   check(addAdmin(bin('server'), dataDir), 'the CLI made an admin');
   const hook = await receiver();
 
-  const serverPort = await freePort();
-  const webPort = await freePort();
-  const upstream = `http://127.0.0.1:${serverPort}`;
-  const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), [
-    '--listen', `127.0.0.1:${serverPort}`,
+  const { upstream, base } = await h.startServerAndWeb(bin, join(root, 'frontend', 'dist'), [
     '--data-dir', dataDir,
     '--geoip-dir', join(dataDir, 'none'),
     '--analytics-window-secs', '15',
     '--alert-webhook', hook.url,
   ]);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
-  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
-  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
   const streamed = streamAlerts(upstream);
 
   const browser = await chromium.launch({ executablePath: chromiumPath, headless: !process.env.E2E_HEADFUL, args: CHROMIUM_ARGS });

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, addAdmin, freePort, harness, logInWithForm, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, addAdmin, harness, logInWithForm, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -27,7 +27,7 @@ const { chromium } = require('playwright-core');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const artifacts = join(root, 'artifacts');
 const h = harness('e2e-housekeeping');
-const { log, run, start } = h;
+const { log, run } = h;
 const cleanups = [];
 const bin = (name) => join(root, 'target', 'debug', name);
 const DAY = 86_400;
@@ -49,14 +49,7 @@ async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'e2e-housekeeping-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   check(addAdmin(bin('server'), dataDir), 'the CLI made an admin');
-  const serverPort = await freePort();
-  const webPort = await freePort();
-  const upstream = `http://127.0.0.1:${serverPort}`;
-  const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none'), '--retain', '1d']);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
-  await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60000 });
-  await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+  const { upstream, base } = await h.startServerAndWeb(bin, join(root, 'frontend', 'dist'), ['--data-dir', dataDir, '--geoip-dir', join(dataDir, 'none'), '--retain', '1d']);
   for (const batch of [events(50, BASE + 3600), events(30, BASE + 2 * DAY + 3600)]) {
     const r = await fetch(`${upstream}/api/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
     check(r.status === 202, `${batch.length} events accepted`);

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 
-import { CHROMIUM_ARGS, freePort, harness, waitFor } from './harness.mjs';
+import { CHROMIUM_ARGS, harness, waitFor } from './harness.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'frontend', 'package.json'));
@@ -26,7 +26,7 @@ const { chromium } = require('playwright-core');
 
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const h = harness('e2e-rules');
-const { log, run, start } = h;
+const { log, run } = h;
 const cleanups = [];
 const bin = (name) => join(root, 'target', 'debug', name);
 const artifacts = join(root, 'artifacts');
@@ -62,12 +62,7 @@ async function main() {
   cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
   const rulesFile = join(tmp, 'rules.toml');
   writeFileSync(rulesFile, RULES);
-  const [serverPort, webPort] = [await freePort(), await freePort()];
-  const upstream = `http://127.0.0.1:${serverPort}`;
-  const base = `http://127.0.0.1:${webPort}`;
-  start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, '--store', 'memory', '--data-dir', join(tmp, 'server'), '--alert-rules', rulesFile]);
-  start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', join(root, 'frontend', 'dist')]);
-  await waitFor('server and web up', async () => (await fetch(`${base}/api/stats`).catch(() => null))?.ok);
+  const { upstream, base } = await h.startServerAndWeb(bin, join(root, 'frontend', 'dist'), ['--store', 'memory', '--data-dir', join(tmp, 'server'), '--alert-rules', rulesFile]);
 
   const userDataDir = mkdtempSync(join(tmpdir(), 'e2e-chromium-'));
   cleanups.push(() => rmSync(userDataDir, { recursive: true, force: true }));

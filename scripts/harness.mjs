@@ -1,6 +1,7 @@
-// Process plumbing shared by the browser scripts (e2e.mjs, bench-browser.mjs): a tagged
+// Process plumbing shared by the browser scripts (e2e*.mjs, bench-browser.mjs): a tagged
 // log, running and starting commands (keeping the last lines of their output for failure
-// reports), free loopback ports, and waiting for a condition with a time limit.
+// reports), server and web started together, free loopback ports, and waiting for a
+// condition with a time limit.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -41,6 +42,20 @@ export function harness(tag, write = console.log) {
       });
       children.push({ name, child, lines });
       return child;
+    },
+    /**
+     * Starts `bin('server')` on a free port with `serverArgs`, and `bin('web')` in front of it
+     * serving `dist`, and waits until both answer /healthz. Returns their base URLs.
+     */
+    async startServerAndWeb(bin, dist, serverArgs) {
+      const [serverPort, webPort] = [await freePort(), await freePort()];
+      const upstream = `http://127.0.0.1:${serverPort}`;
+      const base = `http://127.0.0.1:${webPort}`;
+      h.start('server', bin('server'), ['--listen', `127.0.0.1:${serverPort}`, ...serverArgs]);
+      h.start('web', bin('web'), ['--listen', `127.0.0.1:${webPort}`, '--upstream', upstream, '--dist', dist]);
+      await waitFor('server /healthz', async () => (await fetch(`${upstream}/healthz`)).ok, { timeout: 60_000 });
+      await waitFor('web /healthz', async () => (await fetch(`${base}/healthz`)).ok);
+      return { upstream, base };
     },
     /** Stops every started process that is still running. */
     stopAll() {
