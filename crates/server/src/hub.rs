@@ -296,12 +296,11 @@ impl HitJson<'_> {
     /// literal bytes they are instead of escaped one character at a time for every hit.
     fn write(&self, out: &mut Vec<u8>) {
         use traffic::json::{
-            write_f64_field, write_ip, write_ip_field, write_str_field, write_u64, write_u64_field,
+            write_f64_field, write_ip_field, write_ip_str, write_str_field, write_u64,
+            write_u64_field,
         };
-        out.extend_from_slice(b"{\"ip\":\"");
-        // An address's text needs no escaping.
-        write_ip(out, self.ip);
-        out.push(b'"');
+        out.extend_from_slice(b"{\"ip\":");
+        write_ip_str(out, self.ip);
         write_f64_field(out, b",\"latitude\":", self.latitude);
         write_f64_field(out, b",\"longitude\":", self.longitude);
         write_f64_field(out, b",\"timestamp\":", Some(self.timestamp));

@@ -123,6 +123,15 @@ impl Jobs {
         self.jobs.iter().map(|j| j.view()).collect()
     }
 
+    /// The names of the paused jobs, in the order they were added.
+    pub fn paused(&self) -> Vec<&'static str> {
+        self.list()
+            .into_iter()
+            .filter(|j| j.paused)
+            .map(|j| j.name)
+            .collect()
+    }
+
     /// One job (`None`: no such job).
     pub fn get(&self, name: &str) -> Option<JobView> {
         self.find(name).map(|j| j.view())
@@ -291,13 +300,7 @@ async fn set_paused(state: &AppState, name: &str, paused: bool) -> Result<Json<J
         .set_paused(name, paused)
         .ok_or_else(|| no_such_job(name))?;
     if let Some(settings) = &state.settings {
-        let names = state
-            .jobs
-            .list()
-            .into_iter()
-            .filter(|j| j.paused)
-            .map(|j| j.name.to_owned())
-            .collect();
+        let names = state.jobs.paused().into_iter().map(str::to_owned).collect();
         settings.save_paused_jobs(names).await.map_err(|e| {
             ApiError::Internal(e.context(
                 "the job is paused or resumed, but that could not be saved for the next start",

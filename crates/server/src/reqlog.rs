@@ -26,7 +26,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::Uri;
 use axum::middleware::Next;
 use axum::response::Response;
-use traffic::json::{write_ip, write_str, write_u64};
+use traffic::json::{write_ip_str, write_str, write_str_field, write_u64};
 
 /// The log's file name in the data directory.
 pub const FILE_NAME: &str = "requests.log";
@@ -367,17 +367,10 @@ impl Line<'_> {
         }
         out.extend_from_slice(b",\"client_ip\":");
         match self.client_ip {
-            Some(ip) => {
-                out.push(b'"');
-                write_ip(out, ip);
-                out.push(b'"');
-            }
+            Some(ip) => write_ip_str(out, ip),
             None => out.extend_from_slice(b"null"),
         }
-        if let Some(user) = self.user {
-            out.extend_from_slice(b",\"user\":");
-            write_str(out, user);
-        }
+        write_str_field(out, b",\"user\":", self.user);
         out.push(b'}');
     }
 }

@@ -362,25 +362,16 @@ mod tests {
         let dir = temp_dir("paused");
         let mut config = Config::default_for_tests();
         config.data_dir = dir.clone();
-        let paused = |state: &AppState| -> Vec<&'static str> {
-            state
-                .jobs
-                .list()
-                .into_iter()
-                .filter(|j| j.paused)
-                .map(|j| j.name)
-                .collect()
-        };
         let first = state(&config);
         let (status, body) = call_json(&first, "POST", "/api/jobs/retention/pause", "").await;
         assert_eq!(status, StatusCode::OK, "{body}");
         drop(first);
         let second = state(&config);
-        assert_eq!(paused(&second), ["retention"]);
+        assert_eq!(second.jobs.paused(), ["retention"]);
         let (status, _) = call_json(&second, "POST", "/api/jobs/retention/resume", "").await;
         assert_eq!(status, StatusCode::OK);
         drop(second);
-        assert!(paused(&state(&config)).is_empty());
+        assert!(state(&config).jobs.paused().is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -75,7 +75,7 @@ pub fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
 }
 
 /// Appends `ip` as a JSON string (an address's text needs no escaping).
-fn write_ip_str(out: &mut Vec<u8>, ip: IpAddr) {
+pub fn write_ip_str(out: &mut Vec<u8>, ip: IpAddr) {
     out.push(b'"');
     write_ip(out, ip);
     out.push(b'"');
